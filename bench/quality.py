@@ -33,6 +33,7 @@ from core.text import normalize  # noqa: E402
 from models.artifact import load_model  # noqa: E402
 from models.baseline import train_baseline  # noqa: E402
 from models.encoder import Encoder  # noqa: E402
+from models.registry import artifact_dir  # noqa: E402
 from models.registry import production  # noqa: E402
 from models.suggester import ScoringWeights  # noqa: E402
 from safeguards.relevance import first_match_ranks  # noqa: E402
@@ -81,7 +82,7 @@ def main() -> None:
                 .order_by(Example.id)
             )
         )
-    model, _ = load_model(Path(version.artifact_path), encoder, version.checksum)
+    model, _ = load_model(artifact_dir(settings, version), encoder, version.checksum)
     bench = [e for e in human if e.id in held_out]
     train = [e for e in human if e.id not in held_out]
     messages = [e.message for e in bench]

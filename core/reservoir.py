@@ -29,34 +29,41 @@ def ensure_benchmark(session: Session, settings: Settings) -> int:
     Per niche, a share of the human examples (at least ``benchmark_min_per_niche``, at most
     half, so training still sees every niche) is chosen by a seeded hash of the message.
     Examples sharing a message text go to the same side, so the benchmark never asks a
-    question that training already answered word for word.
+    question that training already answered word for word; only a niche with too few
+    distinct messages to reach its minimum has a message split across both sides.
     """
     existing = benchmark_ids(session)
     if existing:
         return len(existing)
     rows = session.execute(
-        select(Example.id, Example.message, Example.niche).where(
+        select(Example.id, Example.message, Example.niche, Example.content_hash).where(
             Example.provenance == Provenance.HUMAN.value
         )
     ).all()
-    by_niche: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
-    for example_id, message, niche in rows:
-        by_niche[niche][normalize(message)].append(example_id)
+    by_niche: dict[str, dict[str, list[tuple[str, int]]]] = defaultdict(lambda: defaultdict(list))
+    for example_id, message, niche, content_hash in rows:
+        by_niche[niche][normalize(message)].append((content_hash, example_id))
     chosen: list[int] = []
     for niche in sorted(by_niche):
         groups = by_niche[niche]
         total = sum(len(ids) for ids in groups.values())
-        target = max(settings.benchmark_min_per_niche, round(settings.benchmark_fraction * total))
-        target = min(target, total // 2)
-        taken = 0
-        for message in sorted(groups, key=lambda m: _rank(settings.seed, niche, m)):
-            if taken >= target:
+        cap = total // 2
+        wanted = max(settings.benchmark_min_per_niche, round(settings.benchmark_fraction * total))
+        target = min(cap, wanted)
+        taken: list[int] = []
+        ordered = sorted(groups, key=lambda m: _rank(settings.seed, niche, m))
+        for message in ordered:
+            if len(taken) >= target:
                 break
-            ids = groups[message]
-            if taken + len(ids) > max(target, 1) and taken > 0:
-                continue
-            chosen.extend(ids)
-            taken += len(ids)
+            # A group may overshoot the target, never the cap.
+            if len(taken) + len(groups[message]) <= cap:
+                taken.extend(i for _, i in groups[message])
+        if len(taken) < target:
+            # Too few distinct messages (one prompt with thirty jokes): split a group rather
+            # than leave the niche without a benchmark.
+            leftovers = sorted(pair for m in ordered for pair in groups[m] if pair[1] not in taken)
+            taken.extend(i for _, i in leftovers[: target - len(taken)])
+        chosen.extend(taken)
     session.add_all(
         ReservoirMember(example_id=i, role=ReservoirRole.BENCHMARK.value) for i in sorted(chosen)
     )

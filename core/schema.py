@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import JSON
 from sqlalchemy import CheckConstraint
 from sqlalchemy import DateTime
+from sqlalchemy import TypeDecorator
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
 from sqlalchemy import Integer
@@ -27,6 +28,23 @@ from core.provenance import ProvenanceImmutableError
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every database (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime: use datetime.now(datetime.UTC)")
+        return value.astimezone(dt.UTC) if value is not None else None
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 class Base(DeclarativeBase):
@@ -56,7 +74,7 @@ class Example(Base):
     generation: Mapped[int | None] = mapped_column(Integer, default=None)
     model_version: Mapped[str | None] = mapped_column(String(64), default=None)
     content_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ReservoirRole(enum.StrEnum):
@@ -76,7 +94,7 @@ class ReservoirMember(Base):
         ForeignKey("examples.id", ondelete="RESTRICT"), primary_key=True
     )
     role: Mapped[str] = mapped_column(String(16))
-    added_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class IncomingMessage(Base):
@@ -90,7 +108,7 @@ class IncomingMessage(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     message: Mapped[str] = mapped_column(Text)
     niche: Mapped[str | None] = mapped_column(String(100), default=None)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ModelStatus(enum.StrEnum):
@@ -124,8 +142,8 @@ class ModelVersion(Base):
     # sha256 of the artifact's manifest, which itself holds every file's checksum.
     checksum: Mapped[str] = mapped_column(String(64), default="")
     status: Mapped[str] = mapped_column(String(16), default=ModelStatus.BUILDING.value)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    promoted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    promoted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
 class Role(enum.StrEnum):
@@ -144,8 +162,8 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
     role: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
 class AuditEntry(Base):
@@ -154,7 +172,7 @@ class AuditEntry(Base):
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     actor: Mapped[str] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(200), default="")

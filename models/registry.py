@@ -73,13 +73,20 @@ def register(
         raise
     with db.session() as session:
         stored = session.get_one(ModelVersion, row.id)
-        stored.artifact_path = str(target.resolve())
+        # Relative to the data folder, so a data folder can be moved or copied whole.
+        stored.artifact_path = str(target.relative_to(settings.data_dir))
         stored.checksum = checksum
         stored.status = ModelStatus.CANDIDATE.value
     return stored
 
 
-def promote(session: Session, version: str, actor: str, reason: str) -> ModelVersion:
+def artifact_dir(settings: Settings, row: ModelVersion) -> Path:
+    return settings.data_dir / row.artifact_path
+
+
+def promote(
+    session: Session, settings: Settings, version: str, actor: str, reason: str
+) -> ModelVersion:
     """Make ``version`` production in one transaction; the previous one is archived.
 
     The artifact is verified first: a corrupt or partial artifact is never promoted.
@@ -90,7 +97,7 @@ def promote(session: Session, version: str, actor: str, reason: str) -> ModelVer
     if row.status in (ModelStatus.BUILDING.value, ModelStatus.FAILED.value):
         raise RegistryError(f"{version} is {row.status}: only a finished model can be promoted")
     try:
-        verify(Path(row.artifact_path), row.checksum)
+        verify(artifact_dir(settings, row), row.checksum)
     except ArtifactError as exc:
         raise RegistryError(f"refusing to promote {version}: {exc}") from None
     previous = production(session)

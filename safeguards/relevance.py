@@ -11,11 +11,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from core.text import normalize
-from models.encoder import Encoder
+from safeguards.evaluation import TextEncoder
 
 
 def first_match_ranks(
-    ranked: Sequence[Sequence[str]], gold: Sequence[str], encoder: Encoder, threshold: float
+    ranked: Sequence[Sequence[str]], gold: Sequence[str], encoder: TextEncoder, threshold: float
 ) -> np.ndarray:
     """1-based rank of the first suggestion matching each gold reply; 0 where none does."""
     flat = [text for suggestions in ranked for text in suggestions]

@@ -1,0 +1,62 @@
+"""The Flask application: the JSON API for app clients and the product team."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from apiflask import APIFlask
+
+from core.db import Database
+from core.incoming import IncomingLog
+from core.settings import load_settings
+from models.encoder import Encoder
+from webapp.serving import ModelHolder
+from webapp.state import EXTENSION
+from webapp.state import Services
+
+__all__ = ["create_app"]
+
+
+def create_app(overrides: Mapping[str, Any] | None = None, encoder: Encoder | None = None) -> APIFlask:
+    """Build the app from defaults, then ``REPLYGUARD_*`` variables, then ``overrides``.
+
+    ``encoder`` lets a caller that already holds the encoder share it (tests, benchmarks).
+    """
+    settings = load_settings(overrides)
+    app = APIFlask(
+        "replyguard",
+        title="ReplyGuard API",
+        version="1",
+        spec_path="/openapi.json",
+        docs_path=None,
+    )
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["VALIDATION_ERROR_STATUS_CODE"] = 422
+    app.config["AUTO_404_RESPONSE"] = False
+    app.config["INFO"] = {
+        "description": "Short reply suggestions from a model that is retrained offline and "
+        "refuses to promote blander versions."
+    }
+    logging.basicConfig(level=logging.INFO)
+
+    db = Database(settings)
+    db.upgrade()
+    encoder = encoder or Encoder.from_settings(settings)
+    holder = ModelHolder(db, encoder, settings.production_check_seconds)
+    holder.refresh()
+    app.extensions[EXTENSION] = Services(
+        settings, db, encoder, holder, IncomingLog(db, settings.incoming_retention)
+    )
+
+    from webapp import api
+    from webapp import body
+    from webapp import errors
+    from webapp import health
+
+    errors.init_app(app)
+    body.init_app(app)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+    return app

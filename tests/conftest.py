@@ -1,0 +1,105 @@
+"""Shared fixtures: the real encoder loaded once, a demo data folder trained once, and a fresh
+copy of it (database and artifacts) for every test that writes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from core.db import Database  # noqa: E402
+from core.ingest import load_demo  # noqa: E402
+from core.keys import create_key  # noqa: E402
+from core.schema import Role  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from models.baseline import train_baseline  # noqa: E402
+from models.encoder import Encoder  # noqa: E402
+from tests.helpers import FAST_TRAINING  # noqa: E402
+from tests.helpers import make_settings  # noqa: E402
+
+@pytest.fixture(scope="session")
+def encoder(tmp_path_factory: pytest.TempPathFactory) -> Encoder:
+    cache = tmp_path_factory.mktemp("encoder") / "embeddings.sqlite3"
+    return Encoder(disk_cache=cache)
+
+
+@pytest.fixture(scope="session")
+def trained_dir(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Path:
+    """A data folder with the demo data and the clean baseline in production (read-only)."""
+    data_dir = tmp_path_factory.mktemp("trained")
+    settings = make_settings(data_dir)
+    db = Database(settings)
+    db.upgrade()
+    with db.session() as session:
+        load_demo(session)
+    train_baseline(db, settings, encoder, actor="tests")
+    db.dispose()
+    return data_dir
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, trained_dir: Path) -> Path:
+    """A private copy of the trained data folder."""
+    target = tmp_path / "data"
+    shutil.copytree(trained_dir, target)
+    return target
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    return make_settings(data_dir)
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database(settings)
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def empty_db(tmp_path: Path) -> Iterator[Database]:
+    """A fresh, migrated database with nothing in it."""
+    database = Database(make_settings(tmp_path / "empty"))
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def app(data_dir: Path, encoder: Encoder):  # type: ignore[no-untyped-def]
+    from webapp import create_app
+
+    application = create_app(
+        {"data_dir": str(data_dir), **FAST_TRAINING, "production_check_seconds": 0}, encoder=encoder
+    )
+    application.config["TESTING"] = True
+    yield application
+    application.extensions["replyguard"].db.dispose()
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    return app.test_client()
+
+
+def _key(app, role: Role) -> str:  # type: ignore[no-untyped-def]
+    with app.extensions["replyguard"].db.session() as session:
+        token, _ = create_key(session, f"test-{role.value}", role)
+    return token
+
+
+@pytest.fixture
+def client_headers(app) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"Authorization": f"Bearer {_key(app, Role.CLIENT)}"}
+
+
+@pytest.fixture
+def reviewer_headers(app) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"Authorization": f"Bearer {_key(app, Role.REVIEWER)}"}

@@ -1,0 +1,150 @@
+"""The JSON API that app clients and the product team call (/v1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apiflask import APIBlueprint
+from sqlalchemy import select
+
+from core.ingest import ExampleIn
+from core.ingest import ImportFailed
+from core.ingest import add_examples
+from core.ingest import validate_rows
+from core.provenance import Provenance
+from core.schema import Example
+from core.text import pair_hash
+from models.registry import versions
+from webapp.auth import STAFF
+from webapp.auth import auth
+from webapp.auth import current_caller
+from webapp.errors import ApiError
+from webapp.schemas import ExamplesIn
+from webapp.schemas import FeedbackIn
+from webapp.schemas import FeedbackOut
+from webapp.schemas import ImportOut
+from webapp.schemas import ModelsOut
+from webapp.schemas import SuggestIn
+from webapp.schemas import SuggestOut
+from webapp.serving import NoModelError
+from webapp.state import services
+
+bp = APIBlueprint("api", __name__, url_prefix="/v1", tag="API")
+
+@bp.post("/suggestions")
+@bp.auth_required(auth)
+@bp.input(SuggestIn, arg_name="body")
+@bp.output(SuggestOut)
+@bp.doc(summary="Suggest short replies to a message")
+def suggest(body: dict[str, Any]) -> dict[str, Any]:
+    svc = services()
+    try:
+        loaded = svc.holder.get()
+    except NoModelError as exc:
+        raise ApiError(503, str(exc), code="no_model") from None
+    k = body["k"] or svc.settings.default_k
+    suggestions = loaded.model.suggest(body["message"], k=k, niche=body["niche"])
+    if svc.settings.record_incoming:
+        svc.incoming.record(body["message"], body["niche"])
+    return {
+        "model_version": loaded.version,
+        "suggestions": [
+            {"reply_id": s.reply_id, "text": s.text, "score": s.score} for s in suggestions
+        ],
+    }
+
+
+@bp.post("/feedback")
+@bp.auth_required(auth)
+@bp.input(FeedbackIn, arg_name="body")
+@bp.output(FeedbackOut, status_code=201)
+@bp.doc(summary="Report which suggestion the user chose, or what they typed instead")
+def feedback(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    chosen, typed, shown = body["chosen"], body["typed"], body["suggestions"]
+    if (chosen is None) == (typed is None):
+        raise ApiError(422, "give exactly one of 'chosen' (an index) or 'typed' (a text)")
+    if chosen is not None:
+        if not 0 <= chosen < len(shown):
+            raise ApiError(
+                422, f"'chosen' must index the {len(shown)} suggestion(s) shown (0-based)"
+            )
+        reply, provenance = shown[chosen], Provenance.HUMAN_SELECTED
+        if not reply.strip():
+            raise ApiError(422, "the chosen suggestion is empty")
+    else:
+        reply, provenance = typed, Provenance.HUMAN
+    example = ExampleIn(
+        message=body["message"].strip(),
+        reply=reply.strip(),
+        niche=body["niche"] or "general",
+        provenance=provenance,
+    )
+    version = body["model_version"] if provenance is Provenance.HUMAN_SELECTED else None
+    with services().db.session() as session:
+        added, _ = add_examples(session, [example], source="api:feedback", model_version=version)
+        if added:
+            row = added[0]
+        else:
+            digest = pair_hash(example.message, example.reply)
+            row = session.scalars(select(Example).where(Example.content_hash == digest)).one()
+        result = {"example_id": row.id, "provenance": row.provenance, "duplicate": not added}
+    return result, 201 if added else 200
+
+
+@bp.post("/examples")
+@bp.auth_required(auth, roles=STAFF)
+@bp.input(ExamplesIn, arg_name="body")
+@bp.output(ImportOut, status_code=201)
+@bp.doc(summary="Import examples in bulk (reviewer or admin)")
+def import_examples(body: dict[str, Any]) -> dict[str, Any]:
+    svc = services()
+    rows = body["examples"]
+    limit = svc.settings.max_examples_per_request
+    if not rows:
+        raise ApiError(422, "'examples' is empty")
+    if len(rows) > limit:
+        raise ApiError(413, f"at most {limit} examples per request; split the batch")
+    default = Provenance(body["provenance"]) if body["provenance"] else None
+    numbered = [(i, {k: v for k, v in row.items() if v is not None}) for i, row in enumerate(rows)]
+    try:
+        valid, skipped = validate_rows(numbered, default, body["skip_invalid"])
+    except ImportFailed as exc:
+        raise ApiError(
+            422,
+            f"{len(exc.errors)} invalid example(s), nothing imported; fix them or set "
+            "skip_invalid",
+            details={"rows": [{"index": e.line, "error": e.message} for e in exc.errors]},
+        ) from None
+    caller = current_caller()
+    with svc.db.session() as session:
+        added, duplicates = add_examples(session, valid, source=f"api:{caller.actor}")
+    return {
+        "added": len(added),
+        "duplicates": duplicates,
+        "skipped": [{"index": e.line, "error": e.message} for e in skipped],
+    }
+
+
+@bp.get("/models")
+@bp.auth_required(auth)
+@bp.output(ModelsOut)
+@bp.doc(summary="Model versions and which one is production")
+def list_models() -> dict[str, Any]:
+    svc = services()
+    with svc.db.session() as session:
+        rows = versions(session)
+        prod = next((r.version for r in rows if r.status == "production"), None)
+        models = [
+            {
+                "version": r.version,
+                "generation": r.generation,
+                "parent": r.parent,
+                "status": r.status,
+                "created_at": r.created_at.isoformat(),
+                "promoted_at": r.promoted_at.isoformat() if r.promoted_at else None,
+            }
+            for r in rows
+        ]
+    current = svc.holder.current
+    return {"production": prod, "serving": current.version if current else None, "models": models}
+

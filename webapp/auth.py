@@ -1,0 +1,43 @@
+"""API-key authentication (``Authorization: Bearer <key>``) and roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from apiflask import HTTPTokenAuth
+
+from core.keys import find_key
+from core.schema import Role
+from webapp.state import services
+
+auth = HTTPTokenAuth(scheme="Bearer", description="An API key from `replyguard keys create`")
+
+STAFF = [Role.REVIEWER.value, Role.ADMIN.value]
+
+
+@dataclass(frozen=True)
+class Caller:
+    key_id: int
+    name: str
+    role: str
+
+    @property
+    def actor(self) -> str:
+        return f"key:{self.key_id}:{self.name}"
+
+
+@auth.verify_token
+def _verify(token: str) -> Caller | None:
+    with services().db.session() as session:
+        row = find_key(session, token)
+        return Caller(row.id, row.name, row.role) if row else None
+
+
+@auth.get_user_roles
+def _roles(caller: Caller) -> list[str]:
+    return [caller.role]
+
+
+def current_caller() -> Caller:
+    caller: Caller = auth.current_user
+    return caller

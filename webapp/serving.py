@@ -1,0 +1,130 @@
+"""The production model inside a web process, swapped without a restart.
+
+Every request asks the holder for the model; at most once per ``check_seconds`` the holder
+reads which version is production. A change is loaded in a background thread while requests
+keep using the model they have; the swap is one reference assignment, so requests in flight
+finish on the model they started with. A version that fails to load (corrupt, partial) is
+logged and skipped, and the current model keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.db import Database
+from models.artifact import ArtifactError
+from models.artifact import load_model
+from models.encoder import Encoder
+from models.registry import production
+from models.suggester import SuggestionModel
+
+log = logging.getLogger(__name__)
+
+# A version that failed to load is retried after this long (the file may have been repaired).
+RETRY_FAILED_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Loaded:
+    version: str
+    checksum: str
+    model: SuggestionModel
+
+
+@dataclass(frozen=True)
+class _Target:
+    version: str
+    checksum: str
+    path: str
+
+
+class NoModelError(RuntimeError):
+    """No production model can be served yet."""
+
+
+class ModelHolder:
+    def __init__(self, db: Database, encoder: Encoder, check_seconds: float) -> None:
+        self.db = db
+        self.data_dir = db.settings.data_dir
+        self.encoder = encoder
+        self.check_seconds = check_seconds
+        self._current: Loaded | None = None
+        self._checked_at = float("-inf")
+        self._lock = threading.Lock()
+        self._loading: threading.Thread | None = None
+        self._failed: dict[tuple[str, str], float] = {}
+        self.last_error: str | None = None
+
+    @property
+    def current(self) -> Loaded | None:
+        return self._current
+
+    def get(self) -> Loaded:
+        """The model to serve this request with."""
+        now = time.monotonic()
+        if now - self._checked_at >= self.check_seconds:
+            self._checked_at = now
+            self._check(background=self._current is not None)
+        current = self._current
+        if current is None:
+            raise NoModelError(
+                self.last_error
+                or "no production model yet: run `replyguard models train-baseline` "
+                "(make run does it for you)"
+            )
+        return current
+
+    def refresh(self) -> Loaded | None:
+        """Check production now and load a change before returning (start-up, tests)."""
+        self._checked_at = time.monotonic()
+        self._check(background=False)
+        return self._current
+
+    def _check(self, background: bool) -> None:
+        try:
+            with self.db.session() as session:
+                row = production(session)
+                target = _Target(row.version, row.checksum, row.artifact_path) if row else None
+        except SQLAlchemyError as exc:
+            # The database being briefly unreachable must not stop suggestions.
+            log.warning("cannot read the production version: %s", exc)
+            return
+        current = self._current
+        if target is None or (current and current.checksum == target.checksum):
+            return
+        failed_at = self._failed.get((target.version, target.checksum))
+        if failed_at is not None and time.monotonic() - failed_at < RETRY_FAILED_SECONDS:
+            return
+        if not background:
+            self._load(target)
+            return
+        with self._lock:
+            if self._loading is not None and self._loading.is_alive():
+                return
+            self._loading = threading.Thread(
+                target=self._load, args=(target,), name="model-loader", daemon=True
+            )
+            self._loading.start()
+
+    def wait_for_load(self, timeout: float = 60.0) -> None:
+        loading = self._loading
+        if loading is not None:
+            loading.join(timeout)
+
+    def _load(self, target: _Target) -> None:
+        try:
+            model, _ = load_model(self.data_dir / target.path, self.encoder, target.checksum)
+        except ArtifactError as exc:
+            self._failed[(target.version, target.checksum)] = time.monotonic()
+            serving = self._current.version if self._current else "nothing"
+            self.last_error = f"production model {target.version} was refused: {exc}"
+            log.error("%s; still serving %s", self.last_error, serving)
+            return
+        self._current = Loaded(target.version, target.checksum, model)
+        self.last_error = None
+        log.info("now serving model %s", target.version)

@@ -1,0 +1,29 @@
+"""What one web process holds: settings, database, encoder and the served model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+
+from core.db import Database
+from core.incoming import IncomingLog
+from core.settings import Settings
+from models.encoder import Encoder
+from webapp.serving import ModelHolder
+
+EXTENSION = "replyguard"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    encoder: Encoder
+    holder: ModelHolder
+    incoming: IncomingLog
+
+
+def services() -> Services:
+    found: Services = current_app.extensions[EXTENSION]
+    return found
