@@ -23,21 +23,21 @@ from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.db import Database  # noqa: E402
-from core.ingest import load_demo  # noqa: E402
-from core.provenance import Provenance  # noqa: E402
-from core.reservoir import benchmark_ids  # noqa: E402
-from core.schema import Example  # noqa: E402
-from core.settings import load_settings  # noqa: E402
-from core.text import normalize  # noqa: E402
-from models.artifact import load_model  # noqa: E402
-from models.baseline import train_baseline  # noqa: E402
-from models.encoder import Encoder  # noqa: E402
-from models.registry import artifact_dir  # noqa: E402
-from models.registry import production  # noqa: E402
-from models.suggester import ScoringWeights  # noqa: E402
-from safeguards.relevance import first_match_ranks  # noqa: E402
-from safeguards.relevance import relevance_figures  # noqa: E402
+from core.db import Database
+from core.ingest import load_demo
+from core.provenance import Provenance
+from core.reservoir import benchmark_ids
+from core.schema import Example
+from core.settings import load_settings
+from core.text import normalize
+from models.artifact import load_model
+from models.baseline import train_baseline
+from models.encoder import Encoder
+from models.registry import artifact_dir
+from models.registry import production
+from models.suggester import ScoringWeights
+from safeguards.relevance import first_match_ranks
+from safeguards.relevance import relevance_figures
 
 DEPTH = 10
 

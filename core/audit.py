@@ -17,7 +17,9 @@ def record(
     reason: str = "",
     details: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    entry = AuditEntry(actor=actor, action=action, target=target, reason=reason, details=details or {})
+    entry = AuditEntry(
+        actor=actor, action=action, target=target, reason=reason, details=details or {}
+    )
     session.add(entry)
     session.flush()
     return entry

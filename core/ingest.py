@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from collections.abc import Iterable
 from collections.abc import Iterator
@@ -241,7 +242,7 @@ def demo_rows() -> Iterator[tuple[str, ExampleIn]]:
         corpus = yaml.safe_load(entry.read_text(encoding="utf-8"))
         for conversation in corpus.get("conversations", []):
             turns = [str(turn).strip() for turn in conversation if str(turn).strip()]
-            for message, reply in zip(turns, turns[1:], strict=False):
+            for message, reply in itertools.pairwise(turns):
                 yield f"demo:{niche}", ExampleIn(message, reply, niche, Provenance.HUMAN)
 
 

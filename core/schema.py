@@ -5,16 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from typing import Any
+from typing import ClassVar
 
 from sqlalchemy import JSON
 from sqlalchemy import CheckConstraint
 from sqlalchemy import DateTime
-from sqlalchemy import TypeDecorator
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
 from sqlalchemy import Integer
 from sqlalchemy import String
 from sqlalchemy import Text
+from sqlalchemy import TypeDecorator
 from sqlalchemy import event
 from sqlalchemy import inspect
 from sqlalchemy import text
@@ -48,7 +49,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON}
 
 
 def _values(kind: type[enum.Enum]) -> str:

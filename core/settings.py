@@ -129,6 +129,4 @@ def _coerce(name: str, raw: Any, kind: type) -> Any:
         return kind(raw)
     except ValueError:
         env_name = UNPREFIXED.get(name, ENV_PREFIX + name.upper())
-        raise SettingsError(
-            f"{env_name}={raw!r} is not a valid {kind.__name__}"
-        ) from None
+        raise SettingsError(f"{env_name}={raw!r} is not a valid {kind.__name__}") from None

@@ -77,5 +77,7 @@ def train_baseline(
     version = register(db, settings, model, generation=0, parent=None, metadata=metadata)
     with db.session() as session:
         if production(session) is None:
-            version = promote(session, settings, version.version, actor, "first model: the clean baseline")
+            version = promote(
+                session, settings, version.version, actor, "first model: the clean baseline"
+            )
     return version, report

@@ -18,7 +18,6 @@ import faiss
 import numpy as np
 
 from core.settings import Settings
-
 from models.adapter import Adapter
 from models.bank import ResponseBank
 from models.encoder import Encoder
@@ -73,7 +72,9 @@ class Candidates:
     knn: np.ndarray
     prior: np.ndarray
 
-    def combined(self, weights: ScoringWeights, niche_match: np.ndarray | None = None) -> np.ndarray:
+    def combined(
+        self, weights: ScoringWeights, niche_match: np.ndarray | None = None
+    ) -> np.ndarray:
         score = weights.dual * self.dual + weights.knn * self.knn + weights.prior * self.prior
         if niche_match is not None:
             score = score + weights.niche_bonus * niche_match

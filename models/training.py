@@ -93,7 +93,11 @@ def train_model(
         )
         lookup = {normalize(t): i for i, t in enumerate(fit_bank.texts)}
         gold = np.array(
-            [lookup.get(normalize(e.reply), -1) for e, h in zip(examples, held_out, strict=True) if h]
+            [
+                lookup.get(normalize(e.reply), -1)
+                for e, h in zip(examples, held_out, strict=True)
+                if h
+            ]
         )
         cands = probe.candidates_for_embeddings(messages[held_out])
         tried = _grid_search(cands, gold)
@@ -142,9 +146,7 @@ def _bank_embeddings(replies: np.ndarray, row_ids: np.ndarray, size: int) -> np.
     return out
 
 
-def _grid_search(
-    cands: list[Candidates], gold: np.ndarray
-) -> list[tuple[dict[str, float], float]]:
+def _grid_search(cands: list[Candidates], gold: np.ndarray) -> list[tuple[dict[str, float], float]]:
     results = []
     for dual, knn, prior in itertools.product(*WEIGHT_GRID.values()):
         if dual == 0 and knn == 0:

@@ -12,15 +12,16 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from core.db import Database  # noqa: E402
-from core.ingest import load_demo  # noqa: E402
-from core.keys import create_key  # noqa: E402
-from core.schema import Role  # noqa: E402
-from core.settings import Settings  # noqa: E402
-from models.baseline import train_baseline  # noqa: E402
-from models.encoder import Encoder  # noqa: E402
-from tests.helpers import FAST_TRAINING  # noqa: E402
-from tests.helpers import make_settings  # noqa: E402
+from core.db import Database
+from core.ingest import load_demo
+from core.keys import create_key
+from core.schema import Role
+from core.settings import Settings
+from models.baseline import train_baseline
+from models.encoder import Encoder
+from tests.helpers import FAST_TRAINING
+from tests.helpers import make_settings
+
 
 @pytest.fixture(scope="session")
 def encoder(tmp_path_factory: pytest.TempPathFactory) -> Encoder:

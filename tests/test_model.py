@@ -38,7 +38,11 @@ def examples() -> list[TrainingExample]:
 
 
 def test_encoder_is_normalised_and_never_encodes_a_text_twice(encoder: Encoder) -> None:
-    texts = ["a unique sentence for the cache test", "another unique one", "a unique sentence for the cache test"]
+    texts = [
+        "a unique sentence for the cache test",
+        "another unique one",
+        "a unique sentence for the cache test",
+    ]
     before = encoder.encoded_count
     vectors = encoder.encode(texts)
     assert vectors.shape == (3, encoder.dim)
@@ -63,7 +67,9 @@ def test_encoder_refuses_a_folder_that_is_no_model(tmp_path: Path) -> None:
 
 
 def test_bank_merges_replies_and_orders_prior() -> None:
-    bank, ids = ResponseBank.build(["Yes", "yes ", "No", "Maybe"], ["a", "b", "a", "a"], [1, 1, 1, 1])
+    bank, ids = ResponseBank.build(
+        ["Yes", "yes ", "No", "Maybe"], ["a", "b", "a", "a"], [1, 1, 1, 1]
+    )
     assert bank.texts == ["Yes", "No", "Maybe"]
     assert ids.tolist() == [0, 0, 1, 2]
     assert bank.niches[0] == ["a", "b"]
@@ -84,7 +90,9 @@ def test_training_is_reproducible_and_learns(encoder: Encoder) -> None:
 
 
 def test_suggestions_answer_the_message_and_never_repeat_themselves(encoder: Encoder) -> None:
-    model, _ = train_model(encoder, examples(), AdapterConfig(epochs=15, batch_size=8), RetrievalConfig())
+    model, _ = train_model(
+        encoder, examples(), AdapterConfig(epochs=15, batch_size=8), RetrievalConfig()
+    )
     top = model.suggest("are we still on for lunch today?", k=3)
     assert top[0].text == "Yes, see you at noon."
     assert [s.score for s in top] == sorted((s.score for s in top), reverse=True)
@@ -97,7 +105,9 @@ def test_suggestions_answer_the_message_and_never_repeat_themselves(encoder: Enc
 
 
 def test_niche_hint_moves_that_niches_replies_up(encoder: Encoder) -> None:
-    model, _ = train_model(encoder, examples(), AdapterConfig(epochs=5, batch_size=8), RetrievalConfig())
+    model, _ = train_model(
+        encoder, examples(), AdapterConfig(epochs=5, batch_size=8), RetrievalConfig()
+    )
 
     def first_sports_rank(niche: str | None) -> int:
         ranked = model.suggest("ok", k=10, niche=niche)
@@ -107,18 +117,21 @@ def test_niche_hint_moves_that_niches_replies_up(encoder: Encoder) -> None:
 
 
 def test_knn_signal_votes_for_replies_of_similar_messages(encoder: Encoder) -> None:
-    model, _ = train_model(encoder, examples(), AdapterConfig(epochs=1, batch_size=8), RetrievalConfig())
+    model, _ = train_model(
+        encoder, examples(), AdapterConfig(epochs=1, batch_size=8), RetrievalConfig()
+    )
     cands = model.candidates(["I forgot my password"])[0]
     best = cands.ids[int(np.argmax(cands.knn))]
     assert model.bank.texts[best] == "Use the reset link on the sign-in page."
     assert cands.knn.sum() == pytest.approx(1.0, abs=1e-5)
 
 
-def test_baseline_reports_weights_chosen_on_held_out_data(trained_dir: Path, encoder: Encoder) -> None:
+def test_baseline_reports_weights_chosen_on_held_out_data(
+    trained_dir: Path, encoder: Encoder
+) -> None:
     from core.db import Database
     from models.artifact import read_manifest
     from models.registry import production
-
     from tests.helpers import make_settings
 
     settings: Settings = make_settings(trained_dir)

@@ -52,9 +52,11 @@ def test_orm_refuses_to_change_provenance(empty_db: Database) -> None:
 )
 def test_database_refuses_raw_updates(empty_db: Database, statement: str) -> None:
     example_id = add(empty_db, Provenance.SYNTHETIC)
-    with pytest.raises(DBAPIError, match="provenance is immutable"):
-        with empty_db.engine.begin() as connection:
-            connection.execute(text(statement))
+    with (
+        pytest.raises(DBAPIError, match="provenance is immutable"),
+        empty_db.engine.begin() as connection,
+    ):
+        connection.execute(text(statement))
     assert provenance_of(empty_db, example_id) == "synthetic"
 
 
@@ -75,8 +77,15 @@ def test_reimport_under_another_provenance_changes_nothing(
     path.write_text(json.dumps({"message": "is it  raining?", "reply": "Yes, take an umbrella."}))
     result = CliRunner().invoke(
         main,
-        ["--data-dir", str(empty_db.settings.data_dir), "data", "import", str(path),
-         "--provenance", "human"],
+        [
+            "--data-dir",
+            str(empty_db.settings.data_dir),
+            "data",
+            "import",
+            str(path),
+            "--provenance",
+            "human",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "0 added, 1 already present" in result.output
@@ -100,9 +109,11 @@ def test_audit_log_is_append_only(empty_db: Database) -> None:
     with empty_db.session() as session:
         record(session, "tester", "model.promote", "v1", "because")
     for statement in ("UPDATE audit_log SET reason = 'x'", "DELETE FROM audit_log"):
-        with pytest.raises(DBAPIError, match="append-only"):
-            with empty_db.engine.begin() as connection:
-                connection.execute(text(statement))
+        with (
+            pytest.raises(DBAPIError, match="append-only"),
+            empty_db.engine.begin() as connection,
+        ):
+            connection.execute(text(statement))
     with empty_db.session() as session:
         assert [e.reason for e in session.scalars(select(AuditEntry))] == ["because"]
 
@@ -118,10 +129,16 @@ def test_api_has_no_way_to_relabel(client, client_headers, reviewer_headers, db)
     typed = {"message": "Is it raining?", "suggestions": [], "typed": "Yes, take an umbrella."}
     again = client.post("/v1/feedback", json=typed, headers=client_headers)
     assert again.status_code == 200
-    assert again.json == {"example_id": example_id, "provenance": "human_selected", "duplicate": True}
+    assert again.json == {
+        "example_id": example_id,
+        "provenance": "human_selected",
+        "duplicate": True,
+    }
 
-    bulk = {"examples": [{"message": "Is it raining?", "reply": "Yes, take an umbrella."}],
-            "provenance": "human"}
+    bulk = {
+        "examples": [{"message": "Is it raining?", "reply": "Yes, take an umbrella."}],
+        "provenance": "human",
+    }
     imported = client.post("/v1/examples", json=bulk, headers=reviewer_headers)
     assert imported.status_code == 201
     assert imported.json["duplicates"] == 1

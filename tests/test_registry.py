@@ -34,7 +34,9 @@ def production_model(db: Database, settings: Settings, encoder: Encoder):  # typ
     return row, model, manifest
 
 
-def test_round_trip_gives_the_same_suggestions(db: Database, settings: Settings, encoder: Encoder, tmp_path: Path) -> None:
+def test_round_trip_gives_the_same_suggestions(
+    db: Database, settings: Settings, encoder: Encoder, tmp_path: Path
+) -> None:
     _, model, _ = production_model(db, settings, encoder)
     checksum = write_model(model, tmp_path / "copy", {"version": "copy"})
     again, manifest = load_model(tmp_path / "copy", encoder, checksum)
@@ -44,7 +46,9 @@ def test_round_trip_gives_the_same_suggestions(db: Database, settings: Settings,
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "staging dir left behind"
 
 
-def test_versions_are_never_overwritten(db: Database, settings: Settings, encoder: Encoder, tmp_path: Path) -> None:
+def test_versions_are_never_overwritten(
+    db: Database, settings: Settings, encoder: Encoder, tmp_path: Path
+) -> None:
     _, model, _ = production_model(db, settings, encoder)
     write_model(model, tmp_path / "v", {})
     with pytest.raises(ArtifactError, match="never overwritten"):
@@ -54,13 +58,18 @@ def test_versions_are_never_overwritten(db: Database, settings: Settings, encode
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (lambda d: (d / "bank_embeddings.npy").write_bytes(b"garbage"), "bank_embeddings.npy is corrupt"),
+        (
+            lambda d: (d / "bank_embeddings.npy").write_bytes(b"garbage"),
+            "bank_embeddings.npy is corrupt",
+        ),
         (lambda d: (d / "messages.faiss").unlink(), "messages.faiss is missing"),
         (lambda d: (d / "manifest.json").unlink(), "no manifest"),
         (lambda d: (d / "manifest.json").write_text("{"), "unreadable manifest"),
     ],
 )
-def test_damaged_artifacts_are_refused(db: Database, settings: Settings, encoder: Encoder, damage, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_damaged_artifacts_are_refused(
+    db: Database, settings: Settings, encoder: Encoder, damage, message: str
+) -> None:  # type: ignore[no-untyped-def]
     row, _, _ = production_model(db, settings, encoder)
     directory = artifact_dir(settings, row)
     damage(directory)
@@ -68,7 +77,9 @@ def test_damaged_artifacts_are_refused(db: Database, settings: Settings, encoder
         load_model(directory, encoder, row.checksum if "manifest" not in message else None)
 
 
-def test_manifest_swapped_for_another_is_refused(db: Database, settings: Settings, encoder: Encoder) -> None:
+def test_manifest_swapped_for_another_is_refused(
+    db: Database, settings: Settings, encoder: Encoder
+) -> None:
     row, _, _ = production_model(db, settings, encoder)
     manifest_path = artifact_dir(settings, row) / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
@@ -84,7 +95,9 @@ def register_copy(db: Database, settings: Settings, encoder: Encoder, parent: st
     return register(db, settings, model, generation=1, parent=parent, metadata={"training": {}})
 
 
-def test_register_then_promote_archives_the_previous(db: Database, settings: Settings, encoder: Encoder) -> None:
+def test_register_then_promote_archives_the_previous(
+    db: Database, settings: Settings, encoder: Encoder
+) -> None:
     first, _, _ = production_model(db, settings, encoder)
     candidate = register_copy(db, settings, encoder, first.version)
     assert candidate.status == ModelStatus.CANDIDATE.value
@@ -96,11 +109,17 @@ def test_register_then_promote_archives_the_previous(db: Database, settings: Set
         audit = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
     assert statuses == {first.version: "archived", candidate.version: "production"}
     assert audit is not None
-    assert (audit.action, audit.target, audit.reason) == ("model.promote", candidate.version, "better")
+    assert (audit.action, audit.target, audit.reason) == (
+        "model.promote",
+        candidate.version,
+        "better",
+    )
     assert audit.details == {"previous": first.version}
 
 
-def test_corrupt_candidate_is_never_promoted(db: Database, settings: Settings, encoder: Encoder) -> None:
+def test_corrupt_candidate_is_never_promoted(
+    db: Database, settings: Settings, encoder: Encoder
+) -> None:
     first, _, _ = production_model(db, settings, encoder)
     candidate = register_copy(db, settings, encoder, first.version)
     (artifact_dir(settings, candidate) / "adapter.npz").write_bytes(b"\0" * 10)
@@ -110,7 +129,9 @@ def test_corrupt_candidate_is_never_promoted(db: Database, settings: Settings, e
         assert production(session).version == first.version  # type: ignore[union-attr]
 
 
-def test_database_allows_one_production_model(db: Database, settings: Settings, encoder: Encoder) -> None:
+def test_database_allows_one_production_model(
+    db: Database, settings: Settings, encoder: Encoder
+) -> None:
     first, _, _ = production_model(db, settings, encoder)
     candidate = register_copy(db, settings, encoder, first.version)
     with pytest.raises(IntegrityError), db.session() as session:

@@ -19,7 +19,9 @@ from webapp.state import Services
 __all__ = ["create_app"]
 
 
-def create_app(overrides: Mapping[str, Any] | None = None, encoder: Encoder | None = None) -> APIFlask:
+def create_app(
+    overrides: Mapping[str, Any] | None = None, encoder: Encoder | None = None
+) -> APIFlask:
     """Build the app from defaults, then ``REPLYGUARD_*`` variables, then ``overrides``.
 
     ``encoder`` lets a caller that already holds the encoder share it (tests, benchmarks).

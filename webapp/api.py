@@ -31,6 +31,7 @@ from webapp.state import services
 
 bp = APIBlueprint("api", __name__, url_prefix="/v1", tag="API")
 
+
 @bp.post("/suggestions")
 @bp.auth_required(auth)
 @bp.input(SuggestIn, arg_name="body")
@@ -111,8 +112,7 @@ def import_examples(body: dict[str, Any]) -> dict[str, Any]:
     except ImportFailed as exc:
         raise ApiError(
             422,
-            f"{len(exc.errors)} invalid example(s), nothing imported; fix them or set "
-            "skip_invalid",
+            f"{len(exc.errors)} invalid example(s), nothing imported; fix them or set skip_invalid",
             details={"rows": [{"index": e.line, "error": e.message} for e in exc.errors]},
         ) from None
     caller = current_caller()
@@ -147,4 +147,3 @@ def list_models() -> dict[str, Any]:
         ]
     current = svc.holder.current
     return {"production": prod, "serving": current.version if current else None, "models": models}
-

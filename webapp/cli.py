@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -171,7 +170,8 @@ def models_list(ctx: Context) -> None:
     if not rows:
         click.echo("no models yet: run `replyguard models train-baseline`")
     for row in rows:
-        click.echo(f"{row.version:8} generation {row.generation:<3} {row.status:10} {row.created_at:%Y-%m-%d %H:%M}")
+        created = f"{row.created_at:%Y-%m-%d %H:%M}"
+        click.echo(f"{row.version:8} generation {row.generation:<3} {row.status:10} {created}")
 
 
 @models.command("train-baseline")
@@ -257,33 +257,25 @@ def run(ctx: Context, host: str, port: int) -> None:
         "\nReady. A client API key (shown once):\n"
         f"  export KEY={token}\n"
         "Try:\n"
-        f"  curl -H \"Authorization: Bearer $KEY\" -d '{{\"message\": \"are we still on for lunch?\"}}' "
-        f"{url}/v1/suggestions\n"
+        '  curl -H "Authorization: Bearer $KEY" '
+        f"""-d '{{"message": "are we still on for lunch?"}}' {url}/v1/suggestions\n"""
         f"API description: {url}/openapi.json   Stop with Ctrl-C.\n"
     )
     _exec_gunicorn(ctx, host, port, workers=1, threads=4)
 
 
 def _exec_gunicorn(ctx: Context, host: str, port: int, workers: int, threads: int) -> None:
-    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or shutil.which(
-        "gunicorn"
-    )
-    if gunicorn is None:
-        raise click.ClickException("gunicorn is not installed: run `make run` or pip install .")
+    from webapp.launch import LaunchError
+    from webapp.launch import gunicorn_command
+    from webapp.launch import server_env
+
+    try:
+        args = gunicorn_command(host, port, workers, threads)
+    except LaunchError as exc:
+        raise click.ClickException(str(exc)) from None
     ctx.db.upgrade()
-    env = dict(os.environ, REPLYGUARD_DATA_DIR=str(ctx.settings.data_dir.resolve()))
-    args = [
-        gunicorn,
-        "webapp:create_app()",
-        f"--bind={host}:{port}",
-        f"--workers={workers}",
-        f"--threads={threads}",
-        "--worker-class=gthread",
-        "--timeout=120",
-        "--access-logfile=-",
-    ]
     sys.stdout.flush()
-    os.execve(gunicorn, args, env)
+    os.execve(args[0], args, server_env(ctx.settings.data_dir))
 
 
 def _safe_url(url: str) -> str:

@@ -14,6 +14,7 @@ from apiflask.fields import List
 from apiflask.fields import Nested
 from apiflask.fields import String
 from apiflask.validators import Length
+from apiflask.validators import OneOf
 from flask import current_app
 from marshmallow import ValidationError
 from marshmallow import validates
@@ -105,7 +106,7 @@ class ExamplesIn(Schema):
     examples = List(Nested(ExampleRowIn), required=True)
     provenance = String(
         load_default=None,
-        validate=lambda p: p in {v.value for v in Provenance},
+        validate=OneOf([v.value for v in Provenance]),
         metadata={"description": "Provenance for rows without their own: human or synthetic."},
     )
     skip_invalid = Boolean(load_default=False)

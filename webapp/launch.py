@@ -1,0 +1,88 @@
+"""Starting the API under gunicorn: for `replyguard serve`, tests and benchmarks alike."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+class LaunchError(RuntimeError):
+    pass
+
+
+def gunicorn_command(host: str, port: int, workers: int, threads: int) -> list[str]:
+    here = Path(sys.executable).parent
+    gunicorn = shutil.which("gunicorn", path=str(here)) or shutil.which("gunicorn")
+    if gunicorn is None:
+        raise LaunchError("gunicorn is not installed: run `make run`, or pip install the project")
+    return [
+        gunicorn,
+        "webapp:create_app()",
+        f"--bind={host}:{port}",
+        f"--workers={workers}",
+        f"--threads={threads}",
+        "--worker-class=gthread",
+        # Loading the encoder and a model takes seconds; don't kill a worker that is starting.
+        "--timeout=120",
+        "--access-logfile=-",
+    ]
+
+
+def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    return dict(
+        os.environ, REPLYGUARD_DATA_DIR=str(data_dir.resolve()), HF_HUB_OFFLINE="1", **extra
+    )
+
+
+def start_server(
+    data_dir: Path, port: int, workers: int = 1, threads: int = 4, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start gunicorn on 127.0.0.1:port in the background and wait until /readyz says ready."""
+    command = gunicorn_command("127.0.0.1", port, workers, threads)
+    if log is None:
+        process = subprocess.Popen(
+            command, env=server_env(data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
+    else:
+        # The child keeps its own copy of the descriptor; ours can close at once.
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                command, env=server_env(data_dir), stdout=output, stderr=subprocess.STDOUT
+            )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", process)
+    except BaseException:
+        stop_server(process)
+        raise
+    return process
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise LaunchError(f"the server exited with code {process.returncode} while starting")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                if json.load(response).get("status") == "ready":
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise LaunchError(f"{url} was not ready after {timeout:.0f} s")
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
