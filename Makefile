@@ -1,6 +1,7 @@
 # The two commands of the quick start: `make run` and `make test`.
 PYTHON ?= python3
 VENV ?= .venv
+PORT ?= 8000
 BIN := $(VENV)/bin
 # Every tool here runs from local files; nothing is fetched from a model hub.
 export HF_HUB_OFFLINE := 1
@@ -21,7 +22,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	@touch $(VENV)/.installed $@
 
 run: $(VENV)/.installed
-	$(BIN)/replyguard run
+	$(BIN)/replyguard run --port $(PORT)
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

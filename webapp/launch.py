@@ -32,6 +32,8 @@ def gunicorn_command(host: str, port: int, workers: int, threads: int) -> list[s
         # Loading the encoder and a model takes seconds; don't kill a worker that is starting.
         "--timeout=120",
         "--access-logfile=-",
+        # One shared control socket per user would collide between servers on one machine.
+        "--no-control-socket",
     ]
 
 

@@ -1,0 +1,90 @@
+"""Latency of one /v1/suggestions request through a real gunicorn server on loopback.
+
+Usage:
+    .venv/bin/python bench/latency.py [--data-dir DIR] [--requests 1000]
+
+Sends N sequential requests (one client, keep-alive) with messages drawn from the demo
+benchmark, reports the median and 99th percentile, and writes docs/figures/latency.json.
+The data folder must hold a trained model: bench/quality.py prepares one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.db import Database  # noqa: E402
+from core.ingest import demo_rows  # noqa: E402
+from core.keys import create_key  # noqa: E402
+from core.schema import Role  # noqa: E402
+from core.settings import load_settings  # noqa: E402
+from webapp.launch import start_server  # noqa: E402
+from webapp.launch import stop_server  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default="var/bench-quality")
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--out", default="docs/figures/latency.json")
+    args = parser.parse_args()
+
+    data_dir = Path(args.data_dir)
+    db = Database(load_settings({"data_dir": str(data_dir)}))
+    with db.session() as session:
+        token, _ = create_key(session, "bench-latency", Role.CLIENT)
+    db.dispose()
+    messages = [example.message for _, example in demo_rows()]
+    rng = np.random.default_rng(7)
+    port = free_port()
+    server = start_server(data_dir, port, workers=1, threads=4)
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        timings = []
+        for i in range(args.requests + 20):
+            body = json.dumps({"message": messages[int(rng.integers(len(messages)))]})
+            start = time.perf_counter()
+            connection.request("POST", "/v1/suggestions", body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            elapsed = time.perf_counter() - start
+            if response.status != 200:
+                raise SystemExit(f"request {i} failed with {response.status}")
+            if i >= 20:  # the first requests warm caches and threads
+                timings.append(elapsed * 1000)
+        connection.close()
+    finally:
+        stop_server(server)
+    timings.sort()
+    figures = {
+        "requests": len(timings),
+        "median_ms": round(statistics.median(timings), 2),
+        "p99_ms": round(timings[int(0.99 * len(timings)) - 1], 2),
+        "max_ms": round(timings[-1], 2),
+        "server": "gunicorn, 1 worker, 4 threads, 127.0.0.1",
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
