@@ -15,21 +15,18 @@ import http.client
 import json
 import socket
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core.db import Database  # noqa: E402
-from core.ingest import demo_rows  # noqa: E402
-from core.keys import create_key  # noqa: E402
-from core.schema import Role  # noqa: E402
-from core.settings import load_settings  # noqa: E402
-from webapp.launch import start_server  # noqa: E402
-from webapp.launch import stop_server  # noqa: E402
+from core.db import Database
+from core.ingest import demo_rows
+from core.keys import create_key
+from core.schema import Role
+from core.settings import load_settings
+from webapp.launch import start_server
+from webapp.launch import stop_server
 
 
 def free_port() -> int:

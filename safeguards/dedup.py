@@ -176,7 +176,9 @@ def pair_embeddings(messages: np.ndarray, replies: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(total / norms, dtype=np.float32)
 
 
-def encode_pairs(encoder: TextEncoder, examples: Sequence[Pair], chunk_size: int = 4096) -> np.ndarray:
+def encode_pairs(
+    encoder: TextEncoder, examples: Sequence[Pair], chunk_size: int = 4096
+) -> np.ndarray:
     """Pair embeddings of examples, encoded chunk by chunk.
 
     Args:

@@ -46,15 +46,15 @@ def word_tokens(text: str) -> list[str]:
     return _TOKEN.findall(normalize(text))
 
 
-def distinct_n(texts: Sequence[str], n: int) -> float:
-    """Distinct-n: unique n-grams divided by all n-grams, pooled over the texts.
+def distinct_ngrams(texts: Sequence[str], n: int) -> tuple[int, int]:
+    """Count the unique and all word n-grams over the texts.
 
     Args:
-        texts: the suggestions (each tokenised on its own).
-        n: the n-gram length (1 or 2 in practice).
+        texts: the suggestions (each tokenised on its own, so n-grams never span two).
+        n: the n-gram length.
 
     Returns:
-        A share in [0, 1]; 0.0 when no text has n tokens.
+        ``(unique n-grams, all n-grams)``.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, not {n}")
@@ -65,7 +65,26 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
         grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
         total += len(grams)
         seen.update(grams)
-    return len(seen) / total if total else 0.0
+    return len(seen), total
+
+
+def distinct_n(texts: Sequence[str], n: int) -> float:
+    """Distinct-n: unique n-grams divided by all n-grams, pooled over the texts.
+
+    Args:
+        texts: the suggestions (each tokenised on its own).
+        n: the n-gram length (1 or 2 in practice).
+
+    Returns:
+        A share in [0, 1]; 0.0 when no text has n tokens. Giving the same suggestions twice
+        as often halves it: repetition is what it measures.
+
+    Example:
+        >>> distinct_n(["yes sure", "sure thing"], 1)
+        0.75
+    """
+    unique, total = distinct_ngrams(texts, n)
+    return unique / total if total else 0.0
 
 
 def distinct_share(texts: Sequence[str]) -> float:

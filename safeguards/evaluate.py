@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -169,6 +170,7 @@ def evaluate_model(
         figures.append(Figure(name, value, "diversity", True, DIVERSITY_LABELS[name], support))
 
     details = {
+        "benchmark_fingerprint": benchmark_fingerprint(benchmark),
         "benchmark_size": len(benchmark),
         "suggestions_shown": len(flat),
         "tail_niches": report.tail,
@@ -178,6 +180,23 @@ def evaluate_model(
         "config": {**asdict(config), "ks": list(config.ks)},
     }
     return Evaluation.of(figures, config.primary, suggestions, details)
+
+
+def benchmark_fingerprint(benchmark: Sequence[BenchmarkExample]) -> str:
+    """A hash of the benchmark's content, so evaluations on different benchmarks are told
+    apart (the gate refuses to compare them).
+
+    Args:
+        benchmark: the held-out examples, in order.
+
+    Returns:
+        A hex SHA-256 digest.
+    """
+    digest = hashlib.sha256()
+    for example in benchmark:
+        digest.update("\x1f".join((example.message, example.reply, example.niche)).encode())
+        digest.update(b"\x1e")
+    return digest.hexdigest()
 
 
 class SafeguardEvaluator:

@@ -84,7 +84,7 @@ class Figure:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"figure {self.name!r}: kind must be one of {KINDS}, not {self.kind!r}")
+            raise ValueError(f"figure {self.name!r}: kind must be one of {KINDS}, not {self.kind}")
         if not math.isfinite(self.value):
             # JSON has no NaN or infinity; a figure that cannot be measured must say so upstream.
             raise ValueError(f"figure {self.name!r}: value must be finite, not {self.value!r}")

@@ -179,9 +179,7 @@ def _rank(seed: int, *parts: str) -> bytes:
     return hashlib.sha256("\x1f".join([str(seed), *parts]).encode("utf-8")).digest()
 
 
-def _spread(
-    human_selected: Sequence[T], synthetic: Sequence[T], budget: int, seed: int
-) -> list[T]:
+def _spread(human_selected: Sequence[T], synthetic: Sequence[T], budget: int, seed: int) -> list[T]:
     """Up to ``budget`` examples, round-robin over niches in a seeded order."""
     if budget <= 0:
         return []

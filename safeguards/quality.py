@@ -14,7 +14,8 @@ The defaults, measured on the bundled demo corpus (2,377 human pairs, all-MiniLM
   catch only 48% of mismatches; 0.20 would cost 10% of real pairs.
 
 Example:
-    >>> result = filter_examples(examples, default_rules(QualityConfig(), encoder))  # doctest: +SKIP
+    >>> rules = default_rules(QualityConfig(), encoder)  # doctest: +SKIP
+    >>> result = filter_examples(examples, rules)  # doctest: +SKIP
     >>> result.counts  # doctest: +SKIP
     {'empty_reply': 2, 'echoes_message': 1, 'reply_length': 4, 'low_relevance': 31}
 """
@@ -185,18 +186,22 @@ def filter_examples(examples: Sequence[T], rules: Sequence[QualityRule]) -> Qual
     names = [rule.name for rule in rules]
     if len(set(names)) != len(names):
         raise ValueError(f"rule names must be unique: {names}")
-    alive = np.arange(len(examples))
+    alive = list(range(len(examples)))
     rejected_by: dict[int, str] = {}
     counts = dict.fromkeys(names, 0)
     for rule in rules:
-        if len(alive) == 0:
+        if not alive:
             break
-        verdict = np.asarray(rule.passes([examples[i] for i in alive]), dtype=bool)
-        if verdict.shape != alive.shape:
-            raise ValueError(f"rule {rule.name!r} returned {verdict.shape}, not {alive.shape}")
-        for i in alive[~verdict]:
-            rejected_by[int(i)] = rule.name
-        counts[rule.name] = int((~verdict).sum())
-        alive = alive[verdict]
+        verdict = np.asarray(rule.passes([examples[i] for i in alive]), dtype=np.bool_)
+        if verdict.shape != (len(alive),):
+            raise ValueError(f"rule {rule.name!r} returned shape {verdict.shape} for {len(alive)}")
+        survivors = []
+        for i, ok in zip(alive, verdict.tolist(), strict=True):
+            if ok:
+                survivors.append(i)
+            else:
+                rejected_by[i] = rule.name
+        counts[rule.name] = len(alive) - len(survivors)
+        alive = survivors
     removed = [Rejected(i, examples[i], rejected_by[i]) for i in sorted(rejected_by)]
     return QualityResult([examples[i] for i in alive], removed, counts)
