@@ -113,7 +113,7 @@ def _coerce_all(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _coerce(name: str, raw: Any, kind: type) -> Any:
+def _coerce(name: str, raw: Any, kind: Any) -> Any:
     if not isinstance(raw, str) or kind is str:
         return Path(raw) if kind is not str and issubclass(kind, Path) else raw
     try:

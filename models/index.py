@@ -15,11 +15,13 @@ HNSW_EF_SEARCH = 128
 def build_index(vectors: np.ndarray, exact_limit: int) -> faiss.Index:
     """An exact flat index up to ``exact_limit`` rows, an HNSW graph above it."""
     dim = vectors.shape[1]
+    index: faiss.Index
     if len(vectors) <= exact_limit:
         index = faiss.IndexFlatIP(dim)
     else:
-        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efSearch = HNSW_EF_SEARCH
+        graph = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efSearch = HNSW_EF_SEARCH
+        index = graph
     if len(vectors):
         index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     return index

@@ -39,5 +39,7 @@ def _roles(caller: Caller) -> list[str]:
 
 
 def current_caller() -> Caller:
-    caller: Caller = auth.current_user
+    caller = auth.current_user
+    if not isinstance(caller, Caller):
+        raise RuntimeError("current_caller() called outside an authenticated request")
     return caller

@@ -66,7 +66,7 @@ def init_app(app: APIFlask) -> None:
     @app.error_processor
     def _api_error(error: HTTPError) -> Any:
         status = error.status_code
-        message = error.message
+        message = error.message or ""
         details = error.detail
         if status == 422 and isinstance(details, dict) and "json" in details:
             # webargs/marshmallow validation: name the fields in the message.
