@@ -64,7 +64,7 @@ def main() -> None:
     encoder = Encoder.from_settings(settings)
     with db.session() as session:
         if production(session) is None:
-            load_demo(session)
+            load_demo(session, settings)
     with db.session() as session:
         if production(session) is None:
             train_baseline(db, settings, encoder, actor="bench", show_progress=True)

@@ -26,6 +26,10 @@ from sqlalchemy.orm import Session
 
 from core.provenance import Provenance
 from core.schema import Example
+from core.schema import IncomingMessage
+from core.settings import Settings
+from core.splits import Candidate
+from core.splits import stratified_pick
 from core.text import pair_hash
 
 MAX_TEXT_CHARS = 2_000
@@ -68,6 +72,8 @@ class ExampleIn:
 class ImportReport:
     added: int = 0
     duplicates: int = 0
+    # Demo messages stored as incoming traffic (no reply).
+    traffic: int = 0
     skipped: list[RowError] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -246,13 +252,39 @@ def demo_rows() -> Iterator[tuple[str, ExampleIn]]:
                 yield f"demo:{niche}", ExampleIn(message, reply, niche, Provenance.HUMAN)
 
 
-def load_demo(session: Session) -> ImportReport:
+def load_demo(session: Session, settings: Settings) -> ImportReport:
+    """Load the demo corpus: most of it as human examples, and a share of its messages as
+    *incoming traffic* (their replies never stored, so no generation ever trains on them).
+
+    The traffic is what synthetic generations label: ``demo_traffic_fraction`` of each niche,
+    chosen by message with a seeded hash (see core.splits).
+    """
+    rows = list(demo_rows())
+    traffic = set(
+        stratified_pick(
+            (
+                Candidate(i, ex.niche, ex.message, pair_hash(ex.message, ex.reply))
+                for i, (_, ex) in enumerate(rows)
+            ),
+            settings.demo_traffic_fraction,
+            minimum=1,
+            seed=settings.seed,
+            salt="demo-traffic",
+        )
+    )
     report = ImportReport()
     by_source: dict[str, list[ExampleIn]] = {}
-    for source, example in demo_rows():
-        by_source.setdefault(source, []).append(example)
+    for i, (source, example) in enumerate(rows):
+        if i not in traffic:
+            by_source.setdefault(source, []).append(example)
     for source, examples in by_source.items():
         added, duplicates = add_examples(session, examples, source=source)
         report.added += len(added)
         report.duplicates += duplicates
+    known = set(session.scalars(select(IncomingMessage.message)))
+    for message, niche in sorted({(rows[i][1].message, rows[i][1].niche) for i in traffic}):
+        if message not in known:
+            session.add(IncomingMessage(message=message, niche=niche))
+            report.traffic += 1
+    session.flush()
     return report

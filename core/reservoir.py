@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections import defaultdict
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,7 +10,8 @@ from core.schema import Example
 from core.schema import ReservoirMember
 from core.schema import ReservoirRole
 from core.settings import Settings
-from core.text import normalize
+from core.splits import Candidate
+from core.splits import stratified_pick
 
 
 def benchmark_ids(session: Session) -> set[int]:
@@ -26,50 +24,27 @@ def benchmark_ids(session: Session) -> set[int]:
 def ensure_benchmark(session: Session, settings: Settings) -> int:
     """Create the benchmark split if there is none; return its size.
 
-    Per niche, a share of the human examples (at least ``benchmark_min_per_niche``, at most
-    half, so training still sees every niche) is chosen by a seeded hash of the message.
-    Examples sharing a message text go to the same side, so the benchmark never asks a
-    question that training already answered word for word; only a niche with too few
-    distinct messages to reach its minimum has a message split across both sides.
+    Per niche, ``benchmark_fraction`` of the human examples (at least
+    ``benchmark_min_per_niche``, at most half, so training still sees every niche), grouped
+    by message (see core.splits).
     """
     existing = benchmark_ids(session)
     if existing:
         return len(existing)
     rows = session.execute(
-        select(Example.id, Example.message, Example.niche, Example.content_hash).where(
+        select(Example.id, Example.niche, Example.message, Example.content_hash).where(
             Example.provenance == Provenance.HUMAN.value
         )
     ).all()
-    by_niche: dict[str, dict[str, list[tuple[str, int]]]] = defaultdict(lambda: defaultdict(list))
-    for example_id, message, niche, content_hash in rows:
-        by_niche[niche][normalize(message)].append((content_hash, example_id))
-    chosen: list[int] = []
-    for niche in sorted(by_niche):
-        groups = by_niche[niche]
-        total = sum(len(ids) for ids in groups.values())
-        cap = total // 2
-        wanted = max(settings.benchmark_min_per_niche, round(settings.benchmark_fraction * total))
-        target = min(cap, wanted)
-        taken: list[int] = []
-        ordered = sorted(groups, key=lambda m: _rank(settings.seed, niche, m))
-        for message in ordered:
-            if len(taken) >= target:
-                break
-            # A group may overshoot the target, never the cap.
-            if len(taken) + len(groups[message]) <= cap:
-                taken.extend(i for _, i in groups[message])
-        if len(taken) < target:
-            # Too few distinct messages (one prompt with thirty jokes): split a group rather
-            # than leave the niche without a benchmark.
-            leftovers = sorted(pair for m in ordered for pair in groups[m] if pair[1] not in taken)
-            taken.extend(i for _, i in leftovers[: target - len(taken)])
-        chosen.extend(taken)
+    chosen = stratified_pick(
+        (Candidate(*row) for row in rows),
+        settings.benchmark_fraction,
+        settings.benchmark_min_per_niche,
+        settings.seed,
+        salt="benchmark",
+    )
     session.add_all(
-        ReservoirMember(example_id=i, role=ReservoirRole.BENCHMARK.value) for i in sorted(chosen)
+        ReservoirMember(example_id=i, role=ReservoirRole.BENCHMARK.value) for i in chosen
     )
     session.flush()
     return len(chosen)
-
-
-def _rank(seed: int, niche: str, message: str) -> bytes:
-    return hashlib.sha256(f"{seed}:{niche}:{message}".encode()).digest()

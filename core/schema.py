@@ -190,3 +190,85 @@ def _refuse_provenance_change(mapper: Any, connection: Any, target: Example) -> 
             f"example {target.id}: provenance is immutable "
             f"({history.deleted[0]!r} cannot become {target.provenance!r})"
         )
+
+
+class GenerationStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    # Final states. passed and warned promoted their candidate; blocked kept production.
+    PASSED = "passed"
+    WARNED = "warned"
+    BLOCKED = "blocked"
+    FAILED = "failed"
+
+    @property
+    def active(self) -> bool:
+        return self in (GenerationStatus.QUEUED, GenerationStatus.RUNNING)
+
+
+class Generation(Base):
+    """One retraining run: snapshot -> synthesize -> ... -> gate -> promote | block."""
+
+    __tablename__ = "generations"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_values(GenerationStatus)})", name="ck_generations_status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # 0 is the clean baseline; each generation after it counts up.
+    number: Mapped[int] = mapped_column(Integer, unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=GenerationStatus.QUEUED.value)
+    # 'active' while queued or running, NULL after: the unique constraint is the lock that
+    # allows one generation at a time across every web server and worker.
+    lock: Mapped[str | None] = mapped_column(String(8), unique=True, default="active")
+    stage: Mapped[str] = mapped_column(String(32), default="")
+    # Per stage: status, started/finished times, seconds, progress and counts.
+    stages: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Evaluations of candidate, production and baseline; and the gate's decision.
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    decision: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    parent_version: Mapped[str | None] = mapped_column(String(64), default=None)
+    candidate_version: Mapped[str | None] = mapped_column(String(64), default=None)
+    error: Mapped[str] = mapped_column(Text, default="")
+    requested_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class CandidateStatus(enum.StrEnum):
+    PENDING = "pending"
+    KEPT = "kept"
+    REMOVED = "removed"
+
+
+class SyntheticCandidate(Base):
+    """A reply the production model wrote during a generation, before it may become an example.
+
+    Staged here, with why it was removed if it was; the kept ones become synthetic examples
+    in one transaction when the generation's model is promoted, so a generation's synthetic
+    rows are either all kept or all discarded.
+    """
+
+    __tablename__ = "synthetic_candidates"
+    __table_args__ = (
+        CheckConstraint(
+            f"status IN ({_values(CandidateStatus)})", name="ck_synthetic_candidates_status"
+        ),
+        Index("ix_synthetic_candidates_generation", "generation_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"))
+    message: Mapped[str] = mapped_column(Text)
+    reply: Mapped[str] = mapped_column(Text)
+    niche: Mapped[str] = mapped_column(String(100))
+    # Where the prompt came from: "incoming:<id>" or "feedback:<example id>".
+    prompt_source: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=CandidateStatus.PENDING.value)
+    # Which quality rule removed it, or "duplicate".
+    removed_by: Mapped[str] = mapped_column(String(64), default="")
+    # For duplicates: what it duplicated ("example:<id>" or "candidate:<id>") and how closely.
+    duplicate_of: Mapped[str] = mapped_column(String(64), default="")
+    similarity: Mapped[float | None] = mapped_column(default=None)

@@ -56,6 +56,9 @@ class Settings:
     # Above this many rows a FAISS index is approximate (HNSW) instead of exact.
     exact_index_limit: int = 50_000
 
+    # Share of each demo niche's messages loaded as incoming traffic, replies hidden.
+    demo_traffic_fraction: float = 0.2
+
     # Benchmark split of human examples, set aside when the first model is trained.
     benchmark_fraction: float = 0.12
     benchmark_min_per_niche: int = 3

@@ -37,7 +37,7 @@ def trained_dir(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> P
     db = Database(settings)
     db.upgrade()
     with db.session() as session:
-        load_demo(session)
+        load_demo(session, settings)
     train_baseline(db, settings, encoder, actor="tests")
     db.dispose()
     return data_dir

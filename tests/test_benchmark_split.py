@@ -15,7 +15,7 @@ from core.text import normalize
 def test_split_is_per_niche_deterministic_and_grouped(empty_db: Database) -> None:
     settings = empty_db.settings
     with empty_db.session() as session:
-        load_demo(session)
+        load_demo(session, settings)
         size = ensure_benchmark(session, settings)
         again = ensure_benchmark(session, settings)
         chosen = benchmark_ids(session)
@@ -39,7 +39,7 @@ def test_split_is_per_niche_deterministic_and_grouped(empty_db: Database) -> Non
     other = Database(settings.with_overrides(data_dir=settings.data_dir.parent / "other"))
     other.upgrade()
     with other.session() as session:
-        load_demo(session)
+        load_demo(session, settings)
         ensure_benchmark(session, settings)
         ids = benchmark_ids(session)
         messages = {session.get_one(Example, i).content_hash for i in ids}

@@ -89,7 +89,7 @@ def data() -> None:
 def data_load_demo(ctx: Context) -> None:
     """Load the English chatterbot corpus (about 2,400 turn pairs in 21 niches)."""
     with ctx.db.session() as session:
-        report = load_demo(session)
+        report = load_demo(session, ctx.settings)
     click.echo(f"demo data: {report.added} added, {report.duplicates} already present")
 
 
@@ -245,7 +245,7 @@ def run(ctx: Context, host: str, port: int) -> None:
         has_model = production(session) is not None
     if not has_examples:
         with ctx.db.session() as session:
-            report = load_demo(session)
+            report = load_demo(session, ctx.settings)
         click.echo(f"loaded the demo data: {report.added} examples")
     if not has_model:
         click.echo("training the clean baseline (generation 0, human data only)...")

