@@ -28,13 +28,14 @@ from core.schema import Example
 from core.settings import load_settings
 from core.text import normalize
 from models.artifact import load_model
-from models.baseline import train_baseline
 from models.encoder import Encoder
 from models.registry import artifact_dir
 from models.registry import production
 from models.suggester import ScoringWeights
 from safeguards.relevance import first_match_ranks
 from safeguards.relevance import relevance_figures
+from worker.baseline import train_baseline
+from worker.context import PipelineContext
 
 DEPTH = 10
 
@@ -67,7 +68,7 @@ def main() -> None:
             load_demo(session, settings)
     with db.session() as session:
         if production(session) is None:
-            train_baseline(db, settings, encoder, actor="bench", show_progress=True)
+            train_baseline(PipelineContext(settings, db, encoder, show_progress=True), "bench")
     with db.session() as session:
         version = production(session)
         assert version is not None

@@ -145,6 +145,8 @@ class ModelVersion(Base):
     status: Mapped[str] = mapped_column(String(16), default=ModelStatus.BUILDING.value)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     promoted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The safeguards' evaluation on the benchmark, computed once per version.
+    evaluation: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class Role(enum.StrEnum):

@@ -59,6 +59,20 @@ class Settings:
     # Share of each demo niche's messages loaded as incoming traffic, replies hidden.
     demo_traffic_fraction: float = 0.2
 
+    # Generations
+    # Prompts the production model labels per generation (the newest incoming first).
+    synthesize_max_prompts: int = 2_000
+    # 0 writes the top suggestion; above 0 samples among the top suggestions.
+    synthesize_temperature: float = 0.0
+    synthetic_cap: float = 0.5
+    dedup_threshold: float = 0.95
+    quality_min_reply_chars: int = 2
+    quality_max_reply_chars: int = 500
+    quality_min_relevance: float = 0.10
+    stage_time_limit: int = 3_600
+    # Cron expression (minute hour day month weekday) for scheduled generations; empty = off.
+    generation_schedule: str = ""
+
     # Benchmark split of human examples, set aside when the first model is trained.
     benchmark_fraction: float = 0.12
     benchmark_min_per_niche: int = 3

@@ -17,10 +17,11 @@ from core.ingest import load_demo
 from core.keys import create_key
 from core.schema import Role
 from core.settings import Settings
-from models.baseline import train_baseline
 from models.encoder import Encoder
 from tests.helpers import FAST_TRAINING
 from tests.helpers import make_settings
+from worker.baseline import train_baseline
+from worker.context import PipelineContext
 
 
 @pytest.fixture(scope="session")
@@ -34,12 +35,11 @@ def trained_dir(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> P
     """A data folder with the demo data and the clean baseline in production (read-only)."""
     data_dir = tmp_path_factory.mktemp("trained")
     settings = make_settings(data_dir)
-    db = Database(settings)
-    db.upgrade()
-    with db.session() as session:
+    ctx = PipelineContext.from_settings(settings, encoder)
+    with ctx.db.session() as session:
         load_demo(session, settings)
-    train_baseline(db, settings, encoder, actor="tests")
-    db.dispose()
+    train_baseline(ctx, actor="tests")
+    ctx.db.dispose()
     return data_dir
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 import click
@@ -22,6 +23,9 @@ from core.schema import Role
 from core.settings import Settings
 from core.settings import SettingsError
 from core.settings import load_settings
+
+if TYPE_CHECKING:
+    from worker.context import PipelineContext
 
 CLI_ACTOR = "cli"
 
@@ -42,6 +46,15 @@ class Context:
             except SettingsError as exc:
                 raise click.ClickException(str(exc)) from None
         return self._settings
+
+    @property
+    def pipeline(self) -> PipelineContext:
+        from models.encoder import Encoder
+        from worker.context import PipelineContext
+
+        return PipelineContext(
+            self.settings, self.db, Encoder.from_settings(self.settings), show_progress=True
+        )
 
     @property
     def db(self) -> Database:
@@ -184,13 +197,11 @@ def models_train_baseline(ctx: Context) -> None:
 
 
 def _train_baseline(ctx: Context) -> Any:
-    from models.baseline import NoTrainingData
-    from models.baseline import train_baseline
-    from models.encoder import Encoder
+    from worker.baseline import NoTrainingData
+    from worker.baseline import train_baseline
 
-    encoder = Encoder.from_settings(ctx.settings)
     try:
-        version, report = train_baseline(ctx.db, ctx.settings, encoder, CLI_ACTOR, True)
+        version, report = train_baseline(ctx.pipeline, CLI_ACTOR)
     except NoTrainingData as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
