@@ -222,7 +222,7 @@ class Generation(Base):
     status: Mapped[str] = mapped_column(String(16), default=GenerationStatus.QUEUED.value)
     # 'active' while queued or running, NULL after: the unique constraint is the lock that
     # allows one generation at a time across every web server and worker.
-    lock: Mapped[str | None] = mapped_column(String(8), unique=True, default="active")
+    lock: Mapped[str | None] = mapped_column(String(8), unique=True, default=None)
     stage: Mapped[str] = mapped_column(String(32), default="")
     # Per stage: status, started/finished times, seconds, progress and counts.
     stages: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

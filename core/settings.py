@@ -69,7 +69,6 @@ class Settings:
     quality_min_reply_chars: int = 2
     quality_max_reply_chars: int = 500
     quality_min_relevance: float = 0.10
-    stage_time_limit: int = 3_600
     # Cron expression (minute hour day month weekday) for scheduled generations; empty = off.
     generation_schedule: str = ""
 

@@ -85,7 +85,12 @@ def artifact_dir(settings: Settings, row: ModelVersion) -> Path:
 
 
 def promote(
-    session: Session, settings: Settings, version: str, actor: str, reason: str
+    session: Session,
+    settings: Settings,
+    version: str,
+    actor: str,
+    reason: str,
+    action: str = "model.promote",
 ) -> ModelVersion:
     """Make ``version`` production in one transaction; the previous one is archived.
 
@@ -111,7 +116,7 @@ def promote(
     audit.record(
         session,
         actor,
-        "model.promote",
+        action,
         target=version,
         reason=reason,
         details={"previous": previous.version if previous else None},

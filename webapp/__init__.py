@@ -15,6 +15,8 @@ from models.encoder import Encoder
 from webapp.serving import ModelHolder
 from webapp.state import EXTENSION
 from webapp.state import Services
+from worker.celery_app import celery_init_app
+from worker.celery_app import celery_settings
 
 __all__ = ["create_app"]
 
@@ -48,17 +50,20 @@ def create_app(
     encoder = encoder or Encoder.from_settings(settings)
     holder = ModelHolder(db, encoder, settings.production_check_seconds)
     holder.refresh()
-    app.extensions[EXTENSION] = Services(
-        settings, db, encoder, holder, IncomingLog(db, settings.incoming_retention)
-    )
+    services = Services(settings, db, encoder, holder, IncomingLog(db, settings.incoming_retention))
+    app.extensions[EXTENSION] = services
+    app.config["CELERY"] = celery_settings(settings)
+    celery_init_app(app, services.pipeline)
 
     from webapp import api
     from webapp import body
     from webapp import errors
+    from webapp import generations
     from webapp import health
 
     errors.init_app(app)
     body.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(generations.bp)
     app.register_blueprint(health.bp)
     return app

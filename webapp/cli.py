@@ -37,6 +37,7 @@ class Context:
         self._overrides = {"data_dir": data_dir} if data_dir else {}
         self._settings: Settings | None = None
         self._db: Database | None = None
+        self._pipeline: PipelineContext | None = None
 
     @property
     def settings(self) -> Settings:
@@ -49,12 +50,12 @@ class Context:
 
     @property
     def pipeline(self) -> PipelineContext:
-        from models.encoder import Encoder
+        """The encoder loads only when a command needs it."""
         from worker.context import PipelineContext
 
-        return PipelineContext(
-            self.settings, self.db, Encoder.from_settings(self.settings), show_progress=True
-        )
+        if self._pipeline is None:
+            self._pipeline = PipelineContext(self.settings, self.db, show_progress=True)
+        return self._pipeline
 
     @property
     def db(self) -> Database:
@@ -216,18 +217,177 @@ def _train_baseline(ctx: Context) -> Any:
 @click.option("--reason", required=True, help="Why; recorded in the audit log.")
 @pass_ctx
 def models_promote(ctx: Context, version: str, reason: str) -> None:
-    """Make VERSION the production model (web servers switch within seconds)."""
-    from models.registry import RegistryError
-    from models.registry import promote
+    """Make VERSION production, overriding the gate if it blocked it (audited)."""
+    from worker.promotion import override
 
-    if not reason.strip():
-        raise click.ClickException("--reason must say why")
+    _change_production(ctx, override, version, reason)
+    click.echo(f"{version} is now production")
+
+
+@models.command("rollback")
+@click.argument("version")
+@click.option("--reason", required=True, help="Why; recorded in the audit log.")
+@pass_ctx
+def models_rollback(ctx: Context, version: str, reason: str) -> None:
+    """Make an earlier VERSION production again (audited)."""
+    from worker.promotion import rollback
+
+    _change_production(ctx, rollback, version, reason)
+    click.echo(f"rolled back: {version} is production again")
+
+
+def _change_production(ctx: Context, action: Any, version: str, reason: str) -> None:
+    from models.registry import RegistryError
+
     try:
         with ctx.db.session() as session:
-            promote(session, ctx.settings, version, CLI_ACTOR, reason.strip())
+            action(session, ctx.settings, version, CLI_ACTOR, reason)
     except RegistryError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{version} is now production")
+
+
+@main.group()
+def generation() -> None:
+    """Retraining generations (run by Celery workers)."""
+
+
+@generation.command("start")
+@click.option("--wait", is_flag=True, help="Follow it with a progress bar per stage.")
+@pass_ctx
+def generation_start(ctx: Context, wait: bool) -> None:
+    """Queue the next generation; a worker (`replyguard worker`) runs it."""
+    from worker.celery_app import sender
+    from worker.dispatch import queue_generation
+    from worker.pipeline import GenerationError
+
+    try:
+        generation_id = queue_generation(sender(ctx.settings), ctx.pipeline, CLI_ACTOR)
+    except GenerationError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"generation queued: id {generation_id}")
+    if wait:
+        _follow(ctx, generation_id)
+
+
+@generation.command("resume")
+@click.argument("generation_id", type=int)
+@click.option("--wait", is_flag=True, help="Follow it with a progress bar per stage.")
+@pass_ctx
+def generation_resume(ctx: Context, generation_id: int, wait: bool) -> None:
+    """Queue a failed or interrupted generation again from the stage it stopped in."""
+    from worker.celery_app import sender
+    from worker.dispatch import queue_resume
+    from worker.pipeline import GenerationError
+
+    try:
+        stage = queue_resume(sender(ctx.settings), ctx.pipeline, generation_id, CLI_ACTOR)
+    except GenerationError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"generation {generation_id} resumes at {stage}")
+    if wait:
+        _follow(ctx, generation_id)
+
+
+@generation.command("fail")
+@click.argument("generation_id", type=int)
+@click.option("--reason", required=True)
+@pass_ctx
+def generation_fail(ctx: Context, generation_id: int, reason: str) -> None:
+    """Give up on a generation whose worker died (production is untouched)."""
+    from worker.pipeline import GenerationError
+    from worker.pipeline import mark_failed
+
+    try:
+        mark_failed(ctx.pipeline, generation_id, reason)
+    except GenerationError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"generation {generation_id} marked failed")
+
+
+@generation.command("list")
+@pass_ctx
+def generation_list(ctx: Context) -> None:
+    """Every generation, newest first."""
+    from core.schema import Generation
+
+    with ctx.db.session() as session:
+        rows = list(session.scalars(select(Generation).order_by(Generation.number.desc())))
+        if not rows:
+            click.echo("no generations yet: `replyguard generation start`")
+        for g in rows:
+            verdict = (g.decision or {}).get("verdict") or "-"
+            click.echo(
+                f"id {g.id:<4} generation {g.number:<3} {g.status:8} verdict {verdict:6} "
+                f"stage {g.stage or '-':12} candidate {g.candidate_version or '-'}"
+            )
+
+
+@generation.command("show")
+@click.argument("generation_id", type=int)
+@pass_ctx
+def generation_show(ctx: Context, generation_id: int) -> None:
+    """Stage, progress, counts, figures and the gate's decision of one generation."""
+    from core.schema import Generation
+    from webapp.report import describe_generation
+
+    with ctx.db.session() as session:
+        row = session.get(Generation, generation_id)
+        if row is None:
+            raise click.ClickException(f"no generation with id {generation_id}")
+        click.echo(describe_generation(row))
+
+
+def _follow(ctx: Context, generation_id: int) -> str:
+    """Poll the generation, one progress bar per stage; return its final status."""
+    import time
+
+    from tqdm import tqdm
+
+    from core.schema import Generation
+    from core.schema import GenerationStatus
+    from worker.pipeline import STAGES
+
+    bars: dict[str, tqdm] = {}  # type: ignore[type-arg]
+    while True:
+        with ctx.db.session() as session:
+            row = session.get_one(Generation, generation_id)
+            stages, status, error = dict(row.stages), row.status, row.error
+        for name in STAGES:
+            record = stages.get(name)
+            if record is None:
+                continue
+            bar = bars.get(name)
+            if bar is None:
+                bar = bars[name] = tqdm(
+                    total=100, desc=f"{name:12}", bar_format="{desc} {bar} {n:3.0f}% {postfix}"
+                )
+            done = 100 if record.get("status") == "done" else int(100 * record.get("progress", 0))
+            bar.update(max(0, done - bar.n))
+            if record.get("status") == "done" and not bar.disable:
+                bar.set_postfix_str(f"{record.get('seconds', 0):.1f} s")
+                bar.close()
+        if not GenerationStatus(status).active:
+            for bar in bars.values():
+                bar.close()
+            click.echo(f"generation {generation_id}: {status}" + (f" ({error})" if error else ""))
+            return status
+        time.sleep(0.5)
+
+
+@main.command()
+@click.option(
+    "--beat", is_flag=True, help="Also run the scheduler (REPLYGUARD_GENERATION_SCHEDULE)."
+)
+@click.option("--loglevel", default="INFO", show_default=True)
+@pass_ctx
+def worker(ctx: Context, beat: bool, loglevel: str) -> None:
+    """Run a Celery worker (one task at a time: start more for more throughput)."""
+    from webapp.launch import server_env
+    from webapp.launch import worker_command
+
+    args = worker_command(loglevel, beat)
+    sys.stdout.flush()
+    os.execve(args[0], args, server_env(ctx.settings.data_dir))
 
 
 @main.command()
@@ -238,16 +398,28 @@ def models_promote(ctx: Context, version: str, reason: str) -> None:
 @pass_ctx
 def serve(ctx: Context, host: str, port: int, workers: int, threads: int) -> None:
     """Serve the API with gunicorn."""
-    _exec_gunicorn(ctx, host, port, workers, threads)
+    from webapp.launch import LaunchError
+    from webapp.launch import gunicorn_command
+    from webapp.launch import server_env
+
+    try:
+        args = gunicorn_command(host, port, workers, threads)
+    except LaunchError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.stdout.flush()
+    os.execve(args[0], args, server_env(ctx.settings.data_dir))
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
+@click.option("--no-generation", is_flag=True, help="Serve without running a generation first.")
 @pass_ctx
-def run(ctx: Context, host: str, port: int) -> None:
-    """Everything for a first look: database, demo data, the clean baseline, a client key,
-    then serve the API."""
+def run(ctx: Context, host: str, port: int, no_generation: bool) -> None:
+    """Everything on one machine: database, demo data, the clean baseline, an embedded Redis,
+    a worker and the web server; then one guarded generation; then keep serving."""
+    from webapp.supervisor import run_everything
+
     click.echo(f"data folder: {ctx.settings.data_dir.resolve()}")
     from models.registry import production
 
@@ -257,36 +429,25 @@ def run(ctx: Context, host: str, port: int) -> None:
     if not has_examples:
         with ctx.db.session() as session:
             report = load_demo(session, ctx.settings)
-        click.echo(f"loaded the demo data: {report.added} examples")
+        click.echo(
+            f"loaded the demo data: {report.added} examples, "
+            f"{report.traffic} messages as incoming traffic"
+        )
     if not has_model:
         click.echo("training the clean baseline (generation 0, human data only)...")
         _train_baseline(ctx)
     with ctx.db.session() as session:
-        token, _ = create_key(session, "quickstart", Role.CLIENT)
-    url = f"http://{host}:{port}"
-    click.echo(
-        "\nReady. A client API key (shown once):\n"
-        f"  export KEY={token}\n"
-        "Try:\n"
-        '  curl -H "Authorization: Bearer $KEY" '
-        f"""-d '{{"message": "are we still on for lunch?"}}' {url}/v1/suggestions\n"""
-        f"API description: {url}/openapi.json   Stop with Ctrl-C.\n"
+        client, _ = create_key(session, "quickstart client", Role.CLIENT)
+        reviewer, _ = create_key(session, "quickstart reviewer", Role.REVIEWER)
+    run_everything(
+        ctx.pipeline,
+        host,
+        port,
+        client,
+        reviewer,
+        run_generation=not no_generation,
+        follow=lambda generation_id: _follow(ctx, generation_id),
     )
-    _exec_gunicorn(ctx, host, port, workers=1, threads=4)
-
-
-def _exec_gunicorn(ctx: Context, host: str, port: int, workers: int, threads: int) -> None:
-    from webapp.launch import LaunchError
-    from webapp.launch import gunicorn_command
-    from webapp.launch import server_env
-
-    try:
-        args = gunicorn_command(host, port, workers, threads)
-    except LaunchError as exc:
-        raise click.ClickException(str(exc)) from None
-    ctx.db.upgrade()
-    sys.stdout.flush()
-    os.execve(args[0], args, server_env(ctx.settings.data_dir))
 
 
 def _safe_url(url: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -88,3 +89,25 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def worker_command(loglevel: str = "INFO", beat: bool = False) -> list[str]:
+    """A Celery worker that runs one task at a time (``--pool=solo``): the encoder and PyTorch
+    are not fork-safe, and more throughput comes from more worker processes or machines."""
+    here = Path(sys.executable).parent
+    celery = shutil.which("celery", path=str(here)) or shutil.which("celery")
+    if celery is None:
+        raise LaunchError("celery is not installed: run `make run`, or pip install the project")
+    command = [
+        celery,
+        "--app=webapp.make_celery",
+        "worker",
+        "--pool=solo",
+        f"--loglevel={loglevel}",
+        f"--hostname=replyguard-{secrets.token_hex(3)}@%h",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    if beat:
+        command.append("--beat")
+    return command

@@ -15,6 +15,7 @@ from apiflask.fields import Nested
 from apiflask.fields import String
 from apiflask.validators import Length
 from apiflask.validators import OneOf
+from apiflask.validators import Range
 from flask import current_app
 from marshmallow import ValidationError
 from marshmallow import validates
@@ -131,3 +132,15 @@ class ModelsOut(Schema):
     production = String(allow_none=True)
     serving = String(allow_none=True)
     models = List(Nested(ModelOut))
+
+
+class ReasonIn(Schema):
+    reason = String(required=True, metadata={"description": "Why; recorded in the audit log."})
+
+    @validates("reason")
+    def _reason(self, value: str, **_: Any) -> None:
+        check_text(value, "reason", 2_000)
+
+
+class AuditQuery(Schema):
+    limit = Integer(load_default=100, validate=Range(min=1, max=1_000))

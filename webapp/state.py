@@ -11,6 +11,7 @@ from core.incoming import IncomingLog
 from core.settings import Settings
 from models.encoder import Encoder
 from webapp.serving import ModelHolder
+from worker.context import PipelineContext
 
 EXTENSION = "replyguard"
 
@@ -22,6 +23,10 @@ class Services:
     encoder: Encoder
     holder: ModelHolder
     incoming: IncomingLog
+
+    @property
+    def pipeline(self) -> PipelineContext:
+        return PipelineContext(self.settings, self.db, self.encoder)
 
 
 def services() -> Services:

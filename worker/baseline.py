@@ -84,7 +84,6 @@ def train_baseline(ctx: PipelineContext, actor: str) -> tuple[ModelVersion, Trai
             Generation(
                 number=0,
                 status=GenerationStatus.PASSED.value,
-                lock=None,
                 stage="done",
                 candidate_version=version.version,
                 metrics={"candidate": evaluation.to_dict(include_suggestions=False)},

@@ -8,6 +8,7 @@ data (generations resume from the database).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from typing import Any
@@ -43,12 +44,28 @@ def embedded_redis_url(settings: Settings) -> str:
     return f"redis+socket://{server.socket_file}"
 
 
+def stop_embedded_redis() -> None:
+    """Stop the embedded servers this process started (the supervisor, tests)."""
+    import redis
+
+    with _lock:
+        servers = list(_embedded.values())
+        _embedded.clear()
+    for server in servers:
+        # Shutting down closes the connection under us: that error is success.
+        with contextlib.suppress(redis.RedisError):
+            server.shutdown(save=True, now=True, force=True)
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
-    """Queue behaviour in one place (see docs: acks late, one task at a time per worker)."""
-    url = broker_url(settings)
+    """Queue behaviour in one place: acks late, one task at a time per worker.
+
+    Without ``REDIS_URL`` the broker is left unset here and resolved on first use
+    (:func:`ensure_broker`), so a web process starts no Redis until it queues something.
+    """
     return {
-        "broker_url": url,
-        "result_backend": url,
+        "broker_url": settings.redis_url or None,
+        "result_backend": settings.redis_url or None,
         # A task is acknowledged when it finishes, so a worker killed mid-task leaves it queued.
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
@@ -60,4 +77,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
         "task_track_started": True,
+        # Fail fast when Redis is down instead of retrying a publish for minutes.
+        "broker_connection_timeout": 3,
+        "task_publish_retry": False,
     }
+
+
+def ensure_broker(celery: Any, settings: Settings) -> None:
+    """Point an app without REDIS_URL at the embedded server (started if needed)."""
+    if not celery.conf.broker_url:
+        url = embedded_redis_url(settings)
+        celery.conf.broker_url = url
+        celery.conf.result_backend = url

@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from safeguards.evaluate import BenchmarkExample
+from safeguards.evaluate import EvaluationConfig
+from safeguards.evaluate import SafeguardEvaluator
+from safeguards.evaluate import evaluate_model
+from safeguards.evaluation import Evaluation
+from safeguards.evaluation import Evaluator
+
+
+class HashEncoder:
+    """A random unit vector per distinct text: unrelated texts are far below a 0.8 match."""
+
+    dim = 256
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        rows = []
+        for text in texts:
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+            v = np.random.default_rng(seed).normal(size=self.dim)
+            rows.append(v / np.linalg.norm(v))
+        return np.array(rows, dtype=np.float32).reshape(len(texts), self.dim)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    text: str
+
+
+class CannedModel:
+    def __init__(self, answers: dict[str, list[str]]) -> None:
+        self.answers = answers
+        self.calls: list[tuple[list[str], int]] = []
+
+    def suggest_many(self, messages: Sequence[str], k: int = 3) -> list[list[Suggestion]]:
+        self.calls.append((list(messages), k))
+        return [[Suggestion(t) for t in self.answers[m][:k]] for m in messages]
+
+
+BENCHMARK = [
+    BenchmarkExample("m0", "reply zero", "common"),
+    BenchmarkExample("m1", "reply one", "common"),
+    BenchmarkExample("m2", "reply two", "common"),
+    BenchmarkExample("m3", "reply three", "common"),
+    BenchmarkExample("m4", "reply four", "rare"),
+    BenchmarkExample("m5", "reply five", "rare"),
+]
+ANSWERS = {
+    "m0": ["reply zero", "alpha", "beta"],  # rank 1
+    "m1": ["Reply  ONE", "alpha", "gamma"],  # rank 1 (equal once normalised)
+    "m2": ["alpha", "reply two", "delta"],  # rank 2
+    "m3": ["alpha", "beta", "gamma"],  # no match
+    "m4": ["alpha", "beta", "reply four", "epsilon"],  # rank 3; "epsilon" is not shown
+    "m5": ["beta", "gamma", "delta"],  # no match
+}
+COUNTS = {"common": 100, "rare": 2, "elsewhere": 1}
+
+
+@pytest.fixture
+def evaluation() -> Evaluation:
+    return evaluate_model(CannedModel(ANSWERS), BENCHMARK, HashEncoder(), COUNTS)
+
+
+def test_relevance_overall_head_and_tail_by_hand(evaluation: Evaluation) -> None:
+    # Ranks: 1, 1, 2, 0, 3, 0.
+    # recall@1 = 2/6, recall@3 = 4/6, MRR = (1 + 1 + 1/2 + 0 + 1/3 + 0) / 6 = 17/36.
+    assert evaluation.value("recall@1") == pytest.approx(2 / 6)
+    assert evaluation.value("recall@3") == pytest.approx(4 / 6)
+    assert evaluation.value("mrr") == pytest.approx(17 / 36)
+    # Tail = the rarest fifth of the benchmark's 2 niches, at least one: "rare" ("elsewhere"
+    # has no benchmark example, so it cannot be measured and is not chosen).
+    assert evaluation.details["tail_niches"] == ["rare"]
+    # Head (common): ranks 1, 1, 2, 0 -> recall@1 2/4, recall@3 3/4, MRR 2.5/4.
+    assert evaluation.value("head_recall@1") == pytest.approx(0.5)
+    assert evaluation.value("head_recall@3") == pytest.approx(0.75)
+    assert evaluation.value("head_mrr") == pytest.approx(0.625)
+    # Tail (rare): ranks 3, 0 -> recall@1 0, recall@3 1/2, MRR (1/3) / 2.
+    assert evaluation.value("tail_recall@1") == 0.0
+    assert evaluation.value("tail_recall@3") == pytest.approx(0.5)
+    assert evaluation.value("tail_mrr") == pytest.approx(1 / 6)
+    assert evaluation.figures["tail_mrr"].support == 2
+
+
+def test_figure_kinds_and_primary(evaluation: Evaluation) -> None:
+    kinds = {name: figure.kind for name, figure in evaluation.figures.items()}
+    assert kinds["recall@3"] == "relevance"
+    assert kinds["head_mrr"] == "relevance"
+    assert kinds["tail_recall@3"] == "tail"
+    assert {f.name for f in evaluation.of_kind("diversity")} == {
+        "distinct_1",
+        "distinct_2",
+        "distinct_share",
+        "entropy",
+        "entropy_norm",
+        "vendi",
+        "pairwise_distance",
+    }
+    assert evaluation.primary == "recall@3"
+    assert all(figure.label for figure in evaluation.figures.values())
+
+
+def test_diversity_is_measured_on_the_suggestions_a_user_sees(evaluation: Evaluation) -> None:
+    # Top 3 of each message: 18 suggestions, 8 distinct texts (4 gold replies and alpha,
+    # beta, gamma, delta; "epsilon" is 4th) -> 8/18. With the 4th it would be 9/19.
+    assert evaluation.value("distinct_share") == pytest.approx(8 / 18)
+    assert evaluation.figures["distinct_share"].support == 18
+
+
+def test_one_call_at_the_deepest_depth_and_suggestions_kept() -> None:
+    model = CannedModel(ANSWERS)
+    evaluation = evaluate_model(model, BENCHMARK, HashEncoder(), COUNTS, EvaluationConfig())
+    assert len(model.calls) == 1
+    assert model.calls[0] == ([e.message for e in BENCHMARK], 10)
+    assert evaluation.suggestions[4] == ["alpha", "beta", "reply four", "epsilon"]
+    restored = Evaluation.from_dict(json.loads(json.dumps(evaluation.to_dict())))
+    assert restored == evaluation
+
+
+def test_the_evaluator_binds_the_benchmark_once() -> None:
+    evaluator = SafeguardEvaluator(BENCHMARK, HashEncoder(), COUNTS)
+    assert isinstance(evaluator, Evaluator)
+    first = evaluator(CannedModel(ANSWERS))
+    # Same benchmark, same model: the same record, fingerprint included.
+    assert evaluator(CannedModel(ANSWERS)).to_dict() == first.to_dict()
+    other = evaluate_model(CannedModel(ANSWERS), BENCHMARK[:5], HashEncoder(), COUNTS)
+    assert other.details["benchmark_fingerprint"] != first.details["benchmark_fingerprint"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"depth": 2}, "depth"),
+        ({"primary": "recall@5"}, "primary"),
+        ({"diversity_k": 0}, "diversity_k"),
+    ],
+)
+def test_config_refuses_inconsistent_settings(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        EvaluationConfig(**kwargs)
+
+
+def test_an_empty_benchmark_is_refused() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        evaluate_model(CannedModel(ANSWERS), [], HashEncoder(), COUNTS)

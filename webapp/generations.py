@@ -1,0 +1,147 @@
+"""The product team's API: generations, promotion overrides, rollbacks and the audit log.
+
+Reviewer or admin keys only; a client key gets 403 on every one of these.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apiflask import APIBlueprint
+from flask import current_app
+from flask import url_for
+from sqlalchemy import select
+
+from core.schema import AuditEntry
+from core.schema import Generation
+from models.registry import RegistryError
+from webapp.auth import STAFF
+from webapp.auth import auth
+from webapp.auth import current_caller
+from webapp.errors import ApiError
+from webapp.schemas import AuditQuery
+from webapp.schemas import ReasonIn
+from webapp.state import services
+from worker.dispatch import QueueUnavailable
+from worker.dispatch import queue_generation
+from worker.pipeline import GenerationBusy
+from worker.pipeline import GenerationError
+from worker.promotion import override
+from worker.promotion import rollback
+
+bp = APIBlueprint("generations", __name__, url_prefix="/v1", tag="Generations")
+
+
+def generation_summary(g: Generation, detail: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": g.id,
+        "number": g.number,
+        "status": g.status,
+        "stage": g.stage,
+        "parent_version": g.parent_version,
+        "candidate_version": g.candidate_version,
+        "verdict": (g.decision or {}).get("verdict"),
+        "error": g.error,
+        "requested_by": g.requested_by,
+        "created_at": g.created_at.isoformat(),
+        "finished_at": g.finished_at.isoformat() if g.finished_at else None,
+    }
+    if detail:
+        stages = {
+            name: {k: v for k, v in record.items() if k != "data"}
+            for name, record in (g.stages or {}).items()
+        }
+        body.update(stages=stages, metrics=g.metrics, decision=g.decision)
+    return body
+
+
+@bp.post("/generations")
+@bp.auth_required(auth, roles=STAFF)
+@bp.doc(summary="Start a generation (202 with its id; poll the status URL)")
+def start() -> tuple[dict[str, Any], int, dict[str, str]]:
+    svc = services()
+    try:
+        generation_id = queue_generation(
+            current_app.extensions["celery"], svc.pipeline, current_caller().actor
+        )
+    except QueueUnavailable as exc:
+        raise ApiError(503, str(exc), code="queue_unavailable") from None
+    except GenerationBusy as exc:
+        raise ApiError(409, str(exc), code="generation_running") from None
+    except GenerationError as exc:
+        raise ApiError(409, str(exc)) from None
+    location = url_for("generations.show", generation_id=generation_id)
+    return {"generation_id": generation_id, "status_url": location}, 202, {"Location": location}
+
+
+@bp.get("/generations")
+@bp.auth_required(auth, roles=STAFF)
+@bp.doc(summary="Every generation, newest first")
+def index() -> dict[str, Any]:
+    with services().db.session() as session:
+        rows = session.scalars(select(Generation).order_by(Generation.number.desc()))
+        return {"generations": [generation_summary(g) for g in rows]}
+
+
+@bp.get("/generations/<int:generation_id>")
+@bp.auth_required(auth, roles=STAFF)
+@bp.doc(summary="One generation: stage, progress, counts, figures and the gate's decision")
+def show(generation_id: int) -> dict[str, Any]:
+    with services().db.session() as session:
+        generation = session.get(Generation, generation_id)
+        if generation is None:
+            raise ApiError(404, f"no generation with id {generation_id}")
+        return generation_summary(generation, detail=True)
+
+
+@bp.post("/models/<version>/promote")
+@bp.auth_required(auth, roles=STAFF)
+@bp.input(ReasonIn, arg_name="body")
+@bp.doc(summary="Override the gate: promote a blocked candidate (a reason is required)")
+def promote_version(version: str, body: dict[str, Any]) -> dict[str, Any]:
+    return _change_production(override, version, body["reason"])
+
+
+@bp.post("/models/<version>/rollback")
+@bp.auth_required(auth, roles=STAFF)
+@bp.input(ReasonIn, arg_name="body")
+@bp.doc(summary="Make an earlier model production again")
+def rollback_version(version: str, body: dict[str, Any]) -> dict[str, Any]:
+    return _change_production(rollback, version, body["reason"])
+
+
+def _change_production(action: Any, version: str, reason: str) -> dict[str, Any]:
+    svc = services()
+    try:
+        with svc.db.session() as session:
+            row = action(session, svc.settings, version, current_caller().actor, reason)
+            result = {"version": row.version, "status": row.status}
+    except RegistryError as exc:
+        status = 404 if "no model version" in str(exc) else 409
+        raise ApiError(status, str(exc)) from None
+    return result
+
+
+@bp.get("/audit")
+@bp.auth_required(auth, roles=STAFF)
+@bp.input(AuditQuery, location="query", arg_name="query")
+@bp.doc(summary="The audit log, newest first")
+def audit_log(query: dict[str, Any]) -> dict[str, Any]:
+    with services().db.session() as session:
+        rows = session.scalars(
+            select(AuditEntry).order_by(AuditEntry.id.desc()).limit(query["limit"])
+        )
+        return {
+            "entries": [
+                {
+                    "id": e.id,
+                    "at": e.at.isoformat(),
+                    "actor": e.actor,
+                    "action": e.action,
+                    "target": e.target,
+                    "reason": e.reason,
+                    "details": e.details,
+                }
+                for e in rows
+            ]
+        }

@@ -1,0 +1,107 @@
+"""`replyguard run`: the embedded default on one machine, under one command.
+
+This process owns the embedded Redis server and supervises a Celery worker and the gunicorn
+web server as child processes; Ctrl-C (or SIGTERM) stops them all. Logs of the children go
+to ``<data folder>/logs/``.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from types import FrameType
+
+import click
+
+from core.schema import Generation
+from webapp.launch import gunicorn_command
+from webapp.launch import server_env
+from webapp.launch import stop_server
+from webapp.launch import wait_ready
+from webapp.launch import worker_command
+from webapp.report import describe_generation
+from worker.broker import broker_url
+from worker.broker import stop_embedded_redis
+from worker.celery_app import sender
+from worker.context import PipelineContext
+from worker.dispatch import queue_generation
+from worker.pipeline import GenerationError
+
+
+def run_everything(
+    ctx: PipelineContext,
+    host: str,
+    port: int,
+    client_key: str,
+    reviewer_key: str,
+    run_generation: bool,
+    follow: Callable[[int], str],
+) -> None:
+    settings = ctx.settings
+    url = broker_url(settings)  # starts the embedded redis-server unless REDIS_URL is set
+    settings = settings.with_overrides(redis_url=url)
+    env = server_env(settings.data_dir, REDIS_URL=url)
+    logs = settings.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        with (logs / "worker.log").open("ab") as out:
+            children["worker"] = subprocess.Popen(
+                worker_command(), env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        with (logs / "web.log").open("ab") as out:
+            children["web"] = subprocess.Popen(
+                gunicorn_command(host, port, workers=1, threads=4),
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        base = f"http://{host}:{port}"
+        wait_ready(base, children["web"])
+        click.echo(
+            f"\nServing on {base} (worker and web logs in {logs}).\n"
+            f"  client key (shown once):   export KEY={client_key}\n"
+            f"  reviewer key (shown once): export REVIEWER_KEY={reviewer_key}\n"
+            "Try:\n"
+            '  curl -H "Authorization: Bearer $KEY" '
+            f"""-d '{{"message": "are we still on for lunch?"}}' {base}/v1/suggestions\n"""
+            f'  curl -H "Authorization: Bearer $REVIEWER_KEY" {base}/v1/generations\n'
+            f"API description: {base}/openapi.json\n"
+        )
+        if run_generation:
+            _one_generation(PipelineContext(settings, ctx.db, ctx.encoder), follow)
+        click.echo(f"\nServing on {base}. Stop with Ctrl-C.")
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    raise click.ClickException(
+                        f"the {name} process exited with code {child.returncode}; "
+                        f"see {logs / (name + '.log')}"
+                    )
+            time.sleep(0.5)
+    finally:
+        for child in children.values():
+            stop_server(child)
+        stop_embedded_redis()
+
+
+def _one_generation(ctx: PipelineContext, follow: Callable[[int], str]) -> None:
+    click.echo("Running one guarded generation on the demo traffic...")
+    try:
+        generation_id = queue_generation(sender(ctx.settings), ctx, actor="make run")
+    except GenerationError as exc:
+        click.echo(f"no generation started: {exc}")
+        return
+    follow(generation_id)
+    with ctx.db.session() as session:
+        click.echo(describe_generation(session.get_one(Generation, generation_id)))

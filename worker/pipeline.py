@@ -1,0 +1,742 @@
+"""A generation, stage by stage:
+
+    snapshot -> synthesize -> filter -> deduplicate -> mix -> train -> evaluate -> gate -> promote
+
+Each stage reads what it needs from the database, records its progress, counts and timing on
+the generation row, and is safe to run twice: a stage that finished is skipped, and a stage
+that was interrupted starts again from its own beginning. Nothing reaches production except
+through the last stage, and only when the gate said pass or warn. The Celery tasks
+(``worker.tasks``), the command line and the collapse simulation all run these functions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from core.provenance import Provenance
+from core.schema import CandidateStatus
+from core.schema import Example
+from core.schema import Generation
+from core.schema import GenerationStatus
+from core.schema import IncomingMessage
+from core.schema import ModelStatus
+from core.schema import SyntheticCandidate
+from core.text import normalize
+from core.text import pair_hash
+from models.adapter import AdapterConfig
+from models.artifact import load_model
+from models.registry import artifact_dir
+from models.registry import get_version
+from models.registry import production
+from models.registry import register
+from models.suggester import RetrievalConfig
+from models.training import TrainingExample
+from models.training import train_model
+from safeguards.dedup import DedupConfig
+from safeguards.dedup import deduplicate
+from safeguards.evaluation import Evaluation
+from safeguards.gate import Decision
+from safeguards.gate import decide
+from safeguards.mixing import mix_training_set
+from safeguards.quality import QualityConfig
+from safeguards.quality import default_rules
+from safeguards.quality import filter_examples
+from worker.baseline import baseline_version
+from worker.baseline import training_metadata
+from worker.context import PipelineContext
+from worker.data import Row
+from worker.data import example_pools
+from worker.evaluation import evaluate_version
+from worker.promotion import accept_generation
+
+log = logging.getLogger(__name__)
+
+STAGES = (
+    "snapshot",
+    "synthesize",
+    "filter",
+    "deduplicate",
+    "mix",
+    "train",
+    "evaluate",
+    "gate",
+    "promote",
+)
+# Progress is written at most this often, so a busy stage does not hammer the database.
+PROGRESS_EVERY_SECONDS = 1.0
+
+Progress = Callable[[float], None]
+
+
+class GenerationError(RuntimeError):
+    """A generation cannot start or go on; the message says why and what to do."""
+
+
+class GenerationBusy(GenerationError):
+    """Another generation is queued or running."""
+
+
+# ---------------------------------------------------------------------------------------
+# Starting, resuming, running
+
+
+def start_generation(ctx: PipelineContext, actor: str) -> int:
+    """Create the next generation (queued) and return its id; one at a time."""
+    with ctx.db.session() as session:
+        if production(session) is None:
+            raise GenerationError(
+                "no production model: train the clean baseline first "
+                "(`replyguard models train-baseline`)"
+            )
+        running = _active(session)
+        if running is not None:
+            raise GenerationBusy(_busy_message(running))
+        number = int(session.scalar(select(func.max(Generation.number))) or 0) + 1
+    if baseline_version(ctx) is None:
+        raise GenerationError(
+            "no clean baseline (generation 0): `replyguard models train-baseline`"
+        )
+    try:
+        with ctx.db.session() as session:
+            generation = Generation(number=number, requested_by=actor, lock="active")
+            session.add(generation)
+            session.flush()
+            return generation.id
+    except IntegrityError:
+        # Lost a race with another start: the unique lock column refused the second one.
+        with ctx.db.session() as session:
+            running = _active(session)
+            raise GenerationBusy(
+                _busy_message(running) if running else "another generation just started"
+            ) from None
+
+
+def resume_generation(ctx: PipelineContext, generation_id: int, actor: str) -> str | None:
+    """Make a failed or interrupted generation runnable again; return the stage to run."""
+    with ctx.db.session() as session:
+        generation = _get(session, generation_id)
+        status = GenerationStatus(generation.status)
+        if status in (GenerationStatus.PASSED, GenerationStatus.WARNED, GenerationStatus.BLOCKED):
+            raise GenerationError(f"generation {generation.number} finished ({status.value})")
+        other = _active(session)
+        if other is not None and other.id != generation.id:
+            raise GenerationBusy(_busy_message(other))
+        generation.status = GenerationStatus.RUNNING.value
+        generation.lock = "active"
+        generation.error = ""
+        generation.finished_at = None
+        stages = dict(generation.stages)
+        stage = next_stage(stages)
+        if stage and stage in stages:
+            stages[stage] = {**stages[stage], "status": "pending", "resumed_by": actor}
+        generation.stages = stages
+    return stage
+
+
+def next_stage(stages: dict[str, Any]) -> str | None:
+    for stage in STAGES:
+        if stages.get(stage, {}).get("status") != "done":
+            return stage
+    return None
+
+
+def run_generation(ctx: PipelineContext, generation_id: int) -> str:
+    """Run every remaining stage in this process; return the final status."""
+    while True:
+        stage = run_next_stage(ctx, generation_id)
+        if stage is None:
+            break
+    with ctx.db.session() as session:
+        return _get(session, generation_id).status
+
+
+def run_next_stage(ctx: PipelineContext, generation_id: int) -> str | None:
+    """Run the next unfinished stage; return its name, or None when nothing is left."""
+    with ctx.db.session() as session:
+        generation = _get(session, generation_id)
+        if not GenerationStatus(generation.status).active:
+            return None
+        stage = next_stage(generation.stages)
+    if stage is None:
+        return None
+    run_stage(ctx, generation_id, stage)
+    return stage
+
+
+def run_stage(ctx: PipelineContext, generation_id: int, stage: str) -> None:
+    """Run one stage, recording it; a stage that is done already is skipped."""
+    with ctx.db.session() as session:
+        generation = _get(session, generation_id)
+        if not GenerationStatus(generation.status).active:
+            return
+        if generation.stages.get(stage, {}).get("status") == "done":
+            return
+        generation.status = GenerationStatus.RUNNING.value
+        generation.stage = stage
+        generation.stages = {
+            **generation.stages,
+            stage: {"status": "running", "started_at": _now(), "progress": 0.0},
+        }
+    started = time.perf_counter()
+    reporter = _ProgressReporter(ctx, generation_id, stage)
+    try:
+        counts = STAGE_FUNCTIONS[stage](ctx, generation_id, reporter)
+    except BaseException as exc:
+        _fail(ctx, generation_id, stage, exc)
+        raise
+    with ctx.db.session() as session:
+        generation = _get(session, generation_id)
+        record = dict(generation.stages.get(stage, {}))
+        record.update(
+            status="done",
+            progress=1.0,
+            finished_at=_now(),
+            seconds=round(time.perf_counter() - started, 3),
+            counts=counts,
+        )
+        generation.stages = {**generation.stages, stage: record}
+
+
+def mark_failed(ctx: PipelineContext, generation_id: int, reason: str) -> None:
+    """Give up on a generation (for example after its worker died): production is untouched
+    and its synthetic rows stay out of the training data."""
+    with ctx.db.session() as session:
+        generation = _get(session, generation_id)
+        if not GenerationStatus(generation.status).active and generation.status != "failed":
+            raise GenerationError(f"generation {generation.number} finished ({generation.status})")
+        generation.status = GenerationStatus.FAILED.value
+        generation.lock = None
+        generation.error = f"{generation.stage or 'queued'}: {reason}"
+        generation.finished_at = dt.datetime.now(dt.UTC)
+
+
+def _fail(ctx: PipelineContext, generation_id: int, stage: str, exc: BaseException) -> None:
+    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    log.error("generation %s failed in %s: %s", generation_id, stage, reason)
+    with ctx.db.session() as session:
+        generation = _get(session, generation_id)
+        generation.status = GenerationStatus.FAILED.value
+        generation.lock = None
+        generation.error = f"{stage}: {reason}"
+        generation.finished_at = dt.datetime.now(dt.UTC)
+        record = {**generation.stages.get(stage, {}), "status": "failed", "error": reason}
+        generation.stages = {**generation.stages, stage: record}
+
+
+class _ProgressReporter:
+    def __init__(self, ctx: PipelineContext, generation_id: int, stage: str) -> None:
+        self.ctx, self.generation_id, self.stage = ctx, generation_id, stage
+        self._written = 0.0
+
+    def __call__(self, fraction: float) -> None:
+        now = time.monotonic()
+        if now - self._written < PROGRESS_EVERY_SECONDS and fraction < 1.0:
+            return
+        self._written = now
+        with self.ctx.db.session() as session:
+            generation = _get(session, self.generation_id)
+            record = {**generation.stages.get(self.stage, {}), "progress": round(fraction, 4)}
+            generation.stages = {**generation.stages, self.stage: record}
+
+
+# ---------------------------------------------------------------------------------------
+# The stages. Each returns the counts recorded for it.
+
+
+def snapshot(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[str, Any]:
+    """Freeze the inputs: the production model, the data watermark and the prompt pool."""
+    with ctx.db.session() as session:
+        generation = _get(session, generation_id)
+        parent = production(session)
+        if parent is None:
+            raise GenerationError("no production model")
+        watermark = int(session.scalar(select(func.max(Example.id))) or 0)
+        pools = example_pools(session, watermark)
+        previous = _previous_watermark(session, generation.number)
+        fresh_human = sum(1 for r in pools.human if r.id > previous)
+        benchmark_messages = {normalize(r.message) for r in pools.benchmark}
+        prompts = _prompt_pool(session, benchmark_messages, ctx.settings.synthesize_max_prompts)
+        generation.parent_version = parent.version
+        generation.stages = {
+            **generation.stages,
+            "snapshot": {
+                **generation.stages.get("snapshot", {}),
+                "data": {"watermark": watermark, "prompts": prompts},
+            },
+        }
+    return {
+        "parent": parent.version,
+        "watermark": watermark,
+        "human": len(pools.human),
+        "human_selected": len(pools.human_selected),
+        "synthetic": len(pools.synthetic),
+        "benchmark": len(pools.benchmark),
+        "fresh_human": fresh_human,
+        "prompts": len(prompts),
+    }
+
+
+def _prompt_pool(session: Any, benchmark: set[str], limit: int) -> list[list[Any]]:
+    """Messages without a human reply: incoming traffic (newest first), then the messages of
+    feedback where the user picked a suggestion. Never a benchmark message."""
+    pool: list[list[Any]] = []
+    seen: set[str] = set()
+    incoming = session.execute(
+        select(IncomingMessage.id, IncomingMessage.message).order_by(IncomingMessage.id.desc())
+    )
+    selected = session.execute(
+        select(Example.id, Example.message)
+        .where(Example.provenance == Provenance.HUMAN_SELECTED.value)
+        .order_by(Example.id.desc())
+    )
+    for kind, rows in (("incoming", incoming), ("feedback", selected)):
+        for row_id, message in rows:
+            key = normalize(message)
+            if key in seen or key in benchmark:
+                continue
+            seen.add(key)
+            pool.append([kind, int(row_id)])
+            if len(pool) >= limit:
+                return pool
+    return pool
+
+
+def _previous_watermark(session: Any, number: int) -> int:
+    previous = session.scalars(
+        select(Generation).where(Generation.number < number).order_by(Generation.number.desc())
+    ).first()
+    if previous is None:
+        return 0
+    return int(previous.stages.get("snapshot", {}).get("data", {}).get("watermark", 0))
+
+
+def synthesize(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[str, Any]:
+    """The production model writes a reply for every prompt; staged, not yet examples."""
+    with ctx.db.session() as session:
+        generation = _get(session, generation_id)
+        prompts = generation.stages["snapshot"]["data"]["prompts"]
+        parent = get_version(session, generation.parent_version or "")
+        path, checksum, version = (
+            artifact_dir(ctx.settings, parent),
+            parent.checksum,
+            parent.version,
+        )
+        number = generation.number
+        texts = _prompt_texts(session, prompts)
+    model, _ = load_model(path, ctx.encoder, checksum)
+    temperature = ctx.settings.synthesize_temperature
+    rng = np.random.default_rng([ctx.settings.seed, number])
+    rows: list[SyntheticCandidate] = []
+    batch = 256
+    for start in range(0, len(prompts), batch):
+        chunk = prompts[start : start + batch]
+        messages = [texts[(kind, i)][0] for kind, i in chunk]
+        suggestions = model.suggest_many(messages, k=1 if temperature <= 0 else 5)
+        for (kind, i), message, options in zip(chunk, messages, suggestions, strict=True):
+            if not options:
+                continue
+            choice = options[0] if temperature <= 0 else options[_sample(options, temperature, rng)]
+            niche = texts[(kind, i)][1] or model.bank.niches[choice.reply_id][0]
+            rows.append(
+                SyntheticCandidate(
+                    generation_id=generation_id,
+                    message=message,
+                    reply=choice.text,
+                    niche=niche,
+                    prompt_source=f"{kind}:{i}",
+                    model_version=version,
+                    content_hash=pair_hash(message, choice.text),
+                )
+            )
+        progress(min(1.0, (start + batch) / max(len(prompts), 1)))
+    with ctx.db.session() as session:
+        # Idempotent: a rerun replaces what an interrupted run staged.
+        session.execute(
+            delete(SyntheticCandidate).where(SyntheticCandidate.generation_id == generation_id)
+        )
+        session.add_all(rows)
+    return {"prompts": len(prompts), "written": len(rows)}
+
+
+def _sample(options: list[Any], temperature: float, rng: np.random.Generator) -> int:
+    scores = np.array([o.score for o in options], dtype=np.float64) / temperature
+    weights = np.exp(scores - scores.max())
+    return int(rng.choice(len(options), p=weights / weights.sum()))
+
+
+def _prompt_texts(
+    session: Any, prompts: list[list[Any]]
+) -> dict[tuple[str, int], tuple[str, str | None]]:
+    incoming_ids = [i for kind, i in prompts if kind == "incoming"]
+    feedback_ids = [i for kind, i in prompts if kind == "feedback"]
+    texts: dict[tuple[str, int], tuple[str, str | None]] = {}
+    for start in range(0, len(incoming_ids), 500):
+        chunk = incoming_ids[start : start + 500]
+        for i, message, niche in session.execute(
+            select(IncomingMessage.id, IncomingMessage.message, IncomingMessage.niche).where(
+                IncomingMessage.id.in_(chunk)
+            )
+        ):
+            texts[("incoming", i)] = (message, niche)
+    for start in range(0, len(feedback_ids), 500):
+        chunk = feedback_ids[start : start + 500]
+        for i, message, niche in session.execute(
+            select(Example.id, Example.message, Example.niche).where(Example.id.in_(chunk))
+        ):
+            texts[("feedback", i)] = (message, niche)
+    missing = [p for p in prompts if (p[0], p[1]) not in texts]
+    if missing:
+        # Retention may have trimmed incoming messages since the snapshot: drop them.
+        prompts[:] = [p for p in prompts if (p[0], p[1]) in texts]
+    return texts
+
+
+@dataclass(frozen=True)
+class _Staged:
+    id: int
+    message: str
+    reply: str
+
+
+def _pending(session: Any, generation_id: int) -> list[_Staged]:
+    rows = session.execute(
+        select(SyntheticCandidate.id, SyntheticCandidate.message, SyntheticCandidate.reply)
+        .where(
+            SyntheticCandidate.generation_id == generation_id,
+            SyntheticCandidate.status != CandidateStatus.REMOVED.value,
+        )
+        .order_by(SyntheticCandidate.id)
+    )
+    return [_Staged(*row) for row in rows]
+
+
+def quality_filter(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[str, Any]:
+    """Remove synthetic replies that break a quality rule (each rule counted apart)."""
+    with ctx.db.session() as session:
+        staged = _pending(session, generation_id)
+    config = QualityConfig(
+        min_reply_chars=ctx.settings.quality_min_reply_chars,
+        max_reply_chars=ctx.settings.quality_max_reply_chars,
+        min_relevance=ctx.settings.quality_min_relevance,
+    )
+    result = filter_examples(staged, default_rules(config, ctx.encoder))
+    with ctx.db.session() as session:
+        for rejected in result.removed:
+            row = session.get_one(SyntheticCandidate, rejected.example.id)
+            row.status = CandidateStatus.REMOVED.value
+            row.removed_by = rejected.rule
+    return {"checked": len(staged), "kept": result.kept_count, "removed": result.counts}
+
+
+def dedup(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[str, Any]:
+    """Remove near-duplicates among the synthetic replies and of anything already stored."""
+    with ctx.db.session() as session:
+        staged = _pending(session, generation_id)
+        pools = example_pools(session)
+    result = deduplicate(
+        staged,
+        pools.stored,
+        ctx.encoder,
+        DedupConfig(threshold=ctx.settings.dedup_threshold, seed=ctx.settings.seed),
+    )
+    with ctx.db.session() as session:
+        for duplicate in result.removed:
+            row = session.get_one(SyntheticCandidate, staged[duplicate.index].id)
+            row.status = CandidateStatus.REMOVED.value
+            row.removed_by = "duplicate"
+            if duplicate.against == "stored":
+                row.duplicate_of = f"example:{duplicate.duplicate_of}"
+            else:
+                row.duplicate_of = f"candidate:{staged[duplicate.duplicate_of].id}"
+            row.similarity = float(duplicate.similarity)
+        for kept in result.kept:
+            session.get_one(SyntheticCandidate, kept.id).status = CandidateStatus.KEPT.value
+    return {"checked": len(staged), "kept": len(result.kept), "removed": result.counts}
+
+
+@dataclass(frozen=True)
+class _TrainingRow:
+    """A training example: a stored example, or a kept synthetic candidate of this generation."""
+
+    ref: str
+    message: str
+    reply: str
+    niche: str
+    provenance: Provenance
+
+
+def mix(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[str, Any]:
+    """Accumulate: every human example plus capped model-influenced ones, tail-weighted."""
+    with ctx.db.session() as session:
+        generation = _get(session, generation_id)
+        watermark = generation.stages["snapshot"]["data"]["watermark"]
+        pools = example_pools(session, watermark)
+        kept = session.execute(
+            select(
+                SyntheticCandidate.id,
+                SyntheticCandidate.message,
+                SyntheticCandidate.reply,
+                SyntheticCandidate.niche,
+            )
+            .where(
+                SyntheticCandidate.generation_id == generation_id,
+                SyntheticCandidate.status == CandidateStatus.KEPT.value,
+            )
+            .order_by(SyntheticCandidate.id)
+        ).all()
+
+    def stored(rows: list[Row]) -> list[_TrainingRow]:
+        return [
+            _TrainingRow(f"example:{r.id}", r.message, r.reply, r.niche, r.provenance) for r in rows
+        ]
+
+    synthetic = stored(pools.synthetic) + [
+        _TrainingRow(f"candidate:{i}", m, r, n, Provenance.SYNTHETIC) for i, m, r, n in kept
+    ]
+    result = mix_training_set(
+        stored(pools.human),
+        stored(pools.human_selected),
+        synthetic,
+        synthetic_cap=ctx.settings.synthetic_cap,
+        seed=ctx.settings.seed,
+    )
+    training_set = [
+        {"ref": row.ref, "weight": float(weight)}
+        for row, weight in zip(result.examples, result.weights, strict=True)
+    ]
+    _write_json(_generation_dir(ctx, generation_id) / "training_set.json", training_set)
+    return result.counts.as_dict()
+
+
+def train(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[str, Any]:
+    """Train the candidate from production's weights on the mixed set; write its artifact."""
+    training_set = json.loads(
+        (_generation_dir(ctx, generation_id) / "training_set.json").read_text()
+    )
+    with ctx.db.session() as session:
+        generation = _get(session, generation_id)
+        parent = get_version(session, generation.parent_version or "")
+        parent_path, parent_checksum = artifact_dir(ctx.settings, parent), parent.checksum
+        number, parent_version = generation.number, parent.version
+        rows = _resolve(session, [item["ref"] for item in training_set])
+    parent_model, _ = load_model(parent_path, ctx.encoder, parent_checksum)
+    examples = [
+        TrainingExample(row.message, row.reply, row.niche, item["weight"])
+        for row, item in zip(rows, training_set, strict=True)
+    ]
+    model, report = train_model(
+        ctx.encoder,
+        examples,
+        AdapterConfig.from_settings(ctx.settings),
+        RetrievalConfig.from_settings(ctx.settings),
+        start=parent_model.adapter,
+        show_progress=ctx.show_progress,
+    )
+    metadata = training_metadata(
+        [
+            Row(0, r.message, r.reply, r.niche, r.provenance, pair_hash(r.message, r.reply))
+            for r in rows
+        ],
+        report,
+        generation_id=generation_id,
+    )
+    version = register(ctx.db, ctx.settings, model, number, parent_version, metadata)
+    with ctx.db.session() as session:
+        _get(session, generation_id).candidate_version = version.version
+    return {"examples": len(examples), "bank_size": report.bank_size, "candidate": version.version}
+
+
+def _resolve(session: Any, refs: list[str]) -> list[_TrainingRow]:
+    example_ids = [int(r.split(":")[1]) for r in refs if r.startswith("example:")]
+    candidate_ids = [int(r.split(":")[1]) for r in refs if r.startswith("candidate:")]
+    found: dict[str, _TrainingRow] = {}
+    for start in range(0, len(example_ids), 500):
+        for e in session.scalars(
+            select(Example).where(Example.id.in_(example_ids[start : start + 500]))
+        ):
+            found[f"example:{e.id}"] = _TrainingRow(
+                "", e.message, e.reply, e.niche, Provenance(e.provenance)
+            )
+    for start in range(0, len(candidate_ids), 500):
+        for c in session.scalars(
+            select(SyntheticCandidate).where(
+                SyntheticCandidate.id.in_(candidate_ids[start : start + 500])
+            )
+        ):
+            found[f"candidate:{c.id}"] = _TrainingRow(
+                "", c.message, c.reply, c.niche, Provenance.SYNTHETIC
+            )
+    return [found[ref] for ref in refs]
+
+
+def evaluate(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[str, Any]:
+    """Evaluate candidate, production (the parent) and the clean baseline on the benchmark."""
+    with ctx.db.session() as session:
+        generation = _get(session, generation_id)
+        candidate, parent = generation.candidate_version, generation.parent_version
+        pools = example_pools(session)
+    baseline = baseline_version(ctx)
+    if candidate is None or parent is None or baseline is None:
+        raise GenerationError("evaluate needs the candidate, the parent and the baseline")
+    evaluations = {
+        "candidate": evaluate_version(ctx, candidate, pools),
+        "production": evaluate_version(ctx, parent, pools),
+        "baseline": evaluate_version(ctx, baseline, pools),
+    }
+    with ctx.db.session() as session:
+        _get(session, generation_id).metrics = {
+            role: {"version": version, **ev.to_dict(include_suggestions=False)}
+            for (role, ev), version in zip(
+                evaluations.items(), (candidate, parent, baseline), strict=True
+            )
+        }
+    return {role: ev.value(ev.primary) for role, ev in evaluations.items()}
+
+
+def gate(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[str, Any]:
+    """The safeguards decide: pass, warn or block, with figures and reasons."""
+    with ctx.db.session() as session:
+        generation = _get(session, generation_id)
+        metrics = generation.metrics
+        fresh = int(generation.stages["snapshot"]["counts"]["fresh_human"])
+        history = [
+            Evaluation.from_dict(g.metrics["candidate"])
+            for g in session.scalars(
+                select(Generation)
+                .where(
+                    Generation.number < generation.number,
+                    Generation.status.in_(
+                        [GenerationStatus.PASSED.value, GenerationStatus.WARNED.value]
+                    ),
+                )
+                .order_by(Generation.number)
+            )
+            if g.metrics.get("candidate")
+        ]
+    decision = decide(
+        Evaluation.from_dict(metrics["candidate"]),
+        Evaluation.from_dict(metrics["production"]),
+        Evaluation.from_dict(metrics["baseline"]),
+        history,
+        None,
+        fresh,
+    )
+    with ctx.db.session() as session:
+        _get(session, generation_id).decision = decision.to_dict()
+    return {"verdict": decision.verdict, "reasons": len(decision.reasons)}
+
+
+def promote_or_block(
+    ctx: PipelineContext, generation_id: int, progress: Progress
+) -> dict[str, Any]:
+    """Pass or warn: promote the candidate and keep its synthetic rows, in one transaction.
+    Block: production stays; the candidate and its synthetic rows wait for review."""
+    with ctx.db.session() as session:
+        generation = _get(session, generation_id)
+        decision = Decision.from_dict(generation.decision)
+        current = production(session)
+        if not decision.blocked and (
+            current is None or current.version != generation.parent_version
+        ):
+            # Production moved (a rollback, an override) while this generation ran: its
+            # comparison no longer holds.
+            decision = _blocked_because(
+                decision,
+                f"production changed to {current.version if current else 'nothing'} "
+                f"while this generation ran (it was compared with {generation.parent_version})",
+            )
+            generation.decision = decision.to_dict()
+        if decision.blocked:
+            get_version(
+                session, generation.candidate_version or ""
+            ).status = ModelStatus.BLOCKED.value
+            generation.status = GenerationStatus.BLOCKED.value
+            generation.lock = None
+            generation.finished_at = dt.datetime.now(dt.UTC)
+            return {"verdict": "block", "promoted": None}
+        added = accept_generation(
+            session, ctx.settings, generation, "gate", "; ".join(decision.reasons)
+        )
+        return {
+            "verdict": decision.verdict,
+            "promoted": generation.candidate_version,
+            "synthetic_added": added,
+        }
+
+
+def _blocked_because(decision: Decision, reason: str) -> Decision:
+    from dataclasses import replace
+
+    return replace(decision, verdict="block", reasons=(reason, *decision.reasons))
+
+
+STAGE_FUNCTIONS: dict[str, Callable[[PipelineContext, int, Progress], dict[str, Any]]] = {
+    "snapshot": snapshot,
+    "synthesize": synthesize,
+    "filter": quality_filter,
+    "deduplicate": dedup,
+    "mix": mix,
+    "train": train,
+    "evaluate": evaluate,
+    "gate": gate,
+    "promote": promote_or_block,
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers
+
+
+def _get(session: Any, generation_id: int) -> Generation:
+    generation = session.get(Generation, generation_id)
+    if generation is None:
+        raise GenerationError(f"no generation with id {generation_id}")
+    return generation  # type: ignore[no-any-return]
+
+
+def _active(session: Any) -> Generation | None:
+    return session.scalars(select(Generation).where(Generation.lock == "active")).one_or_none()  # type: ignore[no-any-return]
+
+
+def _busy_message(generation: Generation) -> str:
+    where = f", stage {generation.stage}" if generation.stage else ""
+    return (
+        f"generation {generation.number} (id {generation.id}) is already {generation.status}"
+        f"{where}: one generation runs at a time; wait for it, or `replyguard generation "
+        f"show {generation.id}`"
+    )
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+def _generation_dir(ctx: PipelineContext, generation_id: int) -> Path:
+    path = ctx.settings.data_dir / "generations" / str(generation_id)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Atomically: a reader never sees half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
