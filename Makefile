@@ -25,6 +25,7 @@ run: $(VENV)/.installed
 	$(BIN)/replyguard run --port $(PORT)
 
 test: $(VENV)/.installed-dev
+	scripts/system-deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
