@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,25 @@ from models.suggester import SuggestionModel
 
 class RegistryError(RuntimeError):
     """A registry action cannot be done; the message says why and what to do."""
+
+
+# A staging folder untouched this long belongs to a writer that died.
+STALE_STAGING_SECONDS = 600
+
+
+def remove_stale_staging(models_dir: Path) -> list[Path]:
+    """Delete the temporary folders of artifacts whose writer was killed mid-write."""
+    if not models_dir.is_dir():
+        return []
+    cutoff = time.time() - STALE_STAGING_SECONDS
+    stale = [
+        p
+        for p in models_dir.iterdir()
+        if p.name.startswith(".") and p.is_dir() and p.stat().st_mtime < cutoff
+    ]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
 
 
 def production(session: Session) -> ModelVersion | None:
@@ -51,7 +72,17 @@ def register(
     The row exists as ``building`` while the artifact is written, so a crash leaves a visible
     row and no half-written artifact (the artifact appears by an atomic rename or not at all).
     """
+    remove_stale_staging(settings.models_dir)
     with db.session() as session:
+        # A row left 'building' by a process killed mid-write is not coming back.
+        session.execute(
+            update(ModelVersion)
+            .where(
+                ModelVersion.generation == generation,
+                ModelVersion.status == ModelStatus.BUILDING.value,
+            )
+            .values(status=ModelStatus.FAILED.value)
+        )
         row = ModelVersion(generation=generation, parent=parent, version="")
         session.add(row)
         session.flush()

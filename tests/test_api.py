@@ -49,7 +49,7 @@ def test_default_k_is_three(client, client_headers) -> None:  # type: ignore[no-
 @pytest.mark.parametrize(
     ("body", "status", "fragment"),
     [
-        (b"", 400, "body is empty"),
+        (b"", 422, "message: Missing data for required field"),
         (b"\xff\xfe\x00", 400, "not UTF-8"),
         (b'{"message": ', 400, "not valid JSON"),
         (b"[1, 2]", 400, "must be a JSON object"),

@@ -188,10 +188,10 @@ def run_stage(ctx: PipelineContext, generation_id: int, stage: str) -> None:
             return
         generation.status = GenerationStatus.RUNNING.value
         generation.stage = stage
-        generation.stages = {
-            **generation.stages,
-            stage: {"status": "running", "started_at": _now(), "progress": 0.0},
-        }
+        record = {"status": "running", "started_at": _now(), "progress": 0.0}
+        if "resumed_by" in generation.stages.get(stage, {}):
+            record["resumed_by"] = generation.stages[stage]["resumed_by"]
+        generation.stages = {**generation.stages, stage: record}
     started = time.perf_counter()
     reporter = _ProgressReporter(ctx, generation_id, stage)
     try:

@@ -1,0 +1,235 @@
+"""A generation run inline, stage by stage: idempotent stages, accumulate-only data, and
+production that changes only through the gate (or an audited override or rollback)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import func
+from sqlalchemy import select
+
+from core.db import Database
+from core.schema import AuditEntry
+from core.schema import CandidateStatus
+from core.schema import Example
+from core.schema import Generation
+from core.schema import ModelVersion
+from core.schema import SyntheticCandidate
+from core.settings import Settings
+from models.encoder import Encoder
+from models.registry import RegistryError
+from models.registry import production
+from models.registry import promote
+from worker.context import PipelineContext
+from worker.pipeline import STAGES
+from worker.pipeline import GenerationBusy
+from worker.pipeline import run_generation
+from worker.pipeline import run_stage
+from worker.pipeline import start_generation
+from worker.promotion import override
+from worker.promotion import rollback
+
+
+@pytest.fixture
+def ctx(settings: Settings, db: Database, encoder: Encoder) -> PipelineContext:
+    return PipelineContext(settings, db, encoder)
+
+
+def counts(db: Database) -> dict[str, int]:
+    with db.session() as session:
+        rows = session.execute(
+            select(Example.provenance, func.count()).group_by(Example.provenance)
+        )
+        return {p: int(n) for p, n in rows}
+
+
+def generation(db: Database, generation_id: int) -> Generation:
+    with db.session() as session:
+        return session.get_one(Generation, generation_id)
+
+
+def test_a_generation_accumulates_and_promotes_through_the_gate(
+    ctx: PipelineContext, db: Database
+) -> None:
+    before = counts(db)
+    generation_id = start_generation(ctx, "tester")
+    status = run_generation(ctx, generation_id)
+    g = generation(db, generation_id)
+    assert status in {"passed", "warned", "blocked"}
+    assert [s for s in STAGES if g.stages[s]["status"] == "done"] == list(STAGES)
+    assert g.number == 1
+    assert g.parent_version == "v1"
+    assert g.candidate_version == "v2"
+    assert g.lock is None
+    snapshot = g.stages["snapshot"]["counts"]
+    assert snapshot["prompts"] > 100  # the demo's incoming traffic
+    synth = g.stages["synthesize"]["counts"]["written"]
+    removed_by_rules = sum(g.stages["filter"]["counts"]["removed"].values())
+    removed_as_duplicates = sum(g.stages["deduplicate"]["counts"]["removed"].values())
+    kept = g.stages["deduplicate"]["counts"]["kept"]
+    assert synth == kept + removed_by_rules + removed_as_duplicates
+    mix = g.stages["mix"]["counts"]
+    # Accumulate: every human example trains, and the model's share respects the cap.
+    assert mix["human"] == before["human"] - snapshot["benchmark"]
+    assert mix["synthetic"] <= mix["human"]
+    assert set(g.metrics) == {"candidate", "production", "baseline"}
+    assert g.decision["verdict"] in {"pass", "warn", "block"}
+    assert g.decision["reasons"]
+
+    after = counts(db)
+    assert after["human"] == before["human"]
+    with db.session() as session:
+        prod = production(session)
+        assert prod is not None
+        kept_rows = session.scalar(
+            select(func.count(SyntheticCandidate.id)).where(
+                SyntheticCandidate.generation_id == generation_id,
+                SyntheticCandidate.status == CandidateStatus.KEPT.value,
+            )
+        )
+        synthetic_rows = list(
+            session.scalars(select(Example).where(Example.provenance == "synthetic"))
+        )
+    if status == "blocked":
+        assert prod.version == "v1"
+        assert synthetic_rows == []
+    else:
+        assert prod.version == "v2"
+        # All of this generation's kept rows, each naming the model and generation that wrote it.
+        assert len(synthetic_rows) == kept_rows == kept
+        assert {(r.generation, r.model_version) for r in synthetic_rows} == {(1, "v1")}
+
+
+def test_one_generation_at_a_time(ctx: PipelineContext) -> None:
+    first = start_generation(ctx, "tester")
+    with pytest.raises(GenerationBusy, match=f"generation 1 \\(id {first}\\) is already queued"):
+        start_generation(ctx, "tester")
+
+
+def test_stages_are_idempotent(ctx: PipelineContext, db: Database) -> None:
+    generation_id = start_generation(ctx, "tester")
+    run_stage(ctx, generation_id, "snapshot")
+    run_stage(ctx, generation_id, "synthesize")
+    written = generation(db, generation_id).stages["synthesize"]["counts"]["written"]
+
+    # A worker died mid-stage: the stage is marked unfinished and runs again from its start.
+    with db.session() as session:
+        g = session.get_one(Generation, generation_id)
+        g.stages = {**g.stages, "synthesize": {"status": "running"}}
+    run_stage(ctx, generation_id, "synthesize")
+    run_stage(ctx, generation_id, "synthesize")  # done: a no-op
+    with db.session() as session:
+        staged = session.scalar(
+            select(func.count(SyntheticCandidate.id)).where(
+                SyntheticCandidate.generation_id == generation_id
+            )
+        )
+    assert staged == written
+    assert generation(db, generation_id).stages["synthesize"]["status"] == "done"
+
+
+def test_a_failing_stage_marks_the_generation_failed_and_releases_the_lock(
+    ctx: PipelineContext, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import worker.pipeline as pipeline
+
+    def broken(*_: Any) -> dict[str, Any]:
+        raise OSError("disk full")
+
+    monkeypatch.setitem(pipeline.STAGE_FUNCTIONS, "synthesize", broken)
+    generation_id = start_generation(ctx, "tester")
+    with pytest.raises(OSError, match="disk full"):
+        run_generation(ctx, generation_id)
+    g = generation(db, generation_id)
+    assert (g.status, g.stage, g.lock) == ("failed", "synthesize", None)
+    assert g.error == "synthesize: OSError: disk full"
+    with db.session() as session:
+        assert production(session).version == "v1"  # type: ignore[union-attr]
+    # The lock is free again.
+    assert start_generation(ctx, "tester") != generation_id
+
+
+def promote_a_copy_of_production(ctx: PipelineContext) -> str:
+    """Another legitimate production change: a copy of the current model, promoted by hand."""
+    from models.artifact import load_model
+    from models.registry import artifact_dir
+    from models.registry import register
+
+    with ctx.db.session() as session:
+        row = production(session)
+        assert row is not None
+        path, checksum = artifact_dir(ctx.settings, row), row.checksum
+    model, _ = load_model(path, ctx.encoder, checksum)
+    copy = register(ctx.db, ctx.settings, model, generation=0, parent=row.version, metadata={})
+    with ctx.db.session() as session:
+        promote(session, ctx.settings, copy.version, "someone", "hotfix")
+    return copy.version
+
+
+def blocked_generation(ctx: PipelineContext) -> int:
+    """Production changes while the generation runs, so the gate's comparison is void."""
+    generation_id = start_generation(ctx, "tester")
+    for stage in STAGES[:-1]:
+        run_stage(ctx, generation_id, stage)
+    promote_a_copy_of_production(ctx)
+    run_stage(ctx, generation_id, "promote")
+    return generation_id
+
+
+def test_production_changing_mid_generation_blocks_it(ctx: PipelineContext, db: Database) -> None:
+    before = counts(db)
+    generation_id = blocked_generation(ctx)
+    g = generation(db, generation_id)
+    assert (g.status, g.decision["verdict"], g.lock) == ("blocked", "block", None)
+    assert "production changed" in g.decision["reasons"][0]
+    assert counts(db) == before  # no synthetic row entered the training data
+    with db.session() as session:
+        assert production(session).version != g.candidate_version  # type: ignore[union-attr]
+        candidate = session.scalars(
+            select(ModelVersion).where(ModelVersion.version == g.candidate_version)
+        ).one()
+    assert candidate.status == "blocked"
+
+
+def test_override_needs_a_reason_and_keeps_the_generations_data(
+    ctx: PipelineContext, db: Database
+) -> None:
+    generation_id = blocked_generation(ctx)
+    g = generation(db, generation_id)
+    with pytest.raises(RegistryError, match="needs a reason"), db.session() as session:
+        override(session, ctx.settings, g.candidate_version or "", "reviewer", "   ")
+    with db.session() as session:
+        override(session, ctx.settings, g.candidate_version or "", "reviewer", "spot-checked: fine")
+    g = generation(db, generation_id)
+    assert g.status == "passed"
+    assert g.decision["override_reason"] == "spot-checked: fine"
+    assert counts(db).get("synthetic", 0) == g.stages["deduplicate"]["counts"]["kept"]
+    with db.session() as session:
+        assert production(session).version == g.candidate_version  # type: ignore[union-attr]
+        audit = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+    assert audit is not None
+    assert (audit.action, audit.actor, audit.reason) == (
+        "model.override",
+        "reviewer",
+        "spot-checked: fine",
+    )
+
+
+def test_rollback_returns_to_an_archived_version_only(ctx: PipelineContext, db: Database) -> None:
+    copy = promote_a_copy_of_production(ctx)
+    with pytest.raises(RegistryError, match="production already"), db.session() as session:
+        rollback(session, ctx.settings, copy, "reviewer", "why")
+    with db.session() as session:
+        rollback(session, ctx.settings, "v1", "reviewer", "the copy feels bland")
+    with db.session() as session:
+        assert production(session).version == "v1"  # type: ignore[union-attr]
+        entry = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+    assert entry is not None
+    assert (entry.action, entry.target, entry.reason) == (
+        "model.rollback",
+        "v1",
+        "the copy feels bland",
+    )
+    with pytest.raises(RegistryError, match="needs a reason"), db.session() as session:
+        rollback(session, ctx.settings, copy, "reviewer", "")
