@@ -58,12 +58,17 @@ def train_model(
     retrieval: RetrievalConfig,
     start: Adapter | None = None,
     show_progress: bool = False,
+    weights: ScoringWeights | None = None,
 ) -> tuple[SuggestionModel, TrainingReport]:
     """Train the adapter, choose the signal weights on held-out messages, build the model.
 
     The adapter is trained on the training messages minus a held-out tenth (grouped by
     message text, chosen by hash so it is reproducible); the weights are the combination with
     the best MRR on that tenth; the final bank and message index hold every example.
+
+    With ``weights`` given (a generation keeps its parent's), nothing is held out and the
+    weights are not searched again: a new search can land on a near-equal-relevance option
+    with very different diversity, which would be noise to the gate, not a change in data.
     """
     if not examples:
         raise ValueError("cannot train a model on zero examples")
@@ -71,7 +76,11 @@ def train_model(
     replies = encoder.encode([e.reply for e in examples], show_progress=show_progress)
     weights_arr = np.asarray([e.weight for e in examples], dtype=np.float32)
     held_out = _held_out(examples, adapter_config.seed)
-    tune = len(examples) >= MIN_EXAMPLES_TO_TUNE and 0 < held_out.sum() < len(examples)
+    tune = (
+        weights is None
+        and len(examples) >= MIN_EXAMPLES_TO_TUNE
+        and 0 < held_out.sum() < len(examples)
+    )
     fit = ~held_out if tune else np.ones(len(examples), dtype=bool)
 
     fit_examples = [e for e, keep in zip(examples, fit, strict=True) if keep]
@@ -85,7 +94,7 @@ def train_model(
         messages[fit], replies[fit], fit_ids, weights_arr[fit], adapter_config, start=start
     )
 
-    chosen = ScoringWeights()
+    chosen = weights or ScoringWeights()
     tried: list[tuple[dict[str, float], float]] = []
     if tune:
         probe = SuggestionModel(

@@ -103,7 +103,9 @@ def test_figure_kinds_and_primary(evaluation: Evaluation) -> None:
         "vendi",
         "pairwise_distance",
     }
-    assert evaluation.primary == "recall@3"
+    assert kinds["similarity@3"] == "relevance"
+    assert kinds["tail_similarity@3"] == "tail"
+    assert evaluation.primary == "similarity@3"
     assert all(figure.label for figure in evaluation.figures.values())
 
 
@@ -150,3 +152,32 @@ def test_config_refuses_inconsistent_settings(kwargs: dict, message: str) -> Non
 def test_an_empty_benchmark_is_refused() -> None:
     with pytest.raises(ValueError, match="empty"):
         evaluate_model(CannedModel(ANSWERS), [], HashEncoder(), COUNTS)
+
+
+def test_best_similarity_takes_the_closest_of_the_shown_suggestions() -> None:
+    import numpy as np
+
+    from safeguards.relevance import best_similarity
+
+    class Axes:
+        """Three orthogonal directions and one halfway between the first two."""
+
+        table = {
+            "a": [1.0, 0.0, 0.0],
+            "b": [0.0, 1.0, 0.0],
+            "c": [0.0, 0.0, 1.0],
+            "ab": [2**-0.5, 2**-0.5, 0.0],
+        }
+
+        def encode(self, texts: list[str]) -> np.ndarray:
+            return np.array([self.table[t] for t in texts], dtype=np.float32)
+
+    ranked = [["c", "ab", "a"], ["c", "b"], []]
+    # Row 1 within k=2: c (0) and ab (cos 45 degrees = 0.7071) against gold "a" -> 0.7071;
+    # with k=3 "a" itself is shown -> 1.0. Row 2: b against gold b -> 1.0. Row 3: nothing -> 0.
+    assert best_similarity(ranked, ["a", "b", "a"], Axes(), k=2) == pytest.approx(
+        [2**-0.5, 1.0, 0.0], abs=1e-6
+    )
+    assert best_similarity(ranked, ["a", "b", "a"], Axes(), k=3) == pytest.approx(
+        [1.0, 1.0, 0.0], abs=1e-6
+    )

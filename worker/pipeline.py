@@ -546,6 +546,7 @@ def train(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[
         RetrievalConfig.from_settings(ctx.settings),
         start=parent_model.adapter,
         show_progress=ctx.show_progress,
+        weights=parent_model.weights,
     )
     metadata = training_metadata(
         [
@@ -650,9 +651,7 @@ def promote_or_block(
         generation = _get(session, generation_id)
         decision = Decision.from_dict(generation.decision)
         current = production(session)
-        if not decision.blocked and (
-            current is None or current.version != generation.parent_version
-        ):
+        if current is None or current.version != generation.parent_version:
             # Production moved (a rollback, an override) while this generation ran: its
             # comparison no longer holds.
             decision = _blocked_because(
