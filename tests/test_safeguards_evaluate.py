@@ -155,6 +155,8 @@ def test_an_empty_benchmark_is_refused() -> None:
 
 
 def test_best_similarity_takes_the_closest_of_the_shown_suggestions() -> None:
+    from typing import ClassVar
+
     import numpy as np
 
     from safeguards.relevance import best_similarity
@@ -162,7 +164,7 @@ def test_best_similarity_takes_the_closest_of_the_shown_suggestions() -> None:
     class Axes:
         """Three orthogonal directions and one halfway between the first two."""
 
-        table = {
+        table: ClassVar[dict[str, list[float]]] = {
             "a": [1.0, 0.0, 0.0],
             "b": [0.0, 1.0, 0.0],
             "c": [0.0, 0.0, 1.0],
