@@ -149,6 +149,7 @@ def test_migrations_reach_head_twice_and_match_the_models(pg_settings: Settings)
             )
             assert triggers == {
                 "audit_log_append_only",
+                "audit_log_no_truncate",
                 "examples_provenance_immutable",
                 "reservoir_human_only",
             }
@@ -225,7 +226,12 @@ def test_only_human_examples_enter_the_reservoir(pg_db: Database) -> None:
 def test_audit_log_is_append_only(pg_db: Database) -> None:
     with pg_db.session() as session:
         record(session, "tester", "model.promote", "v1", "because")
-    for statement in ("UPDATE audit_log SET reason = 'x'", "DELETE FROM audit_log"):
+    statements = (
+        "UPDATE audit_log SET reason = 'x'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+    )
+    for statement in statements:
         with (
             pytest.raises(DBAPIError, match="append-only"),
             pg_db.engine.begin() as connection,

@@ -101,6 +101,11 @@ def test_only_human_examples_enter_the_reservoir(empty_db: Database) -> None:
     for example_id in (selected, synthetic):
         with pytest.raises(DBAPIError, match="only human examples"), empty_db.session() as s:
             s.add(ReservoirMember(example_id=example_id, role="benchmark"))
+    with (
+        pytest.raises(DBAPIError, match="only human examples"),
+        empty_db.engine.begin() as connection,
+    ):
+        connection.execute(text(f"UPDATE reservoir SET example_id = {synthetic}"))
     with empty_db.session() as session:
         assert list(session.scalars(select(ReservoirMember.example_id))) == [human]
 
