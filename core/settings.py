@@ -42,6 +42,11 @@ class Settings:
     record_incoming: bool = True
     incoming_retention: int = 100_000
     production_check_seconds: float = 1.0
+    # Signs the dashboard's session cookies. Empty: a random key is kept in
+    # <data_dir>/secret_key, which every web process on this machine shares. Several machines
+    # behind one address must share one key: set REPLYGUARD_SECRET_KEY. Left out of repr so it
+    # never reaches a log line.
+    secret_key: str = dataclasses.field(default="", repr=False)
 
     # Model
     seed: int = 13
@@ -75,6 +80,9 @@ class Settings:
     # Benchmark split of human examples, set aside when the first model is trained.
     benchmark_fraction: float = 0.12
     benchmark_min_per_niche: int = 3
+    # The anchor: human examples every generation must train on, stratified by niche.
+    anchor_fraction: float = 0.3
+    anchor_min_per_niche: int = 5
     # A suggestion matches a gold reply when identical or at least this cosine.
     match_threshold: float = 0.8
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import select
 
+from core.reservoir import ensure_anchor
 from core.reservoir import ensure_benchmark
 from core.schema import Generation
 from core.schema import GenerationStatus
@@ -62,6 +63,7 @@ def train_baseline(ctx: PipelineContext, actor: str) -> tuple[ModelVersion, Trai
         raise NoTrainingData("the clean baseline exists already; it is trained once")
     with ctx.db.session() as session:
         ensure_benchmark(session, ctx.settings)
+        ensure_anchor(session, ctx.settings)
         pools = example_pools(session)
     rows = pools.human
     if not rows:

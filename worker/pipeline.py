@@ -29,12 +29,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from core.provenance import Provenance
+from core.reservoir import member_ids
 from core.schema import CandidateStatus
 from core.schema import Example
 from core.schema import Generation
 from core.schema import GenerationStatus
 from core.schema import IncomingMessage
 from core.schema import ModelStatus
+from core.schema import ReservoirRole
 from core.schema import SyntheticCandidate
 from core.text import normalize
 from core.text import pair_hash
@@ -486,6 +488,7 @@ def mix(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[st
         generation = _get(session, generation_id)
         watermark = generation.stages["snapshot"]["data"]["watermark"]
         pools = example_pools(session, watermark)
+        anchor = member_ids(session, ReservoirRole.ANCHOR)
         kept = session.execute(
             select(
                 SyntheticCandidate.id,
@@ -519,8 +522,13 @@ def mix(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[st
         {"ref": row.ref, "weight": float(weight)}
         for row, weight in zip(result.examples, result.weights, strict=True)
     ]
+    trained = {item["ref"] for item in training_set}
+    missing = [i for i in anchor if i <= watermark and f"example:{i}" not in trained]
+    if missing:
+        # The reservoir's promise; a mixing change that breaks it must not train silently.
+        raise GenerationError(f"{len(missing)} anchor example(s) left out of the training set")
     _write_json(_generation_dir(ctx, generation_id) / "training_set.json", training_set)
-    return result.counts.as_dict()
+    return {**result.counts.as_dict(), "anchor": len(anchor)}
 
 
 def train(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[str, Any]:
