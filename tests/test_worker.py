@@ -30,6 +30,7 @@ from webapp.launch import worker_command
 from worker.broker import embedded_redis_url
 from worker.broker import stop_embedded_redis
 from worker.celery_app import sender
+from worker.pipeline import STAGES
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +62,7 @@ def start_worker(
         )
         log.close()
         started.append(process)
-        wait_for_worker(redis_url, process)
+        wait_for_worker(redis_url, process, workers=sum(p.poll() is None for p in started))
         return process
 
     yield start
@@ -70,16 +71,18 @@ def start_worker(
             stop_server(process)
 
 
-def wait_for_worker(redis_url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
+def wait_for_worker(
+    redis_url: str, process: subprocess.Popen[bytes], workers: int = 1, timeout: float = 90
+) -> None:
     from core.settings import load_settings
 
     app = sender(load_settings({"redis_url": redis_url}, environ={}))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, "the worker exited while starting"
-        if app.control.ping(timeout=0.5):
+        if len(app.control.ping(timeout=0.5)) >= workers:
             return
-    raise AssertionError(f"no worker answered a ping within {timeout} s")
+    raise AssertionError(f"{workers} worker(s) did not answer a ping within {timeout} s")
 
 
 def wait_for(
@@ -122,10 +125,14 @@ def api(data_dir: Path, encoder: Any, redis_url: str):  # type: ignore[no-untype
     app.extensions["replyguard"].db.dispose()
 
 
-def test_a_generation_runs_end_to_end_on_a_worker(api, db: Database, start_worker) -> None:  # type: ignore[no-untyped-def]
+def test_a_generation_runs_end_to_end_on_a_worker(
+    api, db: Database, data_dir: Path, start_worker
+) -> None:  # type: ignore[no-untyped-def]
     client, reviewer, client_key = api
     humans = human_count(db)
     assert client.post("/v1/generations", headers=client_key).status_code == 403
+    # Two workers: the encode stage's chunks are shared between them.
+    start_worker()
     start_worker()
     response = client.post("/v1/generations", headers=reviewer)
     assert response.status_code == 202, response.get_data(as_text=True)
@@ -141,22 +148,16 @@ def test_a_generation_runs_end_to_end_on_a_worker(api, db: Database, start_worke
     assert final.status in {"passed", "warned", "blocked"}, final.error
     shown = client.get(f"/v1/generations/{generation_id}", headers=reviewer).json
     assert shown["status"] == final.status
-    assert set(shown["stages"]) == {
-        "snapshot",
-        "synthesize",
-        "filter",
-        "deduplicate",
-        "mix",
-        "train",
-        "evaluate",
-        "gate",
-        "promote",
-    }
+    assert set(shown["stages"]) == set(STAGES)
     assert all(s["status"] == "done" and s["seconds"] >= 0 for s in shown["stages"].values())
     assert shown["decision"]["reasons"]
     listed = client.get("/v1/generations", headers=reviewer).json["generations"]
     assert [g["number"] for g in listed] == [1, 0]
     assert human_count(db) == humans
+    assert shown["stages"]["encode"]["counts"]["chunks"] > 1
+    for log in ("worker-0.log", "worker-1.log"):
+        text = (data_dir / log).read_text()
+        assert "replyguard.encode.chunk" in text, f"{log} encoded no chunk"
     with db.session() as session:
         expected = "v1" if final.status == "blocked" else final.candidate_version
         assert production(session).version == expected  # type: ignore[union-attr]

@@ -1,6 +1,7 @@
 """A generation, stage by stage:
 
-    snapshot -> synthesize -> filter -> deduplicate -> mix -> train -> evaluate -> gate -> promote
+    snapshot -> synthesize -> encode -> filter -> deduplicate -> mix -> train -> evaluate
+             -> gate -> promote
 
 Each stage reads what it needs from the database, records its progress, counts and timing on
 the generation row, and is safe to run twice: a stage that finished is skipped, and a stage
@@ -63,6 +64,9 @@ from worker.baseline import training_metadata
 from worker.context import PipelineContext
 from worker.data import Row
 from worker.data import example_pools
+from worker.encoding import encode_chunk
+from worker.encoding import plan_chunks
+from worker.encoding import precomputed
 from worker.evaluation import evaluate_version
 from worker.promotion import accept_generation
 
@@ -71,6 +75,7 @@ log = logging.getLogger(__name__)
 STAGES = (
     "snapshot",
     "synthesize",
+    "encode",
     "filter",
     "deduplicate",
     "mix",
@@ -182,25 +187,38 @@ def run_next_stage(ctx: PipelineContext, generation_id: int) -> str | None:
 
 def run_stage(ctx: PipelineContext, generation_id: int, stage: str) -> None:
     """Run one stage, recording it; a stage that is done already is skipped."""
+    if not begin_stage(ctx, generation_id, stage):
+        return
+    started = time.perf_counter()
+    reporter = _ProgressReporter(ctx, generation_id, stage)
+    try:
+        counts = STAGE_FUNCTIONS[stage](ctx, generation_id, reporter)
+    except BaseException as exc:
+        fail_stage(ctx, generation_id, stage, exc)
+        raise
+    finish_stage(ctx, generation_id, stage, counts, time.perf_counter() - started)
+
+
+def begin_stage(ctx: PipelineContext, generation_id: int, stage: str) -> bool:
+    """Record that a stage starts; False when there is nothing to do (done, or finished)."""
     with ctx.db.session() as session:
         generation = _get(session, generation_id)
         if not GenerationStatus(generation.status).active:
-            return
+            return False
         if generation.stages.get(stage, {}).get("status") == "done":
-            return
+            return False
         generation.status = GenerationStatus.RUNNING.value
         generation.stage = stage
         record = {"status": "running", "started_at": _now(), "progress": 0.0}
         if "resumed_by" in generation.stages.get(stage, {}):
             record["resumed_by"] = generation.stages[stage]["resumed_by"]
         generation.stages = {**generation.stages, stage: record}
-    started = time.perf_counter()
-    reporter = _ProgressReporter(ctx, generation_id, stage)
-    try:
-        counts = STAGE_FUNCTIONS[stage](ctx, generation_id, reporter)
-    except BaseException as exc:
-        _fail(ctx, generation_id, stage, exc)
-        raise
+    return True
+
+
+def finish_stage(
+    ctx: PipelineContext, generation_id: int, stage: str, counts: dict[str, Any], seconds: float
+) -> None:
     with ctx.db.session() as session:
         generation = _get(session, generation_id)
         record = dict(generation.stages.get(stage, {}))
@@ -208,7 +226,7 @@ def run_stage(ctx: PipelineContext, generation_id: int, stage: str) -> None:
             status="done",
             progress=1.0,
             finished_at=_now(),
-            seconds=round(time.perf_counter() - started, 3),
+            seconds=round(seconds, 3),
             counts=counts,
         )
         generation.stages = {**generation.stages, stage: record}
@@ -227,7 +245,7 @@ def mark_failed(ctx: PipelineContext, generation_id: int, reason: str) -> None:
         generation.finished_at = dt.datetime.now(dt.UTC)
 
 
-def _fail(ctx: PipelineContext, generation_id: int, stage: str, exc: BaseException) -> None:
+def fail_stage(ctx: PipelineContext, generation_id: int, stage: str, exc: BaseException) -> None:
     reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     log.error("generation %s failed in %s: %s", generation_id, stage, reason)
     with ctx.db.session() as session:
@@ -427,6 +445,17 @@ def _pending(session: Any, generation_id: int) -> list[_Staged]:
     return [_Staged(*row) for row in rows]
 
 
+def encode(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[str, Any]:
+    """Embed every text the next stages compare, chunk by chunk (workers share the chunks
+    through a Celery chord; run inline they go one after another)."""
+    chunks = plan_chunks(ctx, generation_id)
+    encoded = 0
+    for index in range(chunks):
+        encoded += encode_chunk(ctx, generation_id, index)
+        progress((index + 1) / chunks)
+    return {"chunks": chunks, "encoded": encoded}
+
+
 def quality_filter(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[str, Any]:
     """Remove synthetic replies that break a quality rule (each rule counted apart)."""
     with ctx.db.session() as session:
@@ -436,7 +465,7 @@ def quality_filter(ctx: PipelineContext, generation_id: int, progress: Progress)
         max_reply_chars=ctx.settings.quality_max_reply_chars,
         min_relevance=ctx.settings.quality_min_relevance,
     )
-    result = filter_examples(staged, default_rules(config, ctx.encoder))
+    result = filter_examples(staged, default_rules(config, precomputed(ctx, generation_id)))
     with ctx.db.session() as session:
         for rejected in result.removed:
             row = session.get_one(SyntheticCandidate, rejected.example.id)
@@ -453,7 +482,7 @@ def dedup(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[
     result = deduplicate(
         staged,
         pools.stored,
-        ctx.encoder,
+        precomputed(ctx, generation_id),
         DedupConfig(threshold=ctx.settings.dedup_threshold, seed=ctx.settings.seed),
     )
     with ctx.db.session() as session:
@@ -695,6 +724,7 @@ def _blocked_because(decision: Decision, reason: str) -> Decision:
 STAGE_FUNCTIONS: dict[str, Callable[[PipelineContext, int, Progress], dict[str, Any]]] = {
     "snapshot": snapshot,
     "synthesize": synthesize,
+    "encode": encode,
     "filter": quality_filter,
     "deduplicate": dedup,
     "mix": mix,

@@ -9,25 +9,34 @@ leaves the message to be delivered again.
 from __future__ import annotations
 
 import logging
+import time
 
+from celery import chord
 from celery import shared_task
 
 from worker.celery_app import pipeline_context
+from worker.encoding import encode_chunk
+from worker.encoding import plan_chunks
 from worker.pipeline import STAGES
 from worker.pipeline import GenerationBusy
+from worker.pipeline import begin_stage
+from worker.pipeline import fail_stage
+from worker.pipeline import finish_stage
 from worker.pipeline import run_stage
 from worker.pipeline import start_generation
 
 log = logging.getLogger(__name__)
 
+# Generous: training on a large data set on a CPU takes a while.
+SOFT_LIMIT = 3_600
 SOFT_LIMIT_MARGIN = 60
 
 
 def _stage_task(stage: str):  # type: ignore[no-untyped-def]
     @shared_task(
         name=f"replyguard.stage.{stage}",
-        soft_time_limit=3_600,
-        time_limit=3_600 + SOFT_LIMIT_MARGIN,
+        soft_time_limit=SOFT_LIMIT,
+        time_limit=SOFT_LIMIT + SOFT_LIMIT_MARGIN,
         acks_late=True,
         reject_on_worker_lost=True,
     )
@@ -39,7 +48,58 @@ def _stage_task(stage: str):  # type: ignore[no-untyped-def]
     return task
 
 
-STAGE_TASKS = {stage: _stage_task(stage) for stage in STAGES}
+@shared_task(
+    name="replyguard.stage.encode",
+    soft_time_limit=SOFT_LIMIT,
+    time_limit=SOFT_LIMIT + SOFT_LIMIT_MARGIN,
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
+def encode_stage(generation_id: int) -> int:
+    """Plan the chunks, then fan them out to every worker; the chord's callback finishes the
+    stage and moves the generation on."""
+    ctx = pipeline_context()
+    if not begin_stage(ctx, generation_id, "encode"):
+        advance(generation_id)
+        return 0
+    try:
+        chunks = plan_chunks(ctx, generation_id)
+    except BaseException as exc:
+        fail_stage(ctx, generation_id, "encode", exc)
+        raise
+    header = [encode_chunk_task.s(generation_id, index) for index in range(chunks)]
+    callback = encode_done.si(generation_id, chunks, time.time())
+    if header:
+        chord(header)(callback)
+    else:
+        callback.delay()
+    return chunks
+
+
+@shared_task(
+    name="replyguard.encode.chunk",
+    soft_time_limit=SOFT_LIMIT,
+    time_limit=SOFT_LIMIT + SOFT_LIMIT_MARGIN,
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
+def encode_chunk_task(generation_id: int, index: int) -> int:
+    ctx = pipeline_context()
+    try:
+        return encode_chunk(ctx, generation_id, index)
+    except BaseException as exc:
+        fail_stage(ctx, generation_id, "encode", exc)
+        raise
+
+
+@shared_task(name="replyguard.encode.done", soft_time_limit=60, acks_late=True)
+def encode_done(generation_id: int, chunks: int, started: float) -> str | None:
+    ctx = pipeline_context()
+    finish_stage(ctx, generation_id, "encode", {"chunks": chunks}, time.time() - started)
+    return advance(generation_id)
+
+
+STAGE_TASKS = {stage: encode_stage if stage == "encode" else _stage_task(stage) for stage in STAGES}
 
 
 def advance(generation_id: int) -> str | None:

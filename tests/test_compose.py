@@ -1,0 +1,940 @@
+"""The production deployment files: docker-compose.yml, Dockerfile, .dockerignore, docs/deploy.md.
+
+No Docker engine runs here, so the files are checked by reading them against the code they
+start: every service and how it is wired, every `replyguard` command line against the real
+click CLI, the Celery and gunicorn app paths by loading them with the compose environment, the
+web health check by running it against a stub server, and the Dockerfile's torch install
+against the pin in pyproject.toml. When a `docker` binary with a working compose plugin is on
+PATH, `docker compose config` must accept the file and agree with this reading of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import tomllib
+import zipfile
+from collections.abc import Iterator
+from collections.abc import Sequence
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+DEPLOY_DOC = ROOT / "docs" / "deploy.md"
+PYPROJECT = ROOT / "pyproject.toml"
+
+APP_SERVICES = ("migrate", "web", "worker", "beat", "flower")
+# Everything but the one-shot migration; each builds the whole Flask app (webapp.make_celery
+# does too), so each reads and writes the data folder.
+LONG_RUNNING = ("web", "worker", "beat", "flower")
+SERVICES = ("postgres", "redis", *APP_SERVICES)
+CELERY_APP = "webapp.make_celery"
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+
+# Compose interpolation as this file may use it: ${NAME:-default}, ${NAME-default} and $$.
+# Anything else (a bare ${NAME}, ${NAME:?error}, $NAME) is refused: every variable has a
+# default, so the file runs with no .env at all.
+_VARIABLE = re.compile(r"\$(?:\{(?P<name>\w+)(?P<op>:?-)(?P<default>[^}]*)\}|(?P<escaped>\$))")
+
+
+def interpolate(value: str) -> str:
+    if "$" in _VARIABLE.sub("", value):
+        raise ValueError(f"{value!r}: every variable in docker-compose.yml needs a default")
+    return _VARIABLE.sub(lambda m: "$" if m["escaped"] else m["default"], value)
+
+
+def interpolated(node: Any) -> Any:
+    if isinstance(node, str):
+        return interpolate(node)
+    if isinstance(node, list):
+        return [interpolated(item) for item in node]
+    if isinstance(node, dict):
+        return {key: interpolated(value) for key, value in node.items()}
+    return node
+
+
+def compose_variables() -> set[str]:
+    return {m["name"] for m in _VARIABLE.finditer(COMPOSE_FILE.read_text()) if m["name"]}
+
+
+@pytest.fixture(scope="module")
+def raw_compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def services(raw_compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    resolved: dict[str, dict[str, Any]] = interpolated(raw_compose)["services"]
+    return resolved
+
+
+def argv(service: dict[str, Any]) -> list[str]:
+    command = service["command"]
+    return shlex.split(command) if isinstance(command, str) else [str(part) for part in command]
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {key: "" if value is None else str(value) for key, value in env.items()}
+
+
+def mounts(service: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    """Target -> (source, read-only) of every volume of a service."""
+    found: dict[str, tuple[str, bool]] = {}
+    for volume in service.get("volumes") or []:
+        if isinstance(volume, str):
+            source, target, *mode = volume.split(":")
+            found[target] = (source, "ro" in mode)
+        else:
+            found[volume["target"]] = (volume.get("source", ""), bool(volume.get("read_only")))
+    return found
+
+
+def published(service: dict[str, Any]) -> dict[int, tuple[str, str]]:
+    """Container port -> (host address, host port) of every published port of a service."""
+    found: dict[int, tuple[str, str]] = {}
+    for port in service.get("ports") or []:
+        if isinstance(port, dict):
+            found[int(port["target"])] = (port.get("host_ip", ""), str(port.get("published", "")))
+            continue
+        parts = str(port).split("/")[0].split(":")
+        host_ip = parts[0] if len(parts) == 3 else ""
+        host_port = parts[-2] if len(parts) >= 2 else ""
+        found[int(parts[-1])] = (host_ip, host_port)
+    return found
+
+
+def conditions(service: dict[str, Any]) -> dict[str, str]:
+    depends = service.get("depends_on") or {}
+    if isinstance(depends, list):
+        return dict.fromkeys(depends, "service_started")
+    return {
+        name: (spec or {}).get("condition", "service_started") for name, spec in depends.items()
+    }
+
+
+def option_value(args: Sequence[str], *names: str) -> str | None:
+    for index, arg in enumerate(args):
+        for name in names:
+            if arg == name and index + 1 < len(args):
+                return args[index + 1]
+            if arg.startswith(f"{name}="):
+                return arg.split("=", 1)[1]
+    return None
+
+
+# The real command line interfaces.
+
+
+def resolve_cli(command_line: Sequence[str]) -> tuple[tuple[str, ...], click.Command, list[str]]:
+    """The click command that `replyguard ARGS...` runs: its path, itself, its own arguments."""
+    from webapp.cli import main
+
+    assert command_line[0] == "replyguard", command_line
+    command: click.Command = main
+    ctx = click.Context(main, info_name="replyguard")
+    path: list[str] = []
+    rest = list(command_line[1:])
+    while isinstance(command, click.Group):
+        assert rest, f"`{shlex.join(command_line)}` stops at a group, not a command"
+        assert not rest[0].startswith("-"), f"`{shlex.join(command_line)}`: no group options here"
+        name = rest.pop(0)
+        sub = command.get_command(ctx, name)
+        assert sub is not None, f"`replyguard {' '.join([*path, name])}` is not a real command"
+        path.append(name)
+        ctx = click.Context(sub, info_name=name, parent=ctx)
+        command = sub
+    return tuple(path), command, rest
+
+
+def parse_cli(command_line: Sequence[str]) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """Parse and validate the arguments as click would before running the command."""
+    path, command, rest = resolve_cli(command_line)
+    try:
+        ctx = command.make_context(" ".join(["replyguard", *path]), rest)
+    except click.ClickException as exc:
+        pytest.fail(f"`{shlex.join(command_line)}`: {exc.format_message()}")
+    return path, ctx.params
+
+
+def unknown_options(command: click.Command, args: Sequence[str]) -> list[str]:
+    known = {"--help"} | {
+        name for param in command.params for name in (*param.opts, *param.secondary_opts)
+    }
+    flags = [arg.split("=", 1)[0] for arg in args if arg.startswith("-")]
+    return [flag for flag in flags if flag not in known]
+
+
+def celery_parts(command_line: Sequence[str]) -> tuple[str | None, str, list[str]]:
+    """(the -A app, the subcommand, its arguments) of a `celery` command line, checked against
+    Celery's own command line for the global options."""
+    from celery.bin.celery import celery as celery_cli
+
+    assert Path(command_line[0]).name == "celery", command_line
+    rest = list(command_line[1:])
+    app: str | None = None
+    while rest and rest[0].startswith("-"):
+        flag = rest.pop(0)
+        assert not unknown_options(celery_cli, [flag]), f"celery has no global option {flag}"
+        if flag in ("-A", "--app"):
+            app = rest.pop(0)
+        elif flag.startswith("--app="):
+            app = flag.split("=", 1)[1]
+    assert rest, f"`{shlex.join(command_line)}` has no celery subcommand"
+    return app, rest[0], rest[1:]
+
+
+# The Dockerfile.
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    instructions: list[tuple[str, str]] = []
+    current = ""
+    for raw in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        keyword, _, rest = (current + line).partition(" ")
+        instructions.append((keyword.upper(), rest.strip()))
+        current = ""
+    assert not current, "the Dockerfile ends inside a line continuation"
+    return instructions
+
+
+def dockerfile_args() -> dict[str, str]:
+    args: dict[str, str] = {}
+    for keyword, rest in dockerfile_instructions():
+        if keyword == "ARG" and "=" in rest:
+            name, value = rest.split("=", 1)
+            args[name.strip()] = value.strip().strip("\"'")
+    return args
+
+
+def dockerfile_env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for keyword, rest in dockerfile_instructions():
+        if keyword == "ENV":
+            for item in shlex.split(rest):
+                assert "=" in item, f"ENV {rest}: use the KEY=value form"
+                key, value = item.split("=", 1)
+                env[key] = value
+    return env
+
+
+def exec_form(rest: str) -> list[str]:
+    value = json.loads(rest) if rest.startswith("[") else shlex.split(rest)
+    return [str(part) for part in value]
+
+
+# Options of `pip install` that take a value.
+_PIP_VALUE_OPTIONS = {
+    "-i",
+    "--index-url",
+    "--extra-index-url",
+    "-f",
+    "--find-links",
+    "-c",
+    "--constraint",
+    "-r",
+    "--requirement",
+    "-t",
+    "--target",
+}
+
+
+def pip_installs() -> list[tuple[list[str], list[str]]]:
+    """(options, requirements) of every `pip install` in a RUN, with the ARGs substituted."""
+    args = dockerfile_args()
+    found: list[tuple[list[str], list[str]]] = []
+    for keyword, rest in dockerfile_instructions():
+        if keyword != "RUN":
+            continue
+        for name, value in args.items():
+            rest = rest.replace(f"${{{name}}}", value).replace(f"${name}", value)
+        for tokens in shell_commands(rest):
+            for start in range(len(tokens) - 1):
+                if tokens[start : start + 2] != ["pip", "install"]:
+                    continue
+                options: list[str] = []
+                requirements: list[str] = []
+                words = iter(tokens[start + 2 :])
+                for word in words:
+                    if word in _PIP_VALUE_OPTIONS:
+                        options += [word, next(words)]
+                    elif word.startswith("-"):
+                        options.append(word)
+                    else:
+                        requirements.append(word)
+                found.append((options, requirements))
+    return found
+
+
+def shell_commands(line: str) -> list[list[str]]:
+    """The simple commands of a shell line, split at &&, || and ; outside quotes."""
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    commands: list[list[str]] = [[]]
+    for token in lexer:
+        if token in ("&&", "||", ";"):
+            commands.append([])
+        else:
+            commands[-1].append(token)
+    return [command for command in commands if command]
+
+
+def requirement_names(requirements: Sequence[str]) -> list[str]:
+    """Names of the requirements that are not paths (`pip install .`)."""
+    return [
+        Requirement(r).name for r in requirements if not r.startswith((".", "/")) and "/" not in r
+    ]
+
+
+def index_urls(options: Sequence[str]) -> list[str]:
+    urls = []
+    for index, option in enumerate(options):
+        if option in ("-i", "--index-url", "--extra-index-url"):
+            urls.append(options[index + 1])
+        elif option.startswith(("--index-url=", "--extra-index-url=")):
+            urls.append(option.split("=", 1)[1])
+    return urls
+
+
+def pyproject() -> dict[str, Any]:
+    with PYPROJECT.open("rb") as handle:
+        return tomllib.load(handle)
+
+
+def pyproject_torch_version() -> str:
+    pins = [
+        Requirement(dependency)
+        for dependency in pyproject()["project"]["dependencies"]
+        if Requirement(dependency).name == "torch"
+    ]
+    assert len(pins) == 1, pins
+    (specifier,) = pins[0].specifier
+    assert specifier.operator == "==", f"pyproject.toml: torch must be pinned, not {specifier}"
+    return specifier.version
+
+
+def dockerignore_patterns() -> list[str]:
+    patterns = []
+    for raw in DOCKERIGNORE.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            patterns.append(line.strip("/"))
+    return patterns
+
+
+def ignored(path: str, patterns: Sequence[str]) -> bool:
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    return any(
+        fnmatch(prefix, pattern) or fnmatch(prefix, pattern.removeprefix("**/"))
+        for pattern in patterns
+        for prefix in prefixes
+    )
+
+
+# The services.
+
+
+def test_every_service_exists_and_the_file_is_compose_spec(
+    raw_compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    assert "version" not in raw_compose, "the compose spec needs no (obsolete) version key"
+    assert set(SERVICES) <= set(services), set(SERVICES) - set(services)
+    assert services["postgres"]["image"].startswith("postgres:16")
+    assert services["redis"]["image"].startswith("redis:7")
+
+
+def test_the_app_services_run_the_one_image_built_from_the_repo_dockerfile(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    builders = {name: s["build"] for name, s in services.items() if "build" in s}
+    assert len(builders) == 1, f"build the image once, not in {sorted(builders)}"
+    ((builder, build),) = builders.items()
+    if isinstance(build, str):
+        build = {"context": build}
+    context = (COMPOSE_FILE.parent / build.get("context", ".")).resolve()
+    assert context == ROOT
+    assert (context / build.get("dockerfile", "Dockerfile")).resolve() == DOCKERFILE
+    assert DOCKERFILE.is_file()
+    image = services[builder]["image"]
+    assert builder in APP_SERVICES and image
+    for name in APP_SERVICES:
+        assert services[name]["image"] == image, name
+    # Compose builds what a service it is asked to start depends on: every app service
+    # depends on the builder, so `docker compose run --rm worker ...` builds the image too.
+    for name in APP_SERVICES:
+        if name != builder:
+            assert builder in conditions(services[name]), f"{name} must depend on {builder}"
+
+
+def test_database_and_redis_urls_point_at_the_compose_services(
+    raw_compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    postgres = environment(services["postgres"])
+    envs = [environment(services[name]) for name in APP_SERVICES]
+    assert all(env == envs[0] for env in envs), "every app service gets the same environment"
+    env = envs[0]
+
+    url = make_url(env["DATABASE_URL"])
+    assert url.drivername == "postgresql+psycopg"
+    assert url.host == "postgres" and url.port in (None, 5432)
+    assert url.username == postgres["POSTGRES_USER"]
+    assert url.password == postgres["POSTGRES_PASSWORD"]
+    assert url.database == postgres["POSTGRES_DB"]
+    # SQLAlchemy loads the psycopg driver for this URL (no connection is made).
+    engine = create_engine(url)
+    assert engine.dialect.driver == "psycopg"
+    engine.dispose()
+
+    redis = urlsplit(env["REDIS_URL"])
+    assert redis.scheme == "redis" and redis.hostname == "redis"
+    assert redis.port in (None, 6379)
+
+    # The password is a variable with a local-only default, never a literal in the file.
+    raw_postgres = raw_compose["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    assert re.fullmatch(r"\$\{POSTGRES_PASSWORD:?-[^}]*\}", raw_postgres), raw_postgres
+    for name in APP_SERVICES:
+        raw_url = environment(raw_compose["services"][name])["DATABASE_URL"]
+        assert ":${POSTGRES_PASSWORD:-" in raw_url, raw_url
+
+
+def test_the_environment_is_valid_replyguard_settings(services: dict[str, dict[str, Any]]) -> None:
+    import dataclasses
+
+    from core.settings import ENV_PREFIX
+    from core.settings import Settings
+    from core.settings import load_settings
+    from worker.celery_app import celery_settings
+
+    env = environment(services["web"])
+    fields = {ENV_PREFIX + field.name.upper() for field in dataclasses.fields(Settings)}
+    typos = {key for key in env if key.startswith(ENV_PREFIX)} - fields
+    assert not typos, f"not settings of core/settings.py: {typos}"
+
+    settings = load_settings(environ=env)
+    assert settings.database == env["DATABASE_URL"]
+    assert settings.redis_url == env["REDIS_URL"]
+    assert settings.data_dir == Path("/data")
+    assert env["HF_HUB_OFFLINE"] == "1"
+    celery = celery_settings(settings)
+    assert celery["broker_url"] == env["REDIS_URL"]
+    # The default schedule is a valid five-field cron and reaches beat's configuration.
+    assert settings.generation_schedule
+    schedule = celery["beat_schedule"]["scheduled-generation"]
+    assert schedule["task"] == "replyguard.generation.scheduled"
+
+
+def test_dependencies_wait_for_health_and_the_migration(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    assert conditions(services["migrate"]) == {"postgres": "service_healthy"}
+    for name in LONG_RUNNING:
+        needs = conditions(services[name])
+        assert needs.get("migrate") == "service_completed_successfully", name
+        assert needs.get("redis") == "service_healthy", name
+        assert needs.get("postgres") == "service_healthy", name
+    for name, service in services.items():
+        for target, condition in conditions(service).items():
+            assert target in services, f"{name} depends on unknown {target}"
+            if condition == "service_healthy":
+                check = services[target].get("healthcheck") or {}
+                assert check.get("test") and not check.get("disable"), target
+    postgres = services["postgres"]["healthcheck"]["test"]
+    assert "pg_isready" in postgres
+    assert "redis-cli" in services["redis"]["healthcheck"]["test"]
+    assert "ping" in services["redis"]["healthcheck"]["test"]
+    assert services["migrate"].get("restart", "no") == "no", "a one-shot must not restart"
+
+
+def test_every_replyguard_command_line_parses_with_the_real_cli(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    used = {}
+    for name in APP_SERVICES:
+        command = argv(services[name])
+        if command[0] == "replyguard":
+            path, params = parse_cli(command)
+            used[name] = (path, params)
+    assert used["migrate"][0] == ("db", "upgrade")
+    assert used["worker"][0] == ("worker",)
+    path, params = used["web"]
+    assert path == ("serve",)
+    assert params["host"] == "0.0.0.0"
+    assert params["port"] in published(services["web"])
+
+    cmd = [exec_form(rest) for keyword, rest in dockerfile_instructions() if keyword == "CMD"]
+    assert cmd, "the Dockerfile needs a default command"
+    path, params = parse_cli(cmd[-1])
+    assert path == ("serve",) and params["host"] == "0.0.0.0"
+
+
+def test_the_web_service_publishes_8000_and_checks_readiness(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    web = services["web"]
+    assert 8000 in published(web)
+    _, host_port = published(web)[8000]
+    assert host_port, "port 8000 must be published on the host"
+    test = web["healthcheck"]["test"]
+    assert test[0] == "CMD" and test[1] == "python", "the slim image has no curl: use python"
+    assert re.search(r"http://(127\.0\.0\.1|localhost):8000/(readyz|healthz)", test[-1])
+
+
+def test_the_web_health_check_passes_when_ready_and_fails_when_not(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    test = services["web"]["healthcheck"]["test"]
+    with stub_server() as server:
+        port = server.server_address[1]
+        command = [sys.executable, *test[2:-1], re.sub(r":8000/", f":{port}/", test[-1])]
+        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+        results = {}
+        for status in (200, 503):
+            server.status = status
+            done = subprocess.run(command, capture_output=True, timeout=60, env=env)
+            results[status] = done.returncode
+        paths = list(server.paths)
+    assert results[200] == 0
+    assert results[503] != 0
+    assert paths and set(paths) <= {"/readyz", "/healthz"}
+
+
+class _StubServer(http.server.ThreadingHTTPServer):
+    status = 200
+    paths: list[str]
+
+
+class _StubHandler(http.server.BaseHTTPRequestHandler):
+    server: _StubServer
+
+    def do_GET(self) -> None:
+        self.server.paths.append(self.path)
+        body = b'{"status": "stub"}'
+        self.send_response(self.server.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def stub_server() -> Iterator[_StubServer]:
+    """A loopback HTTP server answering every GET with a settable status."""
+    server = _StubServer(("127.0.0.1", 0), _StubHandler)
+    server.paths = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def test_the_worker_is_a_solo_pool_celery_worker_that_scales(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    from celery.bin.celery import celery as celery_cli
+
+    from webapp.launch import worker_command
+
+    worker = services["worker"]
+    path, params = parse_cli(argv(worker))
+    assert path == ("worker",)
+    assert not params["beat"], "beat runs once, in its own service, not in scaled workers"
+    app, sub, args = celery_parts(worker_command(params["loglevel"]))
+    assert app == CELERY_APP
+    assert sub == "worker"
+    assert option_value(args, "--pool", "-P") == "solo"
+    assert not unknown_options(celery_cli.commands["worker"], args)
+    # `--scale worker=N` needs containers without a fixed name or host port.
+    assert "container_name" not in worker
+    assert not published(worker)
+
+
+def test_beat_and_flower_run_the_webapp_make_celery_app(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    from celery.bin.celery import celery as celery_cli
+
+    app, sub, args = celery_parts(argv(services["beat"]))
+    assert (app, sub) == (CELERY_APP, "beat")
+    assert not unknown_options(celery_cli.commands["beat"], args)
+    # The schedule's state lives in the data volume: the image's own folders are not writable
+    # by its user, and the state survives a restart.
+    schedule = option_value(args, "--schedule", "-s")
+    assert schedule and schedule.startswith("/data/")
+
+    flower = services["flower"]
+    app, sub, args = celery_parts(argv(flower))
+    assert (app, sub) == (CELERY_APP, "flower")
+    assert option_value(args, "--port") == "5555"
+    assert 5555 in published(flower)
+    host_ip, _ = published(flower)[5555]
+    assert host_ip == "127.0.0.1", "Flower has no login: publish it on loopback only"
+    # Flower is not a project dependency: the image must install it itself.
+    assert any("flower" in requirement_names(reqs) for _, reqs in pip_installs())
+
+
+def test_the_data_volume_is_shared_by_web_worker_and_beat(
+    raw_compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    data_dir = environment(services["web"])["REPLYGUARD_DATA_DIR"]
+    sources = set()
+    for name in LONG_RUNNING:
+        found = mounts(services[name])
+        assert data_dir in found, f"{name} must mount the data folder at {data_dir}"
+        source, read_only = found[data_dir]
+        assert not read_only, name
+        sources.add(source)
+    assert len(sources) == 1, f"one data volume, not {sources}"
+    (source,) = sources
+    assert source in (raw_compose.get("volumes") or {}), "the data folder is a named volume"
+    postgres = mounts(services["postgres"])
+    assert postgres["/var/lib/postgresql/data"][0] in raw_compose["volumes"]
+
+
+@pytest.mark.slow
+def test_the_app_paths_load_with_the_compose_environment(
+    services: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """`celery -A webapp.make_celery` and gunicorn's `webapp:create_app()` load for real, with
+    the compose environment (SQLite instead of the unreachable PostgreSQL; Redis is not
+    contacted while loading)."""
+    from webapp.launch import gunicorn_command
+
+    spec = gunicorn_command("0.0.0.0", 8000, 1, 1)[1]
+    assert re.fullmatch(r"[\w.]+:\w+\(\)", spec), spec
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("REPLYGUARD_") and key not in ("DATABASE_URL", "REDIS_URL")
+    }
+    env.update(environment(services["worker"]))
+    env["REPLYGUARD_DATA_DIR"] = str(tmp_path / "data")
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'data' / 'probe.sqlite3'}"
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, CELERY_APP, spec],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["is_celery"]
+    assert found["broker_url"] == environment(services["worker"])["REDIS_URL"]
+    assert "replyguard.generation.scheduled" in found["tasks"]
+    assert any(task.startswith("replyguard.stage.") for task in found["tasks"])
+    assert found["beat_tasks"] == ["replyguard.generation.scheduled"]
+    assert found["wsgi"]
+    test = services["web"]["healthcheck"]["test"][-1]
+    probed = re.search(r":8000(/\w+)", test)
+    assert probed and probed.group(1) in found["routes"]
+
+
+_PROBE = """
+import json, sys
+from celery import Celery
+from celery.app.utils import find_app
+from gunicorn.util import import_app
+
+app = find_app(sys.argv[1])
+wsgi = import_app(sys.argv[2])
+print(json.dumps({
+    "is_celery": isinstance(app, Celery),
+    "broker_url": app.conf.broker_url,
+    "tasks": sorted(app.tasks),
+    "beat_tasks": sorted(e["task"] for e in (app.conf.beat_schedule or {}).values()),
+    "wsgi": callable(getattr(wsgi, "wsgi_app", None)),
+    "routes": sorted(rule.rule for rule in wsgi.url_map.iter_rules()),
+}))
+"""
+
+
+# The Dockerfile and its build context.
+
+
+def test_the_image_installs_the_cpu_torch_pinned_in_pyproject() -> None:
+    pin = pyproject_torch_version()
+    assert dockerfile_args().get("TORCH_VERSION") == pin
+    installs = pip_installs()
+    torch_installs = [
+        (options, requirement)
+        for options, requirements in installs
+        for requirement in requirements
+        if requirement_names([requirement]) == ["torch"]
+    ]
+    assert torch_installs, "install torch explicitly, from the CPU index"
+    for options, requirement in torch_installs:
+        assert str(Requirement(requirement).specifier) == f"=={pin}", requirement
+        assert TORCH_CPU_INDEX in index_urls(options), options
+    project = [options for options, requirements in installs if "." in requirements]
+    assert len(project) == 1, "install the project once, with `pip install .`"
+    assert TORCH_CPU_INDEX in index_urls(project[0])
+    first_torch = next(
+        i for i, (_, reqs) in enumerate(installs) if "torch" in requirement_names(reqs)
+    )
+    first_project = next(i for i, (_, reqs) in enumerate(installs) if "." in reqs)
+    assert first_torch < first_project, "torch from the CPU index before the project"
+
+
+def test_the_image_is_slim_offline_non_root_with_a_data_volume() -> None:
+    instructions = dockerfile_instructions()
+    froms = [rest for keyword, rest in instructions if keyword == "FROM"]
+    assert froms and froms[0].split()[0] == "python:3.11-slim"
+    env = dockerfile_env()
+    assert env.get("HF_HUB_OFFLINE") == "1"
+    assert env.get("REPLYGUARD_DATA_DIR") == "/data"
+    volumes = [v for keyword, rest in instructions if keyword == "VOLUME" for v in exec_form(rest)]
+    assert "/data" in volumes
+    users = [rest for keyword, rest in instructions if keyword == "USER"]
+    assert users, "the image must not run as root"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0"), users[-1]
+
+
+def test_the_build_context_holds_what_pip_install_needs_and_nothing_local() -> None:
+    patterns = dockerignore_patterns()
+    for local in (".git", ".venv", "var", ".env"):
+        assert ignored(local, patterns), f".dockerignore must leave out {local}"
+    sources = [
+        source
+        for keyword, rest in dockerfile_instructions()
+        if keyword == "COPY"
+        for source in exec_form(rest)[:-1]
+        if not source.startswith("--")
+    ]
+    config = pyproject()
+    needed = ["pyproject.toml", config["project"]["readme"]]
+    needed += [p.rstrip("*") for p in config["tool"]["setuptools"]["packages"]["find"]["include"]]
+    for path in needed:
+        assert path in sources, f"the Dockerfile must COPY {path}"
+        assert (ROOT / path).exists(), path
+    for source in sources:
+        assert not ignored(source, patterns), f".dockerignore leaves out {source}, copied"
+
+
+# Files the packages ship that the service never reads: not needed in the image.
+DEV_ONLY_FILES = {"core/migrations/script.py.mako"}  # template for `alembic revision`
+
+
+def context_files(sources: Sequence[str]) -> list[str]:
+    """The files under the Dockerfile's COPY sources that a fresh clone holds."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--", *sources],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        return [name for name in listed.split("\0") if name]
+    except (OSError, subprocess.SubprocessError):
+        return [
+            str(path.relative_to(ROOT))
+            for source in sources
+            for path in (
+                [ROOT / source] if (ROOT / source).is_file() else (ROOT / source).rglob("*")
+            )
+            if path.is_file() and "__pycache__" not in path.parts
+        ]
+
+
+@pytest.mark.slow
+def test_pip_install_dot_puts_every_file_the_service_reads_in_the_image(tmp_path: Path) -> None:
+    """The image installs the project as a wheel (not editable): a template, stylesheet or
+    migration left out of pyproject's package-data is missing in production only."""
+    sources = [
+        source
+        for keyword, rest in dockerfile_instructions()
+        if keyword == "COPY"
+        for source in exec_form(rest)[:-1]
+        if not source.startswith("--")
+    ]
+    patterns = dockerignore_patterns()
+    files = [name for name in context_files(sources) if not ignored(name, patterns)]
+    context = tmp_path / "context"
+    for name in files:
+        (context / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, context / name)
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
+    done = subprocess.run(
+        [*pip_wheel, "--quiet", "--wheel-dir", str(tmp_path / "wheel"), str(context)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    (wheel,) = (tmp_path / "wheel").glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        installed = set(archive.namelist())
+    packages = tuple(
+        p.rstrip("*") + "/"
+        for p in pyproject()["tool"]["setuptools"]["packages"]["find"]["include"]
+    )
+    shipped = {name for name in files if name.startswith(packages)} - DEV_ONLY_FILES
+    assert any(name.endswith(".py") for name in shipped)
+    missing = sorted(shipped - installed)
+    assert not missing, (
+        f"`pip install .` leaves out {missing}: declare them in [tool.setuptools.package-data]"
+    )
+
+
+# The deployment guide.
+
+
+def deploy_doc_command_lines() -> list[list[str]]:
+    """The command lines of the guide's shell blocks (```sh)."""
+    lines: list[list[str]] = []
+    block: str | None = None
+    pending = ""
+    for raw in DEPLOY_DOC.read_text(encoding="utf-8").splitlines():
+        if raw.lstrip().startswith("```"):
+            block = raw.strip().strip("`").strip() if block is None else None
+            continue
+        if block not in ("sh", "bash", "shell", "console"):
+            continue
+        if raw.rstrip().endswith("\\"):
+            pending += raw.rstrip()[:-1] + " "
+            continue
+        tokens = shlex.split(pending + raw, comments=True)
+        pending = ""
+        if tokens:
+            lines.append(tokens)
+    return lines
+
+
+# Options of `docker compose run` and `exec` that take a value.
+_COMPOSE_VALUE_OPTIONS = {"-v", "--volume", "-e", "--env", "--name", "-u", "--user", "-w"}
+
+
+def test_the_deployment_guide_matches_the_compose_file_and_the_cli(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    text = DEPLOY_DOC.read_text(encoding="utf-8")
+    for name in SERVICES:
+        assert f"`{name}`" in text, f"docs/deploy.md never names the {name} service"
+    for variable in compose_variables():
+        assert variable in text, f"docs/deploy.md does not document {variable}"
+    assert "--scale worker=" in text and ":5555" in text
+
+    checked = 0
+    for tokens in deploy_doc_command_lines():
+        command: list[str] = []
+        if tokens[0] == "replyguard":
+            command = tokens
+        elif tokens[:2] == ["docker", "compose"]:
+            if "--scale" in tokens:
+                scaled = tokens[tokens.index("--scale") + 1].split("=")[0]
+                assert scaled in services, tokens
+            verbs = [t for t in tokens if t in ("run", "exec")]
+            if not verbs:
+                continue
+            words = iter(tokens[tokens.index(verbs[0]) + 1 :])
+            for word in words:
+                if word in _COMPOSE_VALUE_OPTIONS:
+                    next(words)
+                elif not word.startswith("-"):
+                    assert word in services, f"`{shlex.join(tokens)}`: no service {word}"
+                    command = list(words)
+                    break
+        if command and command[0] == "replyguard":
+            _, cli_command, args = resolve_cli(command)
+            assert not unknown_options(cli_command, args), shlex.join(command)
+            checked += 1
+    assert checked >= 4, "the guide shows the first-run commands"
+
+
+# The real compose implementation, where there is one.
+
+
+def compose_cli() -> tuple[list[str] | None, str]:
+    """The `docker compose` command line and its version, or None and why it is unusable."""
+    docker = shutil.which("docker")
+    if docker is None:
+        return None, "no `docker` binary on PATH"
+    try:
+        done = subprocess.run(
+            [docker, "compose", "version"], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, f"`docker compose version` did not run: {exc}"
+    if done.returncode != 0:
+        return None, f"`docker compose version` failed: {(done.stderr or done.stdout).strip()}"
+    return [docker, "compose"], done.stdout.strip()
+
+
+def test_docker_compose_config_accepts_the_file_when_available(
+    services: dict[str, dict[str, Any]],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    command, detail = compose_cli()
+    # In the test's user properties (JUnit XML with junit_family=xunit1, or a plugin).
+    request.node.user_properties.append(("docker_compose", detail))
+    if command is None:
+        # No compose implementation here: the checks above are all there is, and why is
+        # recorded with the test.
+        assert detail.startswith(("no `docker` binary", "`docker compose version`")), detail
+        return
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    variables = compose_variables()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in variables and not key.startswith("COMPOSE_")
+    }
+    files = ["--file", str(COMPOSE_FILE), "--env-file", str(empty)]
+    done = subprocess.run(
+        [*command, *files, "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    rendered = json.loads(done.stdout)["services"]
+    assert set(rendered) == set(services)
+    for name, service in services.items():
+        assert rendered[name].get("image") == service.get("image"), name
+        assert (rendered[name].get("environment") or {}) == environment(service), name
+        if "command" in service:
+            assert rendered[name]["command"] == argv(service), name
