@@ -30,6 +30,9 @@ class Settings:
     redis_url: str = ""
     # A local sentence-transformers model folder; empty means the bundled all-MiniLM-L6-v2.
     encoder_path: str = ""
+    # Where the embedding cache (a SQLite file) lives; empty means <data_dir>/cache. Keep it
+    # on a local disk when the data folder is shared storage: SQLite's WAL needs local files.
+    cache_dir: str = ""
     encode_batch_size: int = 64
     embedding_cache_size: int = 50_000
 
@@ -97,8 +100,8 @@ class Settings:
         return self.data_dir / "models"
 
     @property
-    def cache_dir(self) -> Path:
-        return self.data_dir / "cache"
+    def embedding_cache(self) -> Path:
+        return (Path(self.cache_dir) if self.cache_dir else self.data_dir / "cache") / "embeddings.sqlite3"
 
     def with_overrides(self, **overrides: Any) -> Settings:
         return dataclasses.replace(self, **_coerce_all(overrides))

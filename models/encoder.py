@@ -120,7 +120,7 @@ class Encoder:
             settings.encoder_path or None,
             batch_size=settings.encode_batch_size,
             cache_size=settings.embedding_cache_size,
-            disk_cache=settings.cache_dir / "embeddings.sqlite3",
+            disk_cache=settings.embedding_cache,
         )
 
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
