@@ -314,3 +314,61 @@ def test_unexpected_errors_hide_their_text(app, client, client_headers, monkeypa
     error = error_of(response, 500)
     assert "secret" not in response.get_data(as_text=True)
     assert error["code"] == "internal_error"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/v1/generations"),
+        ("get", "/v1/generations"),
+        ("get", "/v1/generations/1"),
+        ("post", "/v1/models/v1/promote"),
+        ("post", "/v1/models/v1/rollback"),
+        ("get", "/v1/audit"),
+    ],
+)
+def test_client_keys_get_403_on_the_product_teams_endpoints(
+    client, client_headers, method: str, path: str
+) -> None:  # type: ignore[no-untyped-def]
+    response = getattr(client, method)(
+        path, json={"reason": "x"} if method == "post" else None, headers=client_headers
+    )
+    assert error_of(response, 403)["code"] == "forbidden"
+
+
+def test_generation_zero_is_listed_with_its_evaluation(client, reviewer_headers) -> None:  # type: ignore[no-untyped-def]
+    listed = client.get("/v1/generations", headers=reviewer_headers).json["generations"]
+    assert [(g["number"], g["status"], g["candidate_version"]) for g in listed] == [
+        (0, "passed", "v1")
+    ]
+    shown = client.get(f"/v1/generations/{listed[0]['id']}", headers=reviewer_headers).json
+    figures = {f["name"] for f in shown["metrics"]["candidate"]["figures"]}
+    assert {"similarity@3", "recall@3", "tail_similarity@3", "vendi", "distinct_share"} <= figures
+    assert (
+        error_of(client.get("/v1/generations/999", headers=reviewer_headers), 404)["message"]
+        == "no generation with id 999"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "fragment"),
+    [
+        ("/v1/models/v1/promote", {}, 422, "reason: Missing data"),
+        ("/v1/models/v1/promote", {"reason": "  "}, 422, "reason is empty"),
+        ("/v1/models/v1/promote", {"reason": "why not"}, 409, "already production"),
+        ("/v1/models/v9/rollback", {"reason": "oops"}, 404, "no model version 'v9'"),
+        ("/v1/models/v1/rollback", {"reason": "oops"}, 409, "production already"),
+    ],
+)
+def test_bad_model_actions(
+    client, reviewer_headers, path: str, body: dict[str, Any], status: int, fragment: str
+) -> None:  # type: ignore[no-untyped-def]
+    error = error_of(client.post(path, json=body, headers=reviewer_headers), status)
+    assert fragment in error["message"]
+
+
+def test_audit_log_lists_the_first_promotion(client, reviewer_headers) -> None:  # type: ignore[no-untyped-def]
+    entries = client.get("/v1/audit?limit=5", headers=reviewer_headers).json["entries"]
+    assert entries[-1]["action"] == "model.promote"
+    assert entries[-1]["target"] == "v1"
+    error_of(client.get("/v1/audit?limit=0", headers=reviewer_headers), 422)
