@@ -101,7 +101,9 @@ class Settings:
 
     @property
     def embedding_cache(self) -> Path:
-        return (Path(self.cache_dir) if self.cache_dir else self.data_dir / "cache") / "embeddings.sqlite3"
+        return (
+            Path(self.cache_dir) if self.cache_dir else self.data_dir / "cache"
+        ) / "embeddings.sqlite3"
 
     def with_overrides(self, **overrides: Any) -> Settings:
         return dataclasses.replace(self, **_coerce_all(overrides))

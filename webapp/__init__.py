@@ -57,6 +57,7 @@ def create_app(
 
     from webapp import api
     from webapp import body
+    from webapp import dashboard
     from webapp import errors
     from webapp import generations
     from webapp import health
@@ -66,4 +67,5 @@ def create_app(
     app.register_blueprint(api.bp)
     app.register_blueprint(generations.bp)
     app.register_blueprint(health.bp)
+    dashboard.init_app(app)
     return app

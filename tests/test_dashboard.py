@@ -1,0 +1,421 @@
+"""The dashboard through the Flask test client: sign-in, sessions, CSRF, empty states, errors.
+
+The pages with real generations, the charts and the actions are driven in a real browser in
+tests/test_dashboard_browser.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apiflask import APIFlask
+from flask.testing import FlaskClient
+from sqlalchemy import func
+from sqlalchemy import select
+
+from core.keys import create_key
+from core.keys import revoke_key
+from core.schema import AuditEntry
+from core.schema import Generation
+from core.schema import Role
+from core.settings import SettingsError
+from models.encoder import Encoder
+from safeguards.evaluation import Evaluation
+from safeguards.evaluation import Figure
+from tests.helpers import FAST_TRAINING
+from tests.helpers import make_settings
+from webapp.dashboard.charts import build_charts
+from webapp.dashboard.charts import charted
+from webapp.dashboard.secret import secret_key
+from worker.context import PipelineContext
+from worker.pipeline import run_next_stage
+from worker.pipeline import start_generation
+
+PAGES = [
+    "/dashboard/",
+    "/dashboard/niches",
+    "/dashboard/models",
+    "/dashboard/audit",
+    "/dashboard/generations/1",
+    "/dashboard/generations/new",
+    "/dashboard/models/v1/rollback",
+]
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def make_token(app: APIFlask, role: Role, name: str = "") -> tuple[str, str]:
+    """A new key: its token and its prefix (to revoke it)."""
+    with app.extensions["replyguard"].db.session() as session:
+        token, row = create_key(session, name or f"dash-{role.value}", role)
+        return token, row.prefix
+
+
+def csrf_from(client: FlaskClient, path: str) -> str:
+    page = client.get(path)
+    found = CSRF_FIELD.search(page.get_data(as_text=True))
+    assert found, f"no CSRF field on {path}"
+    return found.group(1)
+
+
+def sign_in(client: FlaskClient, token: str, next_path: str = "") -> Any:
+    csrf = csrf_from(client, "/dashboard/sign-in")
+    return client.post(
+        "/dashboard/sign-in", data={"api_key": token, "csrf_token": csrf, "next": next_path}
+    )
+
+
+def text(response: Any) -> str:
+    return str(response.get_data(as_text=True))
+
+
+@pytest.fixture
+def reviewer(app: APIFlask, client: FlaskClient) -> FlaskClient:
+    """The test client, signed in with a reviewer key."""
+    token, _ = make_token(app, Role.REVIEWER, "Robin")
+    assert sign_in(client, token).status_code == 303
+    return client
+
+
+@pytest.fixture
+def fresh_app(tmp_path: Path, encoder: Encoder) -> Iterator[APIFlask]:
+    """An app on an empty data folder: no data, no model, no generation."""
+    from webapp import create_app
+
+    application = create_app({"data_dir": str(tmp_path / "fresh")}, encoder=encoder)
+    application.config["TESTING"] = True
+    yield application
+    application.extensions["replyguard"].db.dispose()
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_need_sign_in(client: FlaskClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 303
+    assert response.location.startswith("/dashboard/sign-in?next=")
+    assert path.rstrip("/") in response.location.replace("%2F", "/")
+
+
+def test_progress_poll_needs_sign_in_and_answers_json(client: FlaskClient) -> None:
+    response = client.get("/dashboard/generations/1/progress.json")
+    assert response.status_code == 401
+    assert response.is_json
+
+
+def test_client_key_cannot_sign_in(app: APIFlask, client: FlaskClient) -> None:
+    token, _ = make_token(app, Role.CLIENT)
+    response = sign_in(client, token)
+    assert response.status_code == 403
+    assert "Client keys" in text(response)
+    assert "reviewer or admin key" in text(response)
+    assert client.get("/dashboard/").status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("token", "status", "fragment"),
+    [
+        ("rg_not-a-real-key", 401, "unknown or has been revoked"),
+        ("", 400, "Paste your API key"),
+    ],
+)
+def test_bad_keys_cannot_sign_in(
+    client: FlaskClient, token: str, status: int, fragment: str
+) -> None:
+    response = sign_in(client, token)
+    assert response.status_code == status
+    assert fragment in text(response)
+
+
+@pytest.mark.parametrize("role", [Role.REVIEWER, Role.ADMIN])
+def test_staff_sign_in_sets_a_strict_session_cookie_and_signs_out(
+    app: APIFlask, client: FlaskClient, role: Role
+) -> None:
+    token, _ = make_token(app, role, "Sam")
+    response = sign_in(client, token, next_path="/dashboard/models")
+    assert response.status_code == 303
+    assert response.location == "/dashboard/models"
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert "Path=/dashboard" in cookie
+    # The key itself is never in the cookie (signed, not encrypted).
+    assert token not in cookie
+    page = client.get("/dashboard/")
+    assert page.status_code == 200
+    assert f"Sam <small>({role.value})</small>" in text(page)
+
+    csrf = CSRF_FIELD.search(text(page))
+    assert csrf
+    out = client.post("/dashboard/sign-out", data={"csrf_token": csrf.group(1)})
+    assert out.status_code == 303
+    assert client.get("/dashboard/").status_code == 303
+    assert "You are signed out" in text(client.get("/dashboard/sign-in"))
+
+
+def test_sign_in_only_returns_into_the_dashboard(app: APIFlask, client: FlaskClient) -> None:
+    token, _ = make_token(app, Role.REVIEWER)
+    response = sign_in(client, token, next_path="https://elsewhere.example/phish")
+    assert response.location == "/dashboard/"
+
+
+def test_a_revoked_key_is_signed_out_on_its_next_request(
+    app: APIFlask, client: FlaskClient
+) -> None:
+    token, prefix = make_token(app, Role.REVIEWER)
+    sign_in(client, token)
+    assert client.get("/dashboard/").status_code == 200
+    with app.extensions["replyguard"].db.session() as session:
+        revoke_key(session, prefix)
+    assert client.get("/dashboard/").status_code == 303
+
+
+def audit_count(app: APIFlask) -> int:
+    with app.extensions["replyguard"].db.session() as session:
+        return int(session.scalar(select(func.count()).select_from(AuditEntry)) or 0)
+
+
+@pytest.mark.parametrize("token", [None, "", "forged-token"])
+def test_actions_without_the_csrf_token_are_refused(
+    app: APIFlask, reviewer: FlaskClient, token: str | None
+) -> None:
+    before = audit_count(app)
+    data = {"reason": "testing"} | ({} if token is None else {"csrf_token": token})
+    for path in (
+        "/dashboard/generations/new",
+        "/dashboard/models/v1/promote",
+        "/dashboard/sign-out",
+    ):
+        response = reviewer.post(path, data=data)
+        assert response.status_code == 400, path
+        assert "security token (CSRF) was missing or out of date" in text(response)
+        assert "nothing was done" in text(response)
+    assert audit_count(app) == before
+    # Still signed in: sign-out without a token did nothing either.
+    assert reviewer.get("/dashboard/").status_code == 200
+
+
+def test_sign_in_without_the_csrf_token_is_refused(app: APIFlask, client: FlaskClient) -> None:
+    token, _ = make_token(app, Role.REVIEWER)
+    response = client.post("/dashboard/sign-in", data={"api_key": token})
+    assert response.status_code == 400
+    assert client.get("/dashboard/").status_code == 303
+
+
+def test_fresh_data_folder_says_what_to_do(fresh_app: APIFlask) -> None:
+    client = fresh_app.test_client()
+    token, _ = make_token(fresh_app, Role.ADMIN)
+    sign_in(client, token)
+    overview = text(client.get("/dashboard/"))
+    assert "No generation yet: start one." in overview
+    assert "replyguard models train-baseline" in overview
+    assert 'id="chart-data"' not in overview
+    assert "No examples yet" in text(client.get("/dashboard/niches"))
+    assert "No model yet" in text(client.get("/dashboard/models"))
+    assert "Nothing recorded yet" in text(client.get("/dashboard/audit"))
+    start = client.get("/dashboard/generations/new")
+    assert "train the clean baseline first" in text(start)
+    assert "Yes, start a generation" not in text(start)
+
+
+def test_with_only_the_baseline_the_overview_invites_a_first_generation(
+    reviewer: FlaskClient,
+) -> None:
+    page = text(reviewer.get("/dashboard/"))
+    assert "No generation yet: start one." in page
+    assert "Only the clean baseline so far" in page
+    assert 'href="/dashboard/generations/new"' in page
+    data = re.search(r'<script type="application/json" id="chart-data">(.*?)</script>', page)
+    assert data
+    charts = json.loads(data.group(1))
+    assert charts["labels"] == ["G0"]
+    assert {c["kind"] for c in charts["charts"]} == {"relevance", "tail", "diversity"}
+    assert all(len(c["values"]) == 1 for c in charts["charts"])
+
+
+def test_pages_render_for_the_baseline(reviewer: FlaskClient) -> None:
+    niches = text(reviewer.get("/dashboard/niches"))
+    assert '<table class="heatmap">' in niches
+    assert "rare</span>" in niches
+    models = text(reviewer.get("/dashboard/models"))
+    assert "v1" in models and "production" in models
+    audit = text(reviewer.get("/dashboard/audit"))
+    assert "first model: the clean baseline" in audit
+    with_figure = reviewer.get("/dashboard/niches?figure=mrr")
+    assert "Coverage (mrr)" in text(with_figure)
+
+
+def test_starting_a_generation_without_the_queue_shows_an_error(
+    data_dir: Path, encoder: Encoder
+) -> None:
+    from webapp import create_app
+
+    # Nothing listens on port 9: the broker is unreachable.
+    app = create_app(
+        {"data_dir": str(data_dir), **FAST_TRAINING, "redis_url": "redis://127.0.0.1:9/0"},
+        encoder=encoder,
+    )
+    client = app.test_client()
+    token, _ = make_token(app, Role.REVIEWER)
+    sign_in(client, token)
+    csrf = csrf_from(client, "/dashboard/generations/new")
+    response = client.post("/dashboard/generations/new", data={"csrf_token": csrf})
+    assert response.status_code == 503
+    assert "task queue (Redis) is unreachable" in text(response)
+    with app.extensions["replyguard"].db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Generation)) == 1  # only G0
+    app.extensions["replyguard"].db.dispose()
+
+
+def test_actions_refuse_versions_they_do_not_apply_to(reviewer: FlaskClient) -> None:
+    rollback = reviewer.get("/dashboard/models/v1/rollback")
+    assert rollback.status_code == 409
+    assert "v1 is production" in text(rollback)
+    promote = reviewer.get("/dashboard/models/v1/promote")
+    assert promote.status_code == 409
+    missing = reviewer.get("/dashboard/models/v99/promote")
+    assert missing.status_code == 404
+    assert "There is no model version &#39;v99&#39;" in text(missing)
+    assert reviewer.get("/dashboard/generations/999").status_code == 404
+
+
+def test_dashboard_answers_html_errors_and_security_headers(reviewer: FlaskClient) -> None:
+    response = reviewer.get("/dashboard/generations/999")
+    assert response.mimetype == "text/html"
+    assert "No such generation" in text(response)
+    page = reviewer.get("/dashboard/")
+    csp = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["Cache-Control"] == "no-store"
+
+
+def test_dashboard_stays_out_of_the_api_spec(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+    assert spec is not None
+    assert not [path for path in spec["paths"] if path.startswith("/dashboard")]
+
+
+def test_static_files_ship_with_the_package(client: FlaskClient) -> None:
+    chart = client.get("/dashboard/static/chart.umd.min.js")
+    assert chart.status_code == 200
+    assert chart.get_data().startswith(b"/*!\n * Chart.js v4.")
+    chart.close()
+    css = client.get("/dashboard/static/dashboard.css")
+    assert css.status_code == 200
+    css.close()
+
+
+def test_secret_key_is_created_once_private_and_shared(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    first = secret_key(settings)
+    path = tmp_path / "secret_key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert secret_key(settings) == first
+    assert len(first) >= 32
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".secret_key")] == []
+
+
+def test_workers_starting_together_share_one_key(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = make_settings(tmp_path)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        keys = set(pool.map(lambda _: secret_key(settings), range(16)))
+    assert len(keys) == 1
+    assert (tmp_path / "secret_key").read_text() == keys.pop()
+
+
+def test_secret_key_from_settings_wins_and_must_be_long(tmp_path: Path) -> None:
+    configured = "k" * 40
+    assert secret_key(make_settings(tmp_path, secret_key=configured)) == configured
+    assert not (tmp_path / "secret_key").exists()
+    with pytest.raises(SettingsError, match="at least 32 characters"):
+        secret_key(make_settings(tmp_path, secret_key="short"))
+    assert "kkkk" not in repr(make_settings(tmp_path, secret_key=configured))
+
+
+def _generation(number: int, status: str, values: dict[str, float]) -> Generation:
+    figures = [
+        Figure("recall@3", values["recall@3"], "relevance", support=100),
+        Figure("tail_recall@3", values["tail_recall@3"], "tail", support=10),
+        Figure("vendi", values["vendi"], "diversity", support=300),
+    ]
+    evaluation = Evaluation.of(figures, "recall@3").to_dict()
+    metrics: dict[str, Any] = {"candidate": evaluation}
+    if number:
+        metrics["baseline"] = Evaluation.of(
+            [
+                Figure("recall@3", 0.5, "relevance", support=100),
+                Figure("tail_recall@3", 0.4, "tail", support=10),
+                Figure("vendi", 50.0, "diversity", support=300),
+            ],
+            "recall@3",
+        ).to_dict()
+    decision = {"verdict": "block"} if status == "blocked" else {}
+    return Generation(
+        id=number + 1,
+        number=number,
+        status=status,
+        metrics=metrics,
+        decision=decision,
+        created_at=dt.datetime.now(dt.UTC),
+    )
+
+
+def test_charts_draw_the_baseline_and_the_gates_tolerance_band() -> None:
+    generations = [
+        _generation(0, "passed", {"recall@3": 0.5, "tail_recall@3": 0.4, "vendi": 50.0}),
+        _generation(1, "passed", {"recall@3": 0.52, "tail_recall@3": 0.4, "vendi": 49.0}),
+        _generation(2, "blocked", {"recall@3": 0.51, "tail_recall@3": 0.2, "vendi": 40.0}),
+        Generation(id=9, number=3, status="failed", metrics={}, decision={}),
+    ]
+    data = build_charts(charted(generations, lambda g: f"/g/{g.id}"))
+    assert data["labels"] == ["G0", "G1", "G2"]  # the failed one has nothing to draw
+    assert data["statuses"] == ["passed", "passed", "blocked"]
+    charts = {c["name"]: c for c in data["charts"]}
+    assert list(charts) == ["recall@3", "tail_recall@3", "vendi"]
+    vendi = charts["vendi"]
+    assert vendi["values"] == [50.0, 49.0, 40.0]
+    assert vendi["baseline"] == [50.0, 50.0, 50.0]
+    # Vendi may fall 7% (its own tolerance) below the baseline.
+    assert vendi["band_low"] == pytest.approx([46.5] * 3)
+    assert vendi["band_high"] == [50.0] * 3
+    # A tail figure may always move by one benchmark example: 1/10 beats 10% of 0.4.
+    assert charts["tail_recall@3"]["band_low"] == pytest.approx([0.3] * 3)
+    assert "Blocked: G2." in vendi["description"]
+
+
+@pytest.mark.slow
+def test_a_running_generation_is_followed_and_its_candidate_not_overridden(
+    app: APIFlask, reviewer: FlaskClient, encoder: Encoder
+) -> None:
+    svc = app.extensions["replyguard"]
+    ctx = PipelineContext(svc.settings, svc.db, encoder)
+    generation_id = start_generation(ctx, "tests")
+    while run_next_stage(ctx, generation_id) != "train":
+        pass
+    with svc.db.session() as session:
+        candidate = session.get_one(Generation, generation_id).candidate_version
+    assert candidate
+
+    page = text(reviewer.get(f"/dashboard/generations/{generation_id}"))
+    assert 'data-active="true"' in page
+    assert "Live: this page checks every two seconds." in page
+    poll = reviewer.get(f"/dashboard/generations/{generation_id}/progress.json")
+    assert poll.is_json
+    body = poll.get_json()
+    assert body["status"] == "running"
+    assert body["stages"]["train"]["status"] == "done"
+    assert "data" not in body["stages"]["snapshot"]
+
+    assert "awaiting the gate" in text(reviewer.get("/dashboard/models"))
+    refused = reviewer.get(f"/dashboard/models/{candidate}/promote")
+    assert refused.status_code == 409
+    assert "wait for the gate" in text(refused)
+    assert "Generation 1 is running" in text(reviewer.get("/dashboard/"))

@@ -1,0 +1,140 @@
+"""The actions: promote over the gate (override), roll back, start a generation.
+
+Each is a link to a page that says what will happen and asks for confirmation (and, for the
+two that change production, a reason); only the POST from that page acts. The work is done
+by the same functions the API and the command line use, which also write the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import current_app
+from flask import flash
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.schema import Generation
+from core.schema import ModelStatus
+from core.schema import ModelVersion
+from core.settings import Settings
+from models.registry import RegistryError
+from models.registry import production
+from webapp.dashboard.blueprint import bp
+from webapp.dashboard.guard import current_reviewer
+from webapp.dashboard.guard import error_page
+from webapp.state import services
+from worker.dispatch import QueueUnavailable
+from worker.dispatch import queue_generation
+from worker.pipeline import GenerationBusy
+from worker.pipeline import GenerationError
+from worker.promotion import override
+from worker.promotion import rollback
+
+Action = Callable[[Session, Settings, str, str, str], ModelVersion]
+
+PROMOTABLE = (ModelStatus.CANDIDATE.value, ModelStatus.BLOCKED.value)
+
+
+@bp.route("/models/<version>/promote", methods=["GET", "POST"])
+def promote(version: str) -> Any:
+    return _production_change(
+        version,
+        kind="promote",
+        allowed=PROMOTABLE,
+        not_allowed="only a candidate or a blocked version can be promoted; to return to a "
+        "version that was production before, roll back to it",
+        action=override,
+        done="{version} is production now; the override and its reason are in the audit log.",
+    )
+
+
+@bp.route("/models/<version>/rollback", methods=["GET", "POST"])
+def rollback_to(version: str) -> Any:
+    return _production_change(
+        version,
+        kind="rollback",
+        allowed=(ModelStatus.ARCHIVED.value,),
+        not_allowed="rollback returns to a version that was production before (archived)",
+        action=rollback,
+        done="{version} is production again; the rollback and its reason are in the audit log.",
+    )
+
+
+@bp.route("/generations/new", methods=["GET", "POST"])
+def start_generation() -> Any:
+    svc = services()
+    with svc.db.session() as session:
+        current = production(session)
+        active = session.scalars(
+            select(Generation).where(Generation.lock == "active")
+        ).one_or_none()
+        context = {"production": current.version if current else None, "active": active}
+    if request.method == "GET":
+        return render_template("dashboard/start.html", **context)
+    try:
+        generation_id = queue_generation(
+            current_app.extensions["celery"], svc.pipeline, current_reviewer().actor
+        )
+    except QueueUnavailable as exc:
+        return render_template("dashboard/start.html", error=str(exc), **context), 503
+    except GenerationBusy as exc:
+        return render_template("dashboard/start.html", error=str(exc), **context), 409
+    except GenerationError as exc:
+        return render_template("dashboard/start.html", error=str(exc), **context), 409
+    flash("The generation is queued; this page follows it as it runs.", "info")
+    return redirect(url_for("dashboard.generation", generation_id=generation_id), code=303)
+
+
+def _production_change(
+    version: str,
+    kind: str,
+    allowed: tuple[str, ...],
+    not_allowed: str,
+    action: Action,
+    done: str,
+) -> Any:
+    svc = services()
+    with svc.db.session() as session:
+        row = session.scalars(
+            select(ModelVersion).where(ModelVersion.version == version)
+        ).one_or_none()
+        if row is None:
+            return error_page(404, "No such version", f"There is no model version {version!r}.")
+        current = production(session)
+        generation = session.scalars(
+            select(Generation).where(Generation.candidate_version == version)
+        ).one_or_none()
+        context: dict[str, Any] = {
+            "kind": kind,
+            "version": row,
+            "production": current.version if current else None,
+            "generation": generation,
+            "reason": request.form.get("reason", ""),
+        }
+        if row.status not in allowed:
+            message = f"{version} is {row.status}: {not_allowed}."
+            return render_template("dashboard/confirm.html", refused=message, **context), 409
+        if generation is not None and generation.lock == "active":
+            # Its generation is still running: the gate has not decided yet.
+            message = (
+                f"Generation {generation.number} is still {generation.status}: wait for the "
+                f"gate's decision on {version} before overriding it."
+            )
+            return render_template("dashboard/confirm.html", refused=message, **context), 409
+        if request.method == "GET":
+            return render_template("dashboard/confirm.html", **context)
+    reason = request.form.get("reason", "").strip()
+    try:
+        with svc.db.session() as session:
+            action(session, svc.settings, version, current_reviewer().actor, reason)
+    except RegistryError as exc:
+        status = 400 if not reason else 409
+        return render_template("dashboard/confirm.html", error=str(exc), **context), status
+    flash(done.format(version=version), "success")
+    return redirect(url_for("dashboard.models"), code=303)

@@ -1,0 +1,228 @@
+"""What the generation page shows: stages, the counts through the pipeline, the gate's
+figures, and production's and the candidate's suggestions side by side on rare niches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.schema import CandidateStatus
+from core.schema import Example
+from core.schema import Generation
+from core.schema import GenerationStatus
+from core.schema import ModelVersion
+from core.schema import SyntheticCandidate
+from core.text import normalize
+from safeguards.evaluate import benchmark_fingerprint
+from worker.data import example_pools
+from worker.pipeline import STAGES
+
+STAGE_LABELS = {
+    "snapshot": "Snapshot of the data and prompts",
+    "synthesize": "Production writes synthetic replies",
+    "encode": "Embedding the texts to compare",
+    "filter": "Quality rules",
+    "deduplicate": "Duplicate removal",
+    "mix": "Mixing with human data",
+    "train": "Training the candidate",
+    "evaluate": "Evaluation on the benchmark",
+    "gate": "The gate decides",
+    "promote": "Promote or block",
+}
+RULE_LABELS = {
+    "empty_reply": "empty reply",
+    "echoes_message": "reply repeats the message",
+    "reply_length": "reply too short or too long",
+    "low_relevance": "reply unrelated to the message",
+}
+DUPLICATE_SAMPLE = 6
+TAIL_SAMPLE = 6
+
+
+@dataclass(frozen=True)
+class StageRow:
+    name: str
+    label: str
+    status: str
+    progress: float
+    seconds: float | None
+    error: str
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    message: str
+    reply: str
+    similarity: float | None
+    of_kind: str
+    of_message: str
+    of_reply: str
+    of_detail: str
+
+
+@dataclass(frozen=True)
+class Sample:
+    message: str
+    niche: str
+    gold: str
+    production: list[tuple[str, bool]]
+    candidate: list[tuple[str, bool]]
+
+
+def stage_rows(generation: Generation) -> list[StageRow]:
+    rows = []
+    for name in STAGES:
+        record = (generation.stages or {}).get(name, {})
+        rows.append(
+            StageRow(
+                name=name,
+                # A stage added to the pipeline later still shows, under its own name.
+                label=STAGE_LABELS.get(name, name.replace("_", " ").capitalize()),
+                status=str(record.get("status", "pending")),
+                progress=float(record.get("progress", 0.0) or 0.0),
+                seconds=record.get("seconds"),
+                error=str(record.get("error", "")),
+            )
+        )
+    return rows
+
+
+def generation_context(session: Session, generation: Generation) -> dict[str, Any]:
+    counts = {name: record.get("counts", {}) for name, record in (generation.stages or {}).items()}
+    decision = generation.decision or {}
+    candidate = (
+        session.scalars(
+            select(ModelVersion).where(ModelVersion.version == generation.candidate_version)
+        ).one_or_none()
+        if generation.candidate_version
+        else None
+    )
+    return {
+        "generation": generation,
+        "active": GenerationStatus(generation.status).active,
+        "stages": stage_rows(generation),
+        "counts": counts,
+        "rule_labels": RULE_LABELS,
+        "duplicates": duplicates(session, generation.id),
+        "decision": decision,
+        "candidate": candidate,
+        "samples": tail_samples(session, generation),
+        # Generation 0 is not gated: its own figures are what every later one is held to.
+        "baseline_figures": (
+            (generation.metrics or {}).get("candidate", {}).get("figures", [])
+            if generation.number == 0
+            else []
+        ),
+    }
+
+
+def duplicates(session: Session, generation_id: int) -> list[Duplicate]:
+    """A few synthetic replies removed as duplicates, with what each one duplicated: the
+    near (semantic) ones first, as they are the ones worth a look, then exact ones."""
+    base = select(SyntheticCandidate).where(
+        SyntheticCandidate.generation_id == generation_id,
+        SyntheticCandidate.status == CandidateStatus.REMOVED.value,
+        SyntheticCandidate.removed_by == "duplicate",
+    )
+    near = session.scalars(
+        base.where(SyntheticCandidate.similarity < 0.9999)
+        .order_by(SyntheticCandidate.similarity, SyntheticCandidate.id)
+        .limit(DUPLICATE_SAMPLE - 2)
+    ).all()
+    exact = session.scalars(
+        base.where(SyntheticCandidate.similarity >= 0.9999)
+        .order_by(SyntheticCandidate.id)
+        .limit(DUPLICATE_SAMPLE - len(near))
+    ).all()
+    return [_duplicate(session, row) for row in [*near, *exact]]
+
+
+def _duplicate(session: Session, row: SyntheticCandidate) -> Duplicate:
+    kind, _, ref = row.duplicate_of.partition(":")
+    message = reply = detail = ""
+    if kind == "example" and ref.isdigit():
+        example = session.get(Example, int(ref))
+        if example is not None:
+            message, reply = example.message, example.reply
+            detail = f"stored {example.provenance} example #{example.id}"
+    elif kind == "candidate" and ref.isdigit():
+        other = session.get(SyntheticCandidate, int(ref))
+        if other is not None:
+            message, reply = other.message, other.reply
+            detail = "another synthetic reply of this generation"
+    return Duplicate(
+        row.message, row.reply, row.similarity, kind, message, reply, detail or row.duplicate_of
+    )
+
+
+def tail_samples(session: Session, generation: Generation) -> dict[str, Any]:
+    """Production's and the candidate's top suggestions for benchmark messages of the rarest
+    niches, from the suggestions each version's evaluation stored."""
+    found: dict[str, Any] = {"rows": [], "note": "", "production": None, "candidate": None}
+    production_version = generation.parent_version
+    candidate_version = generation.candidate_version
+    if not production_version or not candidate_version:
+        found["note"] = "This generation has no candidate yet."
+        return found
+    versions = select(ModelVersion).where(
+        ModelVersion.version.in_([production_version, candidate_version])
+    )
+    evaluations = {
+        row.version: (row.evaluation or {}).get("evaluation", {})
+        for row in session.scalars(versions)
+    }
+    benchmark = example_pools(session).benchmark_examples()
+    fingerprint = benchmark_fingerprint(benchmark)
+    lined_up = all(
+        evaluations.get(v, {}).get("details", {}).get("benchmark_fingerprint") == fingerprint
+        and len(evaluations.get(v, {}).get("suggestions", [])) == len(benchmark)
+        for v in (production_version, candidate_version)
+    )
+    found.update(production=production_version, candidate=candidate_version)
+    if not lined_up:
+        found["note"] = (
+            "These versions were last evaluated on another benchmark, so their suggestions "
+            "cannot be lined up here."
+        )
+        return found
+    details = evaluations[candidate_version]["details"]
+    tail = list(details.get("tail_niches", []))
+    shown = int(details.get("config", {}).get("diversity_k", 3))
+    picks = _spread([i for i, b in enumerate(benchmark) if b.niche in tail], benchmark)
+    for i in picks[:TAIL_SAMPLE]:
+        example = benchmark[i]
+        gold = normalize(example.reply)
+
+        def top(version: str, i: int = i, gold: str = gold) -> list[tuple[str, bool]]:
+            texts = evaluations[version]["suggestions"][i][:shown]
+            return [(text, normalize(text) == gold) for text in texts]
+
+        found["rows"].append(
+            Sample(
+                example.message,
+                example.niche,
+                example.reply,
+                top(production_version),
+                top(candidate_version),
+            )
+        )
+    if not found["rows"]:
+        found["note"] = "The benchmark has no examples from the rarest niches."
+    return found
+
+
+def _spread(indexes: list[int], benchmark: list[Any]) -> list[int]:
+    """Take the niches in turn, so the sample is not all from one niche."""
+    by_niche: dict[str, list[int]] = {}
+    for i in indexes:
+        by_niche.setdefault(benchmark[i].niche, []).append(i)
+    out: list[int] = []
+    queues = list(by_niche.values())
+    while any(queues):
+        for queue in queues:
+            if queue:
+                out.append(queue.pop(0))
+    return out
