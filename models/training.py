@@ -85,9 +85,7 @@ def train_model(
 
     fit_examples = [e for e, keep in zip(examples, fit, strict=True) if keep]
     fit_bank, fit_ids = ResponseBank.build(
-        [e.reply for e in fit_examples],
-        [e.niche for e in fit_examples],
-        weights_arr[fit].tolist(),
+        [e.reply for e in fit_examples], [e.niche for e in fit_examples]
     )
     fit_bank_emb = _bank_embeddings(replies[fit], fit_ids, len(fit_bank))
     adapter, losses = train_adapter(
@@ -113,9 +111,7 @@ def train_model(
         best = tried[0][0]
         chosen = ScoringWeights(dual=best["dual"], knn=best["knn"], prior=best["prior"])
 
-    bank, row_ids = ResponseBank.build(
-        [e.reply for e in examples], [e.niche for e in examples], weights_arr.tolist()
-    )
+    bank, row_ids = ResponseBank.build([e.reply for e in examples], [e.niche for e in examples])
     model = SuggestionModel(
         encoder,
         adapter,

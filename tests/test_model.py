@@ -67,9 +67,7 @@ def test_encoder_refuses_a_folder_that_is_no_model(tmp_path: Path) -> None:
 
 
 def test_bank_merges_replies_and_orders_prior() -> None:
-    bank, ids = ResponseBank.build(
-        ["Yes", "yes ", "No", "Maybe"], ["a", "b", "a", "a"], [1, 1, 1, 1]
-    )
+    bank, ids = ResponseBank.build(["Yes", "yes ", "No", "Maybe"], ["a", "b", "a", "a"])
     assert bank.texts == ["Yes", "No", "Maybe"]
     assert ids.tolist() == [0, 0, 1, 2]
     assert bank.niches[0] == ["a", "b"]
