@@ -80,6 +80,7 @@ def run(scale: int, root: Path) -> dict[str, object]:
         generation = session.get_one(Generation, generation_id)
         stages = {s: round(generation.stages[s]["seconds"], 2) for s in STAGES}
         counts = generation.stages["synthesize"]["counts"]
+        reasons = generation.decision.get("reasons", [])
     return {
         "scale": scale,
         **sizes,
@@ -88,6 +89,7 @@ def run(scale: int, root: Path) -> dict[str, object]:
         "generation_seconds": round(total, 1),
         "status": status,
         "stages": stages,
+        "gate_reasons": reasons,
     }
 
 

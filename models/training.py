@@ -38,6 +38,8 @@ class TrainingExample:
     reply: str
     niche: str
     weight: float = 1.0
+    # Written by a person (provenance human); only these count toward the reply prior.
+    human: bool = True
 
 
 @dataclass
@@ -85,7 +87,9 @@ def train_model(
 
     fit_examples = [e for e, keep in zip(examples, fit, strict=True) if keep]
     fit_bank, fit_ids = ResponseBank.build(
-        [e.reply for e in fit_examples], [e.niche for e in fit_examples]
+        [e.reply for e in fit_examples],
+        [e.niche for e in fit_examples],
+        [e.human for e in fit_examples],
     )
     fit_bank_emb = _bank_embeddings(replies[fit], fit_ids, len(fit_bank))
     adapter, losses = train_adapter(
@@ -111,7 +115,9 @@ def train_model(
         best = tried[0][0]
         chosen = ScoringWeights(dual=best["dual"], knn=best["knn"], prior=best["prior"])
 
-    bank, row_ids = ResponseBank.build([e.reply for e in examples], [e.niche for e in examples])
+    bank, row_ids = ResponseBank.build(
+        [e.reply for e in examples], [e.niche for e in examples], [e.human for e in examples]
+    )
     model = SuggestionModel(
         encoder,
         adapter,

@@ -67,9 +67,13 @@ def test_encoder_refuses_a_folder_that_is_no_model(tmp_path: Path) -> None:
 
 
 def test_bank_merges_replies_and_orders_prior() -> None:
-    bank, ids = ResponseBank.build(["Yes", "yes ", "No", "Maybe"], ["a", "b", "a", "a"])
-    assert bank.texts == ["Yes", "No", "Maybe"]
-    assert ids.tolist() == [0, 0, 1, 2]
+    bank, ids = ResponseBank.build(
+        ["Yes", "yes ", "No", "Maybe", "Sure"], ["a", "b", "a", "a", "a"], [True] * 4 + [False]
+    )
+    assert bank.texts == ["Yes", "No", "Maybe", "Sure"]
+    assert ids.tolist() == [0, 0, 1, 2, 3]
+    # A reply only the model wrote is in the bank but has no prior.
+    assert bank.prior[3] == 0.0
     assert bank.niches[0] == ["a", "b"]
     assert bank.prior[0] == pytest.approx(1.0)
     assert bank.prior[1] < bank.prior[0]

@@ -573,7 +573,9 @@ def train(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[
         rows = _resolve(session, [item["ref"] for item in training_set])
     parent_model, _ = load_model(parent_path, ctx.encoder, parent_checksum)
     examples = [
-        TrainingExample(row.message, row.reply, row.niche, item["weight"])
+        TrainingExample(
+            row.message, row.reply, row.niche, item["weight"], row.provenance is Provenance.HUMAN
+        )
         for row, item in zip(rows, training_set, strict=True)
     ]
     model, report = train_model(
