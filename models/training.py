@@ -25,6 +25,8 @@ from models.suggester import SuggestionModel
 VALIDATION_FRACTION = 0.1
 # Below this many examples there is too little to hold out: default weights are used.
 MIN_EXAMPLES_TO_TUNE = 50
+# Suggestions a client shows: the weights are chosen for the best of these.
+SHOWN = 3
 WEIGHT_GRID = {
     "dual": (0.0, 1.0),
     "knn": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
@@ -49,7 +51,7 @@ class TrainingReport:
     epoch_losses: list[float]
     weights: ScoringWeights
     validation_examples: int
-    # Validation MRR of every weight combination tried, best first.
+    # Validation closeness (see _grid_search) of every weight combination tried, best first.
     validation_mrr: list[tuple[dict[str, float], float]] = field(default_factory=list)
 
 
@@ -102,16 +104,8 @@ def train_model(
         probe = SuggestionModel(
             encoder, adapter, fit_bank, fit_bank_emb, messages[fit], fit_ids, chosen, retrieval
         )
-        lookup = {normalize(t): i for i, t in enumerate(fit_bank.texts)}
-        gold = np.array(
-            [
-                lookup.get(normalize(e.reply), -1)
-                for e, h in zip(examples, held_out, strict=True)
-                if h
-            ]
-        )
         cands = probe.candidates_for_embeddings(messages[held_out])
-        tried = _grid_search(cands, gold)
+        tried = _grid_search(cands, replies[held_out], fit_bank_emb)
         best = tried[0][0]
         chosen = ScoringWeights(dual=best["dual"], knn=best["knn"], prior=best["prior"])
 
@@ -157,25 +151,34 @@ def _bank_embeddings(replies: np.ndarray, row_ids: np.ndarray, size: int) -> np.
     return out
 
 
-def _grid_search(cands: list[Candidates], gold: np.ndarray) -> list[tuple[dict[str, float], float]]:
+def _grid_search(
+    cands: list[Candidates], gold: np.ndarray, bank_embeddings: np.ndarray
+) -> list[tuple[dict[str, float], float]]:
+    """Score every weight combination on the held-out messages, best first.
+
+    The score is how close the best of the top three replies comes to the real reply (mean
+    cosine): on data where few real replies recur word for word (the demo corpus), an
+    exact-match MRR is decided by a handful of examples, and a noisy choice here shows up as
+    noise in every later evaluation.
+    """
     results = []
     for dual, knn, prior in itertools.product(*WEIGHT_GRID.values()):
         if dual == 0 and knn == 0:
             continue
         weights = ScoringWeights(dual=dual, knn=knn, prior=prior)
-        results.append(({"dual": dual, "knn": knn, "prior": prior}, _mrr(cands, gold, weights)))
-    # Best MRR first; among equals the simplest (smallest total weight) wins, deterministically.
+        score = _closeness(cands, gold, bank_embeddings, weights)
+        results.append(({"dual": dual, "knn": knn, "prior": prior}, score))
+    # Best first; among equals the simplest (smallest total weight) wins, deterministically.
     results.sort(key=lambda r: (-r[1], sum(r[0].values()), tuple(r[0].values())))
     return results
 
 
-def _mrr(cands: list[Candidates], gold: np.ndarray, weights: ScoringWeights) -> float:
+def _closeness(
+    cands: list[Candidates], gold: np.ndarray, bank_embeddings: np.ndarray, weights: ScoringWeights
+) -> float:
     total = 0.0
-    for c, g in zip(cands, gold, strict=True):
-        if g < 0:
-            continue
-        ranked = c.ranked(weights)
-        hit = np.flatnonzero(ranked == g)
-        if len(hit):
-            total += 1.0 / (1 + int(hit[0]))
-    return total / max(len(gold), 1)
+    for c, target in zip(cands, gold, strict=True):
+        top = c.ranked(weights)[:SHOWN]
+        if len(top):
+            total += float((bank_embeddings[top] @ target).max())
+    return total / max(len(cands), 1)

@@ -10,7 +10,9 @@ messages replayed as client traffic so there are many prompts to label. Nothing 
 into the database by hand: every figure and reason on the pages is the pipeline's and the
 gate's own.
 
-Screenshots of every page are written to docs/screenshots/ (the README shows them).
+Screenshots of every page are taken on every run, into a temporary folder; with
+REPLYGUARD_SCREENSHOTS=docs/screenshots they refresh the ones the README shows (so a plain
+test run leaves the working tree clean).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import os
 import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,7 +64,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SCREENSHOTS = Path(
+    os.environ.get("REPLYGUARD_SCREENSHOTS") or tempfile.mkdtemp(prefix="rg-screenshots-")
+)
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 # Settings under which a generation can drift (see the module docstring).
