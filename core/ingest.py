@@ -259,7 +259,14 @@ def load_demo(session: Session, settings: Settings) -> ImportReport:
     The traffic is what synthetic generations label: ``demo_traffic_fraction`` of each niche,
     chosen by message with a seeded hash (see core.splits).
     """
-    rows = list(demo_rows())
+    return load_with_traffic(session, settings, list(demo_rows()))
+
+
+def load_with_traffic(
+    session: Session, settings: Settings, rows: list[tuple[str, ExampleIn]]
+) -> ImportReport:
+    """Load (source, example) rows, keeping a share of their messages as incoming traffic
+    with the replies hidden (see :func:`load_demo`)."""
     traffic = set(
         stratified_pick(
             (

@@ -506,3 +506,43 @@ def reservoir_rebuild(ctx: Context, reason: str, include_benchmark: bool) -> Non
     click.echo(
         f"reservoir rebuilt: {after['benchmark']} benchmark, {after['anchor']} anchor examples"
     )
+
+
+@main.command()
+@click.option(
+    "--policy",
+    type=click.Choice(["replace", "accumulate", "guarded", "all"]),
+    required=True,
+    help="replace: train only on the last model's output; accumulate: keep real data, add "
+    "synthetic unfiltered; guarded: the production pipeline. all: the three, same seed.",
+)
+@click.option("--generations", type=click.IntRange(1, 50), default=8, show_default=True)
+@click.option(
+    "--data",
+    default="demo",
+    show_default=True,
+    help="demo, or a JSONL file of message, reply, niche.",
+)
+@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+def simulate(policy: str, generations: int, data: str, seed: int, out: Path) -> None:
+    """The collapse experiment: the self-consuming loop, offline, in this process."""
+    from models.encoder import Encoder
+    from worker.simulation import POLICIES
+    from worker.simulation import run_policy
+    from worker.simulation import write_report
+
+    if data != "demo" and not Path(data).is_file():
+        raise click.ClickException(f"--data {data}: no such file (give demo or a JSONL file)")
+    if out.exists() and any(out.iterdir()):
+        raise click.ClickException(f"{out} is not empty: give a new folder for the run")
+    policies = list(POLICIES) if policy == "all" else [policy]
+    base = load_settings({"seed": seed})
+    encoder = Encoder.from_settings(base.with_overrides(data_dir=out / "cache"))
+    results = []
+    for name in policies:
+        settings = base.with_overrides(data_dir=out / name)
+        results += run_policy(name, generations, data, settings, encoder, progress=click.echo)  # type: ignore[arg-type]
+    command = f"replyguard simulate --policy {policy} --generations {generations} --data {data} --seed {seed} --out {out}"
+    for path in write_report(results, out, command):
+        click.echo(f"wrote {path}")

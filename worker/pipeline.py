@@ -556,14 +556,14 @@ def mix(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[st
     if missing:
         # The reservoir's promise; a mixing change that breaks it must not train silently.
         raise GenerationError(f"{len(missing)} anchor example(s) left out of the training set")
-    _write_json(_generation_dir(ctx, generation_id) / "training_set.json", training_set)
+    write_json(generation_dir(ctx, generation_id) / "training_set.json", training_set)
     return {**result.counts.as_dict(), "anchor": len(anchor)}
 
 
 def train(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[str, Any]:
     """Train the candidate from production's weights on the mixed set; write its artifact."""
     training_set = json.loads(
-        (_generation_dir(ctx, generation_id) / "training_set.json").read_text()
+        (generation_dir(ctx, generation_id) / "training_set.json").read_text()
     )
     with ctx.db.session() as session:
         generation = _get(session, generation_id)
@@ -765,13 +765,13 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
 
-def _generation_dir(ctx: PipelineContext, generation_id: int) -> Path:
+def generation_dir(ctx: PipelineContext, generation_id: int) -> Path:
     path = ctx.settings.data_dir / "generations" / str(generation_id)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def _write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any) -> None:
     """Atomically: a reader never sees half a file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as handle:
