@@ -115,12 +115,13 @@ class Encoder:
         self.encoded_count = 0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Encoder:
+    def from_settings(cls, settings: Settings, disk_cache: bool = True) -> Encoder:
+        """``disk_cache=False`` for serving: a request must not wait on a SQLite write."""
         return cls(
             settings.encoder_path or None,
             batch_size=settings.encode_batch_size,
             cache_size=settings.embedding_cache_size,
-            disk_cache=settings.embedding_cache,
+            disk_cache=settings.embedding_cache if disk_cache else None,
         )
 
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:

@@ -12,11 +12,13 @@ from core.db import Database
 from core.incoming import IncomingLog
 from core.settings import load_settings
 from models.encoder import Encoder
+from webapp.batching import MicroBatcher
 from webapp.serving import ModelHolder
 from webapp.state import EXTENSION
 from webapp.state import Services
 from worker.celery_app import celery_init_app
 from worker.celery_app import celery_settings
+from worker.context import PipelineContext
 
 __all__ = ["create_app"]
 
@@ -47,13 +49,15 @@ def create_app(
 
     db = Database(settings)
     db.upgrade()
-    encoder = encoder or Encoder.from_settings(settings)
+    encoder = encoder or Encoder.from_settings(settings, disk_cache=False)
     holder = ModelHolder(db, encoder, settings.production_check_seconds)
     holder.refresh()
-    services = Services(settings, db, encoder, holder, IncomingLog(db, settings.incoming_retention))
+    services = Services(
+        settings, db, encoder, holder, IncomingLog(db, settings.incoming_retention), MicroBatcher()
+    )
     app.extensions[EXTENSION] = services
     app.config["CELERY"] = celery_settings(settings)
-    celery_init_app(app, services.pipeline)
+    celery_init_app(app, PipelineContext(settings, db))
 
     from webapp import api
     from webapp import body

@@ -44,7 +44,7 @@ def suggest(body: dict[str, Any]) -> dict[str, Any]:
     except NoModelError as exc:
         raise ApiError(503, str(exc), code="no_model") from None
     k = body["k"] or svc.settings.default_k
-    suggestions = loaded.model.suggest(body["message"], k=k, niche=body["niche"])
+    suggestions = svc.batcher.suggest(loaded.model, body["message"], k, body["niche"])
     if svc.settings.record_incoming:
         svc.incoming.record(body["message"], body["niche"])
     return {

@@ -10,6 +10,7 @@ from core.db import Database
 from core.incoming import IncomingLog
 from core.settings import Settings
 from models.encoder import Encoder
+from webapp.batching import MicroBatcher
 from webapp.serving import ModelHolder
 from worker.context import PipelineContext
 
@@ -23,6 +24,7 @@ class Services:
     encoder: Encoder
     holder: ModelHolder
     incoming: IncomingLog
+    batcher: MicroBatcher
 
     @property
     def pipeline(self) -> PipelineContext:
