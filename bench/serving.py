@@ -1,0 +1,234 @@
+"""Serving throughput and latency with 1, 8 and 32 concurrent clients, against the encoder's
+batched ceiling and a naive peer, all in the same run.
+
+Usage:
+    .venv/bin/python bench/serving.py [--data-dir var/bench-quality] [--out docs/figures/serving.json]
+
+- ours: `replyguard`'s API under gunicorn (1 worker, 32 threads, micro-batching), with a
+  client key, recording incoming messages as in production;
+- naive: bench/naive_peer.py under the same gunicorn settings: each request encoded alone,
+  then a flat index search;
+- ceiling: the encoder alone, in this process, encoding the same messages 64 at a time.
+
+Every message is distinct (demo messages with a numbered suffix), so no cache answers for
+the encoder. The load generator is a separate process with one keep-alive connection per
+client; each level is bounded in requests and seconds. Everything shares the machine's two
+cores, the load generator included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from core.db import Database
+from core.ingest import demo_rows
+from core.keys import create_key
+from core.schema import Role
+from core.settings import load_settings
+from models.encoder import Encoder
+from models.registry import artifact_dir
+from models.registry import production
+from webapp.launch import gunicorn_command
+from webapp.launch import server_env
+from webapp.launch import start_server
+from webapp.launch import stop_server
+
+LEVELS = {1: 400, 8: 1200, 32: 2400}
+SECONDS_PER_LEVEL = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def messages(count: int) -> list[str]:
+    base = [example.message for _, example in demo_rows()]
+    return [f"{base[i % len(base)]} ({i})" for i in range(count)]
+
+
+def _client(
+    port: int,
+    path: str,
+    headers: dict[str, str],
+    texts: list[str],
+    deadline: float,
+    out: list[float],
+) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for text in texts:
+        if time.monotonic() > deadline:
+            break
+        start = time.perf_counter()
+        connection.request("POST", path, body=json.dumps({"message": text}), headers=headers)
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{path} answered {response.status}")
+        out.append(time.perf_counter() - start)
+    connection.close()
+
+
+def _load(
+    port: int,
+    path: str,
+    headers: dict[str, str],
+    clients: int,
+    texts: list[str],
+    queue: multiprocessing.Queue,
+) -> None:  # type: ignore[type-arg]
+    deadline = time.monotonic() + SECONDS_PER_LEVEL
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    threads = [
+        threading.Thread(
+            target=_client, args=(port, path, headers, texts[i::clients], deadline, latencies[i])
+        )
+        for i in range(clients)
+    ]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    flat = sorted(x for row in latencies for x in row)
+    queue.put({"requests": len(flat), "seconds": elapsed, "latencies": flat})
+
+
+def measure(
+    port: int, path: str, headers: dict[str, str], clients: int, texts: list[str]
+) -> dict[str, float]:
+    queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    process = multiprocessing.Process(
+        target=_load, args=(port, path, headers, clients, texts, queue)
+    )
+    process.start()
+    result = queue.get(timeout=SECONDS_PER_LEVEL + 120)
+    process.join(30)
+    latencies = result["latencies"]
+    return {
+        "clients": clients,
+        "requests": result["requests"],
+        "throughput_rps": round(result["requests"] / result["seconds"], 1),
+        "p50_ms": round(1000 * statistics.median(latencies), 2),
+        "p99_ms": round(1000 * latencies[max(0, int(0.99 * len(latencies)) - 1)], 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default="var/bench-quality")
+    parser.add_argument("--out", default="docs/figures/serving.json")
+    args = parser.parse_args()
+    data_dir = Path(args.data_dir)
+    settings = load_settings({"data_dir": str(data_dir)})
+    db = Database(settings)
+    with db.session() as session:
+        token, _ = create_key(session, "bench-serving", Role.CLIENT)
+        row = production(session)
+        if row is None:
+            raise SystemExit(f"{data_dir} has no model: run bench/quality.py first")
+        artifact = artifact_dir(settings, row)
+    db.dispose()
+    texts = messages(sum(LEVELS.values()) * 2 + 2_000)
+
+    encoder = Encoder(cache_size=0)
+    sample = texts[-2_000:]
+    encoder.encode(sample[:64])
+    start = time.perf_counter()
+    for i in range(0, len(sample), 64):
+        encoder.encode(sample[i : i + 64])
+    ceiling = len(sample) / (time.perf_counter() - start)
+    del encoder
+    print(f"encoder ceiling: {ceiling:.0f} messages/s (batches of 64)")
+
+    results: dict[str, list[dict[str, float]]] = {"ours": [], "naive": []}
+    port = free_port()
+    server = start_server(data_dir, port, workers=1, threads=32)
+    try:
+        offset = 0
+        for clients, count in LEVELS.items():
+            figures = measure(
+                port,
+                "/v1/suggestions",
+                {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                clients,
+                texts[offset : offset + count],
+            )
+            offset += count
+            results["ours"].append(figures)
+            print("ours ", figures)
+    finally:
+        stop_server(server)
+
+    port = free_port()
+    command = gunicorn_command("127.0.0.1", port, workers=1, threads=32)
+    command[1] = "bench.naive_peer:app"
+    env = server_env(
+        data_dir, NAIVE_ARTIFACT=str(artifact), PYTHONPATH=str(Path(__file__).resolve().parents[1])
+    )
+    naive = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        _wait_naive(port, naive)
+        for clients, count in LEVELS.items():
+            figures = measure(
+                port,
+                "/suggest",
+                {"Content-Type": "application/json"},
+                clients,
+                texts[offset : offset + count],
+            )
+            offset += count
+            results["naive"].append(figures)
+            print("naive", figures)
+    finally:
+        stop_server(naive)
+
+    at32 = {name: rows[-1]["throughput_rps"] for name, rows in results.items()}
+    report = {
+        "encoder_ceiling_per_s": round(ceiling, 1),
+        **results,
+        "ours_vs_ceiling_at_32": round(at32["ours"] / ceiling, 3),
+        "ours_vs_naive_at_32": round(at32["ours"] / at32["naive"], 2),
+        "cpus": os.cpu_count(),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(json.dumps({k: v for k, v in report.items() if k not in ("ours", "naive")}, indent=2))
+
+
+def _wait_naive(port: int, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit("the naive peer exited while starting")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request(
+                "POST",
+                "/suggest",
+                body=b'{"message": "hi"}',
+                headers={"Content-Type": "application/json"},
+            )
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit("the naive peer did not start")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
