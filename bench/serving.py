@@ -131,6 +131,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="var/bench-quality")
     parser.add_argument("--out", default="docs/figures/serving.json")
+    parser.add_argument("--workers", type=int, default=1, help="gunicorn workers for ours")
+    parser.add_argument("--threads", type=int, default=32, help="threads per worker for ours")
     args = parser.parse_args()
     data_dir = Path(args.data_dir)
     settings = load_settings({"data_dir": str(data_dir)})
@@ -156,7 +158,7 @@ def main() -> None:
 
     results: dict[str, list[dict[str, float]]] = {"ours": [], "naive": []}
     port = free_port()
-    server = start_server(data_dir, port, workers=1, threads=32)
+    server = start_server(data_dir, port, workers=args.workers, threads=args.threads)
     try:
         offset = 0
         for clients, count in LEVELS.items():
@@ -203,6 +205,11 @@ def main() -> None:
         "ours_vs_ceiling_at_32": round(at32["ours"] / ceiling, 3),
         "ours_vs_naive_at_32": round(at32["ours"] / at32["naive"], 2),
         "cpus": os.cpu_count(),
+        "ours_server": {
+            "workers": args.workers,
+            "threads": args.threads,
+            "torch_threads": os.environ.get("REPLYGUARD_TORCH_THREADS", "default"),
+        },
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

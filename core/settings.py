@@ -37,6 +37,9 @@ class Settings:
     embedding_cache_size: int = 50_000
 
     # Serving
+    # PyTorch threads per web process; 0 keeps PyTorch's default (one per core). Several
+    # gunicorn workers on few cores run best with 1 each (no OpenMP oversubscription).
+    torch_threads: int = 0
     default_k: int = 3
     max_k: int = 10
     max_message_chars: int = 1_000

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import faiss
 from apiflask import APIFlask
 
 from core.db import Database
@@ -47,6 +48,14 @@ def create_app(
     }
     logging.basicConfig(level=logging.INFO)
 
+    # FAISS's OpenMP threads cost more than they save on one small query at a time: with them
+    # a suggestion spent 5-10 ms in thread start-up around a microsecond search (measured on
+    # the demo model, 2 cores). Workers keep the default for deduplication's big searches.
+    faiss.omp_set_num_threads(1)
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
     db = Database(settings)
     db.upgrade()
     encoder = encoder or Encoder.from_settings(settings, disk_cache=False)
