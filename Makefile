@@ -27,6 +27,7 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	scripts/system-deps.sh
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-dev

@@ -323,13 +323,23 @@ def _plots(results: Sequence[GenerationResult], out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
         for policy in policies:
             rows = sorted((r for r in results if r.policy == policy), key=lambda r: r.generation)
-            values = [r.bank_size if name == "bank_size" else r.figures.get(name) for r in rows]
+            values = [
+                float(r.bank_size) if name == "bank_size" else r.figures.get(name, float("nan"))
+                for r in rows
+            ]
             ax.plot([r.generation for r in rows], values, marker="o", label=policy)
             blocked = [
                 (r.generation, v) for r, v in zip(rows, values, strict=True) if r.verdict == "block"
             ]
             if blocked:
-                ax.scatter(*zip(*blocked, strict=True), marker="x", color="red", s=60, zorder=3)
+                ax.scatter(
+                    [g for g, _ in blocked],
+                    [v for _, v in blocked],
+                    marker="x",
+                    color="red",
+                    s=60,
+                    zorder=3,
+                )
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("generation (red x: the gate blocks that candidate)")
         ax.grid(alpha=0.3)
