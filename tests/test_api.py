@@ -90,12 +90,14 @@ def test_suggestions_need_a_valid_key(client, headers: dict[str, str], fragment:
     assert fragment in error["message"]
 
 
-def test_incoming_messages_are_recorded_without_identity(client, client_headers, db) -> None:  # type: ignore[no-untyped-def]
+def test_incoming_messages_are_recorded_without_identity(app, client, client_headers, db) -> None:  # type: ignore[no-untyped-def]
     client.post(
         SUGGEST,
         json={"message": "  Where is the station? ", "niche": "travel"},
         headers=client_headers,
     )
+    # Written in the background within half a second; flushing now makes the test exact.
+    app.extensions["replyguard"].incoming.flush()
     with db.session() as session:
         newest = session.scalars(
             select(IncomingMessage).order_by(IncomingMessage.id.desc())
@@ -123,6 +125,7 @@ def test_incoming_recording_can_be_turned_off(data_dir, encoder, db) -> None:  #
         SUGGEST, json={"message": "hi"}, headers={"Authorization": f"Bearer {token}"}
     )
     assert response.status_code == 200
+    assert app.extensions["replyguard"].incoming.flush() == 0
     with db.session() as session:
         assert session.scalar(select(func.count(IncomingMessage.id))) == before
     app.extensions["replyguard"].db.dispose()
@@ -133,6 +136,7 @@ def test_incoming_retention_keeps_the_newest(app, db) -> None:  # type: ignore[n
     log.retention = 5
     for i in range(12):
         log.record(f"message {i}", None)
+    log.flush()
     assert log.trim() > 7  # the demo's traffic is older still
     with db.session() as session:
         kept = list(session.scalars(select(IncomingMessage.message).order_by(IncomingMessage.id)))
@@ -372,3 +376,20 @@ def test_audit_log_lists_the_first_promotion(client, reviewer_headers) -> None: 
     assert entries[-1]["action"] == "model.promote"
     assert entries[-1]["target"] == "v1"
     error_of(client.get("/v1/audit?limit=0", headers=reviewer_headers), 422)
+
+
+def test_incoming_messages_are_written_in_the_background(app, db) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    log = app.extensions["replyguard"].incoming
+    with db.session() as session:
+        before = session.scalar(select(func.count(IncomingMessage.id)))
+    for i in range(3):
+        log.record(f"background {i}", "chat")
+    deadline = time.monotonic() + 10
+    count = before
+    while time.monotonic() < deadline and count < before + 3:
+        time.sleep(0.1)
+        with db.session() as session:
+            count = session.scalar(select(func.count(IncomingMessage.id)))
+    assert count == before + 3

@@ -112,6 +112,7 @@ def replay_traffic(ctx: PipelineContext, incoming: IncomingLog) -> int:
         )
     for message in messages:
         incoming.record(message, None)
+    incoming.flush()
     return len(messages)
 
 
