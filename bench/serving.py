@@ -127,6 +127,18 @@ def measure(
     }
 
 
+def levels(
+    name: str, port: int, path: str, headers: dict[str, str], texts: list[str]
+) -> list[dict[str, float]]:
+    """Every load level in turn, each with messages no earlier level sent."""
+    rows, offset = [], 0
+    for clients, count in LEVELS.items():
+        rows.append(measure(port, path, headers, clients, texts[offset : offset + count]))
+        offset += count
+        print(f"{name:5}", rows[-1])
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="var/bench-quality")
@@ -159,19 +171,9 @@ def main() -> None:
     results: dict[str, list[dict[str, float]]] = {"ours": [], "naive": []}
     port = free_port()
     server = start_server(data_dir, port, workers=args.workers, threads=args.threads)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     try:
-        offset = 0
-        for clients, count in LEVELS.items():
-            figures = measure(
-                port,
-                "/v1/suggestions",
-                {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-                clients,
-                texts[offset : offset + count],
-            )
-            offset += count
-            results["ours"].append(figures)
-            print("ours ", figures)
+        results["ours"] = levels("ours", port, "/v1/suggestions", headers, texts[: len(texts) // 2])
     finally:
         stop_server(server)
 
@@ -184,17 +186,8 @@ def main() -> None:
     naive = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
         _wait_naive(port, naive)
-        for clients, count in LEVELS.items():
-            figures = measure(
-                port,
-                "/suggest",
-                {"Content-Type": "application/json"},
-                clients,
-                texts[offset : offset + count],
-            )
-            offset += count
-            results["naive"].append(figures)
-            print("naive", figures)
+        json_only = {"Content-Type": "application/json"}
+        results["naive"] = levels("naive", port, "/suggest", json_only, texts[len(texts) // 2 :])
     finally:
         stop_server(naive)
 
