@@ -3,6 +3,7 @@ copy of it (database and artifacts) for every test that writes."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from collections.abc import Iterator
@@ -20,8 +21,13 @@ from core.settings import Settings
 from models.encoder import Encoder
 from tests.helpers import FAST_TRAINING
 from tests.helpers import make_settings
+from tests.pg import PostgresServer
+from tests.pg import PostgresUnavailable
 from worker.baseline import train_baseline
 from worker.context import PipelineContext
+
+# Names of the PostgreSQL test databases, unique within the session.
+_names = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +74,40 @@ def db(settings: Settings) -> Iterator[Database]:
 def empty_db(tmp_path: Path) -> Iterator[Database]:
     """A fresh, migrated database with nothing in it."""
     database = Database(make_settings(tmp_path / "empty"))
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL cluster for the session, stopped and deleted at its end."""
+    server = PostgresServer()
+    try:
+        server.start()
+    except PostgresUnavailable as exc:
+        pytest.fail(f"PostgreSQL tests need a local PostgreSQL server: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: PostgresServer) -> Iterator[str]:
+    """An empty database of its own for this test, dropped after it."""
+    name = f"replyguard_test_{os.getpid()}_{next(_names)}"
+    yield pg_server.create_database(name)
+    pg_server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A fresh, migrated database on each backend: the guards must hold on both."""
+    overrides: dict[str, object] = {}
+    if request.param == "postgresql":
+        overrides["database_url"] = request.getfixturevalue("pg_url")
+    database = Database(make_settings(tmp_path / "store", **overrides))
     database.upgrade()
     yield database
     database.dispose()

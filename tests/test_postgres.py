@@ -7,8 +7,6 @@ the whole session (tests/pg.py); every test gets its own empty database.
 
 from __future__ import annotations
 
-import itertools
-import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,27 +19,20 @@ from sqlalchemy import func
 from sqlalchemy import inspect
 from sqlalchemy import select
 from sqlalchemy import text
-from sqlalchemy import update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import IntegrityError
 
 from core import ingest
-from core.audit import record
 from core.db import Database
 from core.db import alembic_config
 from core.ingest import ExampleIn
-from core.ingest import add_examples
 from core.ingest import load_demo
 from core.provenance import Provenance
-from core.provenance import ProvenanceImmutableError
-from core.schema import AuditEntry
 from core.schema import Base
 from core.schema import Example
 from core.schema import Generation
 from core.schema import GenerationStatus
 from core.schema import ModelStatus
 from core.schema import ModelVersion
-from core.schema import ReservoirMember
 from core.schema import SyntheticCandidate
 from core.settings import Settings
 from models.artifact import verify
@@ -49,8 +40,6 @@ from models.encoder import Encoder
 from models.registry import artifact_dir
 from models.registry import production
 from tests.helpers import make_settings
-from tests.pg import PostgresServer
-from tests.pg import PostgresUnavailable
 from worker import pipeline
 from worker.baseline import train_baseline
 from worker.context import PipelineContext
@@ -74,29 +63,6 @@ TABLES = {
 }
 # Demo pairs per niche loaded for the whole-generation test.
 DEMO_PER_NICHE = 15
-_names = itertools.count(1)
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    """One PostgreSQL cluster for the session, stopped and deleted at its end."""
-    server = PostgresServer()
-    try:
-        server.start()
-    except PostgresUnavailable as exc:
-        pytest.fail(f"PostgreSQL tests need a local PostgreSQL server: {exc}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def pg_url(pg_server: PostgresServer) -> Iterator[str]:
-    """An empty database of its own for this test, dropped after it."""
-    name = f"replyguard_test_{os.getpid()}_{next(_names)}"
-    yield pg_server.create_database(name)
-    pg_server.drop_database(name)
 
 
 @pytest.fixture
@@ -111,17 +77,6 @@ def pg_db(pg_settings: Settings) -> Iterator[Database]:
     database.upgrade()
     yield database
     database.dispose()
-
-
-def add(db: Database, provenance: Provenance, message: str = "hi?", reply: str = "hey") -> int:
-    with db.session() as session:
-        rows, _ = add_examples(session, [ExampleIn(message, reply, "chat", provenance)], "test")
-        return rows[0].id
-
-
-def provenance_of(db: Database, example_id: int) -> str:
-    with db.session() as session:
-        return session.get_one(Example, example_id).provenance
 
 
 # ---------------------------------------------------------------------------------------
@@ -164,81 +119,6 @@ def test_migrations_reach_head_twice_and_match_the_models(pg_settings: Settings)
             assert "production" in index
     finally:
         db.dispose()
-
-
-# ---------------------------------------------------------------------------------------
-# Provenance, reservoir and audit log (tests/test_provenance.py, on PostgreSQL)
-
-
-def test_orm_refuses_to_change_provenance(pg_db: Database) -> None:
-    example_id = add(pg_db, Provenance.SYNTHETIC)
-    with pytest.raises(ProvenanceImmutableError), pg_db.session() as session:
-        session.get_one(Example, example_id).provenance = Provenance.HUMAN.value
-    assert provenance_of(pg_db, example_id) == "synthetic"
-
-
-@pytest.mark.parametrize(
-    "statement",
-    [
-        "UPDATE examples SET provenance = 'human'",
-        "UPDATE examples SET generation = 7",
-        "UPDATE examples SET model_version = 'v9'",
-    ],
-)
-def test_trigger_refuses_raw_updates(pg_db: Database, statement: str) -> None:
-    example_id = add(pg_db, Provenance.SYNTHETIC)
-    with (
-        pytest.raises(DBAPIError, match="provenance is immutable"),
-        pg_db.engine.begin() as connection,
-    ):
-        connection.execute(text(statement))
-    assert provenance_of(pg_db, example_id) == "synthetic"
-
-
-def test_other_columns_may_still_be_updated_in_bulk(pg_db: Database) -> None:
-    example_id = add(pg_db, Provenance.HUMAN)
-    with pg_db.session() as session:
-        session.execute(update(Example).values(niche="renamed"))
-    with pg_db.session() as session:
-        assert session.get_one(Example, example_id).niche == "renamed"
-        assert session.get_one(Example, example_id).provenance == "human"
-
-
-def test_only_human_examples_enter_the_reservoir(pg_db: Database) -> None:
-    human = add(pg_db, Provenance.HUMAN, "a", "b")
-    selected = add(pg_db, Provenance.HUMAN_SELECTED, "c", "d")
-    synthetic = add(pg_db, Provenance.SYNTHETIC, "e", "f")
-    with pg_db.session() as session:
-        session.add(ReservoirMember(example_id=human, role="anchor"))
-    for example_id in (selected, synthetic):
-        with pytest.raises(DBAPIError, match="only human examples"), pg_db.session() as s:
-            s.add(ReservoirMember(example_id=example_id, role="benchmark"))
-        # Nor by pointing an existing member at another example.
-        with (
-            pytest.raises(DBAPIError, match="only human examples"),
-            pg_db.engine.begin() as connection,
-        ):
-            connection.execute(text("UPDATE reservoir SET example_id = :id"), {"id": example_id})
-    with pg_db.session() as session:
-        assert list(session.scalars(select(ReservoirMember.example_id))) == [human]
-
-
-def test_audit_log_is_append_only(pg_db: Database) -> None:
-    with pg_db.session() as session:
-        record(session, "tester", "model.promote", "v1", "because")
-    statements = (
-        "UPDATE audit_log SET reason = 'x'",
-        "DELETE FROM audit_log",
-        "TRUNCATE audit_log",
-    )
-    for statement in statements:
-        with (
-            pytest.raises(DBAPIError, match="append-only"),
-            pg_db.engine.begin() as connection,
-        ):
-            connection.execute(text(statement))
-    with pg_db.session() as session:
-        assert [e.reason for e in session.scalars(select(AuditEntry))] == ["because"]
 
 
 # ---------------------------------------------------------------------------------------

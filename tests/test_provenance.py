@@ -1,4 +1,5 @@
-"""Provenance is set at ingestion and can never change, through any path."""
+"""Provenance is set at ingestion and can never change, through any path; the database
+guards hold on SQLite and on PostgreSQL alike (the ``store`` fixture runs both)."""
 
 from __future__ import annotations
 
@@ -35,11 +36,11 @@ def provenance_of(db: Database, example_id: int) -> str:
         return session.get_one(Example, example_id).provenance
 
 
-def test_orm_refuses_to_change_provenance(empty_db: Database) -> None:
-    example_id = add(empty_db, Provenance.SYNTHETIC)
-    with pytest.raises(ProvenanceImmutableError), empty_db.session() as session:
+def test_orm_refuses_to_change_provenance(store: Database) -> None:
+    example_id = add(store, Provenance.SYNTHETIC)
+    with pytest.raises(ProvenanceImmutableError), store.session() as session:
         session.get_one(Example, example_id).provenance = Provenance.HUMAN.value
-    assert provenance_of(empty_db, example_id) == "synthetic"
+    assert provenance_of(store, example_id) == "synthetic"
 
 
 @pytest.mark.parametrize(
@@ -50,21 +51,21 @@ def test_orm_refuses_to_change_provenance(empty_db: Database) -> None:
         "UPDATE examples SET model_version = 'v9'",
     ],
 )
-def test_database_refuses_raw_updates(empty_db: Database, statement: str) -> None:
-    example_id = add(empty_db, Provenance.SYNTHETIC)
+def test_database_refuses_raw_updates(store: Database, statement: str) -> None:
+    example_id = add(store, Provenance.SYNTHETIC)
     with (
         pytest.raises(DBAPIError, match="provenance is immutable"),
-        empty_db.engine.begin() as connection,
+        store.engine.begin() as connection,
     ):
         connection.execute(text(statement))
-    assert provenance_of(empty_db, example_id) == "synthetic"
+    assert provenance_of(store, example_id) == "synthetic"
 
 
-def test_other_columns_may_still_be_updated_in_bulk(empty_db: Database) -> None:
-    example_id = add(empty_db, Provenance.HUMAN)
-    with empty_db.session() as session:
+def test_other_columns_may_still_be_updated_in_bulk(store: Database) -> None:
+    example_id = add(store, Provenance.HUMAN)
+    with store.session() as session:
         session.execute(update(Example).values(niche="renamed"))
-    with empty_db.session() as session:
+    with store.session() as session:
         assert session.get_one(Example, example_id).niche == "renamed"
 
 
@@ -92,34 +93,37 @@ def test_reimport_under_another_provenance_changes_nothing(
     assert provenance_of(empty_db, example_id) == "synthetic"
 
 
-def test_only_human_examples_enter_the_reservoir(empty_db: Database) -> None:
-    human = add(empty_db, Provenance.HUMAN, "a", "b")
-    selected = add(empty_db, Provenance.HUMAN_SELECTED, "c", "d")
-    synthetic = add(empty_db, Provenance.SYNTHETIC, "e", "f")
-    with empty_db.session() as session:
+def test_only_human_examples_enter_the_reservoir(store: Database) -> None:
+    human = add(store, Provenance.HUMAN, "a", "b")
+    selected = add(store, Provenance.HUMAN_SELECTED, "c", "d")
+    synthetic = add(store, Provenance.SYNTHETIC, "e", "f")
+    with store.session() as session:
         session.add(ReservoirMember(example_id=human, role="anchor"))
     for example_id in (selected, synthetic):
-        with pytest.raises(DBAPIError, match="only human examples"), empty_db.session() as s:
+        with pytest.raises(DBAPIError, match="only human examples"), store.session() as s:
             s.add(ReservoirMember(example_id=example_id, role="benchmark"))
     with (
         pytest.raises(DBAPIError, match="only human examples"),
-        empty_db.engine.begin() as connection,
+        store.engine.begin() as connection,
     ):
         connection.execute(text(f"UPDATE reservoir SET example_id = {synthetic}"))
-    with empty_db.session() as session:
+    with store.session() as session:
         assert list(session.scalars(select(ReservoirMember.example_id))) == [human]
 
 
-def test_audit_log_is_append_only(empty_db: Database) -> None:
-    with empty_db.session() as session:
+def test_audit_log_is_append_only(store: Database) -> None:
+    with store.session() as session:
         record(session, "tester", "model.promote", "v1", "because")
-    for statement in ("UPDATE audit_log SET reason = 'x'", "DELETE FROM audit_log"):
+    statements = ["UPDATE audit_log SET reason = 'x'", "DELETE FROM audit_log"]
+    if store.url.startswith("postgresql"):
+        statements.append("TRUNCATE audit_log")
+    for statement in statements:
         with (
             pytest.raises(DBAPIError, match="append-only"),
-            empty_db.engine.begin() as connection,
+            store.engine.begin() as connection,
         ):
             connection.execute(text(statement))
-    with empty_db.session() as session:
+    with store.session() as session:
         assert [e.reason for e in session.scalars(select(AuditEntry))] == ["because"]
 
 
