@@ -70,9 +70,7 @@ def override(
     session: Session, settings: Settings, version: str, actor: str, reason: str
 ) -> ModelVersion:
     """A reviewer promotes a version the gate blocked (or any finished candidate)."""
-    reason = reason.strip()
-    if not reason:
-        raise RegistryError("an override needs a reason: say why the gate is wrong here")
+    reason = _required(reason, "an override needs a reason: say why the gate is wrong here")
     row = get_version(session, version)
     generation = session.scalars(
         select(Generation).where(Generation.candidate_version == version)
@@ -95,9 +93,7 @@ def rollback(
     session: Session, settings: Settings, version: str, actor: str, reason: str
 ) -> ModelVersion:
     """Make an earlier version production again (any version that was production before)."""
-    reason = reason.strip()
-    if not reason:
-        raise RegistryError("a rollback needs a reason")
+    reason = _required(reason, "a rollback needs a reason")
     row = get_version(session, version)
     if row.status != ModelStatus.ARCHIVED.value:
         current = production(session)
@@ -109,3 +105,10 @@ def rollback(
         )
     promote(session, settings, version, actor, reason, action="model.rollback")
     return row
+
+
+def _required(reason: str, message: str) -> str:
+    """Every change of production is audited with a reason; refuse an empty one."""
+    if not reason.strip():
+        raise RegistryError(message)
+    return reason.strip()
