@@ -52,6 +52,9 @@ RUN useradd --create-home --uid 10001 --user-group replyguard \
 VOLUME /data
 USER 10001:10001
 WORKDIR /home/replyguard
+# The ONNX export of the encoder (models/onnx_export.py), made at build time into the user's
+# cache so that no container spends its first seconds exporting it.
+RUN python -c "from models.encoder import Encoder; Encoder()"
 
 EXPOSE 8000 5555
 # The API; docker-compose.yml gives the other roles their own command.

@@ -15,7 +15,7 @@ from core.schema import Role
 PREFIX = "rg_"
 
 
-def _digest(token: str) -> str:
+def token_digest(token: str) -> str:
     # Keys are 256-bit random tokens, so an unsalted fast hash is safe and lets us index it.
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -23,7 +23,7 @@ def _digest(token: str) -> str:
 def create_key(session: Session, name: str, role: Role) -> tuple[str, ApiKey]:
     """Create a key; return the token (shown once, never stored) and its row."""
     token = PREFIX + secrets.token_urlsafe(32)
-    row = ApiKey(name=name, key_hash=_digest(token), prefix=token[:10], role=role.value)
+    row = ApiKey(name=name, key_hash=token_digest(token), prefix=token[:10], role=role.value)
     session.add(row)
     session.flush()
     return token, row
@@ -33,7 +33,9 @@ def find_key(session: Session, token: str) -> ApiKey | None:
     """The active key for ``token``, or None."""
     if not token.startswith(PREFIX) or len(token) > 200:
         return None
-    row = session.scalars(select(ApiKey).where(ApiKey.key_hash == _digest(token))).one_or_none()
+    row = session.scalars(
+        select(ApiKey).where(ApiKey.key_hash == token_digest(token))
+    ).one_or_none()
     if row is None or row.revoked_at is not None:
         return None
     return row

@@ -33,13 +33,16 @@ class Settings:
     # Where the embedding cache (a SQLite file) lives; empty means <data_dir>/cache. Keep it
     # on a local disk when the data folder is shared storage: SQLite's WAL needs local files.
     cache_dir: str = ""
+    # "torch", "onnx" or "onnx-int8" (ONNX Runtime, exported once per machine on first use).
+    # int8 is the default: twice PyTorch's throughput, same recall@3 (docs/benchmarks.md).
+    encoder_backend: str = "onnx-int8"
+    # Intra-op threads of the encoder; 0 keeps the backend's default (one per core). Several
+    # gunicorn workers on few cores run best with 1 each (no oversubscription).
+    encoder_threads: int = 0
     encode_batch_size: int = 64
     embedding_cache_size: int = 50_000
 
     # Serving
-    # PyTorch threads per web process; 0 keeps PyTorch's default (one per core). Several
-    # gunicorn workers on few cores run best with 1 each (no OpenMP oversubscription).
-    torch_threads: int = 0
     default_k: int = 3
     max_k: int = 10
     max_message_chars: int = 1_000
@@ -48,6 +51,9 @@ class Settings:
     record_incoming: bool = True
     incoming_retention: int = 100_000
     production_check_seconds: float = 1.0
+    # An API key verified this recently is not looked up again; a revoked key keeps working
+    # this long at most in a web process that just used it. 0 looks every key up every time.
+    key_cache_seconds: float = 5.0
     # Signs the dashboard's session cookies. Empty: a random key is kept in
     # <data_dir>/secret_key, which every web process on this machine shares. Several machines
     # behind one address must share one key: set REPLYGUARD_SECRET_KEY. Left out of repr so it

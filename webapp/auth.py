@@ -26,11 +26,15 @@ class Caller:
         return f"key:{self.key_id}:{self.name}"
 
 
-@auth.verify_token
-def _verify(token: str) -> Caller | None:
+def _find(token: str) -> Caller | None:
     with services().db.session() as session:
         row = find_key(session, token)
         return Caller(row.id, row.name, row.role) if row else None
+
+
+@auth.verify_token
+def _verify(token: str) -> Caller | None:
+    return services().keys.verify(token, _find)
 
 
 @auth.get_user_roles

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from flask import current_app
 
@@ -11,6 +12,7 @@ from core.incoming import IncomingLog
 from core.settings import Settings
 from models.encoder import Encoder
 from webapp.batching import MicroBatcher
+from webapp.keycache import KeyCache
 from webapp.serving import ModelHolder
 from worker.context import PipelineContext
 
@@ -25,6 +27,7 @@ class Services:
     holder: ModelHolder
     incoming: IncomingLog
     batcher: MicroBatcher
+    keys: KeyCache[Any]
 
     @property
     def pipeline(self) -> PipelineContext:
