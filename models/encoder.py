@@ -84,7 +84,8 @@ class Encoder:
         cache_size: embeddings kept in memory (least recently used are dropped).
         disk_cache: optional file that keeps embeddings across processes and runs.
         backend: "torch", "onnx" or "onnx-int8".
-        threads: intra-op threads for the backend; 0 keeps its default (one per core).
+        threads: intra-op threads for the backend; 0 keeps its default (one per core). 1 also
+            keeps the tokenizer single-threaded (a process-wide setting of ``tokenizers``).
 
     Example:
         >>> enc = Encoder()
@@ -115,6 +116,8 @@ class Encoder:
                 f"unknown encoder backend {backend!r}: set REPLYGUARD_ENCODER_BACKEND to one of "
                 + ", ".join(BACKENDS)
             )
+        if threads == 1:
+            os.environ["TOKENIZERS_PARALLELISM"] = "false"
         self.path = path
         self.backend = backend
         self._model = _load(path, backend, threads)
@@ -133,15 +136,19 @@ class Encoder:
         self.encoded_count = 0
 
     @classmethod
-    def from_settings(cls, settings: Settings, disk_cache: bool = True) -> Encoder:
-        """``disk_cache=False`` for serving: a request must not wait on a SQLite write."""
+    def from_settings(cls, settings: Settings, serving: bool = False) -> Encoder:
+        """``serving=True`` for web processes: no disk cache (a request must not wait on a
+        SQLite write) and, unless REPLYGUARD_ENCODER_THREADS says otherwise, one thread, so
+        that the other cores answer HTTP. Under 32 concurrent clients on 2 cores, the encoder's
+        default thread pool (which spins between runs) halved throughput
+        (docs/benchmarks.md)."""
         return cls(
             settings.encoder_path or None,
             batch_size=settings.encode_batch_size,
             cache_size=settings.embedding_cache_size,
-            disk_cache=settings.embedding_cache if disk_cache else None,
+            disk_cache=None if serving else settings.embedding_cache,
             backend=settings.encoder_backend,
-            threads=settings.encoder_threads,
+            threads=settings.encoder_threads or (1 if serving else 0),
         )
 
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
