@@ -113,7 +113,9 @@ def load_model(
     if manifest["encoder"]["name"] != encoder.key:
         raise ArtifactError(
             f"{directory}: trained with encoder {manifest['encoder']['name']}, "
-            f"but this service runs {encoder.key}"
+            f"but this service runs {encoder.key}; a model is tied to its encoder's vectors: "
+            "set REPLYGUARD_ENCODER_BACKEND (onnx-int8 for ':int8' models, torch or onnx for "
+            "the others) and REPLYGUARD_ENCODER_PATH back to what it was trained with"
         )
     try:
         adapter_arrays = np.load(directory / "adapter.npz")

@@ -1,0 +1,70 @@
+"""The encoder's three backends: same model, what each gives, and models tied to their kind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.adapter import AdapterConfig
+from models.artifact import ArtifactError
+from models.artifact import load_model
+from models.artifact import write_model
+from models.encoder import Encoder
+from models.encoder import EncoderError
+from models.onnx_export import exported_model
+from models.onnx_export import int8_file
+from models.suggester import RetrievalConfig
+from models.training import TrainingExample
+from models.training import train_model
+
+TEXTS = [
+    "are we still on for lunch today?",
+    "my laptop will not turn on",
+    "who won the game last night",
+    "thanks a lot for your help!",
+]
+
+
+@pytest.fixture(scope="module")
+def torch_encoder() -> Encoder:
+    return Encoder(backend="torch", cache_size=0)
+
+
+def test_onnx_gives_pytorchs_vectors_and_int8_stays_close(
+    torch_encoder: Encoder, encoder: Encoder
+) -> None:
+    reference = torch_encoder.encode(TEXTS)
+    onnx = Encoder(backend="onnx", cache_size=0)
+    assert (onnx.encode(TEXTS) * reference).sum(axis=1).min() > 0.9999
+    assert onnx.key == torch_encoder.key
+    assert encoder.backend == "onnx-int8"  # the default
+    cosine = (encoder.encode(TEXTS) * reference).sum(axis=1)
+    assert cosine.min() > 0.95
+    assert cosine.max() < 0.99999, "int8 vectors are expected to differ a little"
+    assert encoder.key == torch_encoder.key + ":int8"
+
+
+def test_the_export_is_made_once_and_reused(encoder: Encoder) -> None:
+    folder = exported_model(encoder.path)
+    made = (folder / int8_file()).stat().st_mtime_ns
+    assert exported_model(encoder.path) == folder
+    assert (folder / int8_file()).stat().st_mtime_ns == made
+
+
+def test_a_model_is_refused_by_an_encoder_of_the_other_kind(
+    tmp_path: Path, encoder: Encoder, torch_encoder: Encoder
+) -> None:
+    examples = [TrainingExample(m, f"reply to {m}", "chat") for m in TEXTS] * 3
+    model, _ = train_model(encoder, examples, AdapterConfig(epochs=1), RetrievalConfig())
+    checksum = write_model(model, tmp_path / "v1", {})
+    with pytest.raises(ArtifactError, match="REPLYGUARD_ENCODER_BACKEND"):
+        load_model(tmp_path / "v1", torch_encoder, checksum)
+    loaded, _ = load_model(tmp_path / "v1", encoder, checksum)
+    assert np.allclose(loaded.bank_embeddings, model.bank_embeddings)
+
+
+def test_an_unknown_backend_is_refused_with_the_choices() -> None:
+    with pytest.raises(EncoderError, match="torch, onnx, onnx-int8"):
+        Encoder(backend="tensorrt")
