@@ -54,6 +54,9 @@ class Settings:
     # An API key verified this recently is not looked up again; a revoked key keeps working
     # this long at most in a web process that just used it. 0 looks every key up every time.
     key_cache_seconds: float = 5.0
+    # Encoder passes one web process runs at once (webapp/batching.py); each is one thread.
+    # Two let one batch be scored while the next is encoded: best of 1-3 on 2 cores.
+    batch_threads: int = 2
     # Signs the dashboard's session cookies. Empty: a random key is kept in
     # <data_dir>/secret_key, which every web process on this machine shares. Several machines
     # behind one address must share one key: set REPLYGUARD_SECRET_KEY. Left out of repr so it

@@ -32,8 +32,9 @@ def model(db: Any, settings: Any, encoder: Any):  # type: ignore[no-untyped-def]
     return loaded
 
 
-def test_concurrent_requests_share_batches_and_get_the_same_answers(model) -> None:  # type: ignore[no-untyped-def]
-    batcher = MicroBatcher(max_batch=32)
+@pytest.mark.parametrize("batch_threads", [1, 2])
+def test_concurrent_requests_share_batches_and_get_the_same_answers(model, batch_threads) -> None:  # type: ignore[no-untyped-def]
+    batcher = MicroBatcher(max_batch=32, threads=batch_threads)
     requests = [(m, 1 + i % 4, None) for i, m in enumerate(MESSAGES * 4)]
     expected = [model.suggest(m, k=k, niche=n) for m, k, n in requests]
     answers: list[Any] = [None] * len(requests)

@@ -70,7 +70,7 @@ def create_app(
         encoder,
         holder,
         IncomingLog(db, settings.incoming_retention),
-        MicroBatcher(),
+        MicroBatcher(threads=settings.batch_threads),
         KeyCache(settings.key_cache_seconds),
     )
     app.extensions[EXTENSION] = services

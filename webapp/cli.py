@@ -394,16 +394,26 @@ def worker(ctx: Context, beat: bool, loglevel: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
 @click.option("--workers", default=1, show_default=True, help="gunicorn worker processes.")
-@click.option("--threads", default=4, show_default=True, help="Threads per worker.")
+@click.option(
+    "--threads",
+    default=32,
+    show_default=True,
+    help="Threads per worker: concurrent requests share encoder passes.",
+)
+@click.option(
+    "--access-log",
+    is_flag=True,
+    help="Log every request to stdout (costs about an eighth of peak throughput).",
+)
 @pass_ctx
-def serve(ctx: Context, host: str, port: int, workers: int, threads: int) -> None:
+def serve(ctx: Context, host: str, port: int, workers: int, threads: int, access_log: bool) -> None:
     """Serve the API with gunicorn."""
     from webapp.launch import LaunchError
     from webapp.launch import gunicorn_command
     from webapp.launch import server_env
 
     try:
-        args = gunicorn_command(host, port, workers, threads)
+        args = gunicorn_command(host, port, workers, threads, access_log)
     except LaunchError as exc:
         raise click.ClickException(str(exc)) from None
     sys.stdout.flush()

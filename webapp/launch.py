@@ -18,7 +18,14 @@ class LaunchError(RuntimeError):
     pass
 
 
-def gunicorn_command(host: str, port: int, workers: int, threads: int) -> list[str]:
+def gunicorn_command(
+    host: str, port: int, workers: int, threads: int, access_log: bool = False
+) -> list[str]:
+    """gunicorn with threads, so concurrent requests share encoder passes (webapp/batching.py).
+
+    ``access_log`` logs every request to stdout; off by default because gunicorn formats each
+    line under one lock shared by all threads: at 32 clients it cost 13% of throughput
+    (bench/serving.py). Errors are logged either way."""
     here = Path(sys.executable).parent
     gunicorn = shutil.which("gunicorn", path=str(here)) or shutil.which("gunicorn")
     if gunicorn is None:
@@ -32,7 +39,7 @@ def gunicorn_command(host: str, port: int, workers: int, threads: int) -> list[s
         "--worker-class=gthread",
         # Loading the encoder and a model takes seconds; don't kill a worker that is starting.
         "--timeout=120",
-        "--access-logfile=-",
+        *(["--access-logfile=-"] if access_log else []),
         # One shared control socket per user would collide between servers on one machine.
         "--no-control-socket",
     ]

@@ -61,7 +61,7 @@ def run_everything(
             )
         with (logs / "web.log").open("ab") as out:
             children["web"] = subprocess.Popen(
-                gunicorn_command(host, port, workers=1, threads=4),
+                gunicorn_command(host, port, workers=1, threads=32),
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
