@@ -10,7 +10,7 @@ Usage:
 - naive: bench/naive_peer.py under the same gunicorn settings: each request encoded alone
   with sentence-transformers' defaults (PyTorch), then a flat index search;
 - ceiling: the service's encoder alone, in this process, on all cores, encoding the same
-  messages 64 at a time; PyTorch's ceiling is printed beside it for reference.
+  kind of messages 64 at a time (best of three passes); PyTorch's ceiling is printed beside it for reference.
 
 Every message is distinct (demo messages with a numbered suffix), so no cache answers for
 the encoder. The load generator is a separate process with one keep-alive connection per
@@ -61,13 +61,20 @@ def messages(count: int) -> list[str]:
     return [f"{base[i % len(base)]} ({i})" for i in range(count)]
 
 
-def batched_rate(encoder: Encoder, texts: list[str]) -> float:
-    """Messages per second, encoded 64 at a time after one warm-up batch."""
+def batched_rate(encoder: Encoder, texts: list[str], rounds: int = 3) -> float:
+    """Messages per second, encoded 64 at a time after one warm-up batch: the best of
+    ``rounds`` passes over distinct thirds of ``texts`` (the machine is noisy, and a ceiling
+    should not be lowered by noise)."""
     encoder.encode(texts[:64])
-    start = time.perf_counter()
-    for i in range(64, len(texts), 64):
-        encoder.encode(texts[i : i + 64])
-    return (len(texts) - 64) / (time.perf_counter() - start)
+    best = 0.0
+    size = len(texts) // rounds
+    for r in range(rounds):
+        part = texts[r * size : (r + 1) * size]
+        start = time.perf_counter()
+        for i in range(0, len(part), 64):
+            encoder.encode(part[i : i + 64])
+        best = max(best, len(part) / (time.perf_counter() - start))
+    return best
 
 
 def _client(
@@ -167,9 +174,9 @@ def main() -> None:
             raise SystemExit(f"{data_dir} has no model: run bench/quality.py first")
         artifact = artifact_dir(settings, row)
     db.dispose()
-    texts = messages(sum(LEVELS.values()) * 2 + 2_000)
+    texts = messages(sum(LEVELS.values()) * 2 + 3_000)
 
-    sample = texts[-2_000:]
+    sample = texts[-3_000:]
     ceiling = batched_rate(Encoder(backend=settings.encoder_backend, cache_size=0), sample)
     torch_ceiling = batched_rate(Encoder(backend="torch", cache_size=0), sample)
     print(
