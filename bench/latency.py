@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import socket
 import statistics
 import time
 from pathlib import Path
@@ -25,14 +24,9 @@ from core.ingest import demo_rows
 from core.keys import create_key
 from core.schema import Role
 from core.settings import load_settings
+from webapp.launch import free_port
 from webapp.launch import start_server
 from webapp.launch import stop_server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:

@@ -25,7 +25,6 @@ import http.client
 import json
 import multiprocessing
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from core.settings import load_settings
 from models.encoder import Encoder
 from models.registry import artifact_dir
 from models.registry import production
+from webapp.launch import free_port
 from webapp.launch import gunicorn_command
 from webapp.launch import server_env
 from webapp.launch import start_server
@@ -48,12 +48,6 @@ from webapp.launch import stop_server
 
 LEVELS = {1: 400, 8: 1200, 32: 2400}
 SECONDS_PER_LEVEL = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def messages(count: int) -> list[str]:

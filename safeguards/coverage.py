@@ -58,7 +58,8 @@ def tail_niches(
 class CoverageReport:
     """Relevance per niche and pooled over head and tail niches.
 
-    ``per_niche[niche]`` holds ``recall@k``, ``mrr`` and ``count`` (benchmark examples).
+    ``per_niche[niche]`` holds ``recall@k``, ``mrr`` and ``count`` (benchmark examples);
+    evaluate_model adds ``similarity@k``.
     """
 
     tail: list[str]

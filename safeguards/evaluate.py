@@ -159,6 +159,11 @@ def evaluate_model(
     overall[similarity] = float(closeness.mean())
     report.head_figures[similarity] = float(closeness[~in_tail].mean()) if (~in_tail).any() else 0.0
     report.tail_figures[similarity] = float(closeness[in_tail].mean()) if in_tail.any() else 0.0
+    # Per niche too: recall is mostly 0 per niche on one-off replies, closeness is not, so the
+    # dashboard's heat map shows something.
+    niche_of = np.asarray(niches, dtype=object)
+    for niche, row in report.per_niche.items():
+        row[similarity] = float(closeness[niche_of == niche].mean())
 
     shown = [row[: config.diversity_k] for row in suggestions]
     flat = [text for row in shown for text in row]

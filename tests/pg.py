@@ -23,7 +23,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -33,6 +32,8 @@ from types import TracebackType
 import psycopg
 from psycopg import sql
 from sqlalchemy.engine import URL
+
+from webapp.launch import free_port
 
 PREFIX = "replyguard-pg-"
 USER = "postgres"
@@ -75,12 +76,6 @@ def find_bindir() -> Path:
         "no PostgreSQL server binaries (initdb, pg_ctl, postgres) in /usr/lib/postgresql/*/bin "
         f"or on PATH. {INSTALL_HINT}."
     )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PostgresServer:

@@ -241,6 +241,8 @@ def test_with_only_the_baseline_the_overview_invites_a_first_generation(
 def test_pages_render_for_the_baseline(reviewer: FlaskClient) -> None:
     niches = text(reviewer.get("/dashboard/niches"))
     assert '<table class="heatmap">' in niches
+    # The gate's primary figure, measured per niche, is what the heat map shows first.
+    assert "Coverage (similarity@3)" in niches
     assert "rare</span>" in niches
     models = text(reviewer.get("/dashboard/models"))
     assert "v1" in models and "production" in models

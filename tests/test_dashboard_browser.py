@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -46,6 +45,7 @@ from core.schema import Generation
 from core.schema import Role
 from models.encoder import Encoder
 from tests.helpers import make_settings
+from webapp.launch import free_port
 from webapp.launch import start_server
 from webapp.launch import stop_server
 from worker.context import PipelineContext
@@ -94,12 +94,6 @@ class Reviewed:
     # Production when the blocked generation ran: where the rollback returns to.
     previous_version: str
     reasons: list[str]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def replay_traffic(ctx: PipelineContext, incoming: IncomingLog) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,16 +15,11 @@ from core.db import Database
 from core.keys import create_key
 from core.schema import Role
 from tests.helpers import make_settings
+from webapp.launch import free_port
 from webapp.launch import start_server
 from webapp.launch import stop_server
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

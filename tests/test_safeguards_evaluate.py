@@ -89,6 +89,14 @@ def test_relevance_overall_head_and_tail_by_hand(evaluation: Evaluation) -> None
     assert evaluation.figures["tail_mrr"].support == 2
 
 
+def test_per_niche_similarity_averages_to_the_overall_figure(evaluation: Evaluation) -> None:
+    per_niche = evaluation.details["per_niche"]
+    assert set(per_niche) == {"common", "rare"}
+    weighted = sum(row["similarity@3"] * row["count"] for row in per_niche.values())
+    assert weighted / 6 == pytest.approx(evaluation.value("similarity@3"))
+    assert per_niche["rare"]["similarity@3"] == pytest.approx(evaluation.value("tail_similarity@3"))
+
+
 def test_figure_kinds_and_primary(evaluation: Evaluation) -> None:
     kinds = {name: figure.kind for name, figure in evaluation.figures.items()}
     assert kinds["recall@3"] == "relevance"

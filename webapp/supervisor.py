@@ -30,6 +30,11 @@ from worker.dispatch import queue_generation
 from worker.pipeline import GenerationError
 
 
+class Stopped(BaseException):
+    """SIGINT or SIGTERM arrived: stop everything and exit. A BaseException, like
+    KeyboardInterrupt, so that no library's `except Exception` swallows it."""
+
+
 def run_everything(
     ctx: PipelineContext,
     host: str,
@@ -46,11 +51,13 @@ def run_everything(
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     children: dict[str, subprocess.Popen[bytes]] = {}
-    stopping = False
 
     def stop(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
+        # Interrupt whatever the main thread is doing (waiting for the server, following the
+        # first generation, serving); later signals are ignored so the cleanup can finish.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Stopped(signal.Signals(signum).name)
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
@@ -81,7 +88,7 @@ def run_everything(
         if run_generation:
             _one_generation(PipelineContext(settings, ctx.db, ctx.encoder), follow)
         click.echo(f"\nServing on {base}. Stop with Ctrl-C.")
-        while not stopping:
+        while True:
             for name, child in children.items():
                 if child.poll() is not None:
                     raise click.ClickException(
@@ -89,6 +96,8 @@ def run_everything(
                         f"see {logs / (name + '.log')}"
                     )
             time.sleep(0.5)
+    except Stopped as signal_name:
+        click.echo(f"\n{signal_name}: stopping the web server, the worker and Redis...")
     finally:
         for child in children.values():
             stop_server(child)
