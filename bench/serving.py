@@ -4,7 +4,8 @@ batched ceiling and a naive peer, all in the same run.
 Usage:
     .venv/bin/python bench/serving.py [--data-dir var/bench-quality] [--out docs/figures/serving.json]
 
-- ours: `replyguard`'s API under gunicorn (1 worker, 32 threads, micro-batching), with a
+- ours: `replyguard`'s API under gunicorn as `replyguard serve` and docker-compose.yml run it
+  (2 workers, 32 threads each, micro-batching with 2 batching threads each), with a
   client key, recording incoming messages as in production, on the configured encoder
   backend (REPLYGUARD_ENCODER_BACKEND; default ONNX int8);
 - naive: bench/naive_peer.py under the same gunicorn settings: each request encoded alone
@@ -155,7 +156,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="var/bench-quality")
     parser.add_argument("--out", default="docs/figures/serving.json")
-    parser.add_argument("--workers", type=int, default=1, help="gunicorn workers for ours")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers for ours")
     parser.add_argument("--threads", type=int, default=32, help="threads per worker for ours")
     args = parser.parse_args()
     data_dir = Path(args.data_dir)
@@ -188,7 +189,7 @@ def main() -> None:
         stop_server(server)
 
     port = free_port()
-    command = gunicorn_command("127.0.0.1", port, workers=1, threads=32)
+    command = gunicorn_command("127.0.0.1", port, workers=args.workers, threads=args.threads)
     command[1] = "bench.naive_peer:app"
     env = server_env(
         data_dir, NAIVE_ARTIFACT=str(artifact), PYTHONPATH=str(Path(__file__).resolve().parents[1])

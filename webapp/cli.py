@@ -393,7 +393,12 @@ def worker(ctx: Context, beat: bool, loglevel: str) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
-@click.option("--workers", default=1, show_default=True, help="gunicorn worker processes.")
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    help="gunicorn worker processes (one per core: each has its own GIL and model copy).",
+)
 @click.option(
     "--threads",
     default=32,
