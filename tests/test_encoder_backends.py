@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -68,3 +71,23 @@ def test_a_model_is_refused_by_an_encoder_of_the_other_kind(
 def test_an_unknown_backend_is_refused_with_the_choices() -> None:
     with pytest.raises(EncoderError, match="torch, onnx, onnx-int8"):
         Encoder(backend="tensorrt")
+
+
+def test_two_processes_exporting_on_a_fresh_machine_leave_one_export(tmp_path: Path) -> None:
+    """What the first start on a new machine does: two processes (say a worker and a web
+    server) both find no export, both make one, one of them keeps its rename."""
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path), HF_HUB_OFFLINE="1")
+    code = "from models.encoder import Encoder; print(Encoder().encode(['hi']).shape)"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(2)
+    ]
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err.decode(errors="replace")[-2000:]
+        assert b"(1, 384)" in out
+    exports = list((tmp_path / "replyguard" / "encoders").iterdir())
+    assert len(exports) == 1, exports  # no staging folder left behind
+    assert (exports[0] / int8_file()).is_file()
