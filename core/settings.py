@@ -62,6 +62,9 @@ class Settings:
     # behind one address must share one key: set REPLYGUARD_SECRET_KEY. Left out of repr so it
     # never reaches a log line.
     secret_key: str = dataclasses.field(default="", repr=False)
+    # The dashboard's session cookie goes over HTTPS only. Off for plain-HTTP use on one
+    # machine (`make run`); turn it on wherever a TLS proxy fronts the service.
+    secure_cookies: bool = False
 
     # Model
     seed: int = 13

@@ -71,6 +71,20 @@ def sign_in(client: FlaskClient, token: str, next_path: str = "") -> Any:
     )
 
 
+def test_the_session_cookie_is_https_only_when_asked(
+    app: APIFlask, client: FlaskClient, data_dir: Path, encoder: Encoder
+) -> None:
+    from webapp import create_app
+
+    token, _ = make_token(app, Role.REVIEWER)
+    plain = sign_in(client, token).headers["Set-Cookie"]
+    assert "HttpOnly" in plain and "Secure" not in plain
+    secure_app = create_app({"data_dir": str(data_dir), "secure_cookies": True}, encoder=encoder)
+    secure = sign_in(secure_app.test_client(), token).headers["Set-Cookie"]
+    assert "; Secure" in secure and "HttpOnly" in secure
+    secure_app.extensions["replyguard"].db.dispose()
+
+
 def text(response: Any) -> str:
     return str(response.get_data(as_text=True))
 

@@ -39,5 +39,6 @@ def init_app(app: Flask) -> None:
         # Only the dashboard needs the cookie; API calls never carry it.
         SESSION_COOKIE_PATH="/dashboard",
         PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=SESSION_HOURS),
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
     )
     app.register_blueprint(bp)
