@@ -8,12 +8,17 @@ renamed into place, so processes that start together never load half an export.
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import logging
 import os
 import platform
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 ONNX_FILE = "onnx/model.onnx"
 
@@ -66,10 +71,20 @@ def _export(source: Path, folder: Path) -> None:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.backend import export_dynamic_quantized_onnx_model
 
+    log.info("exporting the encoder to ONNX, once for this machine (a few seconds): %s", source)
     shutil.copytree(source, folder, dirs_exist_ok=True)
-    model = SentenceTransformer(str(folder), backend="onnx", device="cpu", local_files_only=True)
-    model.save_pretrained(str(folder))
-    export_dynamic_quantized_onnx_model(model, quantisation_target(), str(folder))
+    # The exporter (PyTorch's legacy ONNX export through optimum) warns about its own
+    # deprecations and leaves a temporary folder to the garbage collector: noise to users, and
+    # errors under warnings-as-errors. Its output is checked by loading it.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = SentenceTransformer(
+            str(folder), backend="onnx", device="cpu", local_files_only=True
+        )
+        model.save_pretrained(str(folder))
+        export_dynamic_quantized_onnx_model(model, quantisation_target(), str(folder))
+        del model
+        gc.collect()
 
 
 def _fingerprint(source: Path) -> str:

@@ -16,6 +16,8 @@ from models.artifact import load_model
 from models.artifact import write_model
 from models.encoder import Encoder
 from models.encoder import EncoderError
+from models.encoder import default_model_path
+from models.onnx_export import ONNX_FILE
 from models.onnx_export import exported_model
 from models.onnx_export import int8_file
 from models.suggester import RetrievalConfig
@@ -91,3 +93,14 @@ def test_two_processes_exporting_on_a_fresh_machine_leave_one_export(tmp_path: P
     exports = list((tmp_path / "replyguard" / "encoders").iterdir())
     assert len(exports) == 1, exports  # no staging folder left behind
     assert (exports[0] / int8_file()).is_file()
+
+
+def test_an_export_in_this_process_is_quiet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exporter's own deprecation and resource warnings stay inside the export (this
+    suite turns warnings into errors, as a strict deployment might)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    folder = exported_model(default_model_path())
+    assert folder.parent == tmp_path / "replyguard" / "encoders"
+    assert (folder / ONNX_FILE).is_file() and (folder / int8_file()).is_file()
