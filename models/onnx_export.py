@@ -47,8 +47,9 @@ def int8_file() -> str:
 
 
 def exported_model(source: Path) -> Path:
-    """A copy of ``source`` with ``onnx/model.onnx`` and its int8 quantisation, exported on
-    first use (a few seconds) and reused afterwards."""
+    """A model folder with ``source``'s configuration and tokenizer, ``onnx/model.onnx`` and
+    its int8 quantisation (about 115 MB), exported on first use (a few seconds) and reused
+    afterwards."""
     target = exports_root() / f"{source.name}-{_fingerprint(source)}"
     if (target / int8_file()).exists():
         return target
@@ -72,14 +73,15 @@ def _export(source: Path, folder: Path) -> None:
     from sentence_transformers.backend import export_dynamic_quantized_onnx_model
 
     log.info("exporting the encoder to ONNX, once for this machine (a few seconds): %s", source)
-    shutil.copytree(source, folder, dirs_exist_ok=True)
     # The exporter (PyTorch's legacy ONNX export through optimum) warns about its own
     # deprecations and leaves a temporary folder to the garbage collector: noise to users, and
     # errors under warnings-as-errors. Its output is checked by loading it.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        # Exported from the source's weights; the folder gets the configuration, the tokenizer
+        # and the ONNX files, not a second copy of the PyTorch weights.
         model = SentenceTransformer(
-            str(folder), backend="onnx", device="cpu", local_files_only=True
+            str(source), backend="onnx", device="cpu", local_files_only=True
         )
         model.save_pretrained(str(folder))
         export_dynamic_quantized_onnx_model(model, quantisation_target(), str(folder))
