@@ -22,6 +22,7 @@ from core.settings import Settings
 from core.text import text_hash
 from models.onnx_export import ONNX_FILE
 from models.onnx_export import exported_model
+from models.onnx_export import exports_root
 from models.onnx_export import int8_file
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -216,8 +217,15 @@ def _load(path: Path, backend: str, threads: int) -> Any:
     options = onnxruntime.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
+    try:
+        folder = exported_model(path)
+    except OSError as exc:
+        raise EncoderError(
+            f"cannot write the ONNX export of {path} under {exports_root()} ({exc}): set "
+            "XDG_CACHE_HOME to a writable folder, or REPLYGUARD_ENCODER_BACKEND=torch"
+        ) from exc
     return SentenceTransformer(
-        str(exported_model(path)),
+        str(folder),
         backend="onnx",
         device="cpu",
         local_files_only=True,

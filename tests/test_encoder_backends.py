@@ -104,3 +104,13 @@ def test_an_export_in_this_process_is_quiet(
     folder = exported_model(default_model_path())
     assert folder.parent == tmp_path / "replyguard" / "encoders"
     assert (folder / ONNX_FILE).is_file() and (folder / int8_file()).is_file()
+
+
+def test_an_unwritable_export_folder_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(not_a_folder))
+    with pytest.raises(EncoderError, match="set XDG_CACHE_HOME to a writable folder"):
+        Encoder(backend="onnx-int8")
