@@ -9,10 +9,12 @@ from typing import Any
 
 import faiss
 from apiflask import APIFlask
+from flask import Flask
 from threadpoolctl import threadpool_limits
 
 from core.db import Database
 from core.incoming import IncomingLog
+from core.settings import Settings
 from core.settings import load_settings
 from models.encoder import Encoder
 from webapp.batching import MicroBatcher
@@ -24,7 +26,7 @@ from worker.celery_app import celery_init_app
 from worker.celery_app import celery_settings
 from worker.context import PipelineContext
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_worker_app"]
 
 
 def create_app(
@@ -53,14 +55,14 @@ def create_app(
 
     # FAISS's OpenMP threads cost more than they save on one small query at a time: with them
     # a suggestion spent 5-10 ms in thread start-up around a microsecond search (measured on
-    # the demo model, 2 cores). Workers keep the default for deduplication's big searches.
+    # the demo model, 2 cores). Workers (create_worker_app) keep the default for
+    # deduplication's big searches.
     faiss.omp_set_num_threads(1)
     # The same for OpenBLAS (numpy, and FAISS above 20 queries): its threads spin while the
     # encoder's own threads run, and scoring a batch of 4 took 2.9 ms a message with them
     # against 0.6 ms without (bench/serving.py, demo model).
     threadpool_limits(1, user_api="blas")
-    db = Database(settings)
-    db.upgrade()
+    db = _with_pipeline(app, settings)
     encoder = encoder or Encoder.from_settings(settings, serving=True)
     holder = ModelHolder(db, encoder, settings.production_check_seconds)
     holder.refresh()
@@ -74,8 +76,6 @@ def create_app(
         KeyCache(settings.key_cache_seconds),
     )
     app.extensions[EXTENSION] = services
-    app.config["CELERY"] = celery_settings(settings)
-    celery_init_app(app, PipelineContext(settings, db))
 
     from webapp import api
     from webapp import body
@@ -97,3 +97,24 @@ def create_app(
     gc.collect()
     gc.freeze()
     return app
+
+
+def create_worker_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    """The app that Celery's own commands (worker, beat, Flower) run tasks in: settings, the
+    database and the pipeline's context. No web encoder, served model or routes (seconds and a
+    few hundred MB saved per process), and none of the web processes' single-threaded tuning:
+    a generation's encoding and searches want every core."""
+    settings = load_settings(overrides)
+    app = Flask("replyguard")
+    logging.basicConfig(level=logging.INFO)
+    _with_pipeline(app, settings)
+    return app
+
+
+def _with_pipeline(app: Flask, settings: Settings) -> Database:
+    """Open the database (migrated) and attach Celery with the pipeline's context."""
+    db = Database(settings)
+    db.upgrade()
+    app.config["CELERY"] = celery_settings(settings)
+    celery_init_app(app, PipelineContext(settings, db))
+    return db

@@ -2,14 +2,16 @@
 
     celery -A webapp.make_celery worker --pool=solo
 
-It builds the Flask app, so every task runs inside its app context.
+It builds the worker's Flask app (``create_worker_app``: no web encoder, model or routes),
+so every task runs inside its app context.
 """
 
 from __future__ import annotations
 
-from webapp import create_app
+from webapp import create_worker_app
 from worker.broker import ensure_broker
+from worker.celery_app import EXTENSION
 
-flask_app = create_app()
+flask_app = create_worker_app()
 celery_app = flask_app.extensions["celery"]
-ensure_broker(celery_app, flask_app.extensions["replyguard"].settings)
+ensure_broker(celery_app, flask_app.extensions[EXTENSION].settings)
