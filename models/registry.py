@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +67,15 @@ def register(
     generation: int,
     parent: str | None,
     metadata: dict[str, Any],
+    record: Callable[[Session, ModelVersion], None] | None = None,
 ) -> ModelVersion:
     """Write the model's artifact and record it as a candidate.
 
     The row exists as ``building`` while the artifact is written, so a crash leaves a visible
     row and no half-written artifact (the artifact appears by an atomic rename or not at all).
+    ``record`` runs in the transaction that makes the row a candidate, so whatever points at
+    the candidate (a generation) is written with it or not at all: a crash cannot leave a
+    candidate that nothing refers to.
     """
     remove_stale_staging(settings.models_dir)
     with db.session() as session:
@@ -108,6 +113,8 @@ def register(
         stored.artifact_path = str(target.relative_to(settings.data_dir))
         stored.checksum = checksum
         stored.status = ModelStatus.CANDIDATE.value
+        if record is not None:
+            record(session, stored)
     return stored
 
 

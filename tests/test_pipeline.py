@@ -233,3 +233,43 @@ def test_rollback_returns_to_an_archived_version_only(ctx: PipelineContext, db: 
     )
     with pytest.raises(RegistryError, match="needs a reason"), db.session() as session:
         rollback(session, ctx.settings, copy, "reviewer", "")
+
+
+def test_a_crash_while_recording_the_candidate_leaves_no_orphan_candidate(
+    ctx: PipelineContext, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import worker.pipeline as pipeline
+
+    generation_id = start_generation(ctx, "tester")
+    number = generation(db, generation_id).number
+    for stage in STAGES[: STAGES.index("train")]:
+        run_stage(ctx, generation_id, stage)
+    real_get = pipeline._get
+
+    def versions_of_this_generation(session: Any) -> list[ModelVersion]:
+        return list(session.scalars(select(ModelVersion).where(ModelVersion.generation == number)))
+
+    def crash_while_recording(session: Any, gid: int) -> Generation:
+        # The process dies just as the new candidate is recorded on its generation.
+        if any(r.status == "candidate" for r in versions_of_this_generation(session)):
+            raise OSError("killed")
+        return real_get(session, gid)
+
+    monkeypatch.setattr(pipeline, "_get", crash_while_recording)
+    with pytest.raises(OSError, match="killed"):
+        run_stage(ctx, generation_id, "train")
+    monkeypatch.setattr(pipeline, "_get", real_get)
+    with db.session() as session:
+        statuses = [r.status for r in versions_of_this_generation(session)]
+    assert statuses == ["building"], "the candidate must not outlive the crash on its own"
+
+    # Resumed: the leftover row is marked failed, and the one candidate is the generation's.
+    from worker.pipeline import resume_generation
+
+    assert resume_generation(ctx, generation_id, "tester") == "train"
+    run_stage(ctx, generation_id, "train")
+    with db.session() as session:
+        rows = versions_of_this_generation(session)
+    assert sorted(r.status for r in rows) == ["candidate", "failed"]
+    candidate = next(r for r in rows if r.status == "candidate")
+    assert generation(db, generation_id).candidate_version == candidate.version

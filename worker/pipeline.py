@@ -28,6 +28,7 @@ from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from core.provenance import Provenance
 from core.reservoir import member_ids
@@ -37,6 +38,7 @@ from core.schema import Generation
 from core.schema import GenerationStatus
 from core.schema import IncomingMessage
 from core.schema import ModelStatus
+from core.schema import ModelVersion
 from core.schema import ReservoirRole
 from core.schema import SyntheticCandidate
 from core.text import normalize
@@ -595,9 +597,11 @@ def train(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[
         report,
         generation_id=generation_id,
     )
-    version = register(ctx.db, ctx.settings, model, number, parent_version, metadata)
-    with ctx.db.session() as session:
+
+    def record(session: Session, version: ModelVersion) -> None:
         _get(session, generation_id).candidate_version = version.version
+
+    version = register(ctx.db, ctx.settings, model, number, parent_version, metadata, record)
     return {"examples": len(examples), "bank_size": report.bank_size, "candidate": version.version}
 
 
