@@ -1,7 +1,7 @@
 """Semantic deduplication at scale: IVF recall against exact search, and time at 100k and 1M.
 
 Usage:
-    .venv/bin/python bench/dedup.py [--sizes 100000,1000000] [--out docs/figures/dedup.json]
+    .venv/bin/python -m bench.dedup [--sizes 100000,1000000] [--out docs/figures/dedup.json]
 
 The data are synthetic 384-d unit vectors (the size of all-MiniLM-L6-v2 pair embeddings),
 made so that a near-duplicate search has real work to do:

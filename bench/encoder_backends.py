@@ -1,7 +1,7 @@
 """The encoder's backends side by side: throughput, and what each does to relevance.
 
 Usage:
-    .venv/bin/python bench/encoder_backends.py [--work-dir var/bench-backends] [--out docs/figures/encoder_backends.json]
+    .venv/bin/python -m bench.encoder_backends [--work-dir var/bench-backends] [--out docs/figures/encoder_backends.json]
 
 For each backend (PyTorch, ONNX Runtime, ONNX Runtime int8), in the same run:
 - throughput on distinct demo messages (numbered, so no cache answers) in batches of 64, 4
@@ -26,8 +26,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from bench.common import distinct_messages
+from bench.common import encode_rate
 from core.db import Database
-from core.ingest import demo_rows
 from core.ingest import load_demo
 from core.provenance import Provenance
 from core.reservoir import benchmark_ids
@@ -60,25 +61,13 @@ class BackendRow:
     similarity3: float
 
 
-def messages(count: int) -> list[str]:
-    base = [example.message for _, example in demo_rows()]
-    return [f"{base[i % len(base)]} ({i})" for i in range(count)]
-
-
-def rate(encoder: Encoder, texts: list[str], batch: int) -> float:
-    start = time.perf_counter()
-    for i in range(0, len(texts), batch):
-        encoder.encode(texts[i : i + batch])
-    return len(texts) / (time.perf_counter() - start)
-
-
 def throughput(encoders: dict[str, Encoder]) -> dict[str, dict[str, float]]:
-    texts = messages(MESSAGES[64])
+    texts = distinct_messages(MESSAGES[64])
     best: dict[str, dict[str, float]] = {name: {} for name in encoders}
     for _ in range(ROUNDS):
         for name, encoder in encoders.items():
             for batch in BATCHES:
-                per_s = rate(encoder, texts[: MESSAGES[batch]], batch)
+                per_s = encode_rate(encoder, texts[: MESSAGES[batch]], batch)
                 key = f"batch {batch}"
                 best[name][key] = max(best[name].get(key, 0.0), round(per_s, 1))
     return best
@@ -131,7 +120,7 @@ def main() -> None:
         load_seconds[backend] = round(time.perf_counter() - start, 2)
     speed = throughput(encoders)
 
-    probe = messages(MESSAGES[64])
+    probe = distinct_messages(MESSAGES[64])
     reference = encoders["torch"].encode(probe)
     yardstick = encoders["torch"]
     report: dict[str, BackendRow] = {}

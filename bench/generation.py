@@ -1,7 +1,7 @@
 """Wall time of one generation, per stage, on the demo data and on a set ten times larger.
 
 Usage:
-    .venv/bin/python bench/generation.py [--scales 1 10] [--out docs/figures/generation.json]
+    .venv/bin/python -m bench.generation [--scales 1 4 10] [--out docs/figures/generation.json]
 
 For each scale, a fresh data folder: the demo data (and its incoming traffic) is loaded,
 the clean baseline trained, then one generation runs through every stage in this process

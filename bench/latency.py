@@ -1,7 +1,7 @@
 """Latency of one /v1/suggestions request through a real gunicorn server on loopback.
 
 Usage:
-    .venv/bin/python bench/latency.py [--data-dir DIR] [--requests 1000]
+    .venv/bin/python -m bench.latency [--data-dir DIR] [--requests 1000]
 
 Sends N sequential requests (one client, keep-alive) with messages drawn from the demo
 benchmark, reports the median and 99th percentile, and writes docs/figures/latency.json.

@@ -1,7 +1,7 @@
 """Relevance of the clean baseline on the demo benchmark split, beside two simple baselines.
 
 Usage:
-    .venv/bin/python bench/quality.py [--data-dir DIR] [--out docs/figures/quality.json]
+    .venv/bin/python -m bench.quality [--data-dir DIR] [--out docs/figures/quality.json]
 
 Trains generation 0 on the demo data in DIR if it holds no model yet, then reports recall@1,
 recall@3 and MRR (first 10 suggestions) for: a random reply from the bank, TF-IDF

@@ -2,7 +2,7 @@
 batched ceiling and a naive peer, all in the same run.
 
 Usage:
-    .venv/bin/python bench/serving.py [--data-dir var/bench-quality] [--out docs/figures/serving.json]
+    .venv/bin/python -m bench.serving [--data-dir var/bench-quality] [--out docs/figures/serving.json]
 
 - ours: `replyguard`'s API under gunicorn as `replyguard serve` and docker-compose.yml run it
   (2 workers, 32 threads each, micro-batching with 2 batching threads each), with a
@@ -33,8 +33,9 @@ import threading
 import time
 from pathlib import Path
 
+from bench.common import distinct_messages
+from bench.common import encode_rate
 from core.db import Database
-from core.ingest import demo_rows
 from core.keys import create_key
 from core.schema import Role
 from core.settings import load_settings
@@ -51,25 +52,13 @@ LEVELS = {1: 400, 8: 1200, 32: 2400}
 SECONDS_PER_LEVEL = 60.0
 
 
-def messages(count: int) -> list[str]:
-    base = [example.message for _, example in demo_rows()]
-    return [f"{base[i % len(base)]} ({i})" for i in range(count)]
-
-
 def batched_rate(encoder: Encoder, texts: list[str], rounds: int = 3) -> float:
     """Messages per second, encoded 64 at a time after one warm-up batch: the best of
     ``rounds`` passes over distinct thirds of ``texts`` (the machine is noisy, and a ceiling
     should not be lowered by noise)."""
     encoder.encode(texts[:64])
-    best = 0.0
     size = len(texts) // rounds
-    for r in range(rounds):
-        part = texts[r * size : (r + 1) * size]
-        start = time.perf_counter()
-        for i in range(0, len(part), 64):
-            encoder.encode(part[i : i + 64])
-        best = max(best, len(part) / (time.perf_counter() - start))
-    return best
+    return max(encode_rate(encoder, texts[r * size : (r + 1) * size], 64) for r in range(rounds))
 
 
 def _client(
@@ -169,7 +158,7 @@ def main() -> None:
             raise SystemExit(f"{data_dir} has no model: run bench/quality.py first")
         artifact = artifact_dir(settings, row)
     db.dispose()
-    texts = messages(sum(LEVELS.values()) * 2 + 3_000)
+    texts = distinct_messages(sum(LEVELS.values()) * 2 + 3_000)
 
     sample = texts[-3_000:]
     ceiling = batched_rate(Encoder(backend=settings.encoder_backend, cache_size=0), sample)

@@ -1,7 +1,7 @@
 """Our Vendi score (d x d covariance) against the vendi-score package's kernel computation.
 
 Usage:
-    .venv/bin/python bench/vendi.py [--n 100000] [--budget 60] [--out docs/figures/vendi.json]
+    .venv/bin/python -m bench.vendi [--n 100000] [--budget 60] [--out docs/figures/vendi.json]
 
 Same run, same data: 384-d unit vectors, clustered (one centre per 100 rows, the row its
 centre plus noise of the same scale), like suggestion embeddings of a benchmark.
