@@ -21,6 +21,7 @@ from core.settings import Settings
 from models.encoder import Encoder
 from tests.helpers import FAST_TRAINING
 from tests.helpers import make_settings
+from tests.helpers import migrated
 from tests.pg import PostgresServer
 from tests.pg import PostgresUnavailable
 from worker.baseline import train_baseline
@@ -64,19 +65,13 @@ def settings(data_dir: Path) -> Settings:
 
 @pytest.fixture
 def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings)
-    database.upgrade()
-    yield database
-    database.dispose()
+    yield from migrated(settings)
 
 
 @pytest.fixture
 def empty_db(tmp_path: Path) -> Iterator[Database]:
     """A fresh, migrated database with nothing in it."""
-    database = Database(make_settings(tmp_path / "empty"))
-    database.upgrade()
-    yield database
-    database.dispose()
+    yield from migrated(make_settings(tmp_path / "empty"))
 
 
 @pytest.fixture(scope="session")
@@ -107,10 +102,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     overrides: dict[str, object] = {}
     if request.param == "postgresql":
         overrides["database_url"] = request.getfixturevalue("pg_url")
-    database = Database(make_settings(tmp_path / "store", **overrides))
-    database.upgrade()
-    yield database
-    database.dispose()
+    yield from migrated(make_settings(tmp_path / "store", **overrides))
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ from models.encoder import Encoder
 from models.registry import artifact_dir
 from models.registry import production
 from tests.helpers import make_settings
+from tests.helpers import migrated
 from worker import pipeline
 from worker.baseline import train_baseline
 from worker.context import PipelineContext
@@ -73,10 +74,7 @@ def pg_settings(tmp_path: Path, pg_url: str) -> Settings:
 
 @pytest.fixture
 def pg_db(pg_settings: Settings) -> Iterator[Database]:
-    database = Database(pg_settings)
-    database.upgrade()
-    yield database
-    database.dispose()
+    yield from migrated(pg_settings)
 
 
 # ---------------------------------------------------------------------------------------
