@@ -66,6 +66,8 @@ class ExampleIn:
     reply: str
     niche: str
     provenance: Provenance
+    # The independent source that wrote the reply (see core.schema.Example.conversation).
+    conversation: str | None = None
 
 
 @dataclass
@@ -168,6 +170,7 @@ def add_examples(
             generation=generation,
             model_version=model_version,
             content_hash=digest,
+            conversation=ex.conversation,
         )
         for digest, ex in by_hash.items()
         if digest not in existing

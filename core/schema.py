@@ -75,6 +75,11 @@ class Example(Base):
     generation: Mapped[int | None] = mapped_column(Integer, default=None)
     model_version: Mapped[str | None] = mapped_column(String(64), default=None)
     content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The independent source that wrote the reply: a conversation id of a corpus
+    # ("chitchat:<uuid>"), a file's row, or, for feedback, the API key ("key:<id>"), so that
+    # all of one client's feedback counts as one source. The response set only serves a reply
+    # that many sources wrote (models.response_set); NULL counts as a source of its own.
+    conversation: Mapped[str | None] = mapped_column(String(200), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -167,6 +172,48 @@ class ApiKey(Base):
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class BlockKind(enum.StrEnum):
+    # The reply's normalised text (core.text.normalize) equals the value.
+    TEXT = "text"
+    # A case-insensitive regular expression found anywhere in the reply.
+    PATTERN = "pattern"
+
+
+class CuratedReply(Base):
+    """A reply the product team added to the response set by hand.
+
+    It skips the support rule (written by many) but not the others, and it is served by every
+    web process without waiting for a generation.
+    """
+
+    __tablename__ = "curated_replies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    text: Mapped[str] = mapped_column(String(200))
+    # The normalised text: one curated reply per meaning-identical string.
+    text_key: Mapped[str] = mapped_column(String(200), unique=True)
+    niche: Mapped[str] = mapped_column(String(100), default="general")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ReplyBlock(Base):
+    """A reply or pattern that is never suggested, by any model, from the moment it is added."""
+
+    __tablename__ = "reply_blocks"
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({_values(BlockKind)})", name="ck_reply_blocks_kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class AuditEntry(Base):

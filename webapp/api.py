@@ -79,6 +79,9 @@ def feedback(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
         reply=reply.strip(),
         niche=body["niche"] or "general",
         provenance=provenance,
+        # All of one key's feedback is one source: it alone never makes a reply "written by
+        # many" (models.response_set).
+        conversation=f"key:{current_caller().key_id}",
     )
     version = body["model_version"] if provenance is Provenance.HUMAN_SELECTED else None
     with services().db.session() as session:
