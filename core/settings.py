@@ -79,6 +79,15 @@ class Settings:
     # Above this many rows a FAISS index is approximate (HNSW) instead of exact.
     exact_index_limit: int = 50_000
 
+    # The response set (models/response_set.py says where each default comes from): the
+    # longest suggestion in characters and words, and the distinct conversations a reply's
+    # meaning must be written in before it is suggested to anyone.
+    response_max_chars: int = 40
+    response_max_words: int = 8
+    response_min_support: int = 3
+    # Triggering: the share of held-out training messages a model is calibrated to answer;
+    # it abstains on the rest, the least confident (models.suggester.Triggering).
+    triggering_target_coverage: float = 0.8
     # Share of each demo niche's messages loaded as incoming traffic, replies hidden.
     demo_traffic_fraction: float = 0.2
 

@@ -27,6 +27,7 @@ from models.index import save_index
 from models.suggester import RetrievalConfig
 from models.suggester import ScoringWeights
 from models.suggester import SuggestionModel
+from models.suggester import Triggering
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -62,6 +63,7 @@ def write_model(model: SuggestionModel, target: Path, metadata: dict[str, Any]) 
             "created_at": dt.datetime.now(dt.UTC).isoformat(),
             "encoder": {"name": model.encoder.key, "dim": model.encoder.dim},
             "weights": model.weights.as_dict(),
+            "triggering": model.triggering.as_dict(),
             "retrieval": asdict(model.retrieval),
             "bank_size": len(model.bank),
             "files": files,
@@ -137,6 +139,10 @@ def load_model(
             retrieval=RetrievalConfig(**manifest["retrieval"]),
             bank_index=load_index(directory / "bank.faiss"),
             message_index=load_index(directory / "messages.faiss"),
+            # Models written before triggering existed answer every message.
+            triggering=Triggering(
+                **manifest.get("triggering", {"threshold": 0.0, "target_coverage": 1.0})
+            ),
         )
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ArtifactError(f"{directory}: cannot be loaded ({exc})") from None

@@ -6,6 +6,13 @@
 
 Both are measured apart and together by ``bench/quality.py``; the combination weights are
 chosen on held-out training data when the model is trained (see ``models.training``).
+
+The score a client receives is in [0, 1]: the weighted mean of the signals, each of which is
+at most 1 (the dual-encoder cosine; the nearest messages' vote share scaled by how similar
+the nearest message is; the reply's prior), clipped at 0 and 1. 1 means every signal at its
+maximum. Scores of one model are comparable across messages, which is what triggering
+needs: a model answers a message only when its best score reaches the threshold chosen at
+training (:class:`Triggering`), as Smart Reply does (Kannan et al. 2016, section 3).
 """
 
 from __future__ import annotations
@@ -23,6 +30,10 @@ from models.bank import ResponseBank
 from models.encoder import Encoder
 from models.index import build_index
 from models.index import search
+from models.response_set import surface_key
+
+# A suggestion at or above this encoder cosine to the message is the message said back.
+ECHO_THRESHOLD = 0.95
 
 
 @dataclass(frozen=True)
@@ -60,7 +71,43 @@ class RetrievalConfig:
 class Suggestion:
     reply_id: int
     text: str
+    # In [0, 1]; see the module docstring.
     score: float
+
+
+@dataclass(frozen=True)
+class Triggering:
+    """When the model answers at all.
+
+    Attributes:
+        threshold: the best suggestion's score must reach this, in [0, 1].
+        target_coverage: the share of held-out training messages the threshold was chosen to
+            answer, in (0, 1].
+        held_out_coverage: the share it does answer there (ties can push it above target).
+    """
+
+    threshold: float
+    target_coverage: float
+    held_out_coverage: float = 1.0
+
+    @classmethod
+    def calibrate(cls, best_scores: Sequence[float], target_coverage: float) -> Triggering:
+        """The highest threshold that still answers ``target_coverage`` of the messages whose
+        best scores are given (held-out training messages)."""
+        if not 0 < target_coverage <= 1:
+            raise ValueError(f"target coverage must be in (0, 1], not {target_coverage}")
+        scores = np.asarray(best_scores, dtype=np.float64)
+        if not len(scores):
+            return cls(0.0, target_coverage)
+        threshold = float(np.quantile(scores, 1.0 - target_coverage, method="lower"))
+        coverage = float((scores >= threshold).mean())
+        return cls(round(threshold, 6), target_coverage, round(coverage, 6))
+
+    def answers(self, suggestions: Sequence[Suggestion]) -> bool:
+        return bool(suggestions) and suggestions[0].score >= self.threshold
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
 
 
 @dataclass
@@ -79,6 +126,13 @@ class Candidates:
         if niche_match is not None:
             score = score + weights.niche_bonus * niche_match
         return score
+
+    def normalised(
+        self, weights: ScoringWeights, niche_match: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The combined score divided by the signals' total weight, clipped to [0, 1]."""
+        total = max(weights.dual + weights.knn + weights.prior, 1e-12)
+        return np.clip(self.combined(weights, niche_match) / total, 0.0, 1.0)
 
     def ranked(self, weights: ScoringWeights) -> np.ndarray:
         """Candidate reply ids, best first (ties broken by the dual score, then by id)."""
@@ -106,6 +160,7 @@ class SuggestionModel:
         retrieval: RetrievalConfig,
         bank_index: faiss.Index | None = None,
         message_index: faiss.Index | None = None,
+        triggering: Triggering | None = None,
     ) -> None:
         self.encoder = encoder
         self.adapter = adapter
@@ -115,6 +170,10 @@ class SuggestionModel:
         self.message_reply_ids = message_reply_ids
         self.weights = weights
         self.retrieval = retrieval
+        self.triggering = triggering or Triggering(threshold=0.0, target_coverage=1.0)
+        # Bank ids never to suggest: the product team's blocks, applied by the web process
+        # the moment they are added (webapp.serving); one reference, replaced whole.
+        self.blocked_ids: frozenset[int] = frozenset()
         limit = retrieval.exact_index_limit
         self.bank_index = bank_index or build_index(bank_embeddings, limit)
         self.message_index = message_index or build_index(message_embeddings, limit)
@@ -138,7 +197,10 @@ class SuggestionModel:
             votes = np.exp((knn_sims[i][valid] - 1.0) / self.weights.knn_temperature)
             knn = np.zeros(len(ids), dtype=np.float32)
             np.add.at(knn, np.searchsorted(ids, neighbour_replies), votes)
-            knn /= max(float(votes.sum()), 1e-12)
+            # The vote share, scaled by how alike the nearest message is: a message like
+            # nothing seen before gets little from this signal, whatever the share.
+            nearest = max(float(knn_sims[i][valid].max(initial=0.0)), 0.0)
+            knn *= nearest / max(float(votes.sum()), 1e-12)
             result.append(Candidates(ids, dual, knn, self.bank.prior[ids]))
         return result
 
@@ -152,18 +214,86 @@ class SuggestionModel:
         niches: Sequence[str | None] | None = None,
         weights: ScoringWeights | None = None,
     ) -> list[list[Suggestion]]:
-        """Top-k distinct suggestions for each message (one encoder pass for all)."""
+        """Top-k distinct suggestions for each message (one encoder pass for all), best
+        first, never the message said back and never a blocked reply. Whether to show them
+        is :attr:`triggering`'s call (``triggering.answers(suggestions)``)."""
+        base = self.encoder.encode(messages)
+        return self.suggest_embedded(messages, base, k, niches, weights)
+
+    def suggest_embedded(
+        self,
+        messages: Sequence[str],
+        base: np.ndarray,
+        k: int = 3,
+        niches: Sequence[str | None] | None = None,
+        weights: ScoringWeights | None = None,
+    ) -> list[list[Suggestion]]:
+        """:meth:`suggest_many` for messages already encoded: ``base`` is (n, d) float32,
+        unit rows, the encoder's embedding of each message."""
         weights = weights or self.weights
         niches = niches or [None] * len(messages)
         out = []
-        for cands, niche in zip(self.candidates(messages), niches, strict=True):
+        for message, vector, cands, niche in zip(
+            messages, base, self.candidates_for_embeddings(base), niches, strict=True
+        ):
             match = None
             if niche is not None:
                 match = np.array([niche in self._niche_sets[r] for r in cands.ids], np.float32)
-            scores = cands.combined(weights, match)
+            scores = cands.normalised(weights, match)
             order = np.lexsort((cands.ids, -cands.dual, -scores))
-            out.append(self._diverse(cands.ids[order], scores[order], k))
+            allowed = self._allowed(cands.ids[order], message, vector)
+            out.append(self._diverse(cands.ids[order][allowed], scores[order][allowed], k))
         return out
+
+    def _allowed(self, ids: np.ndarray, message: str, vector: np.ndarray) -> np.ndarray:
+        """Mask of candidates that are neither blocked nor the message said back."""
+        echo = self.bank_embeddings[ids] @ vector >= ECHO_THRESHOLD
+        key = surface_key(message)
+        blocked = self.blocked_ids
+        return np.array(
+            [
+                not (e or int(r) in blocked or surface_key(self.bank.texts[r]) == key)
+                for r, e in zip(ids, echo, strict=True)
+            ],
+            dtype=bool,
+        )
+
+    def with_curated(
+        self, texts: Sequence[str], niches: Sequence[str], embeddings: np.ndarray
+    ) -> SuggestionModel:
+        """A copy whose bank also holds these curated replies (served at once, before any
+        retraining; the next trained model holds them in its own response set).
+
+        Args:
+            texts: the curated replies not in the bank yet.
+            niches: each one's niche.
+            embeddings: (len(texts), d) float32, unit rows.
+        """
+        if not texts:
+            return self
+        count = float(self.bank.counts.min(initial=1.0))
+        counts = np.concatenate([self.bank.counts, np.full(len(texts), count, np.float32)])
+        log_counts = np.log1p(counts)
+        bank = ResponseBank(
+            [*self.bank.texts, *texts],
+            [*self.bank.niches, *([n] for n in niches)],
+            counts,
+            (log_counts / max(float(log_counts.max(initial=0.0)), 1e-12)).astype(np.float32),
+        )
+        model = SuggestionModel(
+            self.encoder,
+            self.adapter,
+            bank,
+            np.vstack([self.bank_embeddings, embeddings]).astype(np.float32),
+            self.message_embeddings,
+            self.message_reply_ids,
+            self.weights,
+            self.retrieval,
+            message_index=self.message_index,
+            triggering=self.triggering,
+        )
+        model.blocked_ids = self.blocked_ids
+        return model
 
     def _diverse(self, ids: np.ndarray, scores: np.ndarray, k: int) -> list[Suggestion]:
         """Greedy top-k in which no two suggestions are more alike than the ceiling."""

@@ -14,12 +14,18 @@ from core.text import normalize
 from models.adapter import Adapter
 from models.adapter import AdapterConfig
 from models.adapter import train_adapter
-from models.bank import ResponseBank
 from models.encoder import Encoder
+from models.response_set import Curation
+from models.response_set import ResponseSet
+from models.response_set import ResponseSetConfig
+from models.response_set import ResponseSetReport
+from models.response_set import build_response_set
+from models.response_set import surface_key
 from models.suggester import Candidates
 from models.suggester import RetrievalConfig
 from models.suggester import ScoringWeights
 from models.suggester import SuggestionModel
+from models.suggester import Triggering
 
 # Share of training messages held out to choose how the two signals are combined.
 VALIDATION_FRACTION = 0.1
@@ -40,8 +46,10 @@ class TrainingExample:
     reply: str
     niche: str
     weight: float = 1.0
-    # Written by a person (provenance human); only these count toward the reply prior.
+    # Written by a person (provenance human); only these count toward a reply's support.
     human: bool = True
+    # The independent source that wrote the reply (core.schema.Example.conversation).
+    conversation: str | None = None
 
 
 @dataclass
@@ -51,6 +59,8 @@ class TrainingReport:
     epoch_losses: list[float]
     weights: ScoringWeights
     validation_examples: int
+    response_set: ResponseSetReport
+    triggering: Triggering
     # Validation closeness (see _grid_search) of every weight combination tried, best first.
     validation_mrr: list[tuple[dict[str, float], float]] = field(default_factory=list)
 
@@ -60,19 +70,35 @@ def train_model(
     examples: Sequence[TrainingExample],
     adapter_config: AdapterConfig,
     retrieval: RetrievalConfig,
+    response_config: ResponseSetConfig,
+    curation: Curation,
+    target_coverage: float,
     start: Adapter | None = None,
     show_progress: bool = False,
     weights: ScoringWeights | None = None,
 ) -> tuple[SuggestionModel, TrainingReport]:
-    """Train the adapter, choose the signal weights on held-out messages, build the model.
+    """Train the adapter, build the response set, choose the signal weights and the
+    triggering threshold on held-out messages, and build the model.
 
-    The adapter is trained on the training messages minus a held-out tenth (grouped by
-    message text, chosen by hash so it is reproducible); the weights are the combination with
-    the best MRR on that tenth; the final bank and message index hold every example.
+    A tenth of the training messages (grouped by message text, chosen by hash so it is
+    reproducible) is held out of the response set and the nearest-message index of a probe
+    model; on it the weights are the combination whose top three come closest to the real
+    replies, and the triggering threshold is the score that answers ``target_coverage`` of
+    those messages. The adapter is trained without the held-out tenth while weights are
+    searched. The final model's response set and message index hold every example.
 
-    With ``weights`` given (a generation keeps its parent's), nothing is held out and the
-    weights are not searched again: a new search can land on a near-equal-relevance option
-    with very different diversity, which would be noise to the gate, not a change in data.
+    With ``weights`` given (a generation keeps its parent's), the weights are not searched
+    again: a new search can land on a near-equal-relevance option with very different
+    diversity, which would be noise to the gate, not a change in data. The threshold is
+    chosen again, since a new adapter moves every score.
+
+    Args:
+        examples: the training rows (message, reply, niche, weight, human, conversation).
+        response_config, curation: the response set's rules and the team's additions/blocks.
+        target_coverage: share of held-out messages the model should answer, in (0, 1].
+
+    Raises:
+        ValueError: no examples, or a response set left empty by its rules.
     """
     if not examples:
         raise ValueError("cannot train a model on zero examples")
@@ -80,57 +106,91 @@ def train_model(
     replies = encoder.encode([e.reply for e in examples], show_progress=show_progress)
     weights_arr = np.asarray([e.weight for e in examples], dtype=np.float32)
     held_out = _held_out(examples, adapter_config.seed)
-    tune = (
-        weights is None
-        and len(examples) >= MIN_EXAMPLES_TO_TUNE
-        and 0 < held_out.sum() < len(examples)
-    )
+    calibrate = len(examples) >= MIN_EXAMPLES_TO_TUNE and 0 < held_out.sum() < len(examples)
+    tune = weights is None and calibrate
     fit = ~held_out if tune else np.ones(len(examples), dtype=bool)
 
-    fit_examples = [e for e, keep in zip(examples, fit, strict=True) if keep]
-    fit_bank, fit_ids = ResponseBank.build(
-        [e.reply for e in fit_examples],
-        [e.niche for e in fit_examples],
-        [e.human for e in fit_examples],
+    # In-batch negatives must not include another row with the same reply.
+    reply_keys: dict[str, int] = {}
+    reply_ids = np.asarray(
+        [reply_keys.setdefault(surface_key(e.reply), len(reply_keys)) for e in examples],
+        dtype=np.int64,
     )
-    fit_bank_emb = _bank_embeddings(replies[fit], fit_ids, len(fit_bank))
     adapter, losses = train_adapter(
-        messages[fit], replies[fit], fit_ids, weights_arr[fit], adapter_config, start=start
+        messages[fit], replies[fit], reply_ids[fit], weights_arr[fit], adapter_config, start=start
     )
+
+    def response_set(rows: np.ndarray) -> ResponseSet:
+        chosen_rows = [e for e, keep in zip(examples, rows, strict=True) if keep]
+        return build_response_set(
+            [e.reply for e in chosen_rows],
+            replies[rows],
+            [e.niche for e in chosen_rows],
+            [e.conversation for e in chosen_rows],
+            [e.human for e in chosen_rows],
+            response_config,
+            curation,
+            encoder.encode,
+        )
 
     chosen = weights or ScoringWeights()
     tried: list[tuple[dict[str, float], float]] = []
-    if tune:
-        probe = SuggestionModel(
-            encoder, adapter, fit_bank, fit_bank_emb, messages[fit], fit_ids, chosen, retrieval
-        )
+    triggering = Triggering(threshold=0.0, target_coverage=target_coverage)
+    if calibrate:
+        probe_set = response_set(~held_out)
+        probe = _model(encoder, adapter, probe_set, messages[~held_out], chosen, retrieval)
         cands = probe.candidates_for_embeddings(messages[held_out])
-        tried = _grid_search(cands, replies[held_out], fit_bank_emb)
-        best = tried[0][0]
-        chosen = ScoringWeights(dual=best["dual"], knn=best["knn"], prior=best["prior"])
+        if tune:
+            tried = _grid_search(cands, replies[held_out], probe_set.embeddings)
+            best = tried[0][0]
+            chosen = ScoringWeights(dual=best["dual"], knn=best["knn"], prior=best["prior"])
+        triggering = Triggering.calibrate(
+            [c.normalised(chosen).max(initial=0.0) for c in cands], target_coverage
+        )
 
-    bank, row_ids = ResponseBank.build(
-        [e.reply for e in examples], [e.niche for e in examples], [e.human for e in examples]
-    )
-    model = SuggestionModel(
-        encoder,
-        adapter,
-        bank,
-        _bank_embeddings(replies, row_ids, len(bank)),
-        messages,
-        row_ids,
-        chosen,
-        retrieval,
-    )
+    final_set = response_set(np.ones(len(examples), dtype=bool))
+    if len(final_set.bank) == 0:
+        raise ValueError(
+            f"the response set is empty: no reply of the {len(examples)} examples passed its "
+            f"rules ({final_set.report.removed}); import more data, or lower "
+            "REPLYGUARD_RESPONSE_MIN_SUPPORT for a small data set"
+        )
+    model = _model(encoder, adapter, final_set, messages, chosen, retrieval, triggering)
     report = TrainingReport(
         examples=len(examples),
-        bank_size=len(bank),
+        bank_size=len(final_set.bank),
         epoch_losses=losses,
         weights=chosen,
-        validation_examples=int(held_out.sum()) if tune else 0,
+        validation_examples=int(held_out.sum()) if calibrate else 0,
+        response_set=final_set.report,
+        triggering=triggering,
         validation_mrr=tried,
     )
     return model, report
+
+
+def _model(
+    encoder: Encoder,
+    adapter: Adapter,
+    responses: ResponseSet,
+    messages: np.ndarray,
+    weights: ScoringWeights,
+    retrieval: RetrievalConfig,
+    triggering: Triggering | None = None,
+) -> SuggestionModel:
+    """A model over ``responses``; only messages whose reply is in the set vote (kNN)."""
+    voting = responses.row_ids >= 0
+    return SuggestionModel(
+        encoder,
+        adapter,
+        responses.bank,
+        responses.embeddings,
+        messages[voting],
+        responses.row_ids[voting],
+        weights,
+        retrieval,
+        triggering=triggering or Triggering(threshold=0.0, target_coverage=1.0),
+    )
 
 
 def _held_out(examples: Sequence[TrainingExample], seed: int) -> np.ndarray:
@@ -141,14 +201,6 @@ def _held_out(examples: Sequence[TrainingExample], seed: int) -> np.ndarray:
         digest = hashlib.sha256(f"{seed}:{normalize(e.message)}".encode()).digest()
         flags.append(int.from_bytes(digest[:4], "big") < cutoff)
     return np.asarray(flags, dtype=bool)
-
-
-def _bank_embeddings(replies: np.ndarray, row_ids: np.ndarray, size: int) -> np.ndarray:
-    """One embedding per bank reply (the first row that introduced it)."""
-    out = np.zeros((size, replies.shape[1]), dtype=np.float32)
-    first = np.unique(row_ids, return_index=True)[1]
-    out[row_ids[first]] = replies[first]
-    return out
 
 
 def _grid_search(

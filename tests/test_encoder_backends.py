@@ -20,6 +20,8 @@ from models.encoder import default_model_path
 from models.onnx_export import ONNX_FILE
 from models.onnx_export import exported_model
 from models.onnx_export import int8_file
+from models.response_set import Curation
+from models.response_set import ResponseSetConfig
 from models.suggester import RetrievalConfig
 from models.training import TrainingExample
 from models.training import train_model
@@ -62,7 +64,15 @@ def test_a_model_is_refused_by_an_encoder_of_the_other_kind(
     tmp_path: Path, encoder: Encoder, torch_encoder: Encoder
 ) -> None:
     examples = [TrainingExample(m, f"reply to {m}", "chat") for m in TEXTS] * 3
-    model, _ = train_model(encoder, examples, AdapterConfig(epochs=1), RetrievalConfig())
+    model, _ = train_model(
+        encoder,
+        examples,
+        AdapterConfig(epochs=1),
+        RetrievalConfig(),
+        ResponseSetConfig(min_support=1),
+        Curation(),
+        target_coverage=1.0,
+    )
     checksum = write_model(model, tmp_path / "v1", {})
     with pytest.raises(ArtifactError, match="REPLYGUARD_ENCODER_BACKEND"):
         load_model(tmp_path / "v1", torch_encoder, checksum)

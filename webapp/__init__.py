@@ -78,6 +78,7 @@ def create_app(
     app.extensions[EXTENSION] = services
 
     from webapp import api
+    from webapp import bank
     from webapp import body
     from webapp import dashboard
     from webapp import errors
@@ -87,6 +88,7 @@ def create_app(
     errors.init_app(app)
     body.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(bank.bp)
     app.register_blueprint(generations.bp)
     app.register_blueprint(health.bp)
     dashboard.init_app(app)

@@ -47,11 +47,22 @@ def suggest(body: dict[str, Any]) -> dict[str, Any]:
     suggestions = svc.batcher.suggest(loaded.model, body["message"], k, body["niche"])
     if svc.settings.record_incoming:
         svc.incoming.record(body["message"], body["niche"])
+    triggering = loaded.model.triggering
+    triggered = triggering.answers(suggestions)
+    reason = None
+    if not triggered:
+        best = f"best {suggestions[0].score:.3f}" if suggestions else "no candidate"
+        reason = (
+            f"not confident: no suggestion reached this model's threshold "
+            f'{triggering.threshold:.3f} ({best}); send "force": true to get them anyway'
+        )
+    shown = suggestions if triggered or body["force"] else []
     return {
         "model_version": loaded.version,
-        "suggestions": [
-            {"reply_id": s.reply_id, "text": s.text, "score": s.score} for s in suggestions
-        ],
+        "triggered": triggered,
+        "threshold": triggering.threshold,
+        "reason": reason,
+        "suggestions": [{"reply_id": s.reply_id, "text": s.text, "score": s.score} for s in shown],
     }
 
 

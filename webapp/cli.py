@@ -169,6 +169,68 @@ def keys_create(ctx: Context, role: str, name: str) -> None:
 
 
 @main.group()
+def bank() -> None:
+    """The response set: curated replies and blocks (every change is audited)."""
+
+
+@bank.command("add")
+@click.argument("text")
+@click.option("--niche", default="general", show_default=True)
+@click.option("--reason", required=True, help="Why; recorded in the audit log.")
+@pass_ctx
+def bank_add(ctx: Context, text: str, niche: str, reason: str) -> None:
+    """Add TEXT as a canned reply: served within seconds, without retraining."""
+    from models.curation import CurationError
+    from models.curation import add_curated
+    from models.response_set import ResponseSetConfig
+
+    try:
+        with ctx.db.session() as session:
+            config = ResponseSetConfig.from_settings(ctx.settings)
+            add_curated(session, config, text, niche, reason, CLI_ACTOR)
+    except CurationError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"added {text!r} to the response set ({niche})")
+
+
+@bank.command("block")
+@click.argument("value")
+@click.option("--pattern", is_flag=True, help="VALUE is a regular expression (case-insensitive).")
+@click.option("--reason", required=True, help="Why; recorded in the audit log.")
+@pass_ctx
+def bank_block(ctx: Context, value: str, pattern: bool, reason: str) -> None:
+    """Never suggest VALUE (a reply, or with --pattern every reply it matches) again."""
+    from models.curation import CurationError
+    from models.curation import add_block
+
+    try:
+        with ctx.db.session() as session:
+            add_block(session, "pattern" if pattern else "text", value, reason, CLI_ACTOR)
+    except CurationError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"blocked {'pattern' if pattern else 'reply'} {value!r}: web servers stop "
+        "suggesting it within seconds"
+    )
+
+
+@bank.command("list")
+@pass_ctx
+def bank_list(ctx: Context) -> None:
+    """Curated replies and blocks."""
+    from models.curation import load_curation
+
+    with ctx.db.session() as session:
+        curation = load_curation(session)
+    for item in curation.curated:
+        click.echo(f"curated  {item.niche:20} {item.text}")
+    for block in curation.blocks:
+        click.echo(f"blocked  {block.kind:20} {block.value}")
+    if not curation.curated and not curation.blocks:
+        click.echo("nothing curated or blocked")
+
+
+@main.group()
 def models() -> None:
     """Model versions."""
 
@@ -205,9 +267,13 @@ def _train_baseline(ctx: Context) -> Any:
         version, report = train_baseline(ctx.pipeline, CLI_ACTOR)
     except NoTrainingData as exc:
         raise click.ClickException(str(exc)) from None
+    removed = ", ".join(f"{k} {v}" for k, v in report.response_set.removed.items())
     click.echo(
-        f"trained on {report.examples} examples; bank of {report.bank_size} replies; "
-        f"signal weights {report.weights.as_dict()}"
+        f"trained on {report.examples} examples; response set of {report.bank_size} replies "
+        f"(of {report.response_set.replies} distinct; removed: {removed}); "
+        f"signal weights {report.weights.as_dict()}; answers "
+        f"{report.triggering.held_out_coverage:.0%} of held-out messages "
+        f"(threshold {report.triggering.threshold:.3f})"
     )
     return version
 

@@ -47,6 +47,10 @@ class SuggestIn(Schema):
     message = String(required=True, metadata={"description": "The message to reply to."})
     niche = String(load_default=None, validate=Length(min=1, max=100))
     k = StrictInteger(load_default=None, metadata={"description": "How many suggestions (1-10)."})
+    force = Boolean(
+        load_default=False,
+        metadata={"description": "Return suggestions even when the model abstains."},
+    )
 
     @validates("message")
     def _message(self, value: str, **_: Any) -> None:
@@ -62,11 +66,24 @@ class SuggestIn(Schema):
 class SuggestionOut(Schema):
     reply_id = Integer()
     text = String()
-    score = Float()
+    score = Float(
+        metadata={
+            "description": "In [0, 1]: the weighted mean of the model's signals (1 = each at "
+            "its maximum); comparable across messages of one model version."
+        }
+    )
 
 
 class SuggestOut(Schema):
     model_version = String()
+    triggered = Boolean(
+        metadata={
+            "description": "False when the model abstains: its best score is below the "
+            "threshold chosen at training."
+        }
+    )
+    threshold = Float(metadata={"description": "The model's triggering threshold, in [0, 1]."})
+    reason = String(allow_none=True, metadata={"description": "Why the model abstained."})
     suggestions = List(Nested(SuggestionOut))
 
 
@@ -144,3 +161,46 @@ class ReasonIn(Schema):
 
 class AuditQuery(Schema):
     limit = Integer(load_default=100, validate=Range(min=1, max=1_000))
+
+
+class CuratedIn(Schema):
+    text = String(required=True, validate=Length(min=1, max=200))
+    niche = String(load_default="general", validate=Length(min=1, max=100))
+    reason = String(required=True, metadata={"description": "Why; recorded in the audit log."})
+
+    @validates("reason")
+    def _reason(self, value: str, **_: Any) -> None:
+        check_text(value, "reason", 2_000)
+
+
+class BlockIn(Schema):
+    kind = String(
+        load_default="text",
+        validate=OneOf(["text", "pattern"]),
+        metadata={
+            "description": "text: this reply (case and punctuation aside); pattern: a "
+            "case-insensitive regular expression searched in every reply."
+        },
+    )
+    value = String(required=True, validate=Length(min=1, max=200))
+    reason = String(required=True, metadata={"description": "Why; recorded in the audit log."})
+
+    @validates("reason")
+    def _reason(self, value: str, **_: Any) -> None:
+        check_text(value, "reason", 2_000)
+
+
+class CurationItemOut(Schema):
+    id = Integer()
+    text = String()
+    kind = String()
+    value = String()
+    niche = String()
+    reason = String()
+    created_by = String()
+    created_at = String()
+
+
+class BankOut(Schema):
+    curated = List(Nested(CurationItemOut))
+    blocks = List(Nested(CurationItemOut))

@@ -5,6 +5,11 @@ reads which version is production. A change is loaded in a background thread whi
 keep using the model they have; the swap is one reference assignment, so requests in flight
 finish on the model they started with. A version that fails to load (corrupt, partial) is
 logged and skipped, and the current model keeps serving.
+
+The same check reads the product team's curation (models.curation): a new block is applied
+to the served model's bank at once (its ids are never suggested), and a new curated reply is
+encoded and added to the served bank, so both take effect within ``check_seconds`` on every
+web process, without waiting for a generation.
 """
 
 from __future__ import annotations
@@ -19,8 +24,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.db import Database
 from models.artifact import ArtifactError
 from models.artifact import load_model
+from models.curation import load_curation
+from models.curation import revision
 from models.encoder import Encoder
 from models.registry import production
+from models.response_set import Curation
+from models.response_set import surface_key
 from models.suggester import SuggestionModel
 
 log = logging.getLogger(__name__)
@@ -33,7 +42,12 @@ RETRY_FAILED_SECONDS = 60.0
 class Loaded:
     version: str
     checksum: str
+    # What requests are served with: ``trained`` plus the team's curation.
     model: SuggestionModel
+    # The model as its artifact holds it.
+    trained: SuggestionModel
+    # The curation revision (models.curation.revision) ``model`` reflects.
+    curation: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -90,12 +104,17 @@ class ModelHolder:
             with self.db.session() as session:
                 row = production(session)
                 target = _Target(row.version, row.checksum, row.artifact_path) if row else None
+                current = self._current
+                if current and target and current.checksum == target.checksum:
+                    changed = revision(session)
+                    if changed != current.curation:
+                        self._current = _curated(current, load_curation(session), changed)
+                    return
         except SQLAlchemyError as exc:
             # The database being briefly unreachable must not stop suggestions.
             log.warning("cannot read the production version: %s", exc)
             return
-        current = self._current
-        if target is None or (current and current.checksum == target.checksum):
+        if target is None:
             return
         failed_at = self._failed.get((target.version, target.checksum))
         if failed_at is not None and time.monotonic() - failed_at < RETRY_FAILED_SECONDS:
@@ -125,6 +144,34 @@ class ModelHolder:
             self.last_error = f"production model {target.version} was refused: {exc}"
             log.error("%s; still serving %s", self.last_error, serving)
             return
-        self._current = Loaded(target.version, target.checksum, model)
+        try:
+            with self.db.session() as session:
+                changed, curation = revision(session), load_curation(session)
+        except SQLAlchemyError as exc:
+            log.warning("cannot read the curation, serving %s without it: %s", target.version, exc)
+            changed, curation = (-1, -1), Curation()
+        self._current = _curated(
+            Loaded(target.version, target.checksum, model, model), curation, changed
+        )
         self.last_error = None
         log.info("now serving model %s", target.version)
+
+
+def _curated(loaded: Loaded, curation: Curation, changed: tuple[int, int]) -> Loaded:
+    """``loaded`` with the team's curated replies added to its bank and its blocks applied.
+
+    Starts again from the trained model each time (curation only grows, and a few curated
+    replies are encoded in milliseconds), so a model never carries a stale overlay.
+    """
+    base = loaded.trained
+    known = {surface_key(t) for t in base.bank.texts}
+    fresh = [c for c in curation.curated if surface_key(c.text) not in known]
+    fresh = [c for c in fresh if not curation.blocked(c.text)]
+    model = base
+    if fresh:
+        texts = [c.text for c in fresh]
+        model = base.with_curated(texts, [c.niche for c in fresh], base.encoder.encode(texts))
+    model.blocked_ids = frozenset(
+        i for i, text in enumerate(model.bank.texts) if curation.blocked(text)
+    )
+    return Loaded(loaded.version, loaded.checksum, model, base, changed)

@@ -17,14 +17,11 @@ from core.reservoir import ensure_benchmark
 from core.schema import Generation
 from core.schema import GenerationStatus
 from core.schema import ModelVersion
-from models.adapter import AdapterConfig
 from models.registry import production
 from models.registry import promote
 from models.registry import register
-from models.suggester import RetrievalConfig
 from models.training import TrainingExample
 from models.training import TrainingReport
-from models.training import train_model
 from worker.context import PipelineContext
 from worker.data import Row
 from worker.data import example_pools
@@ -51,6 +48,7 @@ def training_metadata(rows: Sequence[Row], report: TrainingReport, **extra: obje
             "niche_counts": dict(Counter(r.niche for r in rows)),
             "validation_examples": report.validation_examples,
             "final_loss": report.epoch_losses[-1] if report.epoch_losses else None,
+            "response_set": report.response_set.as_dict(),
             **extra,
         }
     }
@@ -71,12 +69,8 @@ def train_baseline(ctx: PipelineContext, actor: str) -> tuple[ModelVersion, Trai
             "no human examples to train on: run `replyguard data load-demo` or "
             "`replyguard data import FILE --provenance human` first"
         )
-    model, report = train_model(
-        ctx.encoder,
-        [TrainingExample(r.message, r.reply, r.niche) for r in rows],
-        AdapterConfig.from_settings(ctx.settings),
-        RetrievalConfig.from_settings(ctx.settings),
-        show_progress=ctx.show_progress,
+    model, report = ctx.train(
+        [TrainingExample(r.message, r.reply, r.niche, conversation=r.conversation) for r in rows]
     )
     metadata = training_metadata(rows, report, benchmark_examples=len(pools.benchmark))
     version = register(ctx.db, ctx.settings, model, generation=0, parent=None, metadata=metadata)

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from core.db import Database
 from core.settings import Settings
+from models.adapter import Adapter
+from models.adapter import AdapterConfig
+from models.curation import load_curation
 from models.encoder import Encoder
+from models.response_set import ResponseSetConfig
+from models.suggester import RetrievalConfig
+from models.suggester import ScoringWeights
+from models.suggester import SuggestionModel
+from models.training import TrainingExample
+from models.training import TrainingReport
+from models.training import train_model
 
 
 class PipelineContext:
@@ -34,6 +46,29 @@ class PipelineContext:
         if self._encoder is None:
             self._encoder = Encoder.from_settings(self.settings)
         return self._encoder
+
+    def train(
+        self,
+        examples: Sequence[TrainingExample],
+        start: Adapter | None = None,
+        weights: ScoringWeights | None = None,
+    ) -> tuple[SuggestionModel, TrainingReport]:
+        """Train a model with the settings' configuration and the team's current curation
+        (models.training.train_model says what goes in and out)."""
+        with self.db.session() as session:
+            curation = load_curation(session)
+        return train_model(
+            self.encoder,
+            examples,
+            AdapterConfig.from_settings(self.settings),
+            RetrievalConfig.from_settings(self.settings),
+            ResponseSetConfig.from_settings(self.settings),
+            curation,
+            self.settings.triggering_target_coverage,
+            start=start,
+            show_progress=self.show_progress,
+            weights=weights,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, encoder: Encoder | None = None) -> PipelineContext:

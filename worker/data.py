@@ -24,6 +24,8 @@ class Row:
     niche: str
     provenance: Provenance
     content_hash: str
+    # The independent source that wrote the reply (core.schema.Example.conversation).
+    conversation: str | None = None
 
 
 def _rows(session: Session, up_to_id: int | None = None) -> list[Row]:
@@ -34,10 +36,11 @@ def _rows(session: Session, up_to_id: int | None = None) -> list[Row]:
         Example.niche,
         Example.provenance,
         Example.content_hash,
+        Example.conversation,
     ).order_by(Example.id)
     if up_to_id is not None:
         query = query.where(Example.id <= up_to_id)
-    return [Row(i, m, r, n, Provenance(p), h) for i, m, r, n, p, h in session.execute(query)]
+    return [Row(i, m, r, n, Provenance(p), h, c) for i, m, r, n, p, h, c in session.execute(query)]
 
 
 @dataclass

@@ -43,15 +43,12 @@ from core.schema import ReservoirRole
 from core.schema import SyntheticCandidate
 from core.text import normalize
 from core.text import pair_hash
-from models.adapter import AdapterConfig
 from models.artifact import load_model
 from models.registry import artifact_dir
 from models.registry import get_version
 from models.registry import production
 from models.registry import register
-from models.suggester import RetrievalConfig
 from models.training import TrainingExample
-from models.training import train_model
 from safeguards.dedup import DedupConfig
 from safeguards.dedup import deduplicate
 from safeguards.evaluation import Evaluation
@@ -511,6 +508,7 @@ class _TrainingRow:
     reply: str
     niche: str
     provenance: Provenance
+    conversation: str | None = None
 
 
 def mix(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[str, Any]:
@@ -536,7 +534,10 @@ def mix(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[st
 
     def stored(rows: list[Row]) -> list[_TrainingRow]:
         return [
-            _TrainingRow(f"example:{r.id}", r.message, r.reply, r.niche, r.provenance) for r in rows
+            _TrainingRow(
+                f"example:{r.id}", r.message, r.reply, r.niche, r.provenance, r.conversation
+            )
+            for r in rows
         ]
 
     synthetic = stored(pools.synthetic) + [
@@ -576,19 +577,16 @@ def train(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[
     parent_model, _ = load_model(parent_path, ctx.encoder, parent_checksum)
     examples = [
         TrainingExample(
-            row.message, row.reply, row.niche, item["weight"], row.provenance is Provenance.HUMAN
+            row.message,
+            row.reply,
+            row.niche,
+            item["weight"],
+            row.provenance is Provenance.HUMAN,
+            row.conversation,
         )
         for row, item in zip(rows, training_set, strict=True)
     ]
-    model, report = train_model(
-        ctx.encoder,
-        examples,
-        AdapterConfig.from_settings(ctx.settings),
-        RetrievalConfig.from_settings(ctx.settings),
-        start=parent_model.adapter,
-        show_progress=ctx.show_progress,
-        weights=parent_model.weights,
-    )
+    model, report = ctx.train(examples, start=parent_model.adapter, weights=parent_model.weights)
     metadata = training_metadata(
         [
             Row(0, r.message, r.reply, r.niche, r.provenance, pair_hash(r.message, r.reply))
@@ -614,7 +612,7 @@ def _resolve(session: Any, refs: list[str]) -> list[_TrainingRow]:
             select(Example).where(Example.id.in_(example_ids[start : start + 500]))
         ):
             found[f"example:{e.id}"] = _TrainingRow(
-                "", e.message, e.reply, e.niche, Provenance(e.provenance)
+                "", e.message, e.reply, e.niche, Provenance(e.provenance), e.conversation
             )
     for start in range(0, len(candidate_ids), 500):
         for c in session.scalars(

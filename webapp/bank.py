@@ -1,0 +1,100 @@
+"""The response set's curation through the API: curated replies and blocks (reviewer or
+admin). The rules live in models.curation, shared with the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apiflask import APIBlueprint
+from sqlalchemy import select
+
+from core.schema import CuratedReply
+from core.schema import ReplyBlock
+from models.curation import CurationError
+from models.curation import add_block
+from models.curation import add_curated
+from models.response_set import ResponseSetConfig
+from webapp.auth import STAFF
+from webapp.auth import auth
+from webapp.auth import current_caller
+from webapp.errors import ApiError
+from webapp.schemas import BankOut
+from webapp.schemas import BlockIn
+from webapp.schemas import CuratedIn
+from webapp.state import services
+
+bp = APIBlueprint("bank", __name__, url_prefix="/v1/bank", tag="Response set")
+
+
+@bp.get("")
+@bp.auth_required(auth, roles=STAFF)
+@bp.output(BankOut)
+@bp.doc(summary="Curated replies and blocks (reviewer or admin)")
+def list_curation() -> dict[str, Any]:
+    with services().db.session() as session:
+        curated = session.scalars(select(CuratedReply).order_by(CuratedReply.id)).all()
+        blocks = session.scalars(select(ReplyBlock).order_by(ReplyBlock.id)).all()
+        return {
+            "curated": [_curated(r) for r in curated],
+            "blocks": [_block(r) for r in blocks],
+        }
+
+
+@bp.post("/curated")
+@bp.auth_required(auth, roles=STAFF)
+@bp.input(CuratedIn, arg_name="body")
+@bp.output(BankOut, status_code=201)
+@bp.doc(summary="Add a canned reply: served by every web process within seconds")
+def curate(body: dict[str, Any]) -> dict[str, Any]:
+    svc = services()
+    try:
+        with svc.db.session() as session:
+            row = add_curated(
+                session,
+                ResponseSetConfig.from_settings(svc.settings),
+                body["text"],
+                body["niche"],
+                body["reason"],
+                current_caller().actor,
+            )
+            return {"curated": [_curated(row)], "blocks": []}
+    except CurationError as exc:
+        raise ApiError(422, str(exc), code="refused_reply") from None
+
+
+@bp.post("/blocks")
+@bp.auth_required(auth, roles=STAFF)
+@bp.input(BlockIn, arg_name="body")
+@bp.output(BankOut, status_code=201)
+@bp.doc(summary="Block a reply or a pattern: never suggested again, from within seconds")
+def block(body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        with services().db.session() as session:
+            row = add_block(
+                session, body["kind"], body["value"], body["reason"], current_caller().actor
+            )
+            return {"curated": [], "blocks": [_block(row)]}
+    except CurationError as exc:
+        raise ApiError(422, str(exc), code="invalid_block") from None
+
+
+def _curated(row: CuratedReply) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "text": row.text,
+        "niche": row.niche,
+        "reason": row.reason,
+        "created_by": row.created_by,
+        "created_at": row.created_at.isoformat(),
+    }
+
+
+def _block(row: ReplyBlock) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "value": row.value,
+        "reason": row.reason,
+        "created_by": row.created_by,
+        "created_at": row.created_at.isoformat(),
+    }
