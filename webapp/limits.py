@@ -33,6 +33,7 @@ from flask import request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits import parse_many
+from redis.exceptions import RedisError
 
 from core.settings import ENV_PREFIX
 from core.settings import Settings
@@ -43,6 +44,7 @@ from webapp.auth import auth
 from webapp.state import services
 
 __all__ = [
+    "breach",
     "feedback_limit",
     "imports_limit",
     "init_app",
@@ -95,6 +97,7 @@ class _Limiter(Limiter):
         super().init_app(app)
 
 
+# The extension, created once without an app; init_app() binds it to the process's app.
 limiter = _Limiter(
     key_func=_api_key,
     default_limits=[_rate("rate_limit")],
@@ -108,6 +111,9 @@ limiter = _Limiter(
     swallow_errors=True,
 )
 
+# Decorators for the views with their own limits (instead of the default one). They sit
+# above the authentication decorator: a request without a valid key is not counted, whatever
+# the order, and the view refuses it with 401.
 feedback_limit = limiter.limit(_rate("rate_limit_feedback"), exempt_when=_without_key)
 imports_limit = limiter.limit(_rate("rate_limit_imports"), exempt_when=_without_key)
 
@@ -145,16 +151,22 @@ def storage_uri(settings: Settings) -> str:
 
 
 def retry_after() -> int | None:
-    """Whole seconds until the limit this request broke lets a request through again (at
-    least 1), or None when no limit was broken."""
+    """Whole seconds (at least 1) until the limit this request broke lets a request through
+    again, or None when no limit was broken. Should the storage fail just now, the limit's
+    whole window: a client that waits that long is never refused for it again."""
     broken = limiter.current_limit
     if broken is None or not broken.breached:
         return None
-    return max(1, math.ceil(broken.window.reset_time - time.time()))
+    try:
+        reset = broken.window.reset_time
+    except RedisError:
+        return broken.limit.get_expiry()
+    return max(1, math.ceil(reset - time.time()))
 
 
 def breach() -> tuple[str, dict[str, object]]:
-    """The message and details of a 429 answer from the API (webapp/errors.py)."""
+    """The message and ``details`` of the API's 429 answer (webapp/errors.py): the broken
+    limit as Flask-Limiter writes it ("60 per 1 minute") and the seconds to wait."""
     seconds = retry_after() or 1
     broken = limiter.current_limit
     limit = str(broken.limit) if broken else "a rate limit"
