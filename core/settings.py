@@ -66,6 +66,30 @@ class Settings:
     # machine (`make run`); turn it on wherever a TLS proxy fronts the service.
     secure_cookies: bool = False
 
+    # Rate limits (webapp/limits.py), in Flask-Limiter's syntax: "N/second|minute|hour|day",
+    # several joined by ";" (all must hold). Empty means no limit. Counted in Redis when
+    # REDIS_URL is set, else in each web process's memory.
+    # Every /v1 endpoint, per API key and endpoint: a guard for the server, not a quota. About
+    # half of what the default deployment serves (682 req/s at 32 clients on 2 cores,
+    # docs/benchmarks.md: 41,000 a minute), so no runaway or leaked key can take the whole
+    # server from the others, while a real app runs out of capacity before it meets the limit.
+    rate_limit: str = "20000/minute"
+    # POST /v1/feedback, per key: how much one key can write into the training data. A user
+    # taps at most one suggestion per message, and people use a suggestion for about one reply
+    # in ten (Smart Reply, Kannan et al. 2016), so 10,000 feedback a day is an app asking for
+    # about 100,000 suggestions a day (10,000 daily users getting ten messages each); its
+    # average is 7 a minute, and 60 a minute leaves room for peak hours.
+    rate_limit_feedback: str = "60/minute;10000/day"
+    # POST /v1/examples (reviewer and admin keys), per key and per request of up to
+    # max_examples_per_request rows: a script importing 100,000 rows in batches of 1,000 takes
+    # under four minutes, and a key imports at most a million rows a day. Larger files go
+    # through `replyguard data import`, which has no limit.
+    rate_limit_imports: str = "30/minute;1000/day"
+    # Failed dashboard sign-ins per client address (successful ones are not counted). Keys are
+    # 256-bit random, so this is not what keeps them safe; it stops a script from hammering
+    # the key lookup while leaving a person ten typos a minute.
+    rate_limit_sign_in: str = "10/minute;100/day"
+
     # Model
     seed: int = 13
     adapter_epochs: int = 30

@@ -84,8 +84,10 @@ def create_app(
     from webapp import errors
     from webapp import generations
     from webapp import health
+    from webapp import limits
 
     errors.init_app(app)
+    limits.init_app(app, settings)
     body.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(bank.bp)

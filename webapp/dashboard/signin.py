@@ -17,6 +17,7 @@ from webapp.auth import STAFF
 from webapp.auth import Caller
 from webapp.dashboard.blueprint import bp
 from webapp.dashboard.guard import sign_in_session
+from webapp.limits import sign_in_limit
 from webapp.state import services
 
 CLIENT_REFUSED = (
@@ -28,6 +29,7 @@ UNKNOWN_KEY = "This key is unknown or has been revoked. Check that you pasted al
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
+@sign_in_limit
 def sign_in() -> Any:
     target = _safe_next(request.values.get("next", ""))
     if request.method == "GET":
