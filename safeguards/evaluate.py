@@ -47,6 +47,11 @@ DIVERSITY_LABELS = {
 
 
 def _relevance_label(name: str) -> str:
+    if name == "coverage":
+        return "share of messages the model answers (coverage)"
+    if name.startswith("answered_similarity@"):
+        k = name.removeprefix("answered_similarity@")
+        return f"closeness of the best top-{k} suggestion to the real reply, answered messages"
     if name.startswith("similarity@"):
         k = name.removeprefix("similarity@")
         return f"closeness of the best top-{k} suggestion to the real reply (mean cosine)"
@@ -127,7 +132,9 @@ def evaluate_model(
 
     Args:
         model: anything with ``suggest_many(messages, k=...)`` returning, per message, a
-            list of objects with a ``text`` attribute (``SuggestionModel`` does).
+            list of objects with a ``text`` attribute (``SuggestionModel`` does). A model
+            with a ``triggering`` attribute (``answers(suggestions) -> bool``) also gets
+            ``coverage`` and ``answered_similarity@k``.
         benchmark: the held-out human examples; never trained on.
         encoder: the base encoder; used for semantic matches and suggestion embeddings.
         niche_counts: human examples per niche, which decides which niches are the tail.
@@ -164,6 +171,17 @@ def evaluate_model(
     niche_of = np.asarray(niches, dtype=object)
     for niche, row in report.per_niche.items():
         row[similarity] = float(closeness[niche_of == niche].mean())
+
+    # Triggering (models.suggester.Triggering): the share of messages the model would answer
+    # at all, and how relevant it is where it does. A model that answers fewer messages
+    # serves fewer people, so the gate holds coverage like the primary relevance figure.
+    triggering = getattr(model, "triggering", None)
+    if triggering is not None:
+        answered = np.array([triggering.answers(row) for row in raw], dtype=bool)
+        overall["coverage"] = float(answered.mean())
+        overall[f"answered_{similarity}"] = (
+            float(closeness[answered].mean()) if answered.any() else 0.0
+        )
 
     shown = [row[: config.diversity_k] for row in suggestions]
     flat = [text for row in shown for text in row]

@@ -5,8 +5,9 @@ data only) and with production:
 
 - **block** when a diversity figure falls below the baseline or production by more than
   its tolerance; when a tail (rare-niche) coverage figure does; when the primary relevance
-  figure falls below production (the baseline when there is no production yet) by more than
-  its tolerance; or when a figure the references have was not measured on the candidate, or
+  figure, or the share of messages the model answers at all (``coverage``, triggering),
+  falls below production (the baseline when there is no production yet) by more than the
+  relevance tolerance; or when a figure the references have was not measured on the candidate, or
   the evaluations were not made on the same benchmark the same way.
 - **warn** when a diversity figure has fallen for ``decline_generations`` generations in a
   row, even inside tolerance (a slow steady decline is how collapse starts), or when no
@@ -77,6 +78,9 @@ NOISY_FIGURES: Mapping[str, float] = {
     "vendi": 0.07,
     "pairwise_distance": 0.07,
 }
+# Relevance figures held like the primary one: a model that answers fewer messages
+# (triggering) serves fewer people, whatever its relevance where it answers.
+GATED_RELEVANCE = ("coverage",)
 BASELINE = "the clean baseline"
 PRODUCTION = "production"
 
@@ -334,7 +338,7 @@ def _judge(
     assert known is not None  # the name came from one of the three
     label = known.title
 
-    gated = known.kind in ("diversity", "tail") or name == candidate.primary
+    gated = known.kind in ("diversity", "tail") or name in (candidate.primary, *GATED_RELEVANCE)
     tolerance = tolerances.relative(name, known.kind) if gated else None
 
     def record(verdict: Verdict, reasons: Sequence[str]) -> FigureVerdict:

@@ -79,6 +79,10 @@ class MicroBatcher:
             self._answer(batch)
 
     def _answer(self, batch: list[_Request]) -> None:
+        # Counted before any answer is handed back, so a caller that got its answer sees it.
+        with self._lock:
+            self.batches += 1
+            self.requests += len(batch)
         # Requests that arrived across a model swap are answered by the model each one saw.
         by_model: dict[int, list[_Request]] = {}
         for request in batch:
@@ -97,6 +101,3 @@ class MicroBatcher:
                 continue
             for request, answer in zip(group, answers, strict=True):
                 request.future.set_result(answer[: request.k])
-        with self._lock:
-            self.batches += 1
-            self.requests += len(batch)

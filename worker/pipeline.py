@@ -44,6 +44,7 @@ from core.schema import SyntheticCandidate
 from core.text import normalize
 from core.text import pair_hash
 from models.artifact import load_model
+from models.curation import load_curation
 from models.registry import artifact_dir
 from models.registry import get_version
 from models.registry import production
@@ -345,7 +346,10 @@ def _previous_watermark(session: Any, number: int) -> int:
 
 
 def synthesize(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[str, Any]:
-    """The production model writes a reply for every prompt; staged, not yet examples."""
+    """The production model writes a reply for every prompt it is confident about (its
+    triggering threshold), never a reply blocked since it was trained; staged, not yet
+    examples. Labelling only what the model would answer is the usual confidence filter of
+    self-training: a reply it would not show a user is no label to learn from."""
     with ctx.db.session() as session:
         generation = _get(session, generation_id)
         prompts = generation.stages["snapshot"]["data"]["prompts"]
@@ -357,19 +361,25 @@ def synthesize(ctx: PipelineContext, generation_id: int, progress: Progress) -> 
         )
         number = generation.number
         texts = _prompt_texts(session, prompts)
+        curation = load_curation(session)
     model, _ = load_model(path, ctx.encoder, checksum)
     temperature = ctx.settings.synthesize_temperature
     rng = np.random.default_rng([ctx.settings.seed, number])
     rows: list[SyntheticCandidate] = []
+    abstained = blocked = 0
     batch = 256
     for start in range(0, len(prompts), batch):
         chunk = prompts[start : start + batch]
         messages = [texts[(kind, i)][0] for kind, i in chunk]
         suggestions = model.suggest_many(messages, k=1 if temperature <= 0 else 5)
         for (kind, i), message, options in zip(chunk, messages, suggestions, strict=True):
-            if not options:
+            if not model.triggering.answers(options):
+                abstained += 1
                 continue
             choice = options[0] if temperature <= 0 else options[_sample(options, temperature, rng)]
+            if curation.blocked(choice.text):
+                blocked += 1
+                continue
             niche = texts[(kind, i)][1] or model.bank.niches[choice.reply_id][0]
             rows.append(
                 SyntheticCandidate(
@@ -389,7 +399,12 @@ def synthesize(ctx: PipelineContext, generation_id: int, progress: Progress) -> 
             delete(SyntheticCandidate).where(SyntheticCandidate.generation_id == generation_id)
         )
         session.add_all(rows)
-    return {"prompts": len(prompts), "written": len(rows)}
+    return {
+        "prompts": len(prompts),
+        "written": len(rows),
+        "abstained": abstained,
+        "blocked": blocked,
+    }
 
 
 def _sample(options: list[Any], temperature: float, rng: np.random.Generator) -> int:
@@ -600,7 +615,13 @@ def train(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[
         _get(session, generation_id).candidate_version = version.version
 
     version = register(ctx.db, ctx.settings, model, number, parent_version, metadata, record)
-    return {"examples": len(examples), "bank_size": report.bank_size, "candidate": version.version}
+    return {
+        "examples": len(examples),
+        "bank_size": report.bank_size,
+        "candidate": version.version,
+        "response_set_removed": report.response_set.removed,
+        "triggering_threshold": report.triggering.threshold,
+    }
 
 
 def _resolve(session: Any, refs: list[str]) -> list[_TrainingRow]:

@@ -86,11 +86,14 @@ def charted(generations: Sequence[Generation], url: Callable[[Generation], str])
 
 
 def chart_names(points: Sequence[Charted]) -> list[str]:
-    """Relevance (the primary figure), its rare-niche version, then every diversity figure."""
+    """Relevance (the primary figure), coverage beside it (the share of messages answered),
+    the primary's rare-niche version, then every diversity figure."""
     if not points:
         return []
     latest = points[-1].candidate
     names = [latest.primary]
+    if "coverage" in latest.figures:
+        names.append("coverage")
     if f"tail_{latest.primary}" in latest.figures:
         names.append(f"tail_{latest.primary}")
     names += [f.name for f in latest.of_kind("diversity")]

@@ -15,7 +15,11 @@ from core.schema import Generation
 from core.schema import GenerationStatus
 from core.schema import ModelVersion
 from core.schema import SyntheticCandidate
+from core.settings import Settings
 from core.text import normalize
+from models.artifact import ArtifactError
+from models.artifact import read_manifest
+from models.registry import artifact_dir
 from safeguards.evaluate import benchmark_fingerprint
 from worker.data import example_pools
 from worker.pipeline import STAGES
@@ -37,6 +41,14 @@ RULE_LABELS = {
     "echoes_message": "reply repeats the message",
     "reply_length": "reply too short or too long",
     "low_relevance": "reply unrelated to the message",
+}
+# The response set's rules (models.response_set.Rule), as the generation page names them.
+RESPONSE_RULE_LABELS = {
+    "short_and_plain": "longer than a short one-line reply, or code and markup",
+    "personal_data": "personal data (telephone, email, URL, card, account, address)",
+    "sensitive": "profanity, slurs, sexual or violent words",
+    "blocked": "blocked by the product team",
+    "written_by_many": "written in too few conversations",
 }
 DUPLICATE_SAMPLE = 6
 TAIL_SAMPLE = 6
@@ -90,7 +102,22 @@ def stage_rows(generation: Generation) -> list[StageRow]:
     return rows
 
 
-def generation_context(session: Session, generation: Generation) -> dict[str, Any]:
+def response_set_report(settings: Settings, version: ModelVersion | None) -> dict[str, Any]:
+    """What building ``version``'s response set kept and removed (its manifest holds it);
+    empty for a model trained before the response set existed or an unreadable artifact."""
+    if version is None or not version.artifact_path:
+        return {}
+    try:
+        manifest = read_manifest(artifact_dir(settings, version))
+    except ArtifactError:
+        return {}
+    report: dict[str, Any] = manifest.get("training", {}).get("response_set", {})
+    return report
+
+
+def generation_context(
+    session: Session, settings: Settings, generation: Generation
+) -> dict[str, Any]:
     counts = {name: record.get("counts", {}) for name, record in (generation.stages or {}).items()}
     decision = generation.decision or {}
     candidate = (
@@ -106,6 +133,8 @@ def generation_context(session: Session, generation: Generation) -> dict[str, An
         "stages": stage_rows(generation),
         "counts": counts,
         "rule_labels": RULE_LABELS,
+        "response_set": response_set_report(settings, candidate),
+        "response_rule_labels": RESPONSE_RULE_LABELS,
         "duplicates": duplicates(session, generation.id),
         "decision": decision,
         "candidate": candidate,

@@ -43,7 +43,9 @@ def generation(generation_id: int) -> Any:
         row = session.get(Generation, generation_id)
         if row is None:
             return _no_generation(generation_id)
-        return render_template("dashboard/generation.html", **generation_context(session, row))
+        return render_template(
+            "dashboard/generation.html", **generation_context(session, services().settings, row)
+        )
 
 
 @bp.get("/generations/<int:generation_id>/progress.json")
