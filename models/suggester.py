@@ -178,6 +178,8 @@ class SuggestionModel:
         self.bank_index = bank_index or build_index(bank_embeddings, limit)
         self.message_index = message_index or build_index(message_embeddings, limit)
         self._niche_sets = [set(n) for n in bank.niches]
+        # Each reply's surface form, to tell a suggestion that says the message back.
+        self._surface = [surface_key(t) for t in bank.texts]
 
     def candidates(self, messages: Sequence[str]) -> list[Candidates]:
         """Score every candidate reply of each message by each signal."""
@@ -252,7 +254,7 @@ class SuggestionModel:
         blocked = self.blocked_ids
         return np.array(
             [
-                not (e or int(r) in blocked or surface_key(self.bank.texts[r]) == key)
+                not (e or int(r) in blocked or self._surface[r] == key)
                 for r, e in zip(ids, echo, strict=True)
             ],
             dtype=bool,
