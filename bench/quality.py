@@ -254,7 +254,10 @@ def lexical_scores(
         bm25s.tokenize(train_messages, stopwords=[], show_progress=False), show_progress=False
     )
     queries = bm25s.tokenize(messages, stopwords=[], return_ids=False, show_progress=False)
-    bm25_sims = np.vstack([retriever.get_scores(q) for q in queries])
+    # A message with no word of two letters or more ("k", an emoji) matches nothing.
+    bm25_sims = np.vstack(
+        [retriever.get_scores(q) if q else np.zeros(len(train_messages)) for q in queries]
+    )
     bm25_sims /= np.maximum(bm25_sims.max(axis=1, keepdims=True), 1e-12)
     return {
         TFIDF: nearest_message_scores(tfidf_sims, train_bank, size),
