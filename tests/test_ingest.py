@@ -70,7 +70,7 @@ def test_per_row_provenance_column_wins(empty_db: Database, tmp_path: Path) -> N
     path = write_jsonl(
         tmp_path / "b.jsonl",
         [
-            {"message": "a?", "reply": "b", "provenance": "synthetic"},
+            {"message": "a?", "reply": "b", "provenance": "human_selected"},
             {"message": "c?", "reply": "d"},
         ],
     )
@@ -78,7 +78,7 @@ def test_per_row_provenance_column_wins(empty_db: Database, tmp_path: Path) -> N
         import_file(session, path, Provenance.HUMAN, skip_invalid=False)
     with empty_db.session() as session:
         got = dict(session.execute(select(Example.message, Example.provenance)).all())
-    assert got == {"a?": "synthetic", "c?": "human"}
+    assert got == {"a?": "human_selected", "c?": "human"}
 
 
 def test_bad_rows_reported_by_line_and_nothing_imported(empty_db: Database, tmp_path: Path) -> None:
