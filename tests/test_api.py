@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from core.schema import Example
 from core.schema import IncomingMessage
+from tests.helpers import at_once
 
 SUGGEST = "/v1/suggestions"
 
@@ -643,3 +644,36 @@ def test_readiness_never_shows_a_file_path(data_dir, encoder, settings) -> None:
     )
     assert error_of(response, 503)["message"] == said
     svc.db.dispose()
+
+
+def test_identical_concurrent_feedback_is_stored_once_and_every_caller_answered(
+    app, client_headers, db
+) -> None:  # type: ignore[no-untyped-def]
+    body = {"message": "same time?", "suggestions": ["Yes", "No"], "chosen": 0}
+    responses = at_once(
+        8, lambda _: post_json(app.test_client(), "/v1/feedback", body, client_headers)
+    )
+    assert sorted(r.status_code for r in responses) == [200] * 7 + [201]
+    assert len({r.json["example_id"] for r in responses}) == 1
+    assert sorted(r.json["duplicate"] for r in responses) == [False] + [True] * 7
+    with db.session() as session:
+        stored = session.scalar(select(func.count(Example.id)).where(Example.message == "same time?"))
+    assert stored == 1
+
+
+def test_identical_concurrent_imports_are_stored_once_and_every_caller_answered(
+    app, reviewer_headers, db
+) -> None:  # type: ignore[no-untyped-def]
+    rows = [{"message": f"batch message {i}", "reply": f"batch reply {i}"} for i in range(20)]
+    body = {"examples": rows, "provenance": "human"}
+    responses = at_once(
+        8, lambda _: post_json(app.test_client(), "/v1/examples", body, reviewer_headers)
+    )
+    assert [r.status_code for r in responses] == [201] * 8
+    assert sum(r.json["added"] for r in responses) == 20
+    assert {r.json["added"] + r.json["duplicates"] for r in responses} == {20}
+    with db.session() as session:
+        stored = session.scalar(
+            select(func.count(Example.id)).where(Example.message.like("batch message %"))
+        )
+    assert stored == 20

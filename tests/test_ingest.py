@@ -10,7 +10,9 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from core.db import Database
+from core.ingest import ExampleIn
 from core.ingest import ImportFailed
+from core.ingest import add_examples
 from core.ingest import demo_rows
 from core.ingest import import_file
 from core.ingest import load_demo
@@ -18,6 +20,7 @@ from core.provenance import Provenance
 from core.schema import Example
 from core.schema import IncomingMessage
 from core.text import normalize
+from tests.helpers import at_once
 from webapp.cli import main
 
 
@@ -151,3 +154,20 @@ def test_cli_import_reports_and_exits_nonzero(empty_db: Database, tmp_path: Path
     assert failed.exit_code == 1
     assert "line 1: 'reply' is missing" in failed.output
     assert "--skip-invalid" in failed.output
+
+
+def test_identical_concurrent_inserts_store_each_example_once(store: Database) -> None:
+    examples = [
+        ExampleIn(f"race message {i}", f"race reply {i}", "general", Provenance.HUMAN)
+        for i in range(50)
+    ]
+
+    def insert(_: int) -> tuple[int, int]:
+        with store.session() as session:
+            added, duplicates = add_examples(session, examples, source="race")
+            return len(added), duplicates
+
+    results = at_once(8, insert)
+    assert sum(added for added, _ in results) == 50
+    assert {added + duplicates for added, duplicates in results} == {50}
+    assert count(store) == 50
