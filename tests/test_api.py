@@ -677,3 +677,21 @@ def test_identical_concurrent_imports_are_stored_once_and_every_caller_answered(
             select(func.count(Example.id)).where(Example.message.like("batch message %"))
         )
     assert stored == 20
+
+
+def test_a_bad_niche_among_40_clients_costs_no_other_clients_message(app, client_headers, db) -> None:  # type: ignore[no-untyped-def]
+    bodies = [{"message": f"at the same moment {i}"} for i in range(40)]
+    bodies.insert(17, {"message": "x", "niche": "\ud800"})
+    responses = at_once(
+        len(bodies), lambda i: post_json(app.test_client(), SUGGEST, bodies[i], client_headers)
+    )
+    assert [r.status_code for r in responses] == [200] * 17 + [422] + [200] * 23
+    assert "niche is not valid Unicode" in responses[17].json["error"]["message"]
+    app.extensions["replyguard"].incoming.flush()
+    with db.session() as session:
+        kept = session.scalar(
+            select(func.count(IncomingMessage.id)).where(
+                IncomingMessage.message.like("at the same moment %")
+            )
+        )
+    assert kept == 40
