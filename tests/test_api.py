@@ -657,7 +657,9 @@ def test_identical_concurrent_feedback_is_stored_once_and_every_caller_answered(
     assert len({r.json["example_id"] for r in responses}) == 1
     assert sorted(r.json["duplicate"] for r in responses) == [False] + [True] * 7
     with db.session() as session:
-        stored = session.scalar(select(func.count(Example.id)).where(Example.message == "same time?"))
+        stored = session.scalar(
+            select(func.count(Example.id)).where(Example.message == "same time?")
+        )
     assert stored == 1
 
 
@@ -679,7 +681,9 @@ def test_identical_concurrent_imports_are_stored_once_and_every_caller_answered(
     assert stored == 20
 
 
-def test_a_bad_niche_among_40_clients_costs_no_other_clients_message(app, client_headers, db) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_niche_among_40_clients_costs_no_other_clients_message(
+    app, client_headers, db
+) -> None:  # type: ignore[no-untyped-def]
     bodies = [{"message": f"at the same moment {i}"} for i in range(40)]
     bodies.insert(17, {"message": "x", "niche": "\ud800"})
     responses = at_once(
