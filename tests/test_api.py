@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from core.schema import Example
 from core.schema import IncomingMessage
+from core.schema import Role
 from tests.helpers import at_once
 
 SUGGEST = "/v1/suggestions"
@@ -699,3 +700,30 @@ def test_a_bad_niche_among_40_clients_costs_no_other_clients_message(
             )
         )
     assert kept == 40
+
+
+@pytest.mark.parametrize("number", [str(2**63), "9" * 30, "9" * 5000])
+def test_ids_larger_than_a_database_integer_are_404_not_500(
+    app, client, reviewer_headers, number: str
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_dashboard import make_token
+    from tests.test_dashboard import sign_in
+
+    error = error_of(client.get(f"/v1/generations/{number}", headers=reviewer_headers), 404)
+    assert error["code"] == "not_found"
+    token, _ = make_token(app, Role.REVIEWER)
+    assert sign_in(client, token).status_code == 303
+    for page in (
+        f"/dashboard/generations/{number}",
+        f"/dashboard/generations/{number}/progress.json",
+    ):
+        assert client.get(page).status_code == 404
+
+
+def test_long_bad_values_are_echoed_bounded(client, reviewer_headers) -> None:  # type: ignore[no-untyped-def]
+    row = {"message": "m", "reply": "r", "provenance": "x" * 200_000}
+    body = {"examples": [row], "provenance": "human"}
+    error = error_of(post_json(client, "/v1/examples", body, reviewer_headers), 422)
+    assert error["details"]["rows"][0]["error"] == (
+        "provenance must be one of human, human_selected, synthetic, not '" + "x" * 40 + "'..."
+    )

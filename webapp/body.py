@@ -1,4 +1,6 @@
-"""Request bodies under /v1 are JSON objects, read only once the caller's key is checked.
+"""What a request carries, read safely: JSON bodies under /v1, and integers in paths.
+
+Request bodies under /v1 are JSON objects, read only once the caller's key is checked.
 
 Clients such as ``curl -d`` send JSON without a JSON content type; the API takes the body as
 JSON whatever the header says. The body is parsed where a view's input schema asks for it,
@@ -10,6 +12,10 @@ JSON parser cannot take: not UTF-8, not JSON, NaN or Infinity (not JSON either),
 with more digits than Python converts (4,300), nesting deeper than the parser's recursion
 limit, or anything but an object. An empty or whitespace-only body counts as no body: the
 schema then names the fields that are missing.
+
+An integer in a path (``/v1/generations/<int:id>``, the dashboard's pages) larger than a
+database integer matches no route, so it is a 404 like any unknown id rather than an overflow
+in the database driver.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from apiflask.schema_adapters.marshmallow import parser
 from flask import Flask
 from flask import Request
 from webargs import missing
+from werkzeug.routing import IntegerConverter
+from werkzeug.routing import Map
 
 from webapp.errors import ApiError
 
@@ -95,5 +103,25 @@ def _load_json(request: Request, schema: Any) -> Any:
     return parse_body(request.get_data(cache=True))
 
 
+# The largest id SQLite and PostgreSQL (bigint) can compare with; past it drivers overflow.
+MAX_PATH_INTEGER = 2**63 - 1
+
+
+class PathInteger(IntegerConverter):
+    """``<int:...>`` with werkzeug's options, at most :data:`MAX_PATH_INTEGER` by default."""
+
+    def __init__(
+        self,
+        map: Map,
+        fixed_digits: int = 0,
+        min: int | None = None,
+        max: int | None = MAX_PATH_INTEGER,
+        signed: bool = False,
+    ) -> None:
+        super().__init__(map, fixed_digits, min, max, signed)
+
+
 def init_app(app: Flask) -> None:
+    """Call before any route is registered: routes take their converters when added."""
     app.wsgi_app = JsonBodyMiddleware(app.wsgi_app)  # type: ignore[method-assign]
+    app.url_map.converters["int"] = PathInteger
