@@ -465,8 +465,8 @@ def test_every_text_field_refuses_every_kind_of_bad_text(
         ("suggest message", 1000),
         ("suggest niche", 100),
         ("feedback message", 1000),
-        ("feedback shown suggestion", 1000),
-        ("feedback typed", 1000),
+        ("feedback shown suggestion", 2000),
+        ("feedback typed", 2000),
         ("feedback niche", 100),
         ("feedback model_version", 64),
         ("promote reason", 2000),
@@ -489,9 +489,9 @@ def test_a_200000_character_suggestion_is_refused_and_nothing_stored(
     body = {"message": "m", "suggestions": ["y" * 200_000], "chosen": 0}
     error = error_of(post_json(client, "/v1/feedback", body, client_headers), 422)
     assert error["details"]["fields"] == {
-        "suggestions": {"0": ["suggestion is longer than 1000 characters (it has 200000)"]}
+        "suggestions": {"0": ["suggestion is longer than 2000 characters (it has 200000)"]}
     }
-    assert "suggestions.0: suggestion is longer than 1000" in error["message"]
+    assert "suggestions.0: suggestion is longer than 2000" in error["message"]
     with db.session() as session:
         assert session.scalar(select(func.count(Example.id))) == before
 
@@ -538,7 +538,7 @@ def test_feedback_refuses_blank_niches_and_unknown_model_versions(
         ({"message": "m", "reply": "r", "niche": SURROGATE}, "'niche' is not valid Unicode"),
         ({"message": "m", "reply": "r\x07"}, "'reply' has a control character U+0007"),
         ({"message": "m", "reply": "\u200b"}, "'reply' is empty or only whitespace and invisible"),
-        ({"message": "m", "reply": "y" * 1001}, "'reply' is longer than 1000 characters"),
+        ({"message": "m", "reply": "y" * 2001}, "'reply' is longer than 2000 characters"),
         ({"message": "m" * 1001, "reply": "r"}, "'message' is longer than 1000 characters"),
         ({"message": "m", "reply": "r", "niche": " "}, "'niche' is empty"),
         ({"message": "m", "reply": "r", "niche": "n" * 101}, "'niche' is longer than 100"),

@@ -16,6 +16,7 @@ from core.ingest import add_examples
 from core.ingest import demo_rows
 from core.ingest import import_file
 from core.ingest import load_demo
+from core.ingest import validate_row
 from core.provenance import Provenance
 from core.schema import Example
 from core.schema import IncomingMessage
@@ -171,3 +172,15 @@ def test_identical_concurrent_inserts_store_each_example_once(store: Database) -
     assert sum(added for added, _ in results) == 50
     assert {added + duplicates for added, duplicates in results} == {50}
     assert count(store) == 50
+
+
+def test_every_demo_example_passes_the_text_validation_of_imports() -> None:
+    # The limits are set so that the product's own human data can be exported and imported.
+    refused = []
+    for _, example in demo_rows():
+        raw = {"message": example.message, "reply": example.reply, "niche": example.niche}
+        try:
+            validate_row(raw, Provenance.HUMAN)
+        except ValueError as exc:
+            refused.append(str(exc))
+    assert refused == []
