@@ -47,6 +47,11 @@ def _settings() -> Any:
     return current_app.extensions["replyguard"].settings
 
 
+def _bounds(rule: TextRule) -> dict[str, int]:
+    """The rule's length bounds, as OpenAPI states them."""
+    return {"minLength": 1, "maxLength": rule.max_chars}
+
+
 class Text(String):
     """A text field checked by the one text validation (core.text.clean_text) of its kind.
 
@@ -59,7 +64,7 @@ class Text(String):
     """
 
     def __init__(self, rule: TextRule, label: str = "", **kwargs: Any) -> None:
-        metadata = {"minLength": 1, "maxLength": rule.max_chars, **kwargs.pop("metadata", {})}
+        metadata = {**_bounds(rule), **kwargs.pop("metadata", {})}
         super().__init__(metadata=metadata, **kwargs)
         self.rule = rule
         self.label = label
@@ -115,10 +120,6 @@ class FeedbackOut(Schema):
     example_id = Integer()
     provenance = String()
     duplicate = Boolean()
-
-
-def _bounds(rule: TextRule) -> dict[str, int]:
-    return {"minLength": 1, "maxLength": rule.max_chars}
 
 
 class ExampleRowIn(Schema):
