@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from core.provenance import Provenance
@@ -30,12 +32,24 @@ from core.schema import IncomingMessage
 from core.settings import Settings
 from core.splits import Candidate
 from core.splits import stratified_pick
+from core.text import MESSAGE
+from core.text import NICHE
+from core.text import REPLY
+from core.text import TextRule
+from core.text import clean_text
 from core.text import pair_hash
 
-MAX_TEXT_CHARS = 2_000
-MAX_NICHE_CHARS = 100
 DEFAULT_NICHE = "general"
 FIELDS = {"message", "reply", "niche", "provenance"}
+# Provenances a file or an API batch may carry. A synthetic example records the generation and
+# the model version that wrote it; only a generation's promotion knows those, so synthetic rows
+# enter the database that way alone (worker.promotion), never through an import.
+IMPORTABLE = (Provenance.HUMAN, Provenance.HUMAN_SELECTED)
+SYNTHETIC_REFUSED = (
+    "synthetic examples cannot be imported: they enter only through a generation, which "
+    "records the generation and model version that wrote them; import text a person wrote "
+    "as human, or a model suggestion a person chose as human_selected"
+)
 
 
 class ImportFailed(ValueError):
@@ -89,16 +103,19 @@ class ImportReport:
 def validate_row(raw: Mapping[str, Any], provenance: Provenance | None) -> ExampleIn:
     """Check one row; raise ValueError saying what is wrong.
 
+    Texts go through core.text's one validation (message and reply: :data:`~core.text.MESSAGE`
+    and :data:`~core.text.REPLY`; niche: :data:`~core.text.NICHE`) and are stored stripped.
     ``provenance`` is the batch-wide value (a CLI flag); a per-row column wins over it.
-    There is no default: a row without either is invalid.
+    There is no default: a row without either is invalid, and so is a synthetic row
+    (:data:`SYNTHETIC_REFUSED`).
     """
     unknown = set(raw) - FIELDS
     if unknown:
         raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}")
-    message = _text(raw, "message", MAX_TEXT_CHARS)
-    reply = _text(raw, "reply", MAX_TEXT_CHARS)
+    message = _text(raw, "message", MESSAGE)
+    reply = _text(raw, "reply", REPLY)
     niche_raw = raw.get("niche")
-    niche = DEFAULT_NICHE if niche_raw in (None, "") else _text(raw, "niche", MAX_NICHE_CHARS)
+    niche = DEFAULT_NICHE if niche_raw in (None, "") else _text(raw, "niche", NICHE)
     row_provenance = raw.get("provenance")
     if row_provenance not in (None, ""):
         if not isinstance(row_provenance, str):
@@ -106,24 +123,20 @@ def validate_row(raw: Mapping[str, Any], provenance: Provenance | None) -> Examp
         provenance = Provenance.parse(row_provenance)
     if provenance is None:
         raise ValueError(
-            "no provenance: give a 'provenance' column (human, human_selected or synthetic) "
+            "no provenance: give a 'provenance' column (human or human_selected) "
             "or --provenance for the whole file"
         )
+    if provenance not in IMPORTABLE:
+        raise ValueError(SYNTHETIC_REFUSED)
     return ExampleIn(message, reply, niche, provenance)
 
 
-def _text(raw: Mapping[str, Any], name: str, limit: int) -> str:
+def _text(raw: Mapping[str, Any], name: str, rule: TextRule) -> str:
+    """The row's ``name`` field checked by the one text validation (core.text)."""
     value = raw.get(name)
     if value is None:
         raise ValueError(f"'{name}' is missing")
-    if not isinstance(value, str):
-        raise ValueError(f"'{name}' must be a string, not {type(value).__name__}")
-    value = value.strip()
-    if not value:
-        raise ValueError(f"'{name}' is empty")
-    if len(value) > limit:
-        raise ValueError(f"'{name}' is longer than {limit} characters")
-    return value
+    return clean_text(value, rule, f"'{name}'")
 
 
 def validate_rows(
@@ -153,42 +166,47 @@ def add_examples(
     generation: int | None = None,
     model_version: str | None = None,
 ) -> tuple[list[Example], int]:
-    """Insert the examples not stored yet; return (the rows added, how many were duplicates)."""
+    """Insert the examples not stored yet; return (the rows added, how many were duplicates).
+
+    A duplicate is an example whose :func:`~core.text.pair_hash` is stored already, or comes
+    earlier in ``examples``. The insert skips them itself (``ON CONFLICT DO NOTHING``, on
+    SQLite and PostgreSQL alike) rather than checking first and inserting after: two callers
+    storing the same example at the same moment then both succeed, one adding it and the
+    other counting a duplicate, where a check-then-insert let the second fail on the unique
+    index. The rows added are in the order given, with their ids.
+    """
     by_hash: dict[str, ExampleIn] = {}
     total = 0
     for example in examples:
         total += 1
         by_hash.setdefault(pair_hash(example.message, example.reply), example)
-    existing = _existing_hashes(session, list(by_hash))
-    added = [
-        Example(
-            message=ex.message,
-            reply=ex.reply,
-            niche=ex.niche,
-            provenance=ex.provenance.value,
-            source=source[:200],
-            generation=generation,
-            model_version=model_version,
-            content_hash=digest,
-            conversation=ex.conversation,
-        )
+    values = [
+        {
+            "message": ex.message,
+            "reply": ex.reply,
+            "niche": ex.niche,
+            "provenance": ex.provenance.value,
+            "source": source[:200],
+            "generation": generation,
+            "model_version": model_version,
+            "content_hash": digest,
+            "conversation": ex.conversation,
+        }
         for digest, ex in by_hash.items()
-        if digest not in existing
     ]
-    session.add_all(added)
-    session.flush()
+    statement = _insert_skipping_duplicates(session.get_bind().dialect.name).returning(Example)
+    added: list[Example] = []
+    # Bounded batches: SQLite and PostgreSQL both cap bind parameters in one statement.
+    for start in range(0, len(values), 500):
+        added.extend(session.scalars(statement, values[start : start + 500]))
+    added.sort(key=lambda row: row.id)
     return added, total - len(added)
 
 
-def _existing_hashes(session: Session, hashes: list[str]) -> set[str]:
-    found: set[str] = set()
-    # Bounded IN lists: SQLite and PostgreSQL both cap bind parameters.
-    for start in range(0, len(hashes), 500):
-        chunk = hashes[start : start + 500]
-        found.update(
-            session.scalars(select(Example.content_hash).where(Example.content_hash.in_(chunk)))
-        )
-    return found
+def _insert_skipping_duplicates(dialect: str) -> Any:
+    """INSERT INTO examples ... ON CONFLICT (content_hash) DO NOTHING, in the dialect's SQL."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(Example).on_conflict_do_nothing(index_elements=["content_hash"])
 
 
 def import_file(

@@ -45,7 +45,6 @@ class Settings:
     # Serving
     default_k: int = 3
     max_k: int = 10
-    max_message_chars: int = 1_000
     max_body_bytes: int = 256 * 1024
     max_examples_per_request: int = 1_000
     record_incoming: bool = True

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from core.db import Database
 from core.settings import Settings
@@ -29,3 +32,20 @@ def migrated(settings: Settings) -> Iterator[Database]:
     database.upgrade()
     yield database
     database.dispose()
+
+
+def at_once(count: int, call: Callable[[int], Any]) -> list[Any]:
+    """Run ``call(i)`` for i in range(count) on as many threads, released together."""
+    start = threading.Barrier(count)
+    results: list[Any] = [None] * count
+
+    def run(i: int) -> None:
+        start.wait()
+        results[i] = call(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results

@@ -10,14 +10,18 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from core.db import Database
+from core.ingest import ExampleIn
 from core.ingest import ImportFailed
+from core.ingest import add_examples
 from core.ingest import demo_rows
 from core.ingest import import_file
 from core.ingest import load_demo
+from core.ingest import validate_row
 from core.provenance import Provenance
 from core.schema import Example
 from core.schema import IncomingMessage
 from core.text import normalize
+from tests.helpers import at_once
 from webapp.cli import main
 
 
@@ -70,7 +74,7 @@ def test_per_row_provenance_column_wins(empty_db: Database, tmp_path: Path) -> N
     path = write_jsonl(
         tmp_path / "b.jsonl",
         [
-            {"message": "a?", "reply": "b", "provenance": "synthetic"},
+            {"message": "a?", "reply": "b", "provenance": "human_selected"},
             {"message": "c?", "reply": "d"},
         ],
     )
@@ -78,7 +82,7 @@ def test_per_row_provenance_column_wins(empty_db: Database, tmp_path: Path) -> N
         import_file(session, path, Provenance.HUMAN, skip_invalid=False)
     with empty_db.session() as session:
         got = dict(session.execute(select(Example.message, Example.provenance)).all())
-    assert got == {"a?": "synthetic", "c?": "human"}
+    assert got == {"a?": "human_selected", "c?": "human"}
 
 
 def test_bad_rows_reported_by_line_and_nothing_imported(empty_db: Database, tmp_path: Path) -> None:
@@ -151,3 +155,32 @@ def test_cli_import_reports_and_exits_nonzero(empty_db: Database, tmp_path: Path
     assert failed.exit_code == 1
     assert "line 1: 'reply' is missing" in failed.output
     assert "--skip-invalid" in failed.output
+
+
+def test_identical_concurrent_inserts_store_each_example_once(store: Database) -> None:
+    examples = [
+        ExampleIn(f"race message {i}", f"race reply {i}", "general", Provenance.HUMAN)
+        for i in range(50)
+    ]
+
+    def insert(_: int) -> tuple[int, int]:
+        with store.session() as session:
+            added, duplicates = add_examples(session, examples, source="race")
+            return len(added), duplicates
+
+    results = at_once(8, insert)
+    assert sum(added for added, _ in results) == 50
+    assert {added + duplicates for added, duplicates in results} == {50}
+    assert count(store) == 50
+
+
+def test_every_demo_example_passes_the_text_validation_of_imports() -> None:
+    # The limits are set so that the product's own human data can be exported and imported.
+    refused = []
+    for _, example in demo_rows():
+        raw = {"message": example.message, "reply": example.reply, "niche": example.niche}
+        try:
+            validate_row(raw, Provenance.HUMAN)
+        except ValueError as exc:
+            refused.append(str(exc))
+    assert refused == []
