@@ -24,9 +24,9 @@ from marshmallow import validates
 from core.ingest import IMPORTABLE
 from core.ingest import SYNTHETIC_REFUSED
 from core.provenance import Provenance
+from core.text import CURATION
 from core.text import MESSAGE
 from core.text import MODEL_VERSION
-from core.text import CURATION
 from core.text import NICHE
 from core.text import REASON
 from core.text import REPLY
