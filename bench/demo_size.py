@@ -3,6 +3,7 @@
 Usage:
     .venv/bin/python -m bench.demo_size [--pairs 2000 5000 10000 20000] [--full]
         [--out docs/figures/demo_size.json]
+    .venv/bin/python -m bench.demo_size --niches    # the niche table of docs/demo-data.md
 
 For each size, a fresh data folder (an empty embedding cache, as on the first `make run`):
 reading the corpus (the JSON file parsed and every pair validated, as a new process does),
@@ -20,12 +21,14 @@ import json
 import os
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from sqlalchemy import func
 from sqlalchemy import select
 
 from core.demo import chitchat_conversations
+from core.demo import demo_rows
 from core.demo import load_demo
 from core.schema import Example
 from core.settings import load_settings
@@ -69,12 +72,35 @@ def run(pairs: int | None, root: Path) -> dict[str, object]:
     }
 
 
+def print_niches() -> None:
+    """The default demo's niches as the Markdown table rows of docs/demo-data.md."""
+    rows = demo_rows(load_settings({"demo_dataset": "chitchat"}))
+    sizes = Counter(example.niche for _, example in rows)
+    sources: dict[str, set[str | None]] = {}
+    for _, example in rows:
+        sources.setdefault(example.niche, set()).add(example.conversation)
+    corpus = Counter[str]()
+    for conversation in chitchat_conversations():
+        corpus[conversation.niche] += len(conversation.pairs)
+    print("| rank | niche | pairs | conversations | share | in the corpus |")
+    print("|---|---|---|---|---|---|")
+    for rank, (niche, pairs) in enumerate(sizes.most_common(), start=1):
+        print(
+            f"| {rank} | {niche} | {pairs:,} | {len(sources[niche]):,} "
+            f"| {100 * pairs / len(rows):.1f}% | {corpus[niche]:,} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, nargs="*", default=[2_000, 5_000, 10_000, 20_000])
     parser.add_argument("--full", action="store_true", help="also the whole corpus")
     parser.add_argument("--out", default="docs/figures/demo_size.json")
+    parser.add_argument("--niches", action="store_true", help="print the niche table, then stop")
     args = parser.parse_args()
+    if args.niches:
+        print_niches()
+        return
     sizes: list[int | None] = [*args.pairs, *([None] if args.full else [])]
     results = []
     with tempfile.TemporaryDirectory(prefix="rg-bench-") as tmp:

@@ -44,7 +44,7 @@ def default_settings(**overrides: object) -> Settings:
 def documented_sizes() -> dict[str, int]:
     """The niche -> pairs table of docs/demo-data.md."""
     rows = re.findall(
-        r"^\| (\d+) \| (.+?) \| ([\d,]+) \| [\d,]+ \|$", DOC.read_text(encoding="utf-8"), re.M
+        r"^\| (\d+) \| (.+?) \| ([\d,]+) \| [\d,]+ \| ", DOC.read_text(encoding="utf-8"), re.M
     )
     return {niche: int(pairs.replace(",", "")) for _, niche, pairs in rows}
 
