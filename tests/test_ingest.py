@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -10,17 +9,14 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from core.db import Database
+from core.demo import chatterbot_rows
 from core.ingest import ExampleIn
 from core.ingest import ImportFailed
 from core.ingest import add_examples
-from core.ingest import demo_rows
 from core.ingest import import_file
-from core.ingest import load_demo
 from core.ingest import validate_row
 from core.provenance import Provenance
 from core.schema import Example
-from core.schema import IncomingMessage
-from core.text import normalize
 from tests.helpers import at_once
 from webapp.cli import main
 
@@ -28,31 +24,6 @@ from webapp.cli import main
 def count(db: Database) -> int:
     with db.session() as session:
         return int(session.scalar(select(func.count(Example.id))) or 0)
-
-
-def test_demo_has_21_skewed_niches_and_loads_once(empty_db: Database) -> None:
-    rows = list(demo_rows())
-    niches = Counter(example.niche for _, example in rows)
-    assert len(niches) == 21
-    assert len(rows) > 2000
-    # Heavily skewed: the largest niche is many times the smallest.
-    assert max(niches.values()) > 50 * min(niches.values())
-    with empty_db.session() as session:
-        first = load_demo(session, empty_db.settings)
-    with empty_db.session() as session:
-        second = load_demo(session, empty_db.settings)
-    assert first.added == count(empty_db) > 900
-    assert (second.added, second.traffic) == (0, 0)
-    with empty_db.session() as session:
-        provenances = set(session.scalars(select(Example.provenance).distinct()))
-        traffic = list(session.execute(select(IncomingMessage.message, IncomingMessage.niche)))
-        trained = {(e.niche, normalize(e.message)) for e in session.scalars(select(Example))}
-    assert provenances == {"human"}
-    # About a fifth of the messages play incoming traffic: no reply stored for them.
-    assert len(traffic) == first.traffic > 150
-    assert set(niche for _, niche in traffic) == set(niches)
-    leaked = [m for m, n in traffic if (n, normalize(m)) in trained]
-    assert len(leaked) <= 2, leaked  # only niches too small to split by message
 
 
 def write_jsonl(path: Path, rows: list[object]) -> Path:
@@ -177,7 +148,7 @@ def test_identical_concurrent_inserts_store_each_example_once(store: Database) -
 def test_every_demo_example_passes_the_text_validation_of_imports() -> None:
     # The limits are set so that the product's own human data can be exported and imported.
     refused = []
-    for _, example in demo_rows():
+    for _, example in chatterbot_rows():
         raw = {"message": example.message, "reply": example.reply, "niche": example.niche}
         try:
             validate_row(raw, Provenance.HUMAN)

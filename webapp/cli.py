@@ -13,10 +13,10 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from core.db import Database
+from core.demo import load_demo
 from core.ingest import IMPORTABLE
 from core.ingest import ImportFailed
 from core.ingest import import_file
-from core.ingest import load_demo
 from core.keys import create_key
 from core.provenance import Provenance
 from core.schema import Example
@@ -130,12 +130,26 @@ def data() -> None:
 
 
 @data.command("load-demo")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="The whole chitchat corpus (131,484 pairs) instead of its skewed demo share.",
+)
 @pass_ctx
-def data_load_demo(ctx: Context) -> None:
-    """Load the English chatterbot corpus (about 2,400 turn pairs in 21 niches)."""
-    with ctx.db.session() as session:
-        report = load_demo(session, ctx.settings)
-    click.echo(f"demo data: {report.added} added, {report.duplicates} already present")
+def data_load_demo(ctx: Context, full: bool) -> None:
+    """Load the demo data: two-person chat (REPLYGUARD_DEMO_DATASET=chitchat, the default;
+    REPLYGUARD_DEMO_PAIRS turn pairs in 35 skewed niches) or the English chatterbot corpus
+    (chatterbot: about 2,300 pairs in 21 niches). A fifth of each niche's messages are kept as
+    incoming traffic, replies hidden."""
+    try:
+        with ctx.db.session() as session:
+            report = load_demo(session, ctx.settings, full=full)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"demo data ({ctx.settings.demo_dataset}): {report.added} added, "
+        f"{report.duplicates} already present, {report.traffic} messages as incoming traffic"
+    )
 
 
 @data.command("import")
@@ -540,8 +554,11 @@ def run(ctx: Context, host: str, port: int, no_generation: bool) -> None:
         has_examples = session.scalar(select(func.count(Example.id))) or 0
         has_model = production(session) is not None
     if not has_examples:
-        with ctx.db.session() as session:
-            report = load_demo(session, ctx.settings)
+        try:
+            with ctx.db.session() as session:
+                report = load_demo(session, ctx.settings)
+        except SettingsError as exc:
+            raise click.ClickException(str(exc)) from None
         click.echo(
             f"loaded the demo data: {report.added} examples, "
             f"{report.traffic} messages as incoming traffic"
