@@ -68,6 +68,7 @@ from worker.encoding import encode_chunk
 from worker.encoding import plan_chunks
 from worker.encoding import precomputed
 from worker.evaluation import evaluate_version
+from worker.notify import when_generation_ends
 from worker.promotion import accept_generation
 
 log = logging.getLogger(__name__)
@@ -237,6 +238,7 @@ def mark_failed(ctx: PipelineContext, generation_id: int, reason: str) -> None:
     and its synthetic rows stay out of the training data."""
     with ctx.db.session() as session:
         generation = _get(session, generation_id)
+        when_generation_ends(session, ctx.settings, generation)
         if not GenerationStatus(generation.status).active and generation.status != "failed":
             raise GenerationError(f"generation {generation.number} finished ({generation.status})")
         generation.status = GenerationStatus.FAILED.value
@@ -250,6 +252,7 @@ def fail_stage(ctx: PipelineContext, generation_id: int, stage: str, exc: BaseEx
     log.error("generation %s failed in %s: %s", generation_id, stage, reason)
     with ctx.db.session() as session:
         generation = _get(session, generation_id)
+        when_generation_ends(session, ctx.settings, generation)
         generation.status = GenerationStatus.FAILED.value
         generation.lock = None
         generation.error = f"{stage}: {reason}"
@@ -711,6 +714,7 @@ def promote_or_block(
     Block: production stays; the candidate and its synthetic rows wait for review."""
     with ctx.db.session() as session:
         generation = _get(session, generation_id)
+        when_generation_ends(session, ctx.settings, generation)
         decision = Decision.from_dict(generation.decision)
         current = production(session)
         if current is None or current.version != generation.parent_version:

@@ -25,6 +25,7 @@ from models.registry import RegistryError
 from models.registry import get_version
 from models.registry import production
 from models.registry import promote
+from worker.notify import when_production_changes
 
 
 def accept_generation(
@@ -86,6 +87,7 @@ def override(
         accept_generation(session, settings, generation, actor, reason, action="model.override")
     else:
         promote(session, settings, version, actor, reason, action="model.override")
+    when_production_changes(session, settings, "override", version)
     return get_version(session, version)
 
 
@@ -104,6 +106,7 @@ def rollback(
             "before (status archived); to promote a candidate, use promote"
         )
     promote(session, settings, version, actor, reason, action="model.rollback")
+    when_production_changes(session, settings, "rollback", version)
     return row
 
 
