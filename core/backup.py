@@ -9,9 +9,9 @@ A backup folder holds a consistent copy of the database, the model artifacts it 
   half in it. Saved as a standalone file (journal mode DELETE).
 - PostgreSQL: ``pg_dump`` in its custom format, run on a snapshot exported from the
   transaction in which the list of model artifacts is read, so the dump and the artifacts
-  copied belong to the same instant. Restored with ``pg_restore`` piped into ``psql`` in one
-  transaction that first empties the database's ``public`` schema: it replaces everything or
-  changes nothing.
+  copied belong to the same instant. Restored by ``pg_restore`` writing the SQL script and
+  ``psql`` running it in one transaction that first empties the database's ``public``
+  schema: it replaces everything or changes nothing.
 
 The manifest (format, creation time, database kind and Alembic revision, every file's sha256
 and size, the artifacts) is written last and atomically: a folder without it is a partial
@@ -289,14 +289,16 @@ def restore_database(settings: Settings, source: Path, manifest: dict[str, Any])
         return
     pg_restore, psql = _tool("pg_restore"), _tool("psql")
     conninfo, env = libpq(settings)
-    script = subprocess.Popen(
-        [pg_restore, "--no-owner", "--no-privileges", "--file=-", str(path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-    )
-    assert script.stdout is not None
-    try:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".restore-sql-", dir=settings.data_dir) as work:
+        # The whole script first: psql reading a pipe whose writer died would commit the
+        # half it got.
+        script = Path(work) / "restore.sql"
+        _run(
+            [pg_restore, "--no-owner", "--no-privileges", f"--file={script}", str(path)],
+            None,
+            "pg_restore",
+        )
         applied = subprocess.run(
             [
                 psql,
@@ -305,24 +307,19 @@ def restore_database(settings: Settings, source: Path, manifest: dict[str, Any])
                 "--set=ON_ERROR_STOP=1",
                 "--single-transaction",
                 f"--command={_EMPTY_PUBLIC_SCHEMA}",
-                "--file=-",
+                f"--file={script}",
                 f"--dbname={conninfo}",
             ],
-            stdin=script.stdout,
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            text=True,
             env=env,
             check=False,
         )
-    finally:
-        script.stdout.close()
-        _, script_errors = script.communicate()
-    if script.returncode != 0:
-        raise BackupError(f"pg_restore failed: {script_errors.decode(errors='replace').strip()}")
     if applied.returncode != 0:
         raise BackupError(
-            "restoring the dump failed and was rolled back: "
-            f"{applied.stderr.decode(errors='replace').strip()}"
+            f"restoring the dump failed and was rolled back: {applied.stderr.strip()}"
         )
 
 

@@ -57,7 +57,7 @@ from worker.promotion import rollback
 
 SECRET = "s3cret-for-tests"
 PUBLIC = "https://replyguard.example.test"
-BLOCK_REASONS = ["relevance fell 4.1% below production (tolerance 2%)"]
+BLOCK_REASONS = ["Recall@3 fell 4.9% below production (0.41 → 0.39); tolerance is 3%."]
 
 
 class Receiver:
