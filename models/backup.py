@@ -180,7 +180,10 @@ def _report(settings: Settings, manifest: dict[str, Any], replaced: list[str]) -
         with db.session() as session:
             current = production(session)
             if current is not None:
-                verify(artifact_dir(settings, current), current.checksum)
+                try:
+                    verify(artifact_dir(settings, current), current.checksum)
+                except ArtifactError as exc:
+                    raise BackupError(f"restored, but production cannot be served: {exc}") from None
             unfinished = list(
                 session.scalars(
                     select(Generation.id).where(
