@@ -68,9 +68,7 @@ def main() -> None:
         "distinct_replies_by_min_support": {
             n: sum(1 for v in support.values() if v >= n) for n in (1, 2, 3, 4, 5)
         },
-        "supported_3_within_40_chars_8_words": float(
-            np.mean((s_chars <= 40) & (s_words <= 8))
-        ),
+        "supported_3_within_40_chars_8_words": float(np.mean((s_chars <= 40) & (s_words <= 8))),
     }
 
     sample = pairs[: args.build_sample]

@@ -19,7 +19,9 @@ class Provenance(enum.StrEnum):
             return cls(value.strip().lower())
         except ValueError:
             allowed = ", ".join(p.value for p in cls)
-            raise ValueError(f"provenance must be one of {allowed}, not {value!r}") from None
+            # Echo a bounded prefix: an error answer is not to carry a huge input back.
+            shown = repr(value[:40]) + ("..." if len(value) > 40 else "")
+            raise ValueError(f"provenance must be one of {allowed}, not {shown}") from None
 
     @property
     def is_real(self) -> bool:

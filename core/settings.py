@@ -45,7 +45,6 @@ class Settings:
     # Serving
     default_k: int = 3
     max_k: int = 10
-    max_message_chars: int = 1_000
     max_body_bytes: int = 256 * 1024
     max_examples_per_request: int = 1_000
     record_incoming: bool = True
@@ -135,6 +134,15 @@ class Settings:
     # Triggering: the share of held-out training messages a model is calibrated to answer;
     # it abstains on the rest, the least confident (models.suggester.Triggering).
     triggering_target_coverage: float = 0.8
+    # The demo data (core/demo.py, docs/demo-data.md): "chitchat", two-person chat, or
+    # "chatterbot", the small corpus the tests train on.
+    demo_dataset: str = "chitchat"
+    # Chitchat pairs the demo keeps (of 131,569; `data load-demo --full` loads them all).
+    # Chosen so that `make run` on an empty data folder serves within about a minute on two
+    # cores: bench/demo_size.py, docs/benchmarks.md.
+    demo_pairs: int = 5_000
+    # Zipf exponent of the demo's niche sizes: the niche of rank r gets a share ~ r**-skew.
+    demo_skew: float = 1.0
     # Share of each demo niche's messages loaded as incoming traffic, replies hidden.
     demo_traffic_fraction: float = 0.2
 

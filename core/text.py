@@ -1,9 +1,121 @@
-"""Text normalisation and content hashes shared by ingestion, the model and the safeguards."""
+"""Text: the one validation every front end applies, normalisation, and content hashes.
+
+Every text that enters the service (the API's bodies, the dashboard's forms, the command
+line's options and imported files) goes through :func:`clean_text` with the :class:`TextRule`
+of its kind, so the same kind of text has the same limits wherever it comes from:
+
+- valid Unicode only: a lone surrogate (JSON can carry ``"\\ud800"``; a command line can carry
+  undecodable bytes as ``\\udcff``) cannot be encoded for hashing or storage;
+- no control characters; only the kinds of text that are several lines in a chat (messages,
+  replies, reasons) may hold line breaks and tabs;
+- not empty once whitespace and invisible characters are removed: a zero-width space, a BOM or
+  a Hangul filler alone is not a message. Invisible characters *inside* a text are kept (a
+  zero-width joiner and a variation selector are part of many emoji);
+- at most ``max_chars`` characters (code points, after surrounding whitespace is removed).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import unicodedata
+from dataclasses import dataclass
+
+# The third-party `regex` module knows Unicode properties the standard `re` and `unicodedata`
+# do not, notably Default_Ignorable_Code_Point: the characters Unicode says render as nothing.
+import regex
+
+
+@dataclass(frozen=True)
+class TextRule:
+    """What one kind of text may be.
+
+    Attributes:
+        max_chars: the most characters (code points) the text may have once stripped.
+        line_breaks: whether line breaks (``\\n``, ``\\r``, U+2028, U+2029) and tabs are
+            allowed; every other control character is refused everywhere.
+    """
+
+    max_chars: int
+    line_breaks: bool
+
+
+# The message a client asks about. 1,000 characters holds any chat message that a short reply
+# answers; the body limit (256 KiB) is there for batches, not for one message.
+MESSAGE = TextRule(max_chars=1_000, line_breaks=True)
+# A reply (imported, typed by a person, or a suggestion a person was shown). Most are a line,
+# but people's replies are longer than the messages they answer: the bundled corpus's longest
+# human reply has 1,087 characters (a code sample), and 184 of its 2,377 have line breaks. So a
+# reply keeps line breaks and may have 2,000 characters, the limit imports always had: no human
+# reply that could be imported before is refused now, and a suggestion served from them can be
+# reported back by /v1/feedback. What may be *suggested* is limited separately, tighter.
+REPLY = TextRule(max_chars=2_000, line_breaks=True)
+# Niche names and model versions are labels: one line, and the width of their columns.
+NICHE = TextRule(max_chars=100, line_breaks=False)
+MODEL_VERSION = TextRule(max_chars=64, line_breaks=False)
+# Who an API key is for (`replyguard keys create --name`): a label too.
+KEY_NAME = TextRule(max_chars=100, line_breaks=False)
+# What the product team adds to or blocks from the response set: a curated reply, a blocked
+# reply or pattern. One line, and the width of their columns (the response set's own length
+# rule, 40 characters by default, then applies to a curated reply).
+CURATION = TextRule(max_chars=200, line_breaks=False)
+# Why production changed, why a generation was given up, why the reservoir was rebuilt:
+# written to the audit log, where a few paragraphs are plenty.
+REASON = TextRule(max_chars=2_000, line_breaks=True)
+
+# Control characters are U+0000-U+001F and U+007F-U+009F (category Cc). Texts of several lines
+# may hold tab, line feed and carriage return; U+2028 and U+2029 (line and paragraph
+# separators) are line breaks too, so one-line texts refuse them.
+_CONTROL_MULTILINE = regex.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_CONTROL_ONE_LINE = regex.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SURROGATE = regex.compile(r"\p{Cs}")
+_BLANK = regex.compile(r"[\s\p{Default_Ignorable_Code_Point}]+")
+
+
+class InvalidText(ValueError):
+    """A text broke its :class:`TextRule`; the message names the field and what is wrong."""
+
+
+def clean_text(value: object, rule: TextRule, name: str) -> str:
+    """Check one text against its rule and return it without surrounding whitespace.
+
+    Args:
+        value: what arrived; anything but a ``str`` is refused.
+        rule: the kind of text (:data:`MESSAGE`, :data:`REPLY`, :data:`NICHE`, ...).
+        name: the field's name as the caller knows it, used in the error message.
+
+    Returns:
+        The text with leading and trailing whitespace removed; nothing else is changed.
+
+    Raises:
+        InvalidText: not a string, a lone surrogate, a control character the rule does not
+            allow, empty once whitespace and invisible characters are removed, or longer
+            than ``rule.max_chars``. The message says which and where.
+    """
+    if not isinstance(value, str):
+        raise InvalidText(f"{name} must be a string, not {type(value).__name__}")
+    surrogate = _SURROGATE.search(value)
+    if surrogate:
+        raise InvalidText(
+            f"{name} is not valid Unicode: a lone surrogate {_code(surrogate[0])} at "
+            f"character {surrogate.start()} (send text as UTF-8, or a JSON escape of a whole "
+            "surrogate pair)"
+        )
+    control = (_CONTROL_MULTILINE if rule.line_breaks else _CONTROL_ONE_LINE).search(value)
+    if control:
+        where = f"{name} has a control character {_code(control[0])} at character {control.start()}"
+        if rule.line_breaks:
+            raise InvalidText(f"{where}; only line breaks and tabs are allowed")
+        raise InvalidText(f"{where}; a {name} is one line, without tabs or line breaks")
+    text = value.strip()
+    if not _BLANK.sub("", text):
+        raise InvalidText(f"{name} is empty or only whitespace and invisible characters")
+    if len(text) > rule.max_chars:
+        raise InvalidText(f"{name} is longer than {rule.max_chars} characters (it has {len(text)})")
+    return text
+
+
+def _code(char: str) -> str:
+    return f"U+{ord(char):04X}"
 
 
 def normalize(text: str) -> str:

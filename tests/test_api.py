@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -10,6 +11,8 @@ from sqlalchemy import select
 
 from core.schema import Example
 from core.schema import IncomingMessage
+from core.schema import Role
+from tests.helpers import at_once
 
 SUGGEST = "/v1/suggestions"
 
@@ -241,7 +244,9 @@ def test_bulk_rows_errors_name_each_row_and_skip_invalid_imports_the_rest(
         ),
         422,
     )
-    assert error["details"]["rows"] == [{"index": 1, "error": "'message' is empty"}]
+    assert error["details"]["rows"] == [
+        {"index": 1, "error": "'message' is empty or only whitespace and invisible characters"}
+    ]
     partial = client.post(
         "/v1/examples",
         json={"examples": rows, "provenance": "human", "skip_invalid": True},
@@ -249,7 +254,9 @@ def test_bulk_rows_errors_name_each_row_and_skip_invalid_imports_the_rest(
     )
     assert partial.status_code == 201
     assert partial.json["added"] == 1
-    assert partial.json["skipped"] == [{"index": 1, "error": "'message' is empty"}]
+    assert partial.json["skipped"] == [
+        {"index": 1, "error": "'message' is empty or only whitespace and invisible characters"}
+    ]
 
 
 def test_models_lists_production(client, client_headers) -> None:  # type: ignore[no-untyped-def]
@@ -393,3 +400,330 @@ def test_incoming_messages_are_written_in_the_background(app, db) -> None:  # ty
         with db.session() as session:
             count = session.scalar(select(func.count(IncomingMessage.id)))
     assert count == before + 3
+
+
+# --- Hostile input: one text validation everywhere, limits, parser limits, auth first -------
+
+SURROGATE = "hi \ud800"
+
+
+def post_json(client: Any, path: str, body: Any, headers: dict[str, str]) -> Any:
+    """POST ``body`` as JSON with \\u escapes, as a client library sends it: a lone surrogate
+    travels as the escape ``\\ud800``."""
+    return client.post(path, data=json.dumps(body), headers=headers)
+
+
+def suggestion(**fields: Any) -> tuple[str, dict[str, Any]]:
+    return SUGGEST, {"message": "hello there", **fields}
+
+
+def feedback(**fields: Any) -> tuple[str, dict[str, Any]]:
+    return "/v1/feedback", {"message": "lunch?", "suggestions": ["Sure!"], "chosen": 0, **fields}
+
+
+def typed(**fields: Any) -> tuple[str, dict[str, Any]]:
+    return "/v1/feedback", {"message": "lunch?", "suggestions": ["Sure!"], "typed": "ok", **fields}
+
+
+# Every text field of every endpoint, each named as its error message names it.
+TEXT_FIELDS = {
+    "suggest message": (lambda v: suggestion(message=v), "message"),
+    "suggest niche": (lambda v: suggestion(niche=v), "niche"),
+    "feedback message": (lambda v: feedback(message=v), "message"),
+    "feedback shown suggestion": (lambda v: feedback(suggestions=["Sure!", v]), "suggestion"),
+    "feedback typed": (lambda v: typed(typed=v), "typed"),
+    "feedback niche": (lambda v: feedback(niche=v), "niche"),
+    "feedback model_version": (lambda v: feedback(model_version=v), "model_version"),
+    "promote reason": (lambda v: ("/v1/models/v1/promote", {"reason": v}), "reason"),
+    "rollback reason": (lambda v: ("/v1/models/v1/rollback", {"reason": v}), "reason"),
+}
+# Each kind of bad text, and what the message says about it.
+BAD_TEXTS = {
+    "lone surrogate": (SURROGATE, "is not valid Unicode: a lone surrogate U+D800 at character 3"),
+    "NUL": ("a\x00b", "has a control character U+0000 at character 1"),
+    "escape": ("a\x1b[31mb", "has a control character U+001B"),
+    "zero-width only": ("\u200b\ufeff \u2060", "is empty or only whitespace and invisible"),
+    "Hangul filler only": ("\u3164", "is empty or only whitespace and invisible"),
+}
+
+
+@pytest.mark.parametrize("kind", BAD_TEXTS)
+@pytest.mark.parametrize("field", TEXT_FIELDS)
+def test_every_text_field_refuses_every_kind_of_bad_text(
+    client, reviewer_headers, field: str, kind: str
+) -> None:  # type: ignore[no-untyped-def]
+    build, name = TEXT_FIELDS[field]
+    value, fragment = BAD_TEXTS[kind]
+    path, body = build(value)
+    error = error_of(post_json(client, path, body, reviewer_headers), 422)
+    assert f"{name} {fragment}" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("field", "limit"),
+    [
+        ("suggest message", 1000),
+        ("suggest niche", 100),
+        ("feedback message", 1000),
+        ("feedback shown suggestion", 2000),
+        ("feedback typed", 2000),
+        ("feedback niche", 100),
+        ("feedback model_version", 64),
+        ("promote reason", 2000),
+    ],
+)
+def test_every_text_field_has_its_kinds_length_limit(
+    client, reviewer_headers, field: str, limit: int
+) -> None:  # type: ignore[no-untyped-def]
+    build, name = TEXT_FIELDS[field]
+    path, body = build("y" * (limit + 1))
+    error = error_of(post_json(client, path, body, reviewer_headers), 422)
+    assert f"{name} is longer than {limit} characters (it has {limit + 1})" in error["message"]
+
+
+def test_a_200000_character_suggestion_is_refused_and_nothing_stored(
+    client, client_headers, db
+) -> None:  # type: ignore[no-untyped-def]
+    with db.session() as session:
+        before = session.scalar(select(func.count(Example.id)))
+    body = {"message": "m", "suggestions": ["y" * 200_000], "chosen": 0}
+    error = error_of(post_json(client, "/v1/feedback", body, client_headers), 422)
+    assert error["details"]["fields"] == {
+        "suggestions": {"0": ["suggestion is longer than 2000 characters (it has 200000)"]}
+    }
+    assert "suggestions.0: suggestion is longer than 2000" in error["message"]
+    with db.session() as session:
+        assert session.scalar(select(func.count(Example.id))) == before
+
+
+def test_texts_at_their_limits_with_inner_invisibles_and_line_breaks_are_stored(
+    client, client_headers, db
+) -> None:  # type: ignore[no-untyped-def]
+    message = " " + "m" * 999 + "\n "
+    reply = "first line\nsecond \u200d line \U0001f44d\ufe0f"
+    body = {"message": message, "suggestions": [reply], "chosen": 0, "niche": "n" * 100}
+    response = post_json(client, "/v1/feedback", body, client_headers)
+    assert response.status_code == 201, response.json
+    with db.session() as session:
+        row = session.get_one(Example, response.json["example_id"])
+    assert (row.message, row.reply, row.niche) == ("m" * 999, reply, "n" * 100)
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"niche": "   "}, "niche is empty or only whitespace"),
+        ({"niche": "a\tb"}, "niche has a control character U+0009 at character 1; a niche is one"),
+        ({"niche": "a\nb"}, "niche has a control character U+000A"),
+        ({"model_version": "v99"}, "model_version: there is no model version 'v99'"),
+    ],
+)
+def test_feedback_refuses_blank_niches_and_unknown_model_versions(
+    client, client_headers, db, body: dict[str, Any], fragment: str
+) -> None:  # type: ignore[no-untyped-def]
+    with db.session() as session:
+        before = session.scalar(select(func.count(Example.id)))
+    for build in (feedback, typed):
+        path, full = build(**body)
+        assert fragment in error_of(post_json(client, path, full, client_headers), 422)["message"]
+    with db.session() as session:
+        assert session.scalar(select(func.count(Example.id))) == before
+
+
+@pytest.mark.parametrize(
+    ("row", "fragment"),
+    [
+        ({"message": SURROGATE, "reply": "r"}, "'message' is not valid Unicode"),
+        ({"message": "m", "reply": SURROGATE}, "'reply' is not valid Unicode"),
+        ({"message": "m", "reply": "r", "niche": SURROGATE}, "'niche' is not valid Unicode"),
+        ({"message": "m", "reply": "r\x07"}, "'reply' has a control character U+0007"),
+        ({"message": "m", "reply": "\u200b"}, "'reply' is empty or only whitespace and invisible"),
+        ({"message": "m", "reply": "y" * 2001}, "'reply' is longer than 2000 characters"),
+        ({"message": "m" * 1001, "reply": "r"}, "'message' is longer than 1000 characters"),
+        ({"message": "m", "reply": "r", "niche": " "}, "'niche' is empty"),
+        ({"message": "m", "reply": "r", "niche": "n" * 101}, "'niche' is longer than 100"),
+        ({"message": "m", "reply": "r", "provenance": "synthetic"}, "synthetic examples cannot"),
+    ],
+)
+def test_bulk_rows_go_through_the_same_text_validation(
+    client, reviewer_headers, row: dict[str, Any], fragment: str
+) -> None:  # type: ignore[no-untyped-def]
+    rows = [{"message": "fine", "reply": "ok"}, row]
+    body = {"examples": rows, "provenance": "human"}
+    error = error_of(post_json(client, "/v1/examples", body, reviewer_headers), 422)
+    [refused] = error["details"]["rows"]
+    assert refused["index"] == 1
+    assert fragment in refused["error"]
+    partial = post_json(client, "/v1/examples", {**body, "skip_invalid": True}, reviewer_headers)
+    assert (partial.status_code, partial.json["added"]) == (201, 1)
+
+
+def test_synthetic_imports_are_refused_with_the_reason(client, reviewer_headers) -> None:  # type: ignore[no-untyped-def]
+    body = {"examples": [{"message": "m", "reply": "r"}], "provenance": "synthetic"}
+    error = error_of(post_json(client, "/v1/examples", body, reviewer_headers), 422)
+    assert "provenance: synthetic examples cannot be imported" in error["message"]
+    assert "records the generation and model version" in error["message"]
+
+
+BIG_INT = "9" * 5000
+# Bodies the JSON parser cannot take, and what a caller with a key is told.
+UNPARSABLE = [
+    (b'{"message": "hi", "k": ' + BIG_INT.encode() + b"}", 400, "at most 4300 digits"),
+    (b'{"message": "hi", "k": NaN}', 400, "NaN is not a JSON value"),
+    (b'{"message": "hi", "k": -Infinity}', 400, "-Infinity is not a JSON value"),
+    (b"[" * 100_000 + b"]" * 100_000, 400, "nests arrays or objects too deeply"),
+    (b"\xff\xfe", 400, "not UTF-8"),
+    (b"   ", 422, "message: Missing data for required field"),
+    (b"\n\t", 422, "message: Missing data for required field"),
+    (b"x" * 300_000, 413, "too large"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "fragment"), UNPARSABLE)
+def test_bodies_the_parser_cannot_take_are_a_json_4xx(
+    client, client_headers, body: bytes, status: int, fragment: str
+) -> None:  # type: ignore[no-untyped-def]
+    error = error_of(client.post(SUGGEST, data=body, headers=client_headers), status)
+    assert fragment in error["message"]
+
+
+BODY_ENDPOINTS = [
+    SUGGEST,
+    "/v1/feedback",
+    "/v1/examples",
+    "/v1/models/v1/promote",
+    "/v1/models/v1/rollback",
+    "/v1/generations",
+]
+
+
+@pytest.mark.parametrize("path", BODY_ENDPOINTS)
+@pytest.mark.parametrize("body", [b for b, _, _ in UNPARSABLE], ids=range(len(UNPARSABLE)))
+@pytest.mark.parametrize("token", [None, "rg_forged"])
+def test_without_a_valid_key_the_body_is_never_read(
+    client, path: str, body: bytes, token: str | None
+) -> None:  # type: ignore[no-untyped-def]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    # 401 even for a body larger than the limit: nothing read it.
+    assert error_of(client.post(path, data=body, headers=headers), 401)["code"] == "unauthorized"
+
+
+def test_a_client_key_gets_403_before_its_body_is_read(client, client_headers) -> None:  # type: ignore[no-untyped-def]
+    for path in BODY_ENDPOINTS[2:]:
+        response = client.post(path, data=UNPARSABLE[0][0], headers=client_headers)
+        assert error_of(response, 403)["code"] == "forbidden"
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=abc"])
+def test_query_string_errors_have_the_standard_shape(client, reviewer_headers, query: str) -> None:  # type: ignore[no-untyped-def]
+    error = error_of(client.get(f"/v1/audit?{query}", headers=reviewer_headers), 422)
+    assert error["code"] == "invalid_input"
+    assert error["message"].startswith("invalid input: limit: ")
+    assert list(error["details"]["fields"]) == ["limit"]
+
+
+def test_readiness_never_shows_a_file_path(data_dir, encoder, settings) -> None:  # type: ignore[no-untyped-def]
+    from core.keys import create_key
+    from core.schema import Role
+    from webapp import create_app
+
+    # The production artifact is damaged before the service starts: nothing can be served.
+    (data_dir / "models" / "v1" / "bank_embeddings.npy").write_bytes(b"\x00" * 10)
+    app = create_app({"data_dir": str(data_dir)}, encoder=encoder)
+    svc = app.extensions["replyguard"]
+    assert str(data_dir) in svc.holder.last_error  # the log keeps the whole story
+    ready = app.test_client().get("/readyz")
+    assert ready.status_code == 503
+    said = ready.json["checks"]["model"]
+    assert said == (
+        "production model v1 was refused: <v1>: bank_embeddings.npy is corrupt (checksum mismatch)"
+    )
+    with svc.db.session() as session:
+        token, _ = create_key(session, "c", Role.CLIENT)
+    response = app.test_client().post(
+        SUGGEST, json={"message": "hi"}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert error_of(response, 503)["message"] == said
+    svc.db.dispose()
+
+
+def test_identical_concurrent_feedback_is_stored_once_and_every_caller_answered(
+    app, client_headers, db
+) -> None:  # type: ignore[no-untyped-def]
+    body = {"message": "same time?", "suggestions": ["Yes", "No"], "chosen": 0}
+    responses = at_once(
+        8, lambda _: post_json(app.test_client(), "/v1/feedback", body, client_headers)
+    )
+    assert sorted(r.status_code for r in responses) == [200] * 7 + [201]
+    assert len({r.json["example_id"] for r in responses}) == 1
+    assert sorted(r.json["duplicate"] for r in responses) == [False] + [True] * 7
+    with db.session() as session:
+        stored = session.scalar(
+            select(func.count(Example.id)).where(Example.message == "same time?")
+        )
+    assert stored == 1
+
+
+def test_identical_concurrent_imports_are_stored_once_and_every_caller_answered(
+    app, reviewer_headers, db
+) -> None:  # type: ignore[no-untyped-def]
+    rows = [{"message": f"batch message {i}", "reply": f"batch reply {i}"} for i in range(20)]
+    body = {"examples": rows, "provenance": "human"}
+    responses = at_once(
+        8, lambda _: post_json(app.test_client(), "/v1/examples", body, reviewer_headers)
+    )
+    assert [r.status_code for r in responses] == [201] * 8
+    assert sum(r.json["added"] for r in responses) == 20
+    assert {r.json["added"] + r.json["duplicates"] for r in responses} == {20}
+    with db.session() as session:
+        stored = session.scalar(
+            select(func.count(Example.id)).where(Example.message.like("batch message %"))
+        )
+    assert stored == 20
+
+
+def test_a_bad_niche_among_40_clients_costs_no_other_clients_message(
+    app, client_headers, db
+) -> None:  # type: ignore[no-untyped-def]
+    bodies = [{"message": f"at the same moment {i}"} for i in range(40)]
+    bodies.insert(17, {"message": "x", "niche": "\ud800"})
+    responses = at_once(
+        len(bodies), lambda i: post_json(app.test_client(), SUGGEST, bodies[i], client_headers)
+    )
+    assert [r.status_code for r in responses] == [200] * 17 + [422] + [200] * 23
+    assert "niche is not valid Unicode" in responses[17].json["error"]["message"]
+    app.extensions["replyguard"].incoming.flush()
+    with db.session() as session:
+        kept = session.scalar(
+            select(func.count(IncomingMessage.id)).where(
+                IncomingMessage.message.like("at the same moment %")
+            )
+        )
+    assert kept == 40
+
+
+@pytest.mark.parametrize("number", [str(2**63), "9" * 30, "9" * 5000])
+def test_ids_larger_than_a_database_integer_are_404_not_500(
+    app, client, reviewer_headers, number: str
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_dashboard import make_token
+    from tests.test_dashboard import sign_in
+
+    error = error_of(client.get(f"/v1/generations/{number}", headers=reviewer_headers), 404)
+    assert error["code"] == "not_found"
+    token, _ = make_token(app, Role.REVIEWER)
+    assert sign_in(client, token).status_code == 303
+    for page in (
+        f"/dashboard/generations/{number}",
+        f"/dashboard/generations/{number}/progress.json",
+    ):
+        assert client.get(page).status_code == 404
+
+
+def test_long_bad_values_are_echoed_bounded(client, reviewer_headers) -> None:  # type: ignore[no-untyped-def]
+    row = {"message": "m", "reply": "r", "provenance": "x" * 200_000}
+    body = {"examples": [row], "provenance": "human"}
+    error = error_of(post_json(client, "/v1/examples", body, reviewer_headers), 422)
+    assert error["details"]["rows"][0]["error"] == (
+        "provenance must be one of human, human_selected, synthetic, not '" + "x" * 40 + "'..."
+    )

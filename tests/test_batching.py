@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -73,3 +74,54 @@ def test_a_failing_model_fails_only_its_requests(model) -> None:  # type: ignore
     with pytest.raises(RuntimeError, match="index unavailable"):
         batcher.suggest(Broken(), "Hello", 3, None)  # type: ignore[arg-type]
     assert batcher.suggest(model, "Hello", 3, None) == model.suggest("Hello", k=3)
+
+
+class HeldModel:
+    """The real model, whose passes wait while ``hold`` is clear: requests sent meanwhile
+    queue up and are then answered together in one batch (synchronisation, not a stand-in)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.entered = threading.Event()
+        self.hold = threading.Event()
+        self.passes: list[list[str]] = []
+
+    def suggest_many(self, messages: list[str], **kwargs: Any) -> Any:
+        self.entered.set()
+        self.hold.wait(30)
+        self.passes.append(list(messages))
+        return self.model.suggest_many(messages, **kwargs)
+
+
+def test_a_request_the_encoder_cannot_take_fails_alone_not_its_batch(model) -> None:  # type: ignore[no-untyped-def]
+    held = HeldModel(model)
+    batcher = MicroBatcher(max_batch=32, threads=1)
+    # A lone surrogate cannot be encoded (the API refuses it first; here it reaches the model).
+    requests = ["Hello", *MESSAGES, "hi \ud800", "What is AI?", "bye \udcff"]
+    answers: dict[int, Any] = {}
+
+    def call(i: int) -> None:
+        try:
+            answers[i] = batcher.suggest(held, requests[i], 3, None)  # type: ignore[arg-type]
+        except UnicodeError as exc:
+            answers[i] = exc
+
+    first = threading.Thread(target=call, args=(0,))
+    first.start()
+    assert held.entered.wait(30)  # the first request's pass has started and waits for `hold`
+    rest = [threading.Thread(target=call, args=(i,)) for i in range(1, len(requests))]
+    for thread in rest:
+        thread.start()
+    while batcher._queue.qsize() < len(rest):
+        time.sleep(0.01)
+    held.hold.set()
+    for thread in [first, *rest]:
+        thread.join(30)
+    # The ten others shared a pass with the two bad ones, and each was then answered alone.
+    assert held.passes[1] == requests[1:]
+    assert batcher.retried == len(rest)
+    for i, message in enumerate(requests):
+        if "\ud800" in message or "\udcff" in message:
+            assert isinstance(answers[i], UnicodeEncodeError)
+        else:
+            assert answers[i] == model.suggest(message, k=3), message

@@ -27,6 +27,7 @@ from core.schema import Generation
 from core.schema import Role
 from core.settings import SettingsError
 from models.encoder import Encoder
+from models.registry import production
 from safeguards.evaluation import Evaluation
 from safeguards.evaluation import Figure
 from tests.helpers import FAST_TRAINING
@@ -435,3 +436,29 @@ def test_a_running_generation_is_followed_and_its_candidate_not_overridden(
     assert refused.status_code == 409
     assert "wait for the gate" in text(refused)
     assert "Generation 1 is running" in text(reviewer.get("/dashboard/"))
+
+
+@pytest.mark.parametrize(
+    ("reason", "fragment"),
+    [
+        ("why\x00not", "reason has a control character U+0000 at character 3"),
+        ("\u200b \u200b", "reason is empty or only whitespace and invisible characters"),
+        ("r" * 2001, "reason is longer than 2000 characters (it has 2001)"),
+    ],
+)
+def test_a_reason_goes_through_the_same_text_validation_as_the_api(
+    app: APIFlask, reviewer: FlaskClient, reason: str, fragment: str
+) -> None:
+    from tests.test_serving import new_candidate
+
+    version = new_candidate(app).version
+    path = f"/dashboard/models/{version}/promote"
+    before = audit_count(app)
+    form = reviewer.get(path)
+    assert 'maxlength="2000"' in text(form)
+    response = reviewer.post(path, data={"reason": reason, "csrf_token": csrf_from(reviewer, path)})
+    assert response.status_code == 400
+    assert fragment in text(response)
+    assert audit_count(app) == before
+    with app.extensions["replyguard"].db.session() as session:
+        assert production(session).version == "v1"

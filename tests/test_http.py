@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import json
+import random
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func
+from sqlalchemy import select
 
 from core.db import Database
 from core.keys import create_key
+from core.schema import Example
+from core.schema import IncomingMessage
 from core.schema import Role
 from tests.helpers import make_settings
 from webapp.launch import free_port
@@ -22,10 +30,17 @@ from webapp.launch import stop_server
 pytestmark = pytest.mark.slow
 
 
+@dataclass(frozen=True)
+class Served:
+    base: str
+    # A client key and a reviewer key.
+    token: str
+    staff: str
+    data_dir: Path
+
+
 @pytest.fixture(scope="module")
-def server(
-    trained_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, str]]:
+def served(trained_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     import shutil
 
     data_dir = tmp_path_factory.mktemp("http") / "data"
@@ -33,11 +48,17 @@ def server(
     db = Database(make_settings(data_dir))
     with db.session() as session:
         token, _ = create_key(session, "http", Role.CLIENT)
+        staff, _ = create_key(session, "http staff", Role.REVIEWER)
     db.dispose()
     port = free_port()
     process = start_server(data_dir, port, workers=1, threads=4, log=data_dir / "server.log")
-    yield f"http://127.0.0.1:{port}", token
+    yield Served(f"http://127.0.0.1:{port}", token, staff, data_dir)
     stop_server(process)
+
+
+@pytest.fixture(scope="module")
+def server(served: Served) -> tuple[str, str]:
+    return served.base, served.token
 
 
 def call(url: str, body: bytes | None, token: str | None) -> tuple[int, dict[str, Any]]:
@@ -96,3 +117,126 @@ def test_readiness_over_http(server: tuple[str, str]) -> None:
     base, _ = server
     status, body = call(f"{base}/readyz", None, None)
     assert (status, body["status"], body["checks"]["model"]) == (200, "ready", "v1")
+
+
+# --- Mixed load: ordinary and malformed requests from 32 clients at once ---------------------
+
+BIG_INT = b"9" * 5000
+
+
+def _suggestion(i: int) -> tuple[str, bytes, int]:
+    body = {"message": f"mixed {i}: are we still on for lunch?", "k": 1 + i % 5}
+    return "/v1/suggestions", json.dumps(body).encode(), 200
+
+
+def _feedback(i: int) -> tuple[str, bytes, int]:
+    body: dict[str, Any] = {"message": f"mixed feedback {i}", "suggestions": ["Sure", "No"]}
+    body.update({"chosen": i % 2} if i % 3 else {"typed": f"typed reply {i}"})
+    return "/v1/feedback", json.dumps(body).encode(), 201
+
+
+def _import(i: int) -> tuple[str, bytes, int]:
+    rows = [{"message": f"mixed import {i}.{j}", "reply": f"imported {j}"} for j in range(5)]
+    return "/v1/examples", json.dumps({"examples": rows, "provenance": "human"}).encode(), 201
+
+
+def _j(body: Any) -> bytes:
+    return json.dumps(body).encode()
+
+
+# (path, body, status): each an instance of a kind of hostile input the service must refuse
+# alone, without failing its neighbours or losing their rows.
+MALFORMED = [
+    ("/v1/suggestions", _j({"message": "hi \ud800"}), 422),
+    ("/v1/suggestions", _j({"message": "x", "niche": "\ud800"}), 422),
+    ("/v1/suggestions", _j({"message": "bell \x07"}), 422),
+    ("/v1/suggestions", b'{"message": "hi", "k": ' + BIG_INT + b"}", 400),
+    ("/v1/suggestions", b'{"message": "hi", "k": NaN}', 400),
+    ("/v1/suggestions", b"[" * 50_000 + b"]" * 50_000, 400),
+    ("/v1/suggestions", b"   ", 422),
+    ("/v1/suggestions", b"\xc3\x28", 400),
+    ("/v1/feedback", _j({"message": "m", "suggestions": ["y" * 200_000], "chosen": 0}), 422),
+    ("/v1/feedback", _j({"message": "m", "suggestions": ["a"], "chosen": 0, "niche": "  "}), 422),
+    (
+        "/v1/feedback",
+        _j({"message": "m", "suggestions": ["a"], "chosen": 0, "model_version": "v99"}),
+        422,
+    ),
+    ("/v1/feedback", _j({"message": "m", "suggestions": [], "typed": "\ud800"}), 422),
+    (
+        "/v1/examples",
+        _j(
+            {
+                "examples": [{"message": f"poisoned batch {j}", "reply": "r"} for j in range(4)]
+                + [{"message": "poisoned batch \ud800", "reply": "r"}],
+                "provenance": "human",
+            }
+        ),
+        422,
+    ),
+    (
+        "/v1/examples",
+        _j(
+            {"examples": [{"message": "poisoned batch s", "reply": "r"}], "provenance": "synthetic"}
+        ),
+        422,
+    ),
+]
+IDENTICAL = ("/v1/feedback", _j({"message": "mixed same", "suggestions": ["Yes"], "chosen": 0}))
+
+
+def test_32_clients_with_malformed_requests_among_them(served: Served) -> None:
+    ordinary = (
+        [_suggestion(i) for i in range(192)]
+        + [_feedback(i) for i in range(64)]
+        + [_import(i) for i in range(32)]
+    )
+    malformed = MALFORMED * 4
+    requests = [(*r, "good") for r in ordinary] + [(*r, "bad") for r in malformed]
+    requests += [(*IDENTICAL, 0, "identical")] * 8
+    random.Random(11).shuffle(requests)
+
+    def send(request: tuple[str, bytes, int, str]) -> tuple[int, dict[str, Any]]:
+        path, body, _, _ = request
+        token = served.staff if path == "/v1/examples" else served.token
+        return call(f"{served.base}{path}", body, token)
+
+    with ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(send, requests))
+    wrong = [
+        (path, body[:80], expected, got, answer.get("error"))
+        for (path, body, expected, kind), (got, answer) in zip(requests, answers, strict=True)
+        if kind != "identical" and got != expected
+    ]
+    assert wrong == []
+    identical = sorted(
+        got for (*_, kind), (got, _) in zip(requests, answers, strict=True) if kind == "identical"
+    )
+    assert identical == [200] * 7 + [201]
+
+    # Every well-formed row is stored, once; no row of a refused request is.
+    db = Database(make_settings(served.data_dir))
+    try:
+
+        def count(table: Any, column: Any, pattern: str) -> int:
+            with db.session() as session:
+                return int(
+                    session.scalar(
+                        select(func.count()).select_from(table).where(column.like(pattern))
+                    )
+                    or 0
+                )
+
+        # Incoming messages are written in the background, every half second.
+        deadline = time.monotonic() + 30
+        while count(IncomingMessage, IncomingMessage.message, "mixed %") < 192:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert count(IncomingMessage, IncomingMessage.message, "mixed %") == 192
+        assert count(Example, Example.message, "mixed feedback %") == 64
+        assert count(Example, Example.message, "mixed same") == 1
+        assert count(Example, Example.message, "mixed import %") == 160
+        assert count(Example, Example.message, "poisoned batch %") == 0
+    finally:
+        db.dispose()

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -10,45 +9,21 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from core.db import Database
+from core.demo import chatterbot_rows
+from core.ingest import ExampleIn
 from core.ingest import ImportFailed
-from core.ingest import demo_rows
+from core.ingest import add_examples
 from core.ingest import import_file
-from core.ingest import load_demo
+from core.ingest import validate_row
 from core.provenance import Provenance
 from core.schema import Example
-from core.schema import IncomingMessage
-from core.text import normalize
+from tests.helpers import at_once
 from webapp.cli import main
 
 
 def count(db: Database) -> int:
     with db.session() as session:
         return int(session.scalar(select(func.count(Example.id))) or 0)
-
-
-def test_demo_has_21_skewed_niches_and_loads_once(empty_db: Database) -> None:
-    rows = list(demo_rows())
-    niches = Counter(example.niche for _, example in rows)
-    assert len(niches) == 21
-    assert len(rows) > 2000
-    # Heavily skewed: the largest niche is many times the smallest.
-    assert max(niches.values()) > 50 * min(niches.values())
-    with empty_db.session() as session:
-        first = load_demo(session, empty_db.settings)
-    with empty_db.session() as session:
-        second = load_demo(session, empty_db.settings)
-    assert first.added == count(empty_db) > 900
-    assert (second.added, second.traffic) == (0, 0)
-    with empty_db.session() as session:
-        provenances = set(session.scalars(select(Example.provenance).distinct()))
-        traffic = list(session.execute(select(IncomingMessage.message, IncomingMessage.niche)))
-        trained = {(e.niche, normalize(e.message)) for e in session.scalars(select(Example))}
-    assert provenances == {"human"}
-    # About a fifth of the messages play incoming traffic: no reply stored for them.
-    assert len(traffic) == first.traffic > 150
-    assert set(niche for _, niche in traffic) == set(niches)
-    leaked = [m for m, n in traffic if (n, normalize(m)) in trained]
-    assert len(leaked) <= 2, leaked  # only niches too small to split by message
 
 
 def write_jsonl(path: Path, rows: list[object]) -> Path:
@@ -70,7 +45,7 @@ def test_per_row_provenance_column_wins(empty_db: Database, tmp_path: Path) -> N
     path = write_jsonl(
         tmp_path / "b.jsonl",
         [
-            {"message": "a?", "reply": "b", "provenance": "synthetic"},
+            {"message": "a?", "reply": "b", "provenance": "human_selected"},
             {"message": "c?", "reply": "d"},
         ],
     )
@@ -78,7 +53,7 @@ def test_per_row_provenance_column_wins(empty_db: Database, tmp_path: Path) -> N
         import_file(session, path, Provenance.HUMAN, skip_invalid=False)
     with empty_db.session() as session:
         got = dict(session.execute(select(Example.message, Example.provenance)).all())
-    assert got == {"a?": "synthetic", "c?": "human"}
+    assert got == {"a?": "human_selected", "c?": "human"}
 
 
 def test_bad_rows_reported_by_line_and_nothing_imported(empty_db: Database, tmp_path: Path) -> None:
@@ -151,3 +126,32 @@ def test_cli_import_reports_and_exits_nonzero(empty_db: Database, tmp_path: Path
     assert failed.exit_code == 1
     assert "line 1: 'reply' is missing" in failed.output
     assert "--skip-invalid" in failed.output
+
+
+def test_identical_concurrent_inserts_store_each_example_once(store: Database) -> None:
+    examples = [
+        ExampleIn(f"race message {i}", f"race reply {i}", "general", Provenance.HUMAN)
+        for i in range(50)
+    ]
+
+    def insert(_: int) -> tuple[int, int]:
+        with store.session() as session:
+            added, duplicates = add_examples(session, examples, source="race")
+            return len(added), duplicates
+
+    results = at_once(8, insert)
+    assert sum(added for added, _ in results) == 50
+    assert {added + duplicates for added, duplicates in results} == {50}
+    assert count(store) == 50
+
+
+def test_every_demo_example_passes_the_text_validation_of_imports() -> None:
+    # The limits are set so that the product's own human data can be exported and imported.
+    refused = []
+    for _, example in chatterbot_rows():
+        raw = {"message": example.message, "reply": example.reply, "niche": example.niche}
+        try:
+            validate_row(raw, Provenance.HUMAN)
+        except ValueError as exc:
+            refused.append(str(exc))
+    assert refused == []

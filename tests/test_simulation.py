@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from core.ingest import demo_rows
+from core.demo import chatterbot_rows
 from webapp.cli import main
 
 pytestmark = pytest.mark.slow
@@ -22,7 +22,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = root / "slice.jsonl"
     taken: dict[str, int] = defaultdict(int)
     with data.open("w") as out:
-        for _, e in demo_rows():
+        for _, e in chatterbot_rows():
             if taken[e.niche] < 15:
                 taken[e.niche] += 1
                 out.write(

@@ -7,6 +7,7 @@ from typing import Any
 from apiflask import APIBlueprint
 from sqlalchemy import select
 
+from core.ingest import DEFAULT_NICHE
 from core.ingest import ExampleIn
 from core.ingest import ImportFailed
 from core.ingest import add_examples
@@ -14,6 +15,8 @@ from core.ingest import validate_rows
 from core.provenance import Provenance
 from core.schema import Example
 from core.text import pair_hash
+from models.registry import RegistryError
+from models.registry import get_version
 from models.registry import versions
 from webapp.auth import STAFF
 from webapp.auth import auth
@@ -84,14 +87,12 @@ def feedback(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
                 422, f"'chosen' must index the {len(shown)} suggestion(s) shown (0-based)"
             )
         reply, provenance = shown[chosen], Provenance.HUMAN_SELECTED
-        if not reply.strip():
-            raise ApiError(422, "the chosen suggestion is empty")
     else:
         reply, provenance = typed, Provenance.HUMAN
     example = ExampleIn(
-        message=body["message"].strip(),
-        reply=reply.strip(),
-        niche=body["niche"] or "general",
+        message=body["message"],
+        reply=reply,
+        niche=body["niche"] or DEFAULT_NICHE,
         provenance=provenance,
         # All of one key's feedback is one source: it alone never makes a reply "written by
         # many" (models.response_set).
@@ -99,6 +100,15 @@ def feedback(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     )
     version = body["model_version"] if provenance is Provenance.HUMAN_SELECTED else None
     with services().db.session() as session:
+        if body["model_version"] is not None:
+            try:
+                get_version(session, body["model_version"])
+            except RegistryError:
+                raise ApiError(
+                    422,
+                    f"model_version: there is no model version {body['model_version']!r}; "
+                    "GET /v1/models lists them",
+                ) from None
         added, _ = add_examples(session, [example], source="api:feedback", model_version=version)
         if added:
             row = added[0]

@@ -1,18 +1,37 @@
-"""Request bodies under /v1 are JSON, checked before any view sees them.
+"""What a request carries, read safely: JSON bodies under /v1, and integers in paths.
+
+Request bodies under /v1 are JSON objects, read only once the caller's key is checked.
 
 Clients such as ``curl -d`` send JSON without a JSON content type; the API takes the body as
-JSON whatever the header says, and answers a precise 400 when it is not UTF-8 or not JSON.
+JSON whatever the header says. The body is parsed where a view's input schema asks for it,
+which APIFlask does after ``auth_required`` has accepted the key: a request without a valid
+key is answered 401 before anything reads its body, whatever the body holds.
+
+Parsing answers a precise 400 in the one error shape (webapp/errors.py) for every body the
+JSON parser cannot take: not UTF-8, not JSON, NaN or Infinity (not JSON either), an integer
+with more digits than Python converts (4,300), nesting deeper than the parser's recursion
+limit, or anything but an object. An empty or whitespace-only body counts as no body: the
+schema then names the fields that are missing.
+
+An integer in a path (``/v1/generations/<int:id>``, the dashboard's pages) larger than a
+database integer matches no route, so it is a 404 like any unknown id rather than an overflow
+in the database driver.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from collections.abc import Iterable
 from typing import Any
 
+from apiflask.schema_adapters.marshmallow import parser
 from flask import Flask
-from flask import request
+from flask import Request
+from webargs import missing
+from werkzeug.routing import IntegerConverter
+from werkzeug.routing import Map
 
 from webapp.errors import ApiError
 
@@ -31,30 +50,78 @@ class JsonBodyMiddleware:
         return self.app(environ, start_response)
 
 
-def init_app(app: Flask) -> None:
-    app.wsgi_app = JsonBodyMiddleware(app.wsgi_app)  # type: ignore[method-assign]
+def parse_body(raw: bytes) -> Any:
+    """Parse a request body as a JSON object.
 
-    @app.before_request
-    def _check_body() -> None:
-        if request.method not in ("POST", "PUT", "PATCH") or not request.path.startswith(
-            API_PREFIX
-        ):
-            return
-        raw = request.get_data(cache=True)
-        if not raw.strip():
-            # Some actions take no body (starting a generation); the schema says what is missing.
-            return
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ApiError(
-                400, f"the request body is not UTF-8 (invalid byte at position {exc.start})"
-            ) from None
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ApiError(
-                400, f"the request body is not valid JSON: {exc.msg} at position {exc.pos}"
-            ) from None
-        if not isinstance(parsed, dict):
-            raise ApiError(400, "the request body must be a JSON object")
+    Args:
+        raw: the body's bytes.
+
+    Returns:
+        The object as a dict, or webargs' ``missing`` when the body is empty or whitespace.
+
+    Raises:
+        ApiError: 400 saying why the body is not a JSON object.
+    """
+    if not raw.strip():
+        return missing
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(
+            400, f"the request body is not UTF-8 (invalid byte at position {exc.start})"
+        ) from None
+    try:
+        parsed = json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            400, f"the request body is not valid JSON: {exc.msg} at position {exc.pos}"
+        ) from None
+    except ValueError:
+        # The one other ValueError of json.loads: Python refuses to convert an integer longer
+        # than sys.get_int_max_str_digits() (a guard against quadratic-time conversion).
+        raise ApiError(
+            400,
+            "the request body has an integer the server cannot read: at most "
+            f"{sys.get_int_max_str_digits()} digits",
+        ) from None
+    except RecursionError:
+        raise ApiError(400, "the request body nests arrays or objects too deeply") from None
+    if not isinstance(parsed, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    return parsed
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's parser accepts NaN, Infinity and -Infinity; JSON has no such values.
+    raise ApiError(400, f"the request body is not valid JSON: {name} is not a JSON value")
+
+
+# webargs' extension point for where a location's data comes from: APIFlask's parser reads the
+# body of every @input(...) view through this loader, inside the view's auth_required check.
+@parser.location_loader("json")
+def _load_json(request: Request, schema: Any) -> Any:
+    return parse_body(request.get_data(cache=True))
+
+
+# The largest id SQLite and PostgreSQL (bigint) can compare with; past it drivers overflow.
+MAX_PATH_INTEGER = 2**63 - 1
+
+
+class PathInteger(IntegerConverter):
+    """``<int:...>`` with werkzeug's options, at most :data:`MAX_PATH_INTEGER` by default."""
+
+    def __init__(
+        self,
+        map: Map,
+        fixed_digits: int = 0,
+        min: int | None = None,
+        max: int | None = MAX_PATH_INTEGER,
+        signed: bool = False,
+    ) -> None:
+        super().__init__(map, fixed_digits, min, max, signed)
+
+
+def init_app(app: Flask) -> None:
+    """Call before any route is registered: routes take their converters when added."""
+    app.wsgi_app = JsonBodyMiddleware(app.wsgi_app)  # type: ignore[method-assign]
+    app.url_map.converters["int"] = PathInteger

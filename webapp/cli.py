@@ -13,9 +13,10 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from core.db import Database
+from core.demo import load_demo
+from core.ingest import IMPORTABLE
 from core.ingest import ImportFailed
 from core.ingest import import_file
-from core.ingest import load_demo
 from core.keys import create_key
 from core.provenance import Provenance
 from core.schema import Example
@@ -23,6 +24,13 @@ from core.schema import Role
 from core.settings import Settings
 from core.settings import SettingsError
 from core.settings import load_settings
+from core.text import CURATION
+from core.text import KEY_NAME
+from core.text import NICHE
+from core.text import REASON
+from core.text import InvalidText
+from core.text import TextRule
+from core.text import clean_text
 
 if TYPE_CHECKING:
     from worker.context import PipelineContext
@@ -68,6 +76,29 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
+class TextParam(click.ParamType):
+    """A text option checked by the one text validation (core.text.clean_text) of its kind,
+    as the API and the dashboard check the same kind of text. Loads it stripped.
+
+    Args:
+        rule: the kind of text (core.text.REASON, KEY_NAME, ...).
+    """
+
+    name = "text"
+
+    def __init__(self, rule: TextRule) -> None:
+        self.rule = rule
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return clean_text(value, self.rule, param.name if param and param.name else "text")
+        except InvalidText as exc:
+            self.fail(str(exc), param, ctx)
+
+
+REASON_TEXT = TextParam(REASON)
+
+
 @click.group()
 @click.option(
     "--data-dir",
@@ -99,20 +130,35 @@ def data() -> None:
 
 
 @data.command("load-demo")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="The whole chitchat corpus (131,484 pairs) instead of its skewed demo share.",
+)
 @pass_ctx
-def data_load_demo(ctx: Context) -> None:
-    """Load the English chatterbot corpus (about 2,400 turn pairs in 21 niches)."""
-    with ctx.db.session() as session:
-        report = load_demo(session, ctx.settings)
-    click.echo(f"demo data: {report.added} added, {report.duplicates} already present")
+def data_load_demo(ctx: Context, full: bool) -> None:
+    """Load the demo data: two-person chat (REPLYGUARD_DEMO_DATASET=chitchat, the default;
+    REPLYGUARD_DEMO_PAIRS turn pairs in 35 skewed niches) or the English chatterbot corpus
+    (chatterbot: about 2,300 pairs in 21 niches). A fifth of each niche's messages are kept as
+    incoming traffic, replies hidden."""
+    try:
+        with ctx.db.session() as session:
+            report = load_demo(session, ctx.settings, full=full)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"demo data ({ctx.settings.demo_dataset}): {report.added} added, "
+        f"{report.duplicates} already present, {report.traffic} messages as incoming traffic"
+    )
 
 
 @data.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--provenance",
-    type=click.Choice([p.value for p in Provenance]),
-    help="Provenance of rows without a 'provenance' column. There is no default.",
+    type=click.Choice([p.value for p in IMPORTABLE]),
+    help="Provenance of rows without a 'provenance' column. There is no default; synthetic "
+    "examples are never imported (only a generation adds them, with their model version).",
 )
 @click.option("--skip-invalid", is_flag=True, help="Import the valid rows and report the rest.")
 @pass_ctx
@@ -159,9 +205,9 @@ def keys() -> None:
 
 @keys.command("create")
 @click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.CLIENT.value)
-@click.option("--name", default="", help="Who or what the key is for.")
+@click.option("--name", type=TextParam(KEY_NAME), help="Who or what the key is for.")
 @pass_ctx
-def keys_create(ctx: Context, role: str, name: str) -> None:
+def keys_create(ctx: Context, role: str, name: str | None) -> None:
     """Create an API key and print it (it is shown once and stored only hashed)."""
     with ctx.db.session() as session:
         token, _ = create_key(session, name or role, Role(role))
@@ -174,9 +220,9 @@ def bank() -> None:
 
 
 @bank.command("add")
-@click.argument("text")
-@click.option("--niche", default="general", show_default=True)
-@click.option("--reason", required=True, help="Why; recorded in the audit log.")
+@click.argument("text", type=TextParam(CURATION))
+@click.option("--niche", type=TextParam(NICHE), default="general", show_default=True)
+@click.option("--reason", type=REASON_TEXT, required=True, help="Why; recorded in the audit log.")
 @pass_ctx
 def bank_add(ctx: Context, text: str, niche: str, reason: str) -> None:
     """Add TEXT as a canned reply: served within seconds, without retraining."""
@@ -194,9 +240,9 @@ def bank_add(ctx: Context, text: str, niche: str, reason: str) -> None:
 
 
 @bank.command("block")
-@click.argument("value")
+@click.argument("value", type=TextParam(CURATION))
 @click.option("--pattern", is_flag=True, help="VALUE is a regular expression (case-insensitive).")
-@click.option("--reason", required=True, help="Why; recorded in the audit log.")
+@click.option("--reason", type=REASON_TEXT, required=True, help="Why; recorded in the audit log.")
 @pass_ctx
 def bank_block(ctx: Context, value: str, pattern: bool, reason: str) -> None:
     """Never suggest VALUE (a reply, or with --pattern every reply it matches) again."""
@@ -280,7 +326,7 @@ def _train_baseline(ctx: Context) -> Any:
 
 @models.command("promote")
 @click.argument("version")
-@click.option("--reason", required=True, help="Why; recorded in the audit log.")
+@click.option("--reason", type=REASON_TEXT, required=True, help="Why; recorded in the audit log.")
 @pass_ctx
 def models_promote(ctx: Context, version: str, reason: str) -> None:
     """Make VERSION production, overriding the gate if it blocked it (audited)."""
@@ -292,7 +338,7 @@ def models_promote(ctx: Context, version: str, reason: str) -> None:
 
 @models.command("rollback")
 @click.argument("version")
-@click.option("--reason", required=True, help="Why; recorded in the audit log.")
+@click.option("--reason", type=REASON_TEXT, required=True, help="Why; recorded in the audit log.")
 @pass_ctx
 def models_rollback(ctx: Context, version: str, reason: str) -> None:
     """Make an earlier VERSION production again (audited)."""
@@ -356,7 +402,7 @@ def generation_resume(ctx: Context, generation_id: int, wait: bool) -> None:
 
 @generation.command("fail")
 @click.argument("generation_id", type=int)
-@click.option("--reason", required=True)
+@click.option("--reason", type=REASON_TEXT, required=True, help="Why; recorded in the audit log.")
 @pass_ctx
 def generation_fail(ctx: Context, generation_id: int, reason: str) -> None:
     """Give up on a generation whose worker died (production is untouched)."""
@@ -508,8 +554,11 @@ def run(ctx: Context, host: str, port: int, no_generation: bool) -> None:
         has_examples = session.scalar(select(func.count(Example.id))) or 0
         has_model = production(session) is not None
     if not has_examples:
-        with ctx.db.session() as session:
-            report = load_demo(session, ctx.settings)
+        try:
+            with ctx.db.session() as session:
+                report = load_demo(session, ctx.settings)
+        except SettingsError as exc:
+            raise click.ClickException(str(exc)) from None
         click.echo(
             f"loaded the demo data: {report.added} examples, "
             f"{report.traffic} messages as incoming traffic"
@@ -674,7 +723,7 @@ def reservoir_show(ctx: Context) -> None:
 
 
 @reservoir.command("rebuild")
-@click.option("--reason", required=True, help="Why; recorded in the audit log.")
+@click.option("--reason", type=REASON_TEXT, required=True, help="Why; recorded in the audit log.")
 @click.option(
     "--include-benchmark",
     is_flag=True,

@@ -34,6 +34,9 @@ CODES = {
     503: "unavailable",
 }
 
+# Where webargs found the input that failed validation (the keys of its error details).
+INPUT_LOCATIONS = {"json", "query", "view_args", "headers", "cookies", "form", "files"}
+
 MESSAGES = {
     401: "missing or unknown API key: send 'Authorization: Bearer <key>' "
     "(create one with `replyguard keys create`)",
@@ -71,16 +74,16 @@ def init_app(app: APIFlask) -> None:
         status = error.status_code
         message = error.message or ""
         details = error.detail
-        if status == 422 and isinstance(details, dict) and "json" in details:
-            # webargs/marshmallow validation: name the fields in the message.
-            fields = details["json"]
+        if status == 422 and isinstance(details, dict) and set(details) & INPUT_LOCATIONS:
+            # webargs/marshmallow validation, keyed by where the input was (body, query
+            # string, path): name the fields in the message, wherever they came from.
+            fields: dict[str, Any] = {}
+            for location in sorted(set(details) & INPUT_LOCATIONS):
+                fields.update(details[location])
             message = "invalid input: " + "; ".join(
-                f"{name}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
-                for name, msgs in sorted(fields.items())
+                f"{name}: {text}" for name, text in _flatten(fields)
             )
             details = {"fields": fields}
-        elif status == 400 and isinstance(details, dict) and "json" in details:
-            details = {}
         elif status == 429:
             # Flask-Limiter's refusal (webapp/limits.py): which limit, and when to retry.
             message, details = breach()
@@ -95,6 +98,21 @@ def init_app(app: APIFlask) -> None:
             return error
         log.exception("unhandled error")
         return error_body(500, "internal error; the server log has the details"), 500
+
+
+def _flatten(fields: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """marshmallow's nested messages as (dotted field name, text) pairs, sorted by name.
+
+    ``{"suggestions": {0: ["too long"]}}`` becomes ``[("suggestions.0", "too long")]``.
+    """
+    if isinstance(fields, dict):
+        pairs: list[tuple[str, str]] = []
+        for name in sorted(fields, key=str):
+            pairs += _flatten(fields[name], f"{prefix}.{name}" if prefix else str(name))
+        return pairs
+    if isinstance(fields, list) and all(isinstance(m, str) for m in fields):
+        return [(prefix, " ".join(fields))]
+    return [(prefix, str(fields))]
 
 
 def _werkzeug_name(status: int) -> str:

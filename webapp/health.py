@@ -31,6 +31,6 @@ def readyz() -> tuple[dict[str, Any], int]:
     except SQLAlchemyError:
         checks["database"] = "unreachable"
     current = svc.holder.current
-    checks["model"] = current.version if current else (svc.holder.last_error or "none loaded")
+    checks["model"] = current.version if current else (svc.holder.public_error or "none loaded")
     ready = checks["database"] == "ok" and current is not None
     return {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503

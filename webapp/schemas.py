@@ -14,13 +14,25 @@ from apiflask.fields import List
 from apiflask.fields import Nested
 from apiflask.fields import String
 from apiflask.validators import Length
+from apiflask.validators import NoneOf
 from apiflask.validators import OneOf
 from apiflask.validators import Range
 from flask import current_app
 from marshmallow import ValidationError
 from marshmallow import validates
 
+from core.ingest import IMPORTABLE
+from core.ingest import SYNTHETIC_REFUSED
 from core.provenance import Provenance
+from core.text import CURATION
+from core.text import MESSAGE
+from core.text import MODEL_VERSION
+from core.text import NICHE
+from core.text import REASON
+from core.text import REPLY
+from core.text import InvalidText
+from core.text import TextRule
+from core.text import clean_text
 
 
 class StrictInteger(Integer):
@@ -36,25 +48,44 @@ def _settings() -> Any:
     return current_app.extensions["replyguard"].settings
 
 
-def check_text(value: str, name: str, limit: int) -> None:
-    if not value.strip():
-        raise ValidationError(f"{name} is empty or only whitespace")
-    if len(value) > limit:
-        raise ValidationError(f"{name} is longer than {limit} characters")
+def _bounds(rule: TextRule) -> dict[str, int]:
+    """The rule's length bounds, as OpenAPI states them."""
+    return {"minLength": 1, "maxLength": rule.max_chars}
+
+
+class Text(String):
+    """A text field checked by the one text validation (core.text.clean_text) of its kind.
+
+    Loads the text stripped of surrounding whitespace; refuses what the rule refuses with the
+    rule's message. The rule's length bounds are in the OpenAPI document.
+
+    Args:
+        rule: the kind of text (core.text.MESSAGE, REPLY, NICHE, ...).
+        label: the name used in error messages; defaults to the field's name.
+    """
+
+    def __init__(self, rule: TextRule, label: str = "", **kwargs: Any) -> None:
+        metadata = {**_bounds(rule), **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+        self.rule = rule
+        self.label = label
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return clean_text(text, self.rule, self.label or self.name or "text")
+        except InvalidText as exc:
+            raise ValidationError(str(exc)) from None
 
 
 class SuggestIn(Schema):
-    message = String(required=True, metadata={"description": "The message to reply to."})
-    niche = String(load_default=None, validate=Length(min=1, max=100))
+    message = Text(MESSAGE, required=True, metadata={"description": "The message to reply to."})
+    niche = Text(NICHE, load_default=None)
     k = StrictInteger(load_default=None, metadata={"description": "How many suggestions (1-10)."})
     force = Boolean(
         load_default=False,
         metadata={"description": "Return suggestions even when the model abstains."},
     )
-
-    @validates("message")
-    def _message(self, value: str, **_: Any) -> None:
-        check_text(value, "message", _settings().max_message_chars)
 
     @validates("k")
     def _k(self, value: int | None, **_: Any) -> None:
@@ -88,23 +119,19 @@ class SuggestOut(Schema):
 
 
 class FeedbackIn(Schema):
-    message = String(required=True)
-    suggestions = List(String(), required=True, validate=Length(max=10))
+    message = Text(MESSAGE, required=True)
+    # Every suggestion shown is a reply, held to the reply rule whether chosen or not.
+    suggestions = List(Text(REPLY, label="suggestion"), required=True, validate=Length(max=10))
     chosen = StrictInteger(
         load_default=None, metadata={"description": "Index of the suggestion the user tapped."}
     )
-    typed = String(load_default=None, metadata={"description": "What the user wrote instead."})
-    niche = String(load_default=None, validate=Length(min=1, max=100))
-    model_version = String(load_default=None, validate=Length(max=64))
-
-    @validates("message")
-    def _message(self, value: str, **_: Any) -> None:
-        check_text(value, "message", _settings().max_message_chars)
-
-    @validates("typed")
-    def _typed(self, value: str | None, **_: Any) -> None:
-        if value is not None:
-            check_text(value, "typed", _settings().max_message_chars)
+    typed = Text(REPLY, load_default=None, metadata={"description": "What the user wrote instead."})
+    niche = Text(NICHE, load_default=None)
+    model_version = Text(
+        MODEL_VERSION,
+        load_default=None,
+        metadata={"description": "The model version that made the suggestions (GET /v1/models)."},
+    )
 
 
 class FeedbackOut(Schema):
@@ -114,9 +141,11 @@ class FeedbackOut(Schema):
 
 
 class ExampleRowIn(Schema):
-    message = String(required=True)
-    reply = String(required=True)
-    niche = String(load_default=None)
+    # Checked row by row by core.ingest.validate_row (the rule of each text), so that one bad
+    # row is reported by its index and skip_invalid can import the others.
+    message = String(required=True, metadata=_bounds(MESSAGE))
+    reply = String(required=True, metadata=_bounds(REPLY))
+    niche = String(load_default=None, metadata=_bounds(NICHE))
     provenance = String(load_default=None)
 
 
@@ -124,8 +153,11 @@ class ExamplesIn(Schema):
     examples = List(Nested(ExampleRowIn), required=True)
     provenance = String(
         load_default=None,
-        validate=OneOf([v.value for v in Provenance]),
-        metadata={"description": "Provenance for rows without their own: human or synthetic."},
+        validate=[
+            NoneOf([Provenance.SYNTHETIC.value], error=SYNTHETIC_REFUSED),
+            OneOf([p.value for p in IMPORTABLE]),
+        ],
+        metadata={"description": "Provenance for rows without their own: human or human_selected."},
     )
     skip_invalid = Boolean(load_default=False)
 
@@ -152,11 +184,9 @@ class ModelsOut(Schema):
 
 
 class ReasonIn(Schema):
-    reason = String(required=True, metadata={"description": "Why; recorded in the audit log."})
-
-    @validates("reason")
-    def _reason(self, value: str, **_: Any) -> None:
-        check_text(value, "reason", 2_000)
+    reason = Text(
+        REASON, required=True, metadata={"description": "Why; recorded in the audit log."}
+    )
 
 
 class AuditQuery(Schema):
@@ -164,13 +194,11 @@ class AuditQuery(Schema):
 
 
 class CuratedIn(Schema):
-    text = String(required=True, validate=Length(min=1, max=200))
-    niche = String(load_default="general", validate=Length(min=1, max=100))
-    reason = String(required=True, metadata={"description": "Why; recorded in the audit log."})
-
-    @validates("reason")
-    def _reason(self, value: str, **_: Any) -> None:
-        check_text(value, "reason", 2_000)
+    text = Text(CURATION, required=True)
+    niche = Text(NICHE, load_default="general")
+    reason = Text(
+        REASON, required=True, metadata={"description": "Why; recorded in the audit log."}
+    )
 
 
 class BlockIn(Schema):
@@ -182,12 +210,10 @@ class BlockIn(Schema):
             "case-insensitive regular expression searched in every reply."
         },
     )
-    value = String(required=True, validate=Length(min=1, max=200))
-    reason = String(required=True, metadata={"description": "Why; recorded in the audit log."})
-
-    @validates("reason")
-    def _reason(self, value: str, **_: Any) -> None:
-        check_text(value, "reason", 2_000)
+    value = Text(CURATION, required=True)
+    reason = Text(
+        REASON, required=True, metadata={"description": "Why; recorded in the audit log."}
+    )
 
 
 class CurationItemOut(Schema):

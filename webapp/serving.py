@@ -15,9 +15,11 @@ web process, without waiting for a generation.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -61,6 +63,19 @@ class NoModelError(RuntimeError):
     """No production model can be served yet."""
 
 
+def _without_paths(reason: str, directory: Path, version: str) -> str:
+    """A loader's error said to anyone (/readyz needs no key): without the server's paths.
+
+    The artifact's folder becomes ``<version>``; any other absolute path (an OS error's file
+    name) becomes ``<path>``.
+    """
+    return _ABSOLUTE_PATH.sub("<path>", reason.replace(str(directory), f"<{version}>"))
+
+
+# An absolute POSIX path: a slash not inside a word or a relative path, then a file name.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])/[^\s'\"():,;]+")
+
+
 class ModelHolder:
     def __init__(self, db: Database, encoder: Encoder, check_seconds: float) -> None:
         self.db = db
@@ -72,7 +87,10 @@ class ModelHolder:
         self._lock = threading.Lock()
         self._loading: threading.Thread | None = None
         self._failed: dict[tuple[str, str], float] = {}
+        # Why the production version is not served: for the log (with file paths), and for
+        # clients and probes (without them).
         self.last_error: str | None = None
+        self.public_error: str | None = None
 
     @property
     def current(self) -> Loaded | None:
@@ -87,7 +105,7 @@ class ModelHolder:
         current = self._current
         if current is None:
             raise NoModelError(
-                self.last_error
+                self.public_error
                 or "no production model yet: run `replyguard models train-baseline` "
                 "(make run does it for you)"
             )
@@ -142,6 +160,10 @@ class ModelHolder:
             self._failed[(target.version, target.checksum)] = time.monotonic()
             serving = self._current.version if self._current else "nothing"
             self.last_error = f"production model {target.version} was refused: {exc}"
+            self.public_error = (
+                f"production model {target.version} was refused: "
+                f"{_without_paths(str(exc), self.data_dir / target.path, target.version)}"
+            )
             log.error("%s; still serving %s", self.last_error, serving)
             return
         try:
@@ -153,7 +175,7 @@ class ModelHolder:
         self._current = _curated(
             Loaded(target.version, target.checksum, model, model), curation, changed
         )
-        self.last_error = None
+        self.last_error = self.public_error = None
         log.info("now serving model %s", target.version)
 
 

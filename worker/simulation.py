@@ -32,8 +32,8 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy import update
 
-from core.ingest import demo_rows
-from core.ingest import load_with_traffic
+from core.demo import demo_rows
+from core.demo import load_with_traffic
 from core.ingest import read_rows
 from core.ingest import validate_rows
 from core.provenance import Provenance
@@ -86,9 +86,10 @@ class GenerationResult:
 
 
 def load_data(ctx: PipelineContext, data: str) -> None:
-    """The demo corpus, or a JSONL file of message, reply and niche (all human)."""
+    """The demo data the settings name (core.demo), or a JSONL file of message, reply and
+    niche (all human)."""
     if data == "demo":
-        rows = list(demo_rows())
+        rows = demo_rows(ctx.settings)
     else:
         path = Path(data)
         valid, _ = validate_rows(read_rows(path), Provenance.HUMAN, skip_invalid=False)

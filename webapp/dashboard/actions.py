@@ -23,6 +23,9 @@ from core.schema import Generation
 from core.schema import ModelStatus
 from core.schema import ModelVersion
 from core.settings import Settings
+from core.text import REASON
+from core.text import InvalidText
+from core.text import clean_text
 from models.registry import RegistryError
 from models.registry import production
 from webapp.dashboard.blueprint import bp
@@ -116,6 +119,7 @@ def _production_change(
             "production": current.version if current else None,
             "generation": generation,
             "reason": request.form.get("reason", ""),
+            "reason_max_chars": REASON.max_chars,
         }
         if row.status not in allowed:
             message = f"{version} is {row.status}: {not_allowed}."
@@ -129,12 +133,14 @@ def _production_change(
             return render_template("dashboard/confirm.html", refused=message, **context), 409
         if request.method == "GET":
             return render_template("dashboard/confirm.html", **context)
-    reason = request.form.get("reason", "").strip()
+    try:
+        reason = clean_text(request.form.get("reason", ""), REASON, "reason")
+    except InvalidText as exc:
+        return render_template("dashboard/confirm.html", error=str(exc), **context), 400
     try:
         with svc.db.session() as session:
             action(session, svc.settings, version, current_reviewer().actor, reason)
     except RegistryError as exc:
-        status = 400 if not reason else 409
-        return render_template("dashboard/confirm.html", error=str(exc), **context), status
+        return render_template("dashboard/confirm.html", error=str(exc), **context), 409
     flash(done.format(version=version), "success")
     return redirect(url_for("dashboard.models"), code=303)

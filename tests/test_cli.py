@@ -1,0 +1,102 @@
+"""The command line applies the one text validation (core/text.py) to every text it takes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func
+from sqlalchemy import select
+
+from core.db import Database
+from core.schema import ApiKey
+from core.schema import AuditEntry
+from core.schema import Example
+from webapp.cli import main
+
+# A command line can carry bytes that are not UTF-8: Python hands them over as lone surrogates.
+UNDECODABLE = "oops \udcff"
+
+
+def run(db: Database, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["--data-dir", str(db.settings.data_dir), *args])
+    return result.exit_code, result.output
+
+
+def rows(db: Database, table: type) -> int:
+    with db.session() as session:
+        return int(session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["models", "promote", "v1"],
+        ["models", "rollback", "v1"],
+        ["generation", "fail", "1"],
+        ["reservoir", "rebuild"],
+    ],
+)
+@pytest.mark.parametrize(
+    ("reason", "fragment"),
+    [
+        (UNDECODABLE, "reason is not valid Unicode: a lone surrogate U+DCFF at character 5"),
+        ("tab\tok, bell \x07 not", "reason has a control character U+0007 at character 13"),
+        ("\ufeff", "reason is empty or only whitespace and invisible characters"),
+        ("r" * 2001, "reason is longer than 2000 characters"),
+    ],
+)
+def test_every_reason_option_refuses_bad_text(
+    empty_db: Database, command: list[str], reason: str, fragment: str
+) -> None:
+    before = rows(empty_db, AuditEntry)
+    code, output = run(empty_db, *command, "--reason", reason)
+    assert code == 2
+    assert "Invalid value for '--reason'" in output
+    assert fragment in output
+    assert rows(empty_db, AuditEntry) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        (UNDECODABLE, "name is not valid Unicode"),
+        ("ios\napp", "name has a control character U+000A at character 3; a name is one line"),
+        ("n" * 101, "name is longer than 100 characters"),
+    ],
+)
+def test_key_names_are_checked(empty_db: Database, name: str, fragment: str) -> None:
+    code, output = run(empty_db, "keys", "create", "--name", name)
+    assert (code, fragment in output) == (2, True)
+    assert rows(empty_db, ApiKey) == 0
+    code, output = run(empty_db, "keys", "create", "--name", "  ios app  ")
+    assert code == 0, output
+    with empty_db.session() as session:
+        assert session.scalar(select(ApiKey.name)) == "ios app"
+
+
+def test_file_imports_check_texts_and_refuse_synthetic_rows(
+    empty_db: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "rows.jsonl"
+    lines = [
+        {"message": "fine", "reply": "ok"},
+        {"message": "hi \ud800", "reply": "r"},
+        {"message": "m", "reply": "\u200b\u200b"},
+        {"message": "m", "reply": "r", "niche": "a\tb"},
+        {"message": "m", "reply": "r", "provenance": "synthetic"},
+    ]
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    code, output = run(empty_db, "data", "import", str(path), "--provenance", "human")
+    assert code == 1
+    assert "line 2: 'message' is not valid Unicode" in output
+    assert "line 3: 'reply' is empty or only whitespace and invisible characters" in output
+    assert "line 4: 'niche' has a control character U+0009" in output
+    assert "line 5: synthetic examples cannot be imported" in output
+    assert rows(empty_db, Example) == 0
+    code, output = run(empty_db, "data", "import", str(path), "--provenance", "synthetic")
+    assert code == 2
+    assert "'synthetic' is not one of 'human', 'human_selected'" in output
+    assert rows(empty_db, Example) == 0
