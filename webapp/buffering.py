@@ -1,0 +1,218 @@
+"""gunicorn's threaded worker, with every request read in full before a thread takes it.
+
+gunicorn's ``gthread`` worker hands a connection to a thread as soon as the first byte
+arrives; the thread then reads the rest of the request with blocking calls. A client that
+sends a request head and stalls therefore holds a thread, and 32 of them held every thread
+of `replyguard run` (issue 11, item 8: other requests waited 40 s and more). This worker
+reads each request in the worker's event loop instead, without a thread, and hands it to
+the thread pool only once its head and body have arrived, as a buffering proxy (nginx) does
+in front of gunicorn in docker-compose.yml. A stalled or slow client costs a socket and a
+buffer, never a thread, and is closed after ``READ_TIMEOUT`` seconds.
+
+Framing (where a request ends: Content-Length or chunked) comes from h11, a small,
+well-tested HTTP/1.1 state machine; gunicorn's own parser then parses the buffered bytes in
+the thread exactly as before, so the application sees the same WSGI environ.
+
+Used with ``--worker-class=webapp.buffering.BufferingThreadWorker`` (webapp/launch.py). It
+buffers plain HTTP/1.x only: with TLS, the uWSGI protocol or cleartext HTTP/2 configured it
+behaves as ``gthread`` (the embedded default and docker-compose.yml use none of them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import selectors
+import socket
+import time
+from functools import partial
+from typing import Any
+
+import h11
+from gunicorn.workers.gthread import TConn
+from gunicorn.workers.gthread import ThreadWorker
+
+from webapp.errors import error_body
+
+# Seconds a client has to send one whole request once its first byte arrived (nginx's
+# client_header_timeout and client_body_timeout are 60 s each, per read; this is for the
+# whole request). An idle kept-alive connection is closed after gunicorn's --keepalive.
+READ_TIMEOUT = 30.0
+# Bytes of request line and headers held before answering 431: nginx's default is 4 buffers
+# of 8 KiB; twice that leaves room for long bearer tokens and cookies.
+HEAD_LIMIT = 64 * 1024
+# The body limit when the application does not state one (Flask's MAX_CONTENT_LENGTH):
+# beyond it, the request goes to a thread at once and the application answers 413.
+DEFAULT_BODY_LIMIT = 1024 * 1024
+_RECV_BYTES = 64 * 1024
+
+
+class _Reading:
+    """One request being read: the bytes so far and h11's view of where it ends."""
+
+    def __init__(self) -> None:
+        self.parser = h11.Connection(h11.SERVER, max_incomplete_event_size=HEAD_LIMIT)
+        self.data = bytearray()
+        self.body = 0
+        self.continued = False
+
+
+class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
+    """``gthread`` whose threads only ever see requests that have fully arrived."""
+
+    def enqueue_req(self, conn: TConn) -> None:
+        """Every path to the thread pool (a new connection, a kept-alive one that became
+        readable, bytes pipelined behind a response) passes here: read first, then submit."""
+        if getattr(conn, "request_complete", False) or not self._buffers():
+            conn.request_complete = False
+            super().enqueue_req(conn)
+            return
+        reading = _Reading()
+        # Bytes gunicorn read ahead of the previous request (pipelining) come first.
+        held = conn.parser.unreader.take_buffered() if conn.parser is not None else b""
+        if held and self._finish(conn, _feed(reading, held, self._body_limit(), conn.sock)):
+            return
+        conn.sock.setblocking(False)
+        conn.timeout = time.monotonic() + READ_TIMEOUT
+        # gthread closes the connections in this queue once their timeout passes.
+        self.pending_conns.append(conn)
+        self.poller.register(
+            conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn, reading)
+        )
+
+    def _buffers(self) -> bool:
+        cfg = self.cfg
+        return bool(
+            not cfg.is_ssl
+            and getattr(cfg, "protocol", "http") == "http"
+            and getattr(cfg, "http2_cleartext", "off") in (None, "off")
+        )
+
+    def _body_limit(self) -> int:
+        config = getattr(self.wsgi, "config", None) or {}
+        return int(config.get("MAX_CONTENT_LENGTH") or DEFAULT_BODY_LIMIT)
+
+    def _on_readable(self, conn: TConn, reading: _Reading, _sock: socket.socket) -> None:
+        try:
+            data = conn.sock.recv(_RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        outcome = _feed(reading, data, self._body_limit(), conn.sock) if data else _GONE
+        if outcome is not None:
+            self.poller.unregister(conn.sock)
+            self.pending_conns.remove(conn)
+            self._finish(conn, outcome)
+
+    def _finish(self, conn: TConn, outcome: _Outcome | None) -> bool:
+        """Act on what reading found; True when the connection has left the reading state."""
+        if outcome is None:
+            return False
+        if outcome is _GONE:
+            # The client went away before its request was complete.
+            self.nr_conns -= 1
+            conn.close()
+        elif isinstance(outcome, bytes):
+            self._submit(conn, outcome)
+        else:
+            self._refuse(conn, *outcome)
+        return True
+
+    def _submit(self, conn: TConn, data: bytes) -> None:
+        conn.sock.setblocking(True)
+        if conn.parser is None:
+            # Builds gunicorn's parser for this socket (reads nothing: see TConn.init).
+            conn.init()
+        conn.parser.unreader.unread(data)
+        conn.data_ready = True
+        conn.request_complete = True
+        self.enqueue_req(conn)
+
+    def _refuse(self, conn: TConn, status: int, reason: str) -> None:
+        """A request that is not HTTP, or whose head is too large: answered here, in the API's
+        error shape, and the connection closed (no thread would ever get a whole request)."""
+        message = (
+            f"the request head is larger than {HEAD_LIMIT} bytes"
+            if status == 431
+            else f"malformed HTTP request: {reason}"
+        )
+        code = "headers_too_large" if status == 431 else "bad_request"
+        body = json.dumps(error_body(status, message, code=code)).encode()
+        head = (
+            f"HTTP/1.1 {status} {'Request Header Fields Too Large' if status == 431 else 'Bad Request'}"
+            f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+            "\r\nConnection: close\r\n\r\n"
+        )
+        _send_quietly(conn.sock, head.encode() + body)
+        self.nr_conns -= 1
+        conn.close()
+
+    def _cap_keepalive(self, deadline: float) -> None:
+        """On shutdown, close the connections still sending a request by ``deadline`` too,
+        instead of waiting up to READ_TIMEOUT for them."""
+        super()._cap_keepalive(deadline)
+        for conn in self.pending_conns:
+            conn.timeout = min(conn.timeout, deadline)
+
+
+_GONE = object()
+# The Expect header line of a request head (the head ends at the first empty line, and no
+# header line of it starts with CR or LF).
+_EXPECT = re.compile(rb"(?<=\n)expect:[^\r\n]*\r?\n(?=(?:[^\r\n]+\r?\n)*\r?\n)", re.IGNORECASE)
+# What reading found: the whole request (its bytes), a refusal (status, reason), or the
+# client gone (_GONE); None while more is needed.
+_Outcome = bytes | tuple[int, str] | object
+
+
+def _feed(reading: _Reading, data: bytes, limit: int, sock: socket.socket) -> _Outcome | None:
+    """Add bytes to the request being read; return what is known once it is complete, too
+    large to buffer, or not HTTP at all, and None while more bytes are needed.
+
+    A declared or chunked body larger than ``limit`` bytes is handed on as it stands: the
+    application answers 413 without reading the rest."""
+    reading.data += data
+    reading.parser.receive_data(data)
+    try:
+        while True:
+            event = reading.parser.next_event()
+            if event is h11.NEED_DATA:
+                return None
+            if isinstance(event, h11.Request):
+                length = _content_length(event)
+                if length is not None and length > limit:
+                    break
+                if reading.parser.they_are_waiting_for_100_continue:
+                    # The client sends its body only when told to (curl does so for bodies
+                    # over 1 KiB).
+                    _send_quietly(sock, b"HTTP/1.1 100 Continue\r\n\r\n")
+                    reading.continued = True
+            elif isinstance(event, h11.Data):
+                reading.body += len(event.data)
+                if reading.body > limit:
+                    break
+            else:
+                # EndOfMessage (or, defensively, anything that ends the request).
+                break
+    except h11.RemoteProtocolError as exc:
+        return (exc.error_status_hint, str(exc))
+    if reading.continued:
+        # The expectation is met: handed on without it, as nginx does, or gunicorn would send
+        # the client a second "100 Continue".
+        return _EXPECT.sub(b"", bytes(reading.data), count=1)
+    return bytes(reading.data)
+
+
+def _content_length(request: Any) -> int | None:
+    for name, value in request.headers:
+        if name == b"content-length":
+            return int(value)
+    return None
+
+
+def _send_quietly(sock: socket.socket, data: bytes) -> None:
+    """Best effort on a non-blocking socket: a client that cannot take a few hundred bytes is
+    about to be closed or is reading nothing anyway."""
+    with contextlib.suppress(OSError):
+        sock.send(data)
