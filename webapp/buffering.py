@@ -116,8 +116,9 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             conn.close()
         elif isinstance(outcome, bytes):
             self._submit(conn, outcome)
-        else:
-            self._refuse(conn, *outcome)
+        elif isinstance(outcome, tuple):
+            status, reason = outcome
+            self._refuse(conn, status, reason)
         return True
 
     def _submit(self, conn: TConn, data: bytes) -> None:
