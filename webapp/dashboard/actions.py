@@ -2,7 +2,9 @@
 
 Each is a link to a page that says what will happen and asks for confirmation (and, for the
 two that change production, a reason); only the POST from that page acts. The work is done
-by the same functions the API and the command line use, which also write the audit log.
+by the same functions the API and the command line use: they hold every rule of the action
+(worker/promotion.py, worker/dispatch.py) and write the audit log; a refusal
+(core/actions.py) is shown on the page with its HTTP status.
 """
 
 from __future__ import annotations
