@@ -51,6 +51,19 @@ class ImportFailed(ValueError):
         )
 
 
+class NothingToImport(ValueError):
+    """No row is valid (or there is none): a run that imports nothing is not a success,
+    with ``skip_invalid`` or without. ``errors`` are the invalid rows, by line."""
+
+    def __init__(self, errors: list[RowError]) -> None:
+        self.errors = errors
+        if not errors:
+            super().__init__("no rows to import")
+            return
+        shown = "\n".join(f"  {e}" for e in errors)
+        super().__init__(f"nothing imported: all {len(errors)} row(s) are invalid:\n{shown}")
+
+
 @dataclass(frozen=True)
 class RowError:
     line: int
@@ -133,7 +146,10 @@ def validate_rows(
     provenance: Provenance | None,
     skip_invalid: bool,
 ) -> tuple[list[ExampleIn], list[RowError]]:
-    """Validate numbered rows; a row given as a string is already a parse error."""
+    """Validate numbered rows; a row given as a string is already a parse error.
+
+    Returns the valid examples and the invalid rows. Raises ImportFailed when a row is
+    invalid and ``skip_invalid`` is off, and NothingToImport when no row is valid."""
     valid: list[ExampleIn] = []
     errors: list[RowError] = []
     for line, raw in rows:
@@ -145,6 +161,8 @@ def validate_rows(
             errors.append(RowError(line, str(exc)))
     if errors and not skip_invalid:
         raise ImportFailed(errors)
+    if not valid:
+        raise NothingToImport(errors)
     return valid, errors
 
 
@@ -199,11 +217,6 @@ class FileRefused(ValueError):
     says why and, where there is one, on which line."""
 
 
-class NothingToImport(ValueError):
-    """Every row of the file was invalid (or it had none): a run that imports nothing is
-    not a success."""
-
-
 @dataclass
 class FileRows:
     """What :func:`read_rows` found: numbered rows (a string for a row that could not be
@@ -232,13 +245,6 @@ def read_examples(path: Path, provenance: Provenance | None, skip_invalid: bool)
     NothingToImport when no row is valid."""
     found = read_rows(path)
     valid, skipped = validate_rows(found.rows, provenance, skip_invalid)
-    if not valid:
-        if not found.rows:
-            raise NothingToImport(f"{path.name}: no rows to import (the file has no data rows)")
-        shown = "\n".join(f"  {e}" for e in skipped)
-        raise NothingToImport(
-            f"{path.name}: nothing imported: all {len(skipped)} row(s) are invalid:\n{shown}"
-        )
     return FileExamples(valid, skipped, found.notes)
 
 

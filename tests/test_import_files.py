@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from click.testing import Result
+from flask.testing import FlaskClient
 from sqlalchemy import func
 from sqlalchemy import select
 
@@ -212,3 +213,19 @@ def test_simulate_reports_bad_data_like_import_and_leaves_nothing_behind(
         skipped = CliRunner().invoke(main, [*command, "--skip-invalid"])
         assert "skipped line 2: 'reply' is missing" in skipped.output
         assert isinstance(skipped.exception, SystemExit), skipped.exception
+
+
+@pytest.mark.slow
+def test_an_api_import_that_would_store_nothing_is_refused_too(
+    client: FlaskClient, reviewer_headers: dict[str, str]
+) -> None:
+    rows = [{"message": "   ", "reply": "a"}, {"message": "b", "reply": "   "}]
+    answer = client.post(
+        "/v1/examples",
+        json={"examples": rows, "provenance": "human", "skip_invalid": True},
+        headers=reviewer_headers,
+    )
+    assert answer.status_code == 422
+    error = answer.json["error"]
+    assert error["message"] == "all 2 example(s) are invalid: nothing imported"
+    assert [row["index"] for row in error["details"]["rows"]] == [0, 1]
