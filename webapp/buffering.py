@@ -9,6 +9,11 @@ the thread pool only once its head and body have arrived, as a buffering proxy (
 in front of gunicorn in docker-compose.yml. A stalled or slow client costs a socket and a
 buffer, never a thread, and is closed after ``READ_TIMEOUT`` seconds.
 
+Answers are still written by the thread, but a client that reads nothing cannot hold it
+with one: the largest answer a client without a staff key can get (/openapi.json, about
+10 KB) fits in the socket's send buffer, so the write returns at once. (In docker-compose.yml
+nginx also takes every answer whole before feeding it to the client.)
+
 Framing (where a request ends: Content-Length or chunked) comes from h11, a small,
 well-tested HTTP/1.1 state machine; gunicorn's own parser then parses the buffered bytes in
 the thread exactly as before, so the application sees the same WSGI environ.
