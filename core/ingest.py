@@ -213,8 +213,9 @@ def _existing_hashes(session: Session, hashes: list[str]) -> set[str]:
 
 class FileRefused(ValueError):
     """The file as a whole cannot be imported (not readable, not UTF-8, an unknown format, a
-    CSV header without the needed columns or with one twice, no rows at all); the message
-    says why and, where there is one, on which line."""
+    JSON array instead of JSON Lines, a CSV file without a header, or whose header lacks
+    message or reply or names a column twice); the message says why and, where there is one,
+    on which line."""
 
 
 @dataclass
