@@ -61,7 +61,8 @@ SECONDS_PER_LEVEL = 60.0
 STALLED = 64
 STALL_PROBES = 20
 STALL_TIMEOUT = 5.0
-COMPARE_ROUNDS = 3
+COMPARE_ROUNDS = 4
+COMPARE_WARMUP = 200
 
 
 def batched_rate(encoder: Encoder, texts: list[str], rounds: int = 3) -> float:
@@ -204,10 +205,10 @@ def compare_worker_classes(
     data_dir: Path, headers: dict[str, str], texts: list[str], workers: int, threads: int
 ) -> dict[str, object]:
     """Throughput at 32 clients under the buffering worker (ours) and gunicorn's plain
-    gthread, both servers up at once and measured in turns (ABABAB, COMPARE_ROUNDS rounds
-    of an equal share of ``texts``), so that a change in the machine's load between
-    measurements falls on both alike; then gthread's stalled-client probe on the last
-    STALL_PROBES of ``texts``."""
+    gthread, both servers up at once, each warmed with COMPARE_WARMUP requests, then
+    measured in turns, the order swapped every round (AB BA AB BA...; COMPARE_ROUNDS rounds
+    of an equal share of ``texts``), so that a change in the machine's load falls on both
+    alike; then gthread's stalled-client probe on the last STALL_PROBES of ``texts``."""
     ports = {name: free_port() for name in ("buffering", "gthread")}
     servers = {
         "buffering": start_server(data_dir, ports["buffering"], workers, threads),
@@ -216,11 +217,17 @@ def compare_worker_classes(
         ),
     }
     rounds: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
-    size = (len(texts) - STALL_PROBES) // (2 * COMPARE_ROUNDS)
+    warmup = texts[: 2 * COMPARE_WARMUP]
+    measured = texts[2 * COMPARE_WARMUP : -STALL_PROBES]
+    size = len(measured) // (2 * COMPARE_ROUNDS)
     try:
+        for i, name in enumerate(servers):
+            share = warmup[i * COMPARE_WARMUP : (i + 1) * COMPARE_WARMUP]
+            measure(ports[name], "/v1/suggestions", headers, 32, share)
         for r in range(COMPARE_ROUNDS):
-            for i, name in enumerate(servers):
-                share = texts[(2 * r + i) * size : (2 * r + i + 1) * size]
+            order = list(servers) if r % 2 == 0 else list(reversed(servers))
+            for i, name in enumerate(order):
+                share = measured[(2 * r + i) * size : (2 * r + i + 1) * size]
                 rounds[name].append(measure(ports[name], "/v1/suggestions", headers, 32, share))
                 print(f"{name:9} round {r + 1}", rounds[name][-1])
         stalled = stalled_probe(ports["gthread"], headers, texts[-STALL_PROBES:])
@@ -258,7 +265,9 @@ def main() -> None:
         artifact = artifact_dir(settings, row)
     db.dispose()
     per_server = sum(LEVELS.values())
-    texts = distinct_messages(per_server * 2 + LEVELS[32] + 2 * STALL_PROBES + 3_000)
+    texts = distinct_messages(
+        per_server * 2 + LEVELS[32] + 2 * COMPARE_WARMUP + 2 * STALL_PROBES + 3_000
+    )
 
     sample = texts[-3_000:]
     ceiling = batched_rate(Encoder(backend=settings.encoder_backend, cache_size=0), sample)
@@ -281,7 +290,8 @@ def main() -> None:
     finally:
         stop_server(server)
 
-    before = texts[2 * per_server : 2 * per_server + LEVELS[32] + STALL_PROBES]
+    span = LEVELS[32] + 2 * COMPARE_WARMUP + STALL_PROBES
+    before = texts[2 * per_server : 2 * per_server + span]
     compared = compare_worker_classes(data_dir, headers, before, args.workers, args.threads)
     stalls["gthread"] = compared.pop("stalled")  # type: ignore[assignment]
 

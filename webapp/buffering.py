@@ -14,9 +14,11 @@ with one: the largest answer a client without a staff key can get (/openapi.json
 10 KB) fits in the socket's send buffer, so the write returns at once. (In docker-compose.yml
 nginx also takes every answer whole before feeding it to the client.)
 
-Framing (where a request ends: Content-Length or chunked) comes from h11, a small,
-well-tested HTTP/1.1 state machine; gunicorn's own parser then parses the buffered bytes in
-the thread exactly as before, so the application sees the same WSGI environ.
+Framing (where a request ends: Content-Length or chunked) comes from httptools, the
+bindings to llhttp, Node.js's HTTP parser in C (uvicorn uses it too): a few microseconds a
+request, where the pure-Python h11, tried first, took about 70 to 100 in the worker's one
+event-loop thread. gunicorn's own parser then parses the buffered bytes in the
+thread exactly as before, so the application sees the same WSGI environ.
 
 Used with ``--worker-class=webapp.buffering.BufferingThreadWorker`` (webapp/launch.py). It
 buffers plain HTTP/1.x only: with TLS, the uWSGI protocol or cleartext HTTP/2 configured it
@@ -32,9 +34,8 @@ import selectors
 import socket
 import time
 from functools import partial
-from typing import Any
 
-import h11
+import httptools
 from gunicorn.workers.gthread import TConn
 from gunicorn.workers.gthread import ThreadWorker
 
@@ -54,13 +55,37 @@ _RECV_BYTES = 64 * 1024
 
 
 class _Reading:
-    """One request being read: the bytes so far and h11's view of where it ends."""
+    """One request being read: the bytes so far, and llhttp's view of where it ends (these
+    methods are its callbacks)."""
 
-    def __init__(self) -> None:
-        self.parser = h11.Connection(h11.SERVER, max_incomplete_event_size=HEAD_LIMIT)
+    def __init__(self, limit: int) -> None:
+        self.parser = httptools.HttpRequestParser(self)
         self.data = bytearray()
+        self.limit = limit
+        self.head_done = False
+        self.complete = False
+        # The body is larger than the limit: hand the request on as it stands.
+        self.too_large = False
         self.body = 0
-        self.continued = False
+        self.expects_continue = False
+        self.continue_sent = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"expect" and value.strip().lower() == b"100-continue":
+            self.expects_continue = True
+        elif name == b"content-length" and value.strip().isdigit():
+            self.too_large = self.too_large or int(value) > self.limit
+
+    def on_headers_complete(self) -> None:
+        self.head_done = True
+
+    def on_body(self, body: bytes) -> None:
+        self.body += len(body)
+        self.too_large = self.too_large or self.body > self.limit
+
+    def on_message_complete(self) -> None:
+        self.complete = True
 
 
 class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
@@ -73,10 +98,10 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             conn.request_complete = False
             super().enqueue_req(conn)
             return
-        reading = _Reading()
+        reading = _Reading(self._body_limit())
         # Bytes gunicorn read ahead of the previous request (pipelining) come first.
         held = conn.parser.unreader.take_buffered() if conn.parser is not None else b""
-        if held and self._finish(conn, _feed(reading, held, self._body_limit(), conn.sock)):
+        if held and self._finish(conn, _feed(reading, held, conn.sock)):
             return
         conn.sock.setblocking(False)
         conn.timeout = time.monotonic() + READ_TIMEOUT
@@ -105,7 +130,7 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             return
         except OSError:
             data = b""
-        outcome = _feed(reading, data, self._body_limit(), conn.sock) if data else _GONE
+        outcome = _feed(reading, data, conn.sock) if data else _GONE
         if outcome is not None:
             self.poller.unregister(conn.sock)
             self.pending_conns.remove(conn)
@@ -172,49 +197,36 @@ _EXPECT = re.compile(rb"(?<=\n)expect:[^\r\n]*\r?\n(?=(?:[^\r\n]+\r?\n)*\r?\n)",
 _Outcome = bytes | tuple[int, str] | object
 
 
-def _feed(reading: _Reading, data: bytes, limit: int, sock: socket.socket) -> _Outcome | None:
+def _feed(reading: _Reading, data: bytes, sock: socket.socket) -> _Outcome | None:
     """Add bytes to the request being read; return what is known once it is complete, too
     large to buffer, or not HTTP at all, and None while more bytes are needed.
 
-    A declared or chunked body larger than ``limit`` bytes is handed on as it stands: the
-    application answers 413 without reading the rest."""
+    A declared or chunked body larger than the reading's limit is handed on as it stands:
+    the application answers 413 without reading the rest."""
     reading.data += data
-    reading.parser.receive_data(data)
     try:
-        while True:
-            event = reading.parser.next_event()
-            if event is h11.NEED_DATA:
-                return None
-            if isinstance(event, h11.Request):
-                length = _content_length(event)
-                if length is not None and length > limit:
-                    break
-                if reading.parser.they_are_waiting_for_100_continue:
-                    # The client sends its body only when told to (curl does so for bodies
-                    # over 1 KiB).
-                    _send_quietly(sock, b"HTTP/1.1 100 Continue\r\n\r\n")
-                    reading.continued = True
-            elif isinstance(event, h11.Data):
-                reading.body += len(event.data)
-                if reading.body > limit:
-                    break
-            else:
-                # EndOfMessage (or, defensively, anything that ends the request).
-                break
-    except h11.RemoteProtocolError as exc:
-        return (exc.error_status_hint, str(exc))
-    if reading.continued:
+        reading.parser.feed_data(data)
+    except httptools.HttpParserUpgrade:
+        # An Upgrade request (h2c, websocket): complete as far as HTTP/1 goes; gunicorn
+        # decides what to do with it.
+        return bytes(reading.data)
+    except httptools.HttpParserError as exc:
+        if not reading.complete:
+            return (400, str(exc) or type(exc).__name__)
+        # The request is whole; the bytes after it (pipelined) are gunicorn's to judge.
+    if not reading.head_done and len(reading.data) > HEAD_LIMIT:
+        return (431, "request head too large")
+    if reading.head_done and reading.expects_continue and not reading.continue_sent:
+        # The client sends its body only when told to (curl does so for bodies over 1 KiB).
+        _send_quietly(sock, b"HTTP/1.1 100 Continue\r\n\r\n")
+        reading.continue_sent = True
+    if not (reading.complete or reading.too_large):
+        return None
+    if reading.expects_continue:
         # The expectation is met: handed on without it, as nginx does, or gunicorn would send
         # the client a second "100 Continue".
         return _EXPECT.sub(b"", bytes(reading.data), count=1)
     return bytes(reading.data)
-
-
-def _content_length(request: Any) -> int | None:
-    for name, value in request.headers:
-        if name == b"content-length":
-            return int(value)
-    return None
 
 
 def _send_quietly(sock: socket.socket, data: bytes) -> None:
