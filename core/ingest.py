@@ -24,6 +24,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.actions import Invalid
 from core.provenance import Provenance
 from core.schema import Example
 from core.schema import IncomingMessage
@@ -38,7 +39,7 @@ DEFAULT_NICHE = "general"
 FIELDS = {"message", "reply", "niche", "provenance"}
 
 
-class ImportFailed(ValueError):
+class ImportFailed(Invalid):
     """A file or batch had invalid rows and nothing was imported."""
 
     def __init__(self, errors: list[RowError]) -> None:
@@ -51,7 +52,7 @@ class ImportFailed(ValueError):
         )
 
 
-class NothingToImport(ValueError):
+class NothingToImport(Invalid):
     """No row is valid (or there is none): a run that imports nothing is not a success,
     with ``skip_invalid`` or without. ``errors`` are the invalid rows, by line."""
 
@@ -211,7 +212,7 @@ def _existing_hashes(session: Session, hashes: list[str]) -> set[str]:
     return found
 
 
-class FileRefused(ValueError):
+class FileRefused(Invalid):
     """The file as a whole cannot be imported (not readable, not UTF-8, an unknown format, a
     JSON array instead of JSON Lines, a CSV file without a header, or whose header lacks
     message or reply or names a column twice); the message says why and, where there is one,

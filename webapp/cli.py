@@ -125,7 +125,7 @@ def data_import(ctx: Context, file: Path, provenance: str | None, skip_invalid: 
             report = import_file(
                 session, file, Provenance(provenance) if provenance else None, skip_invalid
             )
-    except ValueError as exc:
+    except ActionRefused as exc:
         # FileRefused, ImportFailed, NothingToImport: each message says what and where.
         raise click.ClickException(str(exc)) from None
     _report_file(report.notes, report.skipped)
@@ -419,7 +419,8 @@ def worker(ctx: Context, beat: bool, loglevel: str) -> None:
 )
 @pass_ctx
 def serve(ctx: Context, host: str, port: int, workers: int, threads: int, access_log: bool) -> None:
-    """Serve the API with gunicorn."""
+    """Serve the API with gunicorn (each request is read in full before a thread takes it,
+    so slow or stalled clients cannot hold the server's threads)."""
     from webapp.launch import LaunchError
     from webapp.launch import gunicorn_command
     from webapp.launch import server_env
@@ -578,7 +579,7 @@ def simulate(
         )
     try:
         rows, read = simulation_rows(data, skip_invalid)
-    except ValueError as exc:
+    except ActionRefused as exc:
         # FileRefused, ImportFailed, NothingToImport: each message says what and where.
         raise click.ClickException(str(exc)) from None
     if read is not None:
