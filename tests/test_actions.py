@@ -17,11 +17,15 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from core.actions import ActionRefused
+from core.db import Database
+from core.keys import create_key
 from core.schema import Generation
 from core.schema import ModelVersion
 from core.schema import Role
 from models.registry import production
 from models.registry import promote
+from tests.helpers import make_settings
 from tests.test_dashboard import csrf_from
 from tests.test_dashboard import make_token
 from tests.test_dashboard import sign_in
@@ -140,7 +144,10 @@ def test_rollback_and_promote_refuse_the_same_versions_everywhere(
 
 
 def test_failing_a_generation_needs_a_reason_and_a_generation(data_dir: Path) -> None:
-    assert "needs a reason" in cli(data_dir, "generation", "fail", "1", "--reason", " ").output
+    # The command line's one text validation refuses a blank reason before the action does.
+    blank = cli(data_dir, "generation", "fail", "1", "--reason", " ")
+    assert blank.exit_code == 2
+    assert "reason is empty" in blank.output
     missing = cli(data_dir, "generation", "fail", "99", "--reason", "worker died")
     assert missing.exit_code == 1
     assert "no generation with id 99" in missing.output
@@ -162,6 +169,13 @@ def test_the_reservoir_is_not_rebuilt_under_a_running_generation(
 @pytest.mark.parametrize("name", ["x" * 101, "two\nlines", "bell\x07"])
 def test_a_key_name_is_one_short_line(data_dir: Path, name: str) -> None:
     refused = cli(data_dir, "keys", "create", "--role", "client", "--name", name)
-    assert refused.exit_code == 1
-    assert "one line of 1 to 100 printable characters" in refused.output
+    # Refused by the command line's text validation (a usage error) ...
+    assert refused.exit_code == 2
+    assert "--name" in refused.output
+    # ... and by the action itself, whichever front end calls it.
+    database = Database(make_settings(data_dir))
+    refusal = "one line of 1 to 100 printable characters"
+    with pytest.raises(ActionRefused, match=refusal), database.session() as session:
+        create_key(session, name, Role.CLIENT)
+    database.dispose()
     assert cli(data_dir, "keys", "create", "--name", "  ios app  ").exit_code == 0

@@ -133,7 +133,7 @@ def data() -> None:
 @click.option(
     "--full",
     is_flag=True,
-    help="The whole chitchat corpus (131,484 pairs) instead of its skewed demo share.",
+    help="The whole chitchat corpus (131,354 pairs) instead of its skewed demo share.",
 )
 @pass_ctx
 def data_load_demo(ctx: Context, full: bool) -> None:
