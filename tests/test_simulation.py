@@ -45,6 +45,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--out",
             str(root / "out"),
         ],
+        # A slice of one-off chatterbot replies: with the support rule at its default the
+        # response set would be empty (the rule has its own tests).
+        env={"REPLYGUARD_RESPONSE_MIN_SUPPORT": "1"},
     )
     assert result.exit_code == 0, result.output
     assert f"skipped line {bad_line}: 'reply' is missing" in result.output
