@@ -618,7 +618,12 @@ def train(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[
         )
         for row, item in zip(rows, training_set, strict=True)
     ]
-    model, report = ctx.train(examples, start=parent_model.adapter, weights=parent_model.weights)
+    model, report = ctx.train(
+        examples,
+        start=parent_model.adapter,
+        weights=parent_model.weights,
+        inherited=parent_model.bank.texts,
+    )
     metadata = training_metadata(
         [
             Row(0, r.message, r.reply, r.niche, r.provenance, pair_hash(r.message, r.reply))
