@@ -26,10 +26,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from bench.common import BENCH_DEMO
 from bench.common import distinct_messages
 from bench.common import encode_rate
 from core.db import Database
-from core.ingest import load_demo
+from core.demo import load_demo
 from core.provenance import Provenance
 from core.reservoir import benchmark_ids
 from core.schema import Example
@@ -77,7 +78,7 @@ def trained_top3(work_dir: Path, backend: str) -> tuple[list[str], list[str], li
     """Benchmark messages, their real replies and the model's top 3, for a fresh generation 0."""
     data_dir = work_dir / backend
     shutil.rmtree(data_dir, ignore_errors=True)
-    settings = load_settings({"data_dir": str(data_dir), "encoder_backend": backend})
+    settings = load_settings({"data_dir": str(data_dir), "encoder_backend": backend, **BENCH_DEMO})
     db = Database(settings)
     db.upgrade()
     encoder = Encoder.from_settings(settings)

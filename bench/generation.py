@@ -3,9 +3,9 @@
 Usage:
     .venv/bin/python -m bench.generation [--scales 1 4 10] [--out docs/figures/generation.json]
 
-For each scale, a fresh data folder: the demo data (and its incoming traffic) is loaded,
-the clean baseline trained, then one generation runs through every stage in this process
-(the same stage functions a Celery worker runs; queueing adds milliseconds per stage).
+For each scale, a fresh data folder: the chatterbot demo data (and its incoming traffic) is
+loaded, the clean baseline trained, then one generation runs through every stage in this
+process (the same stage functions a Celery worker runs; queueing adds milliseconds per stage).
 
 The larger sets are made so that every text stays distinct: copy k (k = 1 .. scale-1) of
 each demo message, reply and traffic message gets the suffix " (k)". The copies are near
@@ -22,9 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.common import BENCH_DEMO
+from core.demo import load_demo
 from core.ingest import ExampleIn
 from core.ingest import add_examples
-from core.ingest import load_demo
 from core.provenance import Provenance
 from core.schema import Generation
 from core.schema import IncomingMessage
@@ -65,7 +66,7 @@ def build(ctx: PipelineContext, scale: int) -> dict[str, int]:
 
 def run(scale: int, root: Path) -> dict[str, object]:
     settings = load_settings(
-        {"data_dir": str(root / f"x{scale}"), "synthesize_max_prompts": 1_000_000}
+        {"data_dir": str(root / f"x{scale}"), "synthesize_max_prompts": 1_000_000, **BENCH_DEMO}
     )
     ctx = PipelineContext.from_settings(settings)
     sizes = build(ctx, scale)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from core.db import Database
-from core.ingest import demo_rows
+from core.demo import chatterbot_rows
 from core.keys import create_key
 from core.schema import Role
 from core.settings import load_settings
@@ -41,7 +41,7 @@ def main() -> None:
     with db.session() as session:
         token, _ = create_key(session, "bench-latency", Role.CLIENT)
     db.dispose()
-    messages = [example.message for _, example in demo_rows()]
+    messages = [example.message for _, example in chatterbot_rows()]
     rng = np.random.default_rng(7)
     port = free_port()
     server = start_server(data_dir, port, workers=1, threads=4)

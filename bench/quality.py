@@ -20,8 +20,9 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sqlalchemy import select
 
+from bench.common import BENCH_DEMO
 from core.db import Database
-from core.ingest import load_demo
+from core.demo import load_demo
 from core.provenance import Provenance
 from core.reservoir import benchmark_ids
 from core.schema import Example
@@ -60,7 +61,7 @@ def main() -> None:
     parser.add_argument("--out", default="docs/figures/quality.json")
     args = parser.parse_args()
 
-    settings = load_settings({"data_dir": args.data_dir})
+    settings = load_settings({"data_dir": args.data_dir, **BENCH_DEMO})
     db = Database(settings)
     db.upgrade()
     encoder = Encoder.from_settings(settings)

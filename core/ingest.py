@@ -1,4 +1,4 @@
-"""Getting examples into the database: the demo corpus, files, and API batches.
+"""Getting examples into the database: files and API batches (the demo data: core/demo.py).
 
 Every path goes through :func:`validate_row` and :func:`add_examples`, so the rules are the
 same wherever an example comes from: provenance is always explicit, a known pair is a
@@ -9,29 +9,22 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import json
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-from sqlalchemy import select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
+from core.actions import Invalid
 from core.provenance import Provenance
 from core.schema import Example
-from core.schema import IncomingMessage
-from core.settings import Settings
-from core.splits import Candidate
-from core.splits import stratified_pick
 from core.text import MESSAGE
 from core.text import NICHE
 from core.text import REPLY
@@ -52,7 +45,7 @@ SYNTHETIC_REFUSED = (
 )
 
 
-class ImportFailed(ValueError):
+class ImportFailed(Invalid):
     """A file or batch had invalid rows and nothing was imported."""
 
     def __init__(self, errors: list[RowError]) -> None:
@@ -63,6 +56,19 @@ class ImportFailed(ValueError):
             f"{len(errors)} invalid row(s), nothing imported:\n{shown}{more}\n"
             "Fix them, or pass --skip-invalid to import the valid rows only."
         )
+
+
+class NothingToImport(Invalid):
+    """No row is valid (or there is none): a run that imports nothing is not a success,
+    with ``skip_invalid`` or without. ``errors`` are the invalid rows, by line."""
+
+    def __init__(self, errors: list[RowError]) -> None:
+        self.errors = errors
+        if not errors:
+            super().__init__("no rows to import")
+            return
+        shown = "\n".join(f"  {e}" for e in errors)
+        super().__init__(f"nothing imported: all {len(errors)} row(s) are invalid:\n{shown}")
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,8 @@ class ImportReport:
     # Demo messages stored as incoming traffic (no reply).
     traffic: int = 0
     skipped: list[RowError] = field(default_factory=list)
+    # What the reader did that the caller should know, e.g. extra columns it ignored.
+    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -144,7 +152,10 @@ def validate_rows(
     provenance: Provenance | None,
     skip_invalid: bool,
 ) -> tuple[list[ExampleIn], list[RowError]]:
-    """Validate numbered rows; a row given as a string is already a parse error."""
+    """Validate numbered rows; a row given as a string is already a parse error.
+
+    Returns the valid examples and the invalid rows. Raises ImportFailed when a row is
+    invalid and ``skip_invalid`` is off, and NothingToImport when no row is valid."""
     valid: list[ExampleIn] = []
     errors: list[RowError] = []
     for line, raw in rows:
@@ -156,6 +167,8 @@ def validate_rows(
             errors.append(RowError(line, str(exc)))
     if errors and not skip_invalid:
         raise ImportFailed(errors)
+    if not valid:
+        raise NothingToImport(errors)
     return valid, errors
 
 
@@ -175,6 +188,46 @@ def add_examples(
     other counting a duplicate, where a check-then-insert let the second fail on the unique
     index. The rows added are in the order given, with their ids.
     """
+    values, total = _values(examples, source, generation, model_version)
+    statement = _insert_skipping_duplicates(session.get_bind().dialect.name).returning(Example)
+    added: list[Example] = []
+    for start in range(0, len(values), INSERT_BATCH):
+        added.extend(session.scalars(statement, values[start : start + INSERT_BATCH]))
+    added.sort(key=lambda row: row.id)
+    return added, total - len(added)
+
+
+def insert_examples(
+    session: Session, examples: Iterable[ExampleIn], source: str
+) -> tuple[int, int]:
+    """:func:`add_examples` for bulk loads such as the demo data: the same rows and the same
+    duplicate rule, with no ORM object per row (the whole chitchat corpus, 105,000 rows, took
+    28 s with objects and about 5 s without: docs/benchmarks.md).
+
+    Returns:
+        (how many rows were added, how many were duplicates).
+    """
+    values, total = _values(examples, source)
+    statement = _insert_skipping_duplicates(session.get_bind().dialect.name)
+    added = 0
+    for start in range(0, len(values), INSERT_BATCH):
+        ids = session.scalars(statement.returning(Example.id), values[start : start + INSERT_BATCH])
+        added += len(ids.all())
+    return added, total - added
+
+
+# Rows per INSERT: SQLite and PostgreSQL both cap bind parameters in one statement.
+INSERT_BATCH = 500
+
+
+def _values(
+    examples: Iterable[ExampleIn],
+    source: str,
+    generation: int | None = None,
+    model_version: str | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """Column values of each distinct example (the first of equal pairs), and how many
+    examples were given."""
     by_hash: dict[str, ExampleIn] = {}
     total = 0
     for example in examples:
@@ -194,13 +247,7 @@ def add_examples(
         }
         for digest, ex in by_hash.items()
     ]
-    statement = _insert_skipping_duplicates(session.get_bind().dialect.name).returning(Example)
-    added: list[Example] = []
-    # Bounded batches: SQLite and PostgreSQL both cap bind parameters in one statement.
-    for start in range(0, len(values), 500):
-        added.extend(session.scalars(statement, values[start : start + 500]))
-    added.sort(key=lambda row: row.id)
-    return added, total - len(added)
+    return values, total
 
 
 def _insert_skipping_duplicates(dialect: str) -> Any:
@@ -209,110 +256,180 @@ def _insert_skipping_duplicates(dialect: str) -> Any:
     return insert(Example).on_conflict_do_nothing(index_elements=["content_hash"])
 
 
+class FileRefused(Invalid):
+    """The file as a whole cannot be imported (not readable, not UTF-8, an unknown format, a
+    JSON array instead of JSON Lines, a CSV file without a header, or whose header lacks
+    message or reply or names a column twice); the message says why and, where there is one,
+    on which line."""
+
+
+@dataclass
+class FileRows:
+    """What :func:`read_rows` found: numbered rows (a string for a row that could not be
+    parsed) and notes for the caller, e.g. extra columns that were ignored."""
+
+    rows: list[tuple[int, Mapping[str, Any] | str]]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FileExamples:
+    """The valid examples of a file, the rows skipped (with ``skip_invalid``) and the
+    reader's notes."""
+
+    valid: list[ExampleIn]
+    skipped: list[RowError]
+    notes: list[str]
+
+
+def read_examples(path: Path, provenance: Provenance | None, skip_invalid: bool) -> FileExamples:
+    """Read and validate a JSONL or CSV file of examples; shared by ``replyguard data import``
+    and ``replyguard simulate --data``.
+
+    Raises FileRefused when the file cannot be read as a whole, ImportFailed when a row is
+    invalid and ``skip_invalid`` is off (every invalid row listed with its line), and
+    NothingToImport when no row is valid."""
+    found = read_rows(path)
+    valid, skipped = validate_rows(found.rows, provenance, skip_invalid)
+    return FileExamples(valid, skipped, found.notes)
+
+
 def import_file(
     session: Session, path: Path, provenance: Provenance | None, skip_invalid: bool
 ) -> ImportReport:
-    """Import a JSONL or CSV file of message/reply[/niche][/provenance] rows."""
-    valid, errors = validate_rows(read_rows(path), provenance, skip_invalid)
-    added, duplicates = add_examples(session, valid, source=f"import:{path.name}")
-    return ImportReport(added=len(added), duplicates=duplicates, skipped=errors)
+    """Import a JSONL or CSV file of message/reply[/niche][/provenance] rows.
+
+    Raises as :func:`read_examples` does; nothing is stored unless the file is imported."""
+    read = read_examples(path, provenance, skip_invalid)
+    added, duplicates = add_examples(session, read.valid, source=f"import:{path.name}")
+    return ImportReport(
+        added=len(added), duplicates=duplicates, skipped=read.skipped, notes=read.notes
+    )
 
 
-def read_rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
-    """Yield (line number, row) from a .jsonl/.json or .csv file; a row that cannot be parsed
-    comes back as a string saying why."""
+def read_rows(path: Path) -> FileRows:
+    """The numbered rows of a .jsonl/.ndjson/.json (one JSON object a line) or .csv file.
+
+    A row that cannot be parsed comes back as a string saying why, with the line it starts
+    on. Columns other than message, reply, niche and provenance are dropped from every row
+    and named in a note (exported data often carries a source or id column). Line numbers
+    count "\\n" line breaks, as editors do.
+
+    Raises FileRefused for a file that cannot be read as a whole."""
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise FileRefused(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise FileRefused(
+            f"{path.name} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     suffix = path.suffix.lower()
     if suffix in {".jsonl", ".json", ".ndjson"}:
-        yield from _jsonl_rows(text)
+        rows = list(_jsonl_rows(text, path.name))
     elif suffix == ".csv":
-        yield from _csv_rows(text)
+        rows = list(_csv_rows(text, path.name))
     else:
-        raise ValueError(f"{path.name}: unknown format {suffix!r}; use .jsonl or .csv")
+        raise FileRefused(f"{path.name}: unknown format {suffix!r}; use .jsonl or .csv")
+    return _known_columns(rows)
 
 
-def _jsonl_rows(text: str) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
-    for number, line in enumerate(text.splitlines(), start=1):
+def _known_columns(rows: list[tuple[int, Mapping[str, Any] | str]]) -> FileRows:
+    """Drop the columns the importer does not know, and say which and how often."""
+    ignored: dict[str, int] = {}
+    kept: list[tuple[int, Mapping[str, Any] | str]] = []
+    for line, row in rows:
+        if isinstance(row, str):
+            kept.append((line, row))
+            continue
+        for name in set(row) - FIELDS:
+            ignored[name] = ignored.get(name, 0) + 1
+        kept.append((line, {k: v for k, v in row.items() if k in FIELDS}))
+    notes = [
+        f"ignored column {name!r} ({count} row(s)): only {', '.join(sorted(FIELDS))} are imported"
+        for name, count in sorted(ignored.items())
+    ]
+    return FileRows(kept, notes)
+
+
+def _jsonl_rows(text: str, name: str) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
+    # split("\n"), not splitlines(): JSON strings may hold U+2028 and other characters that
+    # splitlines() breaks on, which would cut a valid row in two.
+    lines = text.split("\n")
+    first = next((line.strip() for line in lines if line.strip()), "")
+    if first.startswith("["):
+        raise FileRefused(
+            f"{name}: line 1: a JSON array; give one JSON object per line (JSON Lines)"
+        )
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield number, f"not valid JSON ({exc.msg})"
+            yield number, f"not valid JSON ({exc.msg} at column {exc.colno})"
+            continue
+        except RecursionError:
+            yield number, "not valid JSON (nested too deeply)"
             continue
         yield number, row if isinstance(row, dict) else "each line must be a JSON object"
 
 
-def _csv_rows(text: str) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
-    reader = csv.DictReader(io.StringIO(text))
-    missing = {"message", "reply"} - set(reader.fieldnames or [])
+def _csv_rows(text: str, name: str) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
+    """Rows of a CSV file with a header line. Header names are matched without surrounding
+    spaces and case ("Message, Reply" works); a name given twice is refused. A row that spans
+    several lines (a quoted field holding a line break, most often an unterminated quote
+    swallowing the rows after it) is reported with its first and last line: message, reply
+    and niche are one-line texts."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise FileRefused(f"{name}: line 1: the header is not valid CSV ({exc})") from None
+    if header is None:
+        raise FileRefused(f"{name} is empty: expected a header line naming message and reply")
+    columns = [column.strip().lower() for column in header]
+    seen: dict[str, int] = {}
+    for position, column in enumerate(columns, start=1):
+        if column in seen:
+            raise FileRefused(
+                f"{name}: line 1: column {column!r} appears twice in the header "
+                f"(columns {seen[column]} and {position}); give each column once"
+            )
+        seen[column] = position
+    missing = {"message", "reply"} - set(columns)
     if missing:
-        raise ValueError(f"the CSV header must name {', '.join(sorted(missing))}")
-    for row in reader:
-        if None in row:
-            yield reader.line_num, "more values than header columns"
-            continue
-        yield reader.line_num, {k: v for k, v in row.items() if v is not None}
-
-
-def demo_rows() -> Iterator[tuple[str, ExampleIn]]:
-    """The English chatterbot corpus as (source, example): each consecutive pair of turns is an
-    example and the file is its niche (21 niches, heavily skewed)."""
-    root = resources.files("chatterbot_corpus") / "data" / "english"
-    for entry in sorted(root.iterdir(), key=lambda e: e.name):
-        if not entry.name.endswith(".yml"):
-            continue
-        niche = entry.name.removesuffix(".yml")
-        corpus = yaml.safe_load(entry.read_text(encoding="utf-8"))
-        for conversation in corpus.get("conversations", []):
-            turns = [str(turn).strip() for turn in conversation if str(turn).strip()]
-            for message, reply in itertools.pairwise(turns):
-                yield f"demo:{niche}", ExampleIn(message, reply, niche, Provenance.HUMAN)
-
-
-def load_demo(session: Session, settings: Settings) -> ImportReport:
-    """Load the demo corpus: most of it as human examples, and a share of its messages as
-    *incoming traffic* (their replies never stored, so no generation ever trains on them).
-
-    The traffic is what synthetic generations label: ``demo_traffic_fraction`` of each niche,
-    chosen by message with a seeded hash (see core.splits).
-    """
-    return load_with_traffic(session, settings, list(demo_rows()))
-
-
-def load_with_traffic(
-    session: Session, settings: Settings, rows: list[tuple[str, ExampleIn]]
-) -> ImportReport:
-    """Load (source, example) rows, keeping a share of their messages as incoming traffic
-    with the replies hidden (see :func:`load_demo`)."""
-    traffic = set(
-        stratified_pick(
-            (
-                Candidate(i, ex.niche, ex.message, pair_hash(ex.message, ex.reply))
-                for i, (_, ex) in enumerate(rows)
-            ),
-            settings.demo_traffic_fraction,
-            minimum=1,
-            seed=settings.seed,
-            salt="demo-traffic",
+        raise FileRefused(
+            f"{name}: line 1: the CSV header must name {', '.join(sorted(missing))} "
+            f"(it has {', '.join(repr(c) for c in columns)})"
         )
-    )
-    report = ImportReport()
-    by_source: dict[str, list[ExampleIn]] = {}
-    for i, (source, example) in enumerate(rows):
-        if i not in traffic:
-            by_source.setdefault(source, []).append(example)
-    for source, examples in by_source.items():
-        added, duplicates = add_examples(session, examples, source=source)
-        report.added += len(added)
-        report.duplicates += duplicates
-    known = set(session.scalars(select(IncomingMessage.message)))
-    for message, niche in sorted({(rows[i][1].message, rows[i][1].niche) for i in traffic}):
-        if message not in known:
-            session.add(IncomingMessage(message=message, niche=niche))
-            report.traffic += 1
-    session.flush()
-    return report
+    while True:
+        start = reader.line_num + 1
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield start, f"not valid CSV ({exc})"
+            if reader.line_num < start:
+                return  # nothing was consumed: the reader cannot go on
+            continue
+        end = reader.line_num
+        if not values:
+            continue
+        if end > start:
+            yield (
+                start,
+                (
+                    f"this row runs from line {start} to line {end}: a quoted field holds a line "
+                    "break, most often a quote that is never closed; message, reply and niche "
+                    "are one line each"
+                ),
+            )
+            continue
+        if len(values) > len(columns):
+            yield start, "more values than header columns"
+            continue
+        yield start, dict(zip(columns, values, strict=False))

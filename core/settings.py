@@ -89,6 +89,29 @@ class Settings:
     # the key lookup while leaving a person ten typos a minute.
     rate_limit_sign_in: str = "10/minute;100/day"
 
+    # Notifications (worker/notify.py, docs/operations.md): a signed webhook when a generation
+    # is blocked, warns or fails and when production changes by override or rollback, sent by
+    # a worker. URLs separated by spaces or commas; empty sends nothing.
+    notify_urls: str = ""
+    # The shared secret of each body's HMAC-SHA256 signature (X-ReplyGuard-Signature).
+    # Required with notify_urls: nothing is sent unsigned. Left out of repr, like secret_key.
+    notify_secret: str = dataclasses.field(default="", repr=False)
+    # The events sent, comma-separated; "generation.passed" (a promotion by the gate) is
+    # there to opt in to.
+    notify_events: str = (
+        "generation.blocked,generation.warned,generation.failed,"
+        "production.override,production.rollback"
+    )
+    # Attempts per delivery, the wait after the first failed one (doubled after each), and
+    # each request's timeout: waits of 10+20+40+80+160 s ride out about five minutes of a
+    # receiver's downtime (a restart, a deploy) before the delivery is given up.
+    notify_max_attempts: int = 6
+    notify_backoff_seconds: float = 10.0
+    notify_timeout_seconds: float = 10.0
+    # Where people open the dashboard: the links in notifications start with it. The default
+    # is where `replyguard run` and `replyguard serve` listen.
+    public_url: str = "http://127.0.0.1:8000"
+
     # Operations (docs/operations.md). GET /metrics: empty answers only requests made on this
     # machine (loopback, not forwarded by a proxy); set, any caller that sends
     # "Authorization: Bearer <token>". Left out of repr so it never reaches a log line.
@@ -122,6 +145,15 @@ class Settings:
     # Triggering: the share of held-out training messages a model is calibrated to answer;
     # it abstains on the rest, the least confident (models.suggester.Triggering).
     triggering_target_coverage: float = 0.8
+    # The demo data (core/demo.py, docs/demo-data.md): "chitchat", two-person chat, or
+    # "chatterbot", the small corpus the tests train on.
+    demo_dataset: str = "chitchat"
+    # Chitchat pairs the demo keeps (of 131,569; `data load-demo --full` loads them all).
+    # Chosen so that `make run` on an empty data folder serves within about a minute on two
+    # cores: bench/demo_size.py, docs/benchmarks.md.
+    demo_pairs: int = 5_000
+    # Zipf exponent of the demo's niche sizes: the niche of rank r gets a share ~ r**-skew.
+    demo_skew: float = 1.0
     # Share of each demo niche's messages loaded as incoming traffic, replies hidden.
     demo_traffic_fraction: float = 0.2
 

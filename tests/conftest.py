@@ -14,7 +14,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from core.db import Database
-from core.ingest import load_demo
+from core.demo import load_demo
 from core.keys import create_key
 from core.schema import Role
 from core.settings import Settings

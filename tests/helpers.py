@@ -12,12 +12,14 @@ from core.db import Database
 from core.settings import Settings
 from core.settings import load_settings
 
-# Small enough to train in a few seconds, large enough for every demo niche.
+# Small enough to train in a few seconds, large enough for every demo niche. The demo data is
+# the small chatterbot corpus (core/demo.py): the default chitchat demo takes half a minute.
 FAST_TRAINING = {
     "adapter_epochs": 8,
-    # The tests' small data set (the chatterbot corpus) is one-off replies: with the support
-    # rule at its default nearly nothing would be served. The rule has tests of its own
-    # (tests/test_response_set.py), at its default and at N-1/N.
+    "demo_dataset": "chatterbot",
+    # The chatterbot corpus is one-off replies: with the support rule at its default nearly
+    # nothing would be served. The rule has tests of its own (tests/test_response_set.py), at
+    # its default and at N-1/N.
     "response_min_support": 1,
 }
 

@@ -21,11 +21,11 @@ from sqlalchemy import select
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from core import ingest
 from core.db import Database
 from core.db import alembic_config
+from core.demo import chatterbot_rows
+from core.demo import load_with_traffic
 from core.ingest import ExampleIn
-from core.ingest import load_demo
 from core.provenance import Provenance
 from core.schema import Base
 from core.schema import Example
@@ -63,6 +63,8 @@ TABLES = {
     "model_versions",
     "reservoir",
     "synthetic_candidates",
+    "webhook_attempts",
+    "webhook_deliveries",
 }
 # Demo pairs per niche loaded for the whole-generation test.
 DEMO_PER_NICHE = 15
@@ -238,24 +240,20 @@ def _demo_subset(per_niche: int = DEMO_PER_NICHE) -> list[tuple[str, ExampleIn]]
     when this file runs alone."""
     taken: Counter[str] = Counter()
     subset = []
-    for source, example in ingest.demo_rows():
+    for source, example in chatterbot_rows():
         if taken[example.niche] < per_niche:
             taken[example.niche] += 1
             subset.append((source, example))
     return subset
 
 
-def test_a_whole_generation_runs_on_postgres(
-    tmp_path: Path, pg_url: str, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_whole_generation_runs_on_postgres(tmp_path: Path, pg_url: str, encoder: Encoder) -> None:
     settings = make_settings(tmp_path / "data", database_url=pg_url, adapter_epochs=4)
-    subset = _demo_subset()
-    monkeypatch.setattr(ingest, "demo_rows", lambda: iter(subset))
     ctx = PipelineContext.from_settings(settings, encoder)
     try:
         assert ctx.db.engine.dialect.name == "postgresql"
         with ctx.db.session() as session:
-            report = load_demo(session, settings)
+            report = load_with_traffic(session, settings, _demo_subset())
             assert report.traffic > 0
             assert session.scalar(select(func.count(func.distinct(Example.niche)))) == 21
         human_before = _human_examples(ctx.db)

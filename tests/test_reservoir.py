@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from core.db import Database
-from core.ingest import load_demo
+from core.demo import load_demo
 from core.reservoir import benchmark_ids
 from core.reservoir import ensure_anchor
 from core.reservoir import ensure_benchmark

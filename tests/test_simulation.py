@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from core.ingest import demo_rows
+from core.demo import chatterbot_rows
 from webapp.cli import main
 
 pytestmark = pytest.mark.slow
@@ -22,12 +22,15 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = root / "slice.jsonl"
     taken: dict[str, int] = defaultdict(int)
     with data.open("w") as out:
-        for _, e in demo_rows():
+        for _, e in chatterbot_rows():
             if taken[e.niche] < 15:
                 taken[e.niche] += 1
                 out.write(
                     json.dumps({"message": e.message, "reply": e.reply, "niche": e.niche}) + "\n"
                 )
+        # One bad row, skipped with --skip-invalid as `replyguard data import` skips it.
+        out.write(json.dumps({"message": "no reply here"}) + "\n")
+    bad_line = len(data.read_text().splitlines())
     result = CliRunner().invoke(
         main,
         [
@@ -38,11 +41,15 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "2",
             "--data",
             str(data),
+            "--skip-invalid",
             "--out",
             str(root / "out"),
         ],
     )
     assert result.exit_code == 0, result.output
+    assert f"skipped line {bad_line}: 'reply' is missing" in result.output
+    # Written beside the folder, then renamed to it: nothing else is left behind.
+    assert sorted(p.name for p in root.iterdir()) == ["out", "slice.jsonl"]
     return root / "out"
 
 

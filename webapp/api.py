@@ -10,6 +10,7 @@ from sqlalchemy import select
 from core.ingest import DEFAULT_NICHE
 from core.ingest import ExampleIn
 from core.ingest import ImportFailed
+from core.ingest import NothingToImport
 from core.ingest import add_examples
 from core.ingest import validate_rows
 from core.provenance import Provenance
@@ -147,6 +148,13 @@ def import_examples(body: dict[str, Any]) -> dict[str, Any]:
         raise ApiError(
             422,
             f"{len(exc.errors)} invalid example(s), nothing imported; fix them or set skip_invalid",
+            details={"rows": [{"index": e.line, "error": e.message} for e in exc.errors]},
+        ) from None
+    except NothingToImport as exc:
+        # skip_invalid, and every example invalid: an import of nothing is not a success.
+        raise ApiError(
+            422,
+            f"all {len(exc.errors)} example(s) are invalid: nothing imported",
             details={"rows": [{"index": e.line, "error": e.message} for e in exc.errors]},
         ) from None
     caller = current_caller()

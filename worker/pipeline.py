@@ -30,6 +30,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.actions import Conflict
+from core.actions import Invalid
+from core.actions import NotFound
 from core.logs import log_context
 from core.provenance import Provenance
 from core.reservoir import member_ids
@@ -38,7 +41,6 @@ from core.schema import Example
 from core.schema import Generation
 from core.schema import GenerationStatus
 from core.schema import IncomingMessage
-from core.schema import ModelStatus
 from core.schema import ModelVersion
 from core.schema import ReservoirRole
 from core.schema import SyntheticCandidate
@@ -69,7 +71,9 @@ from worker.encoding import encode_chunk
 from worker.encoding import plan_chunks
 from worker.encoding import precomputed
 from worker.evaluation import evaluate_version
+from worker.notify import when_generation_ends
 from worker.promotion import accept_generation
+from worker.promotion import block_generation
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +95,18 @@ PROGRESS_EVERY_SECONDS = 1.0
 Progress = Callable[[float], None]
 
 
-class GenerationError(RuntimeError):
+class GenerationError(Conflict):
     """A generation cannot start or go on; the message says why and what to do."""
 
 
 class GenerationBusy(GenerationError):
     """Another generation is queued or running."""
+
+    code = "generation_running"
+
+
+class GenerationNotFound(NotFound, GenerationError):
+    """No generation has the id given."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -239,9 +249,15 @@ def finish_stage(
 
 def mark_failed(ctx: PipelineContext, generation_id: int, reason: str) -> None:
     """Give up on a generation (for example after its worker died): production is untouched
-    and its synthetic rows stay out of the training data."""
+    and its synthetic rows stay out of the training data.
+
+    Raises Invalid without a reason, GenerationNotFound, and GenerationError for a
+    generation that finished."""
+    if not reason.strip():
+        raise Invalid("marking a generation failed needs a reason")
     with ctx.db.session() as session:
         generation = _get(session, generation_id)
+        when_generation_ends(session, ctx.settings, generation)
         if not GenerationStatus(generation.status).active and generation.status != "failed":
             raise GenerationError(f"generation {generation.number} finished ({generation.status})")
         generation.status = GenerationStatus.FAILED.value
@@ -255,6 +271,7 @@ def fail_stage(ctx: PipelineContext, generation_id: int, stage: str, exc: BaseEx
     log.error("generation %s failed in %s: %s", generation_id, stage, reason)
     with ctx.db.session() as session:
         generation = _get(session, generation_id)
+        when_generation_ends(session, ctx.settings, generation)
         generation.status = GenerationStatus.FAILED.value
         generation.lock = None
         generation.error = f"{stage}: {reason}"
@@ -716,6 +733,7 @@ def promote_or_block(
     Block: production stays; the candidate and its synthetic rows wait for review."""
     with ctx.db.session() as session:
         generation = _get(session, generation_id)
+        when_generation_ends(session, ctx.settings, generation)
         decision = Decision.from_dict(generation.decision)
         current = production(session)
         if current is None or current.version != generation.parent_version:
@@ -728,12 +746,7 @@ def promote_or_block(
             )
             generation.decision = decision.to_dict()
         if decision.blocked:
-            get_version(
-                session, generation.candidate_version or ""
-            ).status = ModelStatus.BLOCKED.value
-            generation.status = GenerationStatus.BLOCKED.value
-            generation.lock = None
-            generation.finished_at = dt.datetime.now(dt.UTC)
+            block_generation(session, generation)
             return {"verdict": "block", "promoted": None}
         added = accept_generation(
             session, ctx.settings, generation, "gate", "; ".join(decision.reasons)
@@ -772,7 +785,7 @@ STAGE_FUNCTIONS: dict[str, Callable[[PipelineContext, int, Progress], dict[str, 
 def _get(session: Any, generation_id: int) -> Generation:
     generation = session.get(Generation, generation_id)
     if generation is None:
-        raise GenerationError(f"no generation with id {generation_id}")
+        raise GenerationNotFound(f"no generation with id {generation_id}")
     return generation  # type: ignore[no-any-return]
 
 
