@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from core.db import Database
 from core.keys import create_key
 from core.logs import configure_logging
+from core.metrics_files import metrics_folder
 from core.schema import Generation
 from core.schema import Role
 from core.settings import SettingsError
@@ -38,7 +40,6 @@ from models.registry import promote
 from tests.helpers import make_settings
 from tests.test_api import error_of
 from tests.test_serving import new_candidate
-from webapp.gunicorn_conf import metrics_folder
 from webapp.launch import free_port
 from webapp.launch import start_server
 from webapp.launch import stop_server
@@ -416,6 +417,8 @@ class Server:
     data_dir: Path
     folder: Path
     log: Path
+    # The folder a server that no longer runs left behind.
+    stale: Path
 
 
 @pytest.fixture(scope="module")
@@ -426,14 +429,17 @@ def served(trained_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     with db.session() as session:
         token, _ = create_key(session, "metrics", Role.CLIENT)
     db.dispose()
+    # What a server that stopped (a process that has exited) left behind: deleted at start.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = metrics_folder(data_dir, gone.pid)
+    stale.mkdir(parents=True)
+    (stale / "counter_1.db").write_bytes(b"stale")
     port = free_port()
-    folder = metrics_folder(data_dir, [f"127.0.0.1:{port}"])
-    # A stale file from an earlier server on this folder: emptied at start.
-    folder.mkdir(parents=True)
-    (folder / "counter_999999.db").write_bytes(b"stale")
     log = data_dir / "server.log"
     process = start_server(data_dir, port, workers=2, threads=8, log=log)
-    yield Server(f"http://127.0.0.1:{port}", token, data_dir, folder, log)
+    folder = metrics_folder(data_dir, process.pid)
+    yield Server(f"http://127.0.0.1:{port}", token, data_dir, folder, log, stale)
     stop_server(process)
 
 
@@ -470,7 +476,8 @@ def suggestions_per_worker(folder: Path) -> dict[int, float]:
 
 @pytest.mark.slow
 def test_metrics_add_up_the_requests_of_both_gunicorn_workers(served: Server) -> None:
-    assert not (served.folder / "counter_999999.db").exists()
+    assert served.folder.is_dir()
+    assert not served.stale.exists()
     headers = {"Authorization": f"Bearer {served.token}"}
     before = requests_to(scrape_http(served), SUGGEST)
 
