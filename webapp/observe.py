@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 
 from core import logs
 from core.db import Database
+from core.metrics_files import MULTIPROC_VARIABLE
 from core.schema import Generation
 from core.schema import GenerationStatus
 from models.registry import production
@@ -145,7 +146,7 @@ def _end(_error: BaseException | None) -> None:
 def scrape() -> Response:
     _allow(services().settings.metrics_token)
     registry = CollectorRegistry()
-    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    folder = os.environ.get(MULTIPROC_VARIABLE)
     if folder:
         MultiProcessCollector(registry, folder)
     else:
