@@ -112,6 +112,17 @@ class Settings:
     # is where `replyguard run` and `replyguard serve` listen.
     public_url: str = "http://127.0.0.1:8000"
 
+    # Operations (docs/operations.md). GET /metrics: empty answers only requests made on this
+    # machine (loopback, not forwarded by a proxy); set, any caller that sends
+    # "Authorization: Bearer <token>". Left out of repr so it never reaches a log line.
+    metrics_token: str = dataclasses.field(default="", repr=False)
+    # /metrics reuses what it read from the database (generations, the production model's
+    # evaluation) for this long, in each web process: a scrape every 15 s reads it at most
+    # once per scrape, and a burst of scrapes does not reread it.
+    metrics_cache_seconds: float = 5.0
+    # The level of the JSON log lines every process writes to standard error (core/logs.py).
+    log_level: str = "INFO"
+
     # Model
     seed: int = 13
     adapter_epochs: int = 30

@@ -19,6 +19,7 @@ from core.text import pair_hash
 from models.registry import RegistryError
 from models.registry import get_version
 from models.registry import versions
+from webapp import metrics
 from webapp.auth import STAFF
 from webapp.auth import auth
 from webapp.auth import current_caller
@@ -63,6 +64,7 @@ def suggest(body: dict[str, Any]) -> dict[str, Any]:
             f'{triggering.threshold:.3f} ({best}); send "force": true to get them anyway'
         )
     shown = suggestions if triggered or body["force"] else []
+    metrics.SUGGESTIONS.labels("served" if triggered else "abstained").inc()
     return {
         "model_version": loaded.version,
         "triggered": triggered,
@@ -117,6 +119,10 @@ def feedback(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
             digest = pair_hash(example.message, example.reply)
             row = session.scalars(select(Example).where(Example.content_hash == digest)).one()
         result = {"example_id": row.id, "provenance": row.provenance, "duplicate": not added}
+    kind = "chosen" if chosen is not None else "typed"
+    metrics.FEEDBACK.labels(kind).inc()
+    if not added:
+        metrics.FEEDBACK_DUPLICATES.labels(kind).inc()
     return result, 201 if added else 200
 
 

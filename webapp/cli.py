@@ -553,7 +553,10 @@ def serve(ctx: Context, host: str, port: int, workers: int, threads: int, access
 def run(ctx: Context, host: str, port: int, no_generation: bool) -> None:
     """Everything on one machine: database, demo data, the clean baseline, an embedded Redis,
     a worker and the web server; then one guarded generation; then keep serving."""
+    from core.logs import configure_logging
     from webapp.supervisor import run_everything
+
+    configure_logging(ctx.settings.log_level)
 
     click.echo(f"data folder: {ctx.settings.data_dir.resolve()}")
     from models.registry import production

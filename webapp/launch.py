@@ -63,6 +63,8 @@ def gunicorn_command(
         *(["--access-logfile=-"] if access_log else []),
         # One shared control socket per user would collide between servers on one machine.
         "--no-control-socket",
+        # Every worker's metrics in /metrics, and JSON log lines (webapp/gunicorn_conf.py).
+        f"--config=file:{Path(__file__).with_name('gunicorn_conf.py')}",
     ]
 
 

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from core.actions import Conflict
 from core.actions import Invalid
 from core.actions import NotFound
+from core.logs import log_context
 from core.provenance import Provenance
 from core.reservoir import member_ids
 from core.schema import CandidateStatus
@@ -196,17 +197,19 @@ def run_next_stage(ctx: PipelineContext, generation_id: int) -> str | None:
 
 
 def run_stage(ctx: PipelineContext, generation_id: int, stage: str) -> None:
-    """Run one stage, recording it; a stage that is done already is skipped."""
-    if not begin_stage(ctx, generation_id, stage):
-        return
-    started = time.perf_counter()
-    reporter = _ProgressReporter(ctx, generation_id, stage)
-    try:
-        counts = STAGE_FUNCTIONS[stage](ctx, generation_id, reporter)
-    except BaseException as exc:
-        fail_stage(ctx, generation_id, stage, exc)
-        raise
-    finish_stage(ctx, generation_id, stage, counts, time.perf_counter() - started)
+    """Run one stage, recording it; a stage that is done already is skipped. Every line it
+    logs carries the generation's id and the stage (core/logs.py)."""
+    with log_context(generation_id=generation_id, stage=stage):
+        if not begin_stage(ctx, generation_id, stage):
+            return
+        started = time.perf_counter()
+        reporter = _ProgressReporter(ctx, generation_id, stage)
+        try:
+            counts = STAGE_FUNCTIONS[stage](ctx, generation_id, reporter)
+        except BaseException as exc:
+            fail_stage(ctx, generation_id, stage, exc)
+            raise
+        finish_stage(ctx, generation_id, stage, counts, time.perf_counter() - started)
 
 
 def begin_stage(ctx: PipelineContext, generation_id: int, stage: str) -> bool:
@@ -223,6 +226,7 @@ def begin_stage(ctx: PipelineContext, generation_id: int, stage: str) -> bool:
         if "resumed_by" in generation.stages.get(stage, {}):
             record["resumed_by"] = generation.stages[stage]["resumed_by"]
         generation.stages = {**generation.stages, stage: record}
+    log.info("stage %s started", stage)
     return True
 
 
@@ -240,6 +244,7 @@ def finish_stage(
             counts=counts,
         )
         generation.stages = {**generation.stages, stage: record}
+    log.info("stage %s done", stage, extra={"duration_ms": round(seconds * 1000), "counts": counts})
 
 
 def mark_failed(ctx: PipelineContext, generation_id: int, reason: str) -> None:
