@@ -1,15 +1,37 @@
-"""What several benchmarks share: distinct messages to encode, and timing an encoder on them."""
+"""What several benchmarks share: distinct messages to encode, timing an encoder on them, and
+a data folder with its clean baseline trained."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from sqlalchemy import func
+from sqlalchemy import select
+
+from core.db import Database
 from core.demo import chatterbot_rows
+from core.demo import load_demo
+from core.ingest import import_file
+from core.schema import Example
+from core.settings import Settings
+from core.settings import load_settings
+from models.artifact import load_model
 from models.encoder import Encoder
+from models.registry import artifact_dir
+from models.registry import production
+from models.suggester import SuggestionModel
+from worker.baseline import train_baseline
+from worker.context import PipelineContext
+from worker.data import Row
+from worker.data import example_pools
 
 # The demo data of the benchmarks whose figures in docs/benchmarks.md were measured on the
-# chatterbot corpus (quality, encoder backends, generation, latency): kept so that they can
-# be reproduced. The start-up and demo-size benchmarks use the default demo.
+# chatterbot corpus (encoder backends, generation, latency): kept so that they can
+# be reproduced. The start-up, demo-size, quality and served-set benchmarks use
+# the default demo.
 BENCH_DEMO = {"demo_dataset": "chatterbot"}
 
 
@@ -26,3 +48,59 @@ def encode_rate(encoder: Encoder, texts: list[str], batch: int) -> float:
     for i in range(0, len(texts), batch):
         encoder.encode(texts[i : i + batch])
     return len(texts) / (time.perf_counter() - start)
+
+
+@dataclass
+class BenchData:
+    """A data folder with its clean baseline (generation 0) trained and loaded.
+
+    Attributes:
+        name: what the tables call it ("demo", or the imported file's name).
+        settings: the folder's settings.
+        model: the production model (generation 0 when the folder was new).
+        manifest: the model artifact's manifest (weights, triggering, response set report).
+        train: the human examples the baseline trained on (benchmark excluded), by id.
+        benchmark: the benchmark split (never trained on), by id.
+    """
+
+    name: str
+    settings: Settings
+    model: SuggestionModel
+    manifest: dict[str, Any]
+    train: list[Row]
+    benchmark: list[Row]
+
+
+def prepare(
+    name: str, data_dir: Path, encoder: Encoder, data_file: Path | None = None
+) -> BenchData:
+    """Fill an empty data folder and train its clean baseline, or reuse what is there.
+
+    An empty folder gets the default demo data (``core.demo.load_demo``: its chitchat share,
+    with its incoming traffic)
+    or, with ``data_file``, that JSONL/CSV file imported as ``replyguard data import`` does
+    (rows need a ``provenance`` column). The baseline is trained by ``worker.baseline`` as
+    ``make run`` trains it, so the figures are the served model's.
+
+    Raises:
+        core.ingest.ImportFailed: ``data_file`` has invalid rows.
+    """
+    settings = load_settings({"data_dir": str(data_dir)})
+    db = Database(settings)
+    db.upgrade()
+    with db.session() as session:
+        if session.scalar(select(func.count(Example.id))) == 0:
+            if data_file is None:
+                load_demo(session, settings)
+            else:
+                import_file(session, data_file, provenance=None, skip_invalid=False)
+    with db.session() as session:
+        if production(session) is None:
+            train_baseline(PipelineContext(settings, db, encoder, show_progress=True), "bench")
+    with db.session() as session:
+        version = production(session)
+        assert version is not None
+        model, manifest = load_model(artifact_dir(settings, version), encoder, version.checksum)
+        pools = example_pools(session)
+    db.dispose()
+    return BenchData(name, settings, model, manifest, pools.human, pools.benchmark)

@@ -1,162 +1,495 @@
-"""Relevance of the clean baseline on the demo benchmark split, beside two simple baselines.
+"""Relevance of the clean baseline against its signals and four baselines, on two data sets.
 
-Usage:
-    .venv/bin/python -m bench.quality [--data-dir DIR] [--out docs/figures/quality.json]
+Usage (from the repository root):
+    .venv/bin/python -m bench.quality [--data FILE.jsonl] [--data-dir var/bench-quality]
 
-Trains generation 0 on the demo data in DIR if it holds no model yet, then reports recall@1,
-recall@3 and MRR (first 10 suggestions) for: a random reply from the bank, TF-IDF
-nearest-message retrieval (scikit-learn), each of the model's two signals alone, and the
-combined model. All measured in the same run on the same benchmark.
+One run measures, on the demo data's benchmark split and, with ``--data``, on the benchmark
+split of that file imported into a data folder of its own (as ``replyguard data import``
+does), for the model (generation 0, trained as ``make run`` trains it), each of its two
+signals alone, and four baselines (the popularity prior alone, TF-IDF nearest message, BM25
+nearest message, the plain encoder's message-reply cosine):
+
+- accuracy@1/3/10 and MRR@10 against the real replies: a suggestion matches when its
+  normalised text is the real reply's or their encoder cosine is at least
+  ``settings.match_threshold`` (safeguards.relevance.first_match_ranks);
+- the 1-of-100 ranking accuracy of the conversational-datasets benchmark (Henderson et al.
+  2019, "A Repository of Conversational Datasets"): each benchmark message's real reply
+  among 99 real replies of other benchmark messages, ranked by the method's score of the
+  (message, reply) pair (:func:`pair_scores` says how each method scores a reply text that
+  is not in its bank);
+- the model's coverage (share of messages answered) and relevance among answered messages
+  over a range of triggering thresholds, the default marked; also plotted.
+
+Every method ranks the same candidates for accuracy@k, the model's response set, and its
+list goes through the model's own echo filter and diversity step: only the scoring differs.
+
+Writes docs/figures/quality.json and docs/figures/quality-triggering.png.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
-import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import bm25s
+import matplotlib
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sqlalchemy import select
+from tqdm import tqdm
 
-from bench.common import BENCH_DEMO
-from core.db import Database
-from core.demo import load_demo
-from core.provenance import Provenance
-from core.reservoir import benchmark_ids
-from core.schema import Example
+from bench.common import BenchData
+from bench.common import prepare
 from core.settings import load_settings
 from core.text import normalize
-from models.artifact import load_model
+from models.adapter import Adapter
 from models.encoder import Encoder
-from models.registry import artifact_dir
-from models.registry import production
+from models.response_set import surface_key
 from models.suggester import ScoringWeights
-from safeguards.relevance import best_similarity
+from models.suggester import SuggestionModel
 from safeguards.relevance import first_match_ranks
-from safeguards.relevance import relevance_figures
-from worker.baseline import train_baseline
-from worker.context import PipelineContext
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 
 DEPTH = 10
+SHOWN = 3
+BATCH = 100
+MODEL = "model (combined)"
+DUAL = "signal 1: dual encoder alone"
+KNN = "signal 2: nearest messages alone"
+PRIOR = "baseline: popularity prior alone"
+TFIDF = "baseline: TF-IDF nearest message"
+BM25 = "baseline: BM25 nearest message"
+PLAIN = "baseline: plain encoder message-reply cosine"
+METHODS = (MODEL, DUAL, KNN, PRIOR, TFIDF, BM25, PLAIN)
+BASELINES = (PRIOR, TFIDF, BM25, PLAIN)
+# Shares of the benchmark answered at which the triggering curve is drawn (and the default).
+CURVE_COVERAGES = tuple(np.round(np.arange(1.0, 0.0, -0.05), 2))
 
 
-def distinct_replies(order: np.ndarray, replies: list[str], depth: int) -> list[str]:
-    seen: set[str] = set()
-    out: list[str] = []
-    for i in order:
-        key = normalize(replies[i])
-        if key not in seen:
-            seen.add(key)
-            out.append(replies[i])
-            if len(out) == depth:
-                break
+def bank_meaning(
+    vectors: np.ndarray, texts: list[str], model: SuggestionModel, threshold: float
+) -> np.ndarray:
+    """The response-set entry each reply text means, as the response set clusters replies.
+
+    Args:
+        vectors: (n, d) float32 unit rows: the texts' encoder embeddings.
+        texts: (n,) the reply texts.
+        threshold: cosine at which two replies mean the same (``diversity_ceiling``, the
+            response set's ``cluster_threshold``).
+
+    Returns:
+        (n,) int64 bank ids: the entry of the same surface text, else the nearest entry when
+        at least ``threshold`` alike, else -1.
+    """
+    by_key = {surface_key(t): i for i, t in enumerate(model.bank.texts)}
+    sims = vectors @ model.bank_embeddings.T
+    nearest = sims.argmax(axis=1)
+    ids = np.where(sims[np.arange(len(texts)), nearest] >= threshold, nearest, -1)
+    for i, text in enumerate(texts):
+        ids[i] = by_key.get(surface_key(text), ids[i])
+    return ids.astype(np.int64)
+
+
+def nearest_message_scores(similarity: np.ndarray, train_bank: np.ndarray, size: int) -> np.ndarray:
+    """Score each bank entry, per message, by its most similar training message.
+
+    Args:
+        similarity: (n, t) each benchmark message's similarity to each training message.
+        train_bank: (t,) the bank entry each training message's reply means (-1: none).
+        size: entries in the bank.
+
+    Returns:
+        (n, size): the highest similarity of a training message answered with that entry;
+        0 where none was (nearest-message retrieval cannot suggest those).
+    """
+    valid = train_bank >= 0
+    order = np.argsort(train_bank[valid], kind="stable")
+    ids = train_bank[valid][order]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.array([], int)
+    out = np.zeros((len(similarity), size), dtype=np.float32)
+    if len(ids):
+        out[:, ids[starts]] = np.maximum.reduceat(similarity[:, valid][:, order], starts, axis=1)
+    return np.maximum(out, 0.0)
+
+
+def ranked_lists(
+    model: SuggestionModel, scores: np.ndarray, messages: list[str], base: np.ndarray
+) -> list[list[str]]:
+    """Each message's top-``DEPTH`` bank replies by ``scores`` (n, bank size), through the
+    model's own filters (never the message said back, never a blocked reply) and diversity
+    step, so that a baseline's list is shaped like the model's. Entries scoring 0 or less are
+    not suggested (a nearest-message method has nothing to say about them)."""
+    out = []
+    for row, message, vector in zip(scores, messages, base, strict=True):
+        ids = np.flatnonzero(row > 0)
+        ids = ids[np.lexsort((ids, -row[ids]))]
+        allowed = model._allowed(ids, message, vector)
+        out.append([s.text for s in model._diverse(ids[allowed], row[ids][allowed], DEPTH)])
     return out
+
+
+def figures(ranks: np.ndarray, closeness: np.ndarray) -> dict[str, float]:
+    """accuracy@1/3/10, MRR@10 and similarity@3 from first-match ranks (0: no match in the
+    first ``DEPTH``) and each message's closeness of its top three (cosine)."""
+    hit = ranks > 0
+    out = {f"accuracy@{k}": float(np.mean(hit & (ranks <= k))) for k in (1, SHOWN, DEPTH)}
+    out[f"mrr@{DEPTH}"] = float(np.mean(np.where(hit, 1.0 / np.maximum(ranks, 1), 0.0)))
+    out[f"similarity@{SHOWN}"] = float(closeness.mean())
+    return out
+
+
+def closeness_at(ranked: list[list[str]], gold_vecs: np.ndarray, encoder: Encoder) -> np.ndarray:
+    """Per message, the highest cosine between the real reply and the first three."""
+    out = np.zeros(len(ranked))
+    for i, row in enumerate(ranked):
+        if row[:SHOWN]:
+            out[i] = float((encoder.encode(row[:SHOWN]) @ gold_vecs[i]).max())
+    return out
+
+
+def one_of_100(scores: np.ndarray, seed: int) -> tuple[float, int]:
+    """The 1-of-100 ranking accuracy (Henderson et al. 2019) of a pair-score matrix.
+
+    Args:
+        scores: (n, n): row i scores benchmark message i against the real reply of each
+            benchmark message j.
+        seed: shuffles the messages into batches of 100.
+
+    Returns:
+        (accuracy, messages scored). The messages are shuffled and cut into batches of 100;
+        each message's real reply is ranked against the other 99 replies of its batch (the
+        last, smaller batch is topped up with replies from the first). A message scores 1
+        when its real reply is strictly first, 1/(t+1) when it shares first place with t
+        others (the expected score of a random tie-break: a method that scores every reply
+        alike gets 1%), 0 otherwise.
+    """
+    n = len(scores)
+    if n < BATCH:
+        raise ValueError(f"1-of-{BATCH} needs at least {BATCH} benchmark messages, not {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    credit = np.zeros(n)
+    for start in range(0, n, BATCH):
+        batch = order[start : start + BATCH]
+        candidates = np.concatenate([batch, order[: BATCH - len(batch)]])
+        for i in batch:
+            row = scores[i, candidates]
+            true = scores[i, i]
+            if not (row > true).any():
+                credit[i] = 1.0 / int((row == true).sum())
+    return float(credit.mean()), n
+
+
+def pair_scores(
+    data: BenchData,
+    base: np.ndarray,
+    gold_vecs: np.ndarray,
+    gold_bank: np.ndarray,
+    bank_scores: dict[str, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """Each method's score of every (benchmark message i, real reply of message j) pair.
+
+    The encoder signals score any text: the dual encoder ``adapter(message) . reply`` and the
+    plain encoder ``message . reply``. The bank-based signals (nearest messages, the
+    popularity prior, TF-IDF and BM25 nearest message) score a reply text by the response-set
+    entry it means (:func:`bank_meaning`: same text, or cosine at least the clustering
+    threshold), and give 0 to a text that means no entry, as they would in serving: they can
+    only vote for replies in the bank. The combined model is the model's own weighted sum
+    (its weights chosen at training) of the dual score, that nearest-message vote and that
+    prior, divided by the total weight, as it scores its bank.
+
+    Returns:
+        method name -> (n, n) float32.
+    """
+    model = data.model
+    member = gold_bank >= 0
+    columns = np.where(member, gold_bank, 0)
+
+    def via_bank(per_entry: np.ndarray) -> np.ndarray:
+        return np.where(member[None, :], per_entry[:, columns], 0.0).astype(np.float32)
+
+    weights = model.weights
+    dual = model.adapter.apply(base) @ gold_vecs.T
+    knn = via_bank(bank_scores[KNN])
+    prior = via_bank(np.broadcast_to(model.bank.prior, (len(base), len(model.bank))))
+    total = max(weights.dual + weights.knn + weights.prior, 1e-12)
+    return {
+        MODEL: (weights.dual * dual + weights.knn * knn + weights.prior * prior) / total,
+        DUAL: dual,
+        KNN: knn,
+        PRIOR: prior,
+        TFIDF: via_bank(bank_scores[TFIDF]),
+        BM25: via_bank(bank_scores[BM25]),
+        PLAIN: base @ gold_vecs.T,
+    }
+
+
+def knn_votes(model: SuggestionModel, base: np.ndarray) -> np.ndarray:
+    """(n, bank size): the model's nearest-message signal for every bank entry (0 for the
+    entries no near message voted for)."""
+    out = np.zeros((len(base), len(model.bank)), dtype=np.float32)
+    for i, candidates in enumerate(model.candidates_for_embeddings(base)):
+        out[i, candidates.ids] = candidates.knn
+    return out
+
+
+def lexical_scores(
+    train_messages: list[str], messages: list[str], train_bank: np.ndarray, size: int
+) -> dict[str, np.ndarray]:
+    """TF-IDF (scikit-learn: word 1-2 grams, sublinear tf) and BM25 (bm25s, Lucene's
+    variant) nearest-message scores of every bank entry (:func:`nearest_message_scores`).
+
+    No stop words are removed: chat messages are mostly function words ("are you there?"),
+    and an English stop-word list empties many of them. BM25 scores are divided by each
+    message's highest, so both are in [0, 1] (the order, which is all that is measured, is
+    BM25's)."""
+    tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(train_messages)
+    tfidf_sims = (tfidf.transform(messages) @ tfidf.transform(train_messages).T).toarray()
+    retriever = bm25s.BM25()
+    retriever.index(
+        bm25s.tokenize(train_messages, stopwords=[], show_progress=False), show_progress=False
+    )
+    queries = bm25s.tokenize(messages, stopwords=[], return_ids=False, show_progress=False)
+    # A message with no word of two letters or more ("k", an emoji) matches nothing.
+    bm25_sims = np.vstack(
+        [retriever.get_scores(q) if q else np.zeros(len(train_messages)) for q in queries]
+    )
+    bm25_sims /= np.maximum(bm25_sims.max(axis=1, keepdims=True), 1e-12)
+    return {
+        TFIDF: nearest_message_scores(tfidf_sims, train_bank, size),
+        BM25: nearest_message_scores(bm25_sims, train_bank, size),
+    }
+
+
+def triggering_curve(
+    best: np.ndarray, ranks: np.ndarray, closeness: np.ndarray, default: float
+) -> list[dict[str, float]]:
+    """Coverage and relevance among answered messages at each threshold: those that answer
+    :data:`CURVE_COVERAGES` of the benchmark, and the model's default (``default: True``)."""
+    thresholds = {float(np.quantile(best, 1.0 - c, method="lower")) for c in CURVE_COVERAGES}
+    points = []
+    for threshold in sorted(thresholds | {default}):
+        answered = best >= threshold
+        share = float(answered.mean())
+        hit = (ranks > 0) & (ranks <= SHOWN)
+        points.append(
+            {
+                "threshold": round(threshold, 6),
+                "coverage": share,
+                f"answered_accuracy@{SHOWN}": float(hit[answered].mean()) if share else 0.0,
+                f"answered_similarity@{SHOWN}": (
+                    float(closeness[answered].mean()) if share else 0.0
+                ),
+                "default": threshold == default,
+            }
+        )
+    return points
+
+
+def evaluate(data: BenchData, encoder: Encoder) -> dict[str, Any]:
+    """Every figure of one data set (module docstring)."""
+    model, settings = data.model, data.settings
+    messages = [r.message for r in data.benchmark]
+    gold = [r.reply for r in data.benchmark]
+    threshold = settings.match_threshold
+    steps = tqdm(total=6 + len(METHODS), desc=f"{data.name}: figures", unit="step")
+    base = encoder.encode(messages)
+    gold_vecs = encoder.encode(gold)
+    train_replies = [r.reply for r in data.train]
+    train_bank = bank_meaning(
+        encoder.encode(train_replies), train_replies, model, settings.diversity_ceiling
+    )
+    gold_bank = bank_meaning(gold_vecs, gold, model, settings.diversity_ceiling)
+    steps.update()
+
+    bank_scores = lexical_scores(
+        [r.message for r in data.train], messages, train_bank, len(model.bank)
+    )
+    bank_scores[KNN] = knn_votes(model, base)
+    bank_scores[PRIOR] = np.broadcast_to(model.bank.prior, (len(messages), len(model.bank)))
+    steps.update()
+
+    variants = {
+        MODEL: model.weights,
+        DUAL: ScoringWeights(dual=1.0, knn=0.0, prior=0.0),
+        KNN: ScoringWeights(dual=0.0, knn=1.0, prior=0.0),
+    }
+    plain = SuggestionModel(
+        encoder,
+        Adapter.identity(base.shape[1]),
+        model.bank,
+        model.bank_embeddings,
+        model.message_embeddings,
+        model.message_reply_ids,
+        ScoringWeights(dual=1.0, knn=0.0, prior=0.0),
+        model.retrieval,
+    )
+    listing: dict[str, Callable[[], list[list[str]]]] = {
+        **{
+            name: (lambda w=w: [[s.text for s in row] for row in model.suggest_embedded(
+                messages, base, DEPTH, weights=w)])
+            for name, w in variants.items()
+        },
+        PLAIN: lambda: [[s.text for s in row] for row in plain.suggest_embedded(
+            messages, base, DEPTH)],
+        **{
+            name: (lambda name=name: ranked_lists(model, bank_scores[name], messages, base))
+            for name in (PRIOR, TFIDF, BM25)
+        },
+    }
+    results: dict[str, dict[str, float]] = {}
+    ranks_of: dict[str, np.ndarray] = {}
+    closeness_of: dict[str, np.ndarray] = {}
+    for name in METHODS:
+        ranked = listing[name]()
+        ranks_of[name] = first_match_ranks(ranked, gold, encoder, threshold)
+        closeness_of[name] = closeness_at(ranked, gold_vecs, encoder)
+        results[name] = figures(ranks_of[name], closeness_of[name])
+        results[name]["suggested_per_message"] = float(np.mean([len(r) for r in ranked]))
+        steps.update()
+
+    pairs = pair_scores(data, base, gold_vecs, gold_bank, bank_scores)
+    for name in METHODS:
+        results[name][f"1-of-{BATCH}"], scored = one_of_100(pairs[name], settings.seed)
+    steps.update()
+
+    best = np.array(
+        [row[0].score if row else 0.0 for row in model.suggest_embedded(messages, base, 1)]
+    )
+    curve = triggering_curve(
+        best, ranks_of[MODEL], closeness_of[MODEL], model.triggering.threshold
+    )
+    steps.update()
+
+    # The ceiling of any method here: is a reply matching the real one in the bank at all?
+    bank_keys = {normalize(t) for t in model.bank.texts}
+    reachable = float(
+        np.mean(
+            [
+                s >= threshold or normalize(t) in bank_keys
+                for s, t in zip((gold_vecs @ model.bank_embeddings.T).max(axis=1), gold, strict=True)
+            ]
+        )
+    )
+    steps.update()
+    beaten = {
+        figure: [b for b in BASELINES if results[MODEL][figure] <= results[b][figure]]
+        for figure in (f"accuracy@{SHOWN}", f"1-of-{BATCH}")
+    }
+    steps.update(2)
+    steps.close()
+    return {
+        "model": data.manifest.get("version"),
+        "benchmark_examples": len(messages),
+        "training_examples": len(data.train),
+        "one_of_100_messages": scored,
+        "bank_size": len(model.bank),
+        "response_set": data.manifest["training"]["response_set"],
+        "match_threshold": threshold,
+        "combined_weights": model.weights.as_dict(),
+        "triggering": model.triggering.as_dict(),
+        "benchmark_coverage_at_default": float((best >= model.triggering.threshold).mean()),
+        "reachable_share": reachable,
+        "gold_replies_in_bank": float((gold_bank >= 0).mean()),
+        "results": results,
+        "baselines_not_beaten": beaten,
+        "triggering_curve": curve,
+    }
+
+
+def plot(reports: dict[str, dict[str, Any]], path: Path) -> None:
+    """Coverage and relevance among answered messages against the threshold, one panel per
+    data set, the default threshold marked."""
+    fig, axes = plt.subplots(1, len(reports), figsize=(6 * len(reports), 4.2), squeeze=False)
+    for ax, (name, report) in zip(axes[0], reports.items(), strict=True):
+        curve = report["triggering_curve"]
+        x = [p["threshold"] for p in curve]
+        ax.plot(x, [p["coverage"] for p in curve], "o-", label="coverage (answered share)")
+        ax.plot(
+            x, [p[f"answered_similarity@{SHOWN}"] for p in curve], "s-",
+            label=f"similarity@{SHOWN}, answered",
+        )
+        ax.plot(
+            x, [p[f"answered_accuracy@{SHOWN}"] for p in curve], "^-",
+            label=f"accuracy@{SHOWN}, answered",
+        )
+        default = report["triggering"]["threshold"]
+        ax.axvline(default, color="grey", linestyle="--")
+        ax.annotate(
+            f"default {default:.3f}\n(coverage {report['benchmark_coverage_at_default']:.2f})",
+            (default, 0.5), textcoords="offset points", xytext=(6, 0), fontsize=8,
+        )
+        ax.set_title(f"{name}: {report['benchmark_examples']} benchmark messages")
+        ax.set_xlabel("triggering threshold (best suggestion's score)")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def print_report(name: str, report: dict[str, Any]) -> None:
+    print(
+        f"\n{name}: benchmark {report['benchmark_examples']}, training "
+        f"{report['training_examples']}, bank {report['bank_size']}, weights "
+        f"{report['combined_weights']}, triggering {report['triggering']}"
+    )
+    columns = ["accuracy@1", "accuracy@3", "accuracy@10", "mrr@10", "1-of-100", "similarity@3"]
+    print("| method | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for method, figures_ in report["results"].items():
+        print(f"| {method} | " + " | ".join(f"{figures_[c]:.3f}" for c in columns) + " |")
+    print(
+        f"ceiling (real replies with a match in the bank): {report['reachable_share']:.3f}; "
+        f"benchmark coverage at the default threshold: "
+        f"{report['benchmark_coverage_at_default']:.3f}"
+    )
+    print(f"baselines the model does not beat: {report['baselines_not_beaten']}")
+    print("| threshold | coverage | accuracy@3 answered | similarity@3 answered |")
+    print("|---|---|---|---|")
+    for p in report["triggering_curve"]:
+        mark = " (default)" if p["default"] else ""
+        print(
+            f"| {p['threshold']:.3f}{mark} | {p['coverage']:.3f} "
+            f"| {p['answered_accuracy@3']:.3f} | {p['answered_similarity@3']:.3f} |"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default="var/bench-quality")
+    parser.add_argument("--data-dir", default="var/bench-quality", help="the demo's folder")
+    parser.add_argument("--data", type=Path, help="a JSONL/CSV file to import and measure too")
     parser.add_argument("--out", default="docs/figures/quality.json")
+    parser.add_argument("--plot", default="docs/figures/quality-triggering.png")
     args = parser.parse_args()
 
-    settings = load_settings({"data_dir": args.data_dir, **BENCH_DEMO})
-    db = Database(settings)
-    db.upgrade()
-    encoder = Encoder.from_settings(settings)
-    with db.session() as session:
-        if production(session) is None:
-            load_demo(session, settings)
-    with db.session() as session:
-        if production(session) is None:
-            train_baseline(PipelineContext(settings, db, encoder, show_progress=True), "bench")
-    with db.session() as session:
-        version = production(session)
-        assert version is not None
-        held_out = benchmark_ids(session)
-        human = list(
-            session.scalars(
-                select(Example)
-                .where(Example.provenance == Provenance.HUMAN.value)
-                .order_by(Example.id)
-            )
-        )
-    model, _ = load_model(artifact_dir(settings, version), encoder, version.checksum)
-    bench = [e for e in human if e.id in held_out]
-    train = [e for e in human if e.id not in held_out]
-    messages = [e.message for e in bench]
-    gold = [e.reply for e in bench]
-    threshold = settings.match_threshold
-
-    def score(ranked: list[list[str]]) -> dict[str, float]:
-        figures = relevance_figures(
-            first_match_ranks(ranked, gold, encoder, threshold), ks=(1, 3, DEPTH)
-        )
-        figures["similarity@3"] = float(best_similarity(ranked, gold, encoder, 3).mean())
-        return figures
-
-    results: dict[str, dict[str, float]] = {}
-    rng = np.random.default_rng(settings.seed)
-    bank = model.bank.texts
-    results["random reply from the bank"] = score(
-        [[bank[i] for i in rng.choice(len(bank), DEPTH, replace=False)] for _ in bench]
-    )
-    tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit([e.message for e in train])
-    sims = (tfidf.transform(messages) @ tfidf.transform([e.message for e in train]).T).toarray()
-    train_replies = [e.reply for e in train]
-    results["TF-IDF nearest message"] = score(
-        [distinct_replies(np.argsort(-row, kind="stable"), train_replies, DEPTH) for row in sims]
-    )
-    variants = {
-        "signal 1: dual encoder alone": ScoringWeights(dual=1.0, knn=0.0, prior=0.0),
-        "signal 2: nearest messages alone": ScoringWeights(dual=0.0, knn=1.0, prior=0.0),
-        "combined (weights chosen at training)": model.weights,
-    }
-    timings = {}
-    for name, weights in variants.items():
-        start = time.perf_counter()
-        suggestions = model.suggest_many(messages, k=DEPTH, weights=weights)
-        timings[name] = time.perf_counter() - start
-        results[name] = score([[s.text for s in row] for row in suggestions])
-
-    # The ceiling of any retrieval model: is a matching reply in the bank at all?
-    gold_vecs = encoder.encode(gold)
-    best = (gold_vecs @ model.bank_embeddings.T).max(axis=1)
-    exact = {normalize(t) for t in bank}
-    reachable = float(
-        np.mean(
-            [(g >= threshold) or (normalize(t) in exact) for g, t in zip(best, gold, strict=True)]
-        )
-    )
-
-    report = {
-        "model": version.version,
-        "benchmark_examples": len(bench),
-        "training_examples": len(train),
-        "bank_size": len(bank),
-        "match_threshold": threshold,
-        "combined_weights": model.weights.as_dict(),
-        "results": results,
-        "reachable_share": reachable,
-    }
+    folders: dict[str, tuple[Path, Path | None]] = {"demo": (Path(args.data_dir), None)}
+    if args.data is not None:
+        folders[args.data.name] = (Path(f"{args.data_dir}-{args.data.stem}"), args.data)
+    # One encoder (and embedding cache, in the demo's folder) for every data set.
+    encoder = Encoder.from_settings(load_settings({"data_dir": args.data_dir}))
+    reports: dict[str, dict[str, Any]] = {}
+    for name, (folder, data_file) in folders.items():
+        data = prepare(name, folder, encoder, data_file)
+        reports[name] = evaluate(data, encoder)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"benchmark: {len(bench)} examples, training: {len(train)}, bank: {len(bank)} replies")
-    print(f"combined weights: {model.weights.as_dict()}")
-    print(f"| method | similarity@3 | recall@1 | recall@3 | recall@{DEPTH} | MRR |")
-    print("|---|---|---|---|---|---|")
-    for name, figures in results.items():
-        print(
-            f"| {name} | {figures['similarity@3']:.3f} | {figures['recall@1']:.3f} "
-            f"| {figures['recall@3']:.3f} | {figures[f'recall@{DEPTH}']:.3f} "
-            f"| {figures['mrr']:.3f} |"
+    out.write_text(
+        json.dumps(
+            {"measured": dt.date.today().isoformat(), "encoder": encoder.key, "data_sets": reports},
+            indent=2,
         )
-    print(
-        f"benchmark gold replies with a match anywhere in the bank (the ceiling): {reachable:.3f}"
     )
-    print(f"wrote {out}")
+    plot(reports, Path(args.plot))
+    for name, report in reports.items():
+        print_report(name, report)
+    print(f"wrote {out} and {args.plot}")
 
 
 if __name__ == "__main__":
