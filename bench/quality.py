@@ -53,7 +53,7 @@ from models.suggester import SuggestionModel
 from safeguards.relevance import first_match_ranks
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
+import matplotlib.pyplot as plt
 
 DEPTH = 10
 SHOWN = 3
@@ -330,12 +330,17 @@ def evaluate(data: BenchData, encoder: Encoder) -> dict[str, Any]:
     )
     listing: dict[str, Callable[[], list[list[str]]]] = {
         **{
-            name: (lambda w=w: [[s.text for s in row] for row in model.suggest_embedded(
-                messages, base, DEPTH, weights=w)])
+            name: (
+                lambda w=w: [
+                    [s.text for s in row]
+                    for row in model.suggest_embedded(messages, base, DEPTH, weights=w)
+                ]
+            )
             for name, w in variants.items()
         },
-        PLAIN: lambda: [[s.text for s in row] for row in plain.suggest_embedded(
-            messages, base, DEPTH)],
+        PLAIN: lambda: [
+            [s.text for s in row] for row in plain.suggest_embedded(messages, base, DEPTH)
+        ],
         **{
             name: (lambda name=name: ranked_lists(model, bank_scores[name], messages, base))
             for name in (PRIOR, TFIDF, BM25)
@@ -360,9 +365,7 @@ def evaluate(data: BenchData, encoder: Encoder) -> dict[str, Any]:
     best = np.array(
         [row[0].score if row else 0.0 for row in model.suggest_embedded(messages, base, 1)]
     )
-    curve = triggering_curve(
-        best, ranks_of[MODEL], closeness_of[MODEL], model.triggering.threshold
-    )
+    curve = triggering_curve(best, ranks_of[MODEL], closeness_of[MODEL], model.triggering.threshold)
     steps.update()
 
     # The ceiling of any method here: is a reply matching the real one in the bank at all?
@@ -371,7 +374,9 @@ def evaluate(data: BenchData, encoder: Encoder) -> dict[str, Any]:
         np.mean(
             [
                 s >= threshold or normalize(t) in bank_keys
-                for s, t in zip((gold_vecs @ model.bank_embeddings.T).max(axis=1), gold, strict=True)
+                for s, t in zip(
+                    (gold_vecs @ model.bank_embeddings.T).max(axis=1), gold, strict=True
+                )
             ]
         )
     )
@@ -410,18 +415,25 @@ def plot(reports: dict[str, dict[str, Any]], path: Path) -> None:
         x = [p["threshold"] for p in curve]
         ax.plot(x, [p["coverage"] for p in curve], "o-", label="coverage (answered share)")
         ax.plot(
-            x, [p[f"answered_similarity@{SHOWN}"] for p in curve], "s-",
+            x,
+            [p[f"answered_similarity@{SHOWN}"] for p in curve],
+            "s-",
             label=f"similarity@{SHOWN}, answered",
         )
         ax.plot(
-            x, [p[f"answered_accuracy@{SHOWN}"] for p in curve], "^-",
+            x,
+            [p[f"answered_accuracy@{SHOWN}"] for p in curve],
+            "^-",
             label=f"accuracy@{SHOWN}, answered",
         )
         default = report["triggering"]["threshold"]
         ax.axvline(default, color="grey", linestyle="--")
         ax.annotate(
             f"default {default:.3f}\n(coverage {report['benchmark_coverage_at_default']:.2f})",
-            (default, 0.5), textcoords="offset points", xytext=(6, 0), fontsize=8,
+            (default, 0.5),
+            textcoords="offset points",
+            xytext=(6, 0),
+            fontsize=8,
         )
         ax.set_title(f"{name}: {report['benchmark_examples']} benchmark messages")
         ax.set_xlabel("triggering threshold (best suggestion's score)")

@@ -162,12 +162,15 @@ def compare(data: BenchData, encoder: Encoder, tree: Path, work: Path) -> dict[s
                 before["bank"],
                 *args,
             ),
-            "max_score": max((max(b["scores"], default=0.0) for b in before["benchmark"])),
+            "max_score": max(max(b["scores"], default=0.0) for b in before["benchmark"]),
         },
         "after": {
             "model": data.manifest["version"],
             **served_figures(
-                messages, gold, [[s.text for s in row] for row in after_rows], model.bank.texts,
+                messages,
+                gold,
+                [[s.text for s in row] for row in after_rows],
+                model.bank.texts,
                 *args,
             ),
             "max_score": max((row[0].score for row in after_rows if row), default=0.0),
@@ -207,16 +210,24 @@ def main() -> None:
         folders[args.data.name] = (Path(f"{args.data_dir}-{args.data.stem}"), args.data)
     commit = subprocess.run(
         ["git", "-C", str(args.before), "rev-parse", "--short", "HEAD"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     reports = {}
     for name, (folder, data_file) in folders.items():
-        reports[name] = compare(prepare(name, folder, encoder, data_file), encoder, args.before, args.work)
+        reports[name] = compare(
+            prepare(name, folder, encoder, data_file), encoder, args.before, args.work
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps(
-            {"measured": dt.date.today().isoformat(), "before_commit": commit, "data_sets": reports},
+            {
+                "measured": dt.date.today().isoformat(),
+                "before_commit": commit,
+                "data_sets": reports,
+            },
             indent=2,
         )
     )
@@ -226,7 +237,11 @@ def main() -> None:
         print("|---|---|---|")
         for figure in FIGURES:
             b, a = report["before"][figure], report["after"][figure]
-            print(f"| {figure} | {b:.3f} | {a:.3f} |" if isinstance(b, float) else f"| {figure} | {b} | {a} |")
+            print(
+                f"| {figure} | {b:.3f} | {a:.3f} |"
+                if isinstance(b, float)
+                else f"| {figure} | {b} | {a} |"
+            )
         print(f"after: coverage at the default threshold {report['after']['coverage']:.3f}")
     print(f"wrote {out}")
 
