@@ -1,14 +1,20 @@
-"""The encoder's backends side by side: throughput, and what each does to relevance.
+"""The encoder's backends side by side: throughput, batch-dependence, and relevance.
 
 Usage:
     .venv/bin/python -m bench.encoder_backends [--work-dir var/bench-backends] [--out docs/figures/encoder_backends.json]
 
-For each backend (PyTorch, ONNX Runtime, ONNX Runtime int8), in the same run:
+For each backend (PyTorch, ONNX Runtime, ONNX Runtime int8), and for the dynamic int8
+quantisation the int8 backend used before (made here, for comparison only: the product no
+longer has it), in the same run:
 - throughput on distinct demo messages (numbered, so no cache answers) in batches of 64, 4
   and 1; the best of three rounds, the rounds interleaved across backends so machine noise
   hits all of them alike;
 - how close its vectors are to PyTorch's (cosine, min and mean);
-- relevance: generation 0 trained from scratch on the demo data with that backend, then
+- batch-dependence: 200 distinct demo messages each encoded alone and inside a batch of 16
+  with 15 others drawn at random (seeded), as the web server's micro-batches mix clients'
+  messages: the lowest cosine between the two vectors, and for how many messages the trained
+  model's top 3 (and top 1) differ between the two;
+- relevance: generation 0 trained from scratch on the demo data with that encoder, then
   its top 3 on the benchmark split scored by one fixed yardstick, the PyTorch encoder, so
   only the model differs between rows.
 """
@@ -18,8 +24,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import time
+import warnings
 from dataclasses import asdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +38,7 @@ from bench.common import BENCH_DEMO
 from bench.common import distinct_messages
 from bench.common import encode_rate
 from core.db import Database
+from core.demo import chatterbot_rows
 from core.demo import load_demo
 from core.provenance import Provenance
 from core.reservoir import benchmark_ids
@@ -38,8 +47,11 @@ from core.settings import load_settings
 from models.artifact import load_model
 from models.encoder import BACKENDS
 from models.encoder import Encoder
+from models.onnx_export import INT8_FILE
+from models.onnx_export import exported_model
 from models.registry import artifact_dir
 from models.registry import production
+from models.suggester import SuggestionModel
 from safeguards.relevance import best_similarity
 from safeguards.relevance import first_match_ranks
 from safeguards.relevance import relevance_figures
@@ -49,6 +61,9 @@ from worker.context import PipelineContext
 BATCHES = (64, 4, 1)
 MESSAGES = {64: 2_048, 4: 400, 1: 200}
 ROUNDS = 3
+DYNAMIC = "onnx-int8 dynamic (before)"
+PROBES = 200
+NEIGHBOURS = 15
 
 
 @dataclass
@@ -57,9 +72,40 @@ class BackendRow:
     per_second: dict[str, float]
     cosine_min: float
     cosine_mean: float
+    alone_vs_batched_cosine_min: float
+    top3_changed: int
+    top1_changed: int
     recall3: float
     mrr3: float
     similarity3: float
+
+
+def dynamic_int8_encoder(work_dir: Path) -> Encoder:
+    """An encoder running the previous default: sentence-transformers' dynamic int8 export
+    (activation scales computed per batch at run time), for this CPU."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.backend import export_dynamic_quantized_onnx_model
+
+    encoder = Encoder(backend="onnx-int8", cache_size=0)
+    folder = work_dir / "dynamic-export"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(exported_model(encoder.path), folder, ignore=shutil.ignore_patterns("*int8*"))
+    target = "avx512_vnni" if "avx512_vnni" in Path("/proc/cpuinfo").read_text() else "avx2"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fp32 = SentenceTransformer(str(folder), backend="onnx", device="cpu")
+        export_dynamic_quantized_onnx_model(fp32, target, str(folder))
+    file_name = next((folder / "onnx").glob("model_*int8*.onnx")).relative_to(folder)
+    # The product's encoder with its model swapped for the dynamic file, under a key of its own
+    # so that nothing it encodes can be mistaken for the product's vectors.
+    encoder._model = SentenceTransformer(
+        str(folder),
+        backend="onnx",
+        device="cpu",
+        model_kwargs={"file_name": str(file_name), "provider": "CPUExecutionProvider"},
+    )
+    encoder.key += ":dynamic"
+    return encoder
 
 
 def throughput(encoders: dict[str, Encoder]) -> dict[str, dict[str, float]]:
@@ -74,14 +120,17 @@ def throughput(encoders: dict[str, Encoder]) -> dict[str, dict[str, float]]:
     return best
 
 
-def trained_top3(work_dir: Path, backend: str) -> tuple[list[str], list[str], list[list[str]]]:
-    """Benchmark messages, their real replies and the model's top 3, for a fresh generation 0."""
-    data_dir = work_dir / backend
+def trained_model(
+    work_dir: Path, name: str, encoder: Encoder
+) -> tuple[SuggestionModel, list[str], list[str]]:
+    """A fresh generation 0 trained with ``encoder``; the benchmark messages and real replies."""
+    data_dir = work_dir / name.replace(" ", "-")
     shutil.rmtree(data_dir, ignore_errors=True)
-    settings = load_settings({"data_dir": str(data_dir), "encoder_backend": backend, **BENCH_DEMO})
+    settings = load_settings(
+        {"data_dir": str(data_dir), "encoder_backend": encoder.backend, **BENCH_DEMO}
+    )
     db = Database(settings)
     db.upgrade()
-    encoder = Encoder.from_settings(settings)
     with db.session() as session:
         load_demo(session, settings)
     train_baseline(PipelineContext(settings, db, encoder), "bench")
@@ -100,9 +149,28 @@ def trained_top3(work_dir: Path, backend: str) -> tuple[list[str], list[str], li
         ]
         model, _ = load_model(artifact_dir(settings, version), encoder, version.checksum)
     db.dispose()
-    messages_ = [e.message for e in bench]
-    top3 = [[s.text for s in row] for row in model.suggest_many(messages_, k=3)]
-    return messages_, [e.reply for e in bench], top3
+    return model, [e.message for e in bench], [e.reply for e in bench]
+
+
+def batch_dependence(encoder: Encoder, model: SuggestionModel) -> tuple[float, int, int]:
+    """(lowest cosine alone vs batched, messages whose top 3 changed, whose top 1 changed)
+    over ``PROBES`` distinct (chatterbot) demo messages, each batched with ``NEIGHBOURS`` others.
+    ``encoder`` must have no cache (every call runs the model)."""
+    distinct = list(dict.fromkeys(example.message for _, example in chatterbot_rows()))
+    probes, others = distinct[:PROBES], distinct[PROBES:]
+    rng = random.Random(0)
+    lowest, top3_changed, top1_changed = 1.0, 0, 0
+    for message in probes:
+        batch = [*rng.sample(others, NEIGHBOURS), message]
+        rng.shuffle(batch)
+        at = batch.index(message)
+        alone_vector = encoder.encode([message])[0]
+        lowest = min(lowest, float(alone_vector @ encoder.encode(batch)[at]))
+        alone = [s.reply_id for s in model.suggest_many([message], k=3)[0]]
+        batched = [s.reply_id for s in model.suggest_many(batch, k=3)[at]]
+        top3_changed += alone != batched
+        top1_changed += alone[:1] != batched[:1]
+    return lowest, top3_changed, top1_changed
 
 
 def main() -> None:
@@ -111,6 +179,7 @@ def main() -> None:
     parser.add_argument("--out", default="docs/figures/encoder_backends.json")
     args = parser.parse_args()
     work_dir = Path(args.work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
     settings = load_settings({})
 
     encoders: dict[str, Encoder] = {}
@@ -119,6 +188,9 @@ def main() -> None:
         start = time.perf_counter()
         encoders[backend] = Encoder(backend=backend, cache_size=0)
         load_seconds[backend] = round(time.perf_counter() - start, 2)
+    start = time.perf_counter()
+    encoders[DYNAMIC] = dynamic_int8_encoder(work_dir)
+    load_seconds[DYNAMIC] = round(time.perf_counter() - start, 2)
     speed = throughput(encoders)
 
     probe = distinct_messages(MESSAGES[64])
@@ -126,20 +198,25 @@ def main() -> None:
     yardstick = encoders["torch"]
     report: dict[str, BackendRow] = {}
     benchmark: list[str] | None = None
-    for backend, encoder in encoders.items():
+    for name, encoder in encoders.items():
         cosine = (encoder.encode(probe) * reference).sum(axis=1)
-        bench_messages, gold, top3 = trained_top3(work_dir, backend)
+        model, bench_messages, gold = trained_model(work_dir, name, encoder)
         # The benchmark split depends only on the data and the seed; check that it did not move.
         assert benchmark in (None, bench_messages), "benchmark split differs between backends"
         benchmark = bench_messages
+        top3 = [[s.text for s in row] for row in model.suggest_many(bench_messages, k=3)]
         figures = relevance_figures(
             first_match_ranks(top3, gold, yardstick, settings.match_threshold), ks=(3,)
         )
-        report[backend] = BackendRow(
-            load_seconds=load_seconds[backend],
-            per_second=speed[backend],
+        lowest, top3_changed, top1_changed = batch_dependence(encoder, model)
+        report[name] = BackendRow(
+            load_seconds=load_seconds[name],
+            per_second=speed[name],
             cosine_min=float(cosine.min()),
             cosine_mean=float(cosine.mean()),
+            alone_vs_batched_cosine_min=lowest,
+            top3_changed=top3_changed,
+            top1_changed=top1_changed,
             recall3=figures["recall@3"],
             mrr3=figures["mrr"],
             similarity3=float(best_similarity(top3, gold, yardstick, 3).mean()),
@@ -147,23 +224,33 @@ def main() -> None:
     torch_row = report["torch"]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    summary = {"cpus": os.cpu_count(), "benchmark_examples": len(benchmark or [])}
+    summary = {
+        "cpus": os.cpu_count(),
+        "benchmark_examples": len(benchmark or []),
+        "batch_dependence": {"messages": PROBES, "batch": NEIGHBOURS + 1},
+        "int8_file": INT8_FILE,
+    }
     out.write_text(json.dumps({**summary, **{k: asdict(v) for k, v in report.items()}}, indent=2))
     print(f"benchmark: {summary['benchmark_examples']} examples; cpus: {summary['cpus']}")
     print(
-        "| backend | batch 64 | batch 4 | batch 1 | x PyTorch at 64 | cosine min / mean "
-        "| recall@3 | change | similarity@3 |"
+        "| backend | batch 64 | batch 4 | batch 1 | x PyTorch at 64 / 4 / 1 | cosine to PyTorch "
+        f"min / mean | alone vs batched: cosine min | top-3 / top-1 changed (of {PROBES}) "
+        "| recall@3 | similarity@3 |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for backend, row in report.items():
-        speed_row = row.per_second
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, row in report.items():
+        rates = [row.per_second[f"batch {b}"] for b in BATCHES]
+        ratios = [
+            r / torch_row.per_second[f"batch {b}"] for r, b in zip(rates, BATCHES, strict=True)
+        ]
         print(
-            f"| {backend} | {speed_row['batch 64']:.0f}/s | {speed_row['batch 4']:.0f}/s "
-            f"| {speed_row['batch 1']:.0f}/s "
-            f"| {speed_row['batch 64'] / torch_row.per_second['batch 64']:.2f}x "
-            f"| {row.cosine_min:.4f} / {row.cosine_mean:.4f} "
-            f"| {row.recall3:.3f} | {row.recall3 - torch_row.recall3:+.3f} "
-            f"| {row.similarity3:.3f} |"
+            f"| {name} | "
+            + " | ".join(f"{r:.0f}/s" for r in rates)
+            + " | "
+            + " / ".join(f"{x:.2f}x" for x in ratios)
+            + f" | {row.cosine_min:.4f} / {row.cosine_mean:.4f} "
+            f"| {row.alone_vs_batched_cosine_min:.6f} | {row.top3_changed} / {row.top1_changed} "
+            f"| {row.recall3:.3f} | {row.similarity3:.3f} |"
         )
     print(f"wrote {out}")
 

@@ -11,7 +11,14 @@ Usage:
 - naive: bench/naive_peer.py under the same gunicorn settings: each request encoded alone
   with sentence-transformers' defaults (PyTorch), then a flat index search;
 - ceiling: the service's encoder alone, in this process, on all cores, encoding the same
-  kind of messages 64 at a time (best of three passes); PyTorch's ceiling is printed beside it for reference.
+  kind of messages 64 at a time (best of three passes); PyTorch's ceiling is printed beside it for reference;
+- worker classes: our API under the buffering worker and under gunicorn's plain threaded
+  worker (what `replyguard serve` ran before webapp/buffering.py), both up at once and
+  measured in turns at 32 clients, for the cost of reading requests before a thread takes
+  them;
+- stalled: for ours and gthread, 64 connections that send a request head and stall, then
+  ordinary requests one at a time: how long each takes (5 s at most each; the probe stops
+  after 3 requests that got no answer).
 
 Every message is distinct (demo messages with a numbered suffix), so no cache answers for
 the encoder. The load generator is a separate process with one keep-alive connection per
@@ -26,6 +33,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +58,11 @@ from webapp.launch import stop_server
 
 LEVELS = {1: 400, 8: 1200, 32: 2400}
 SECONDS_PER_LEVEL = 60.0
+STALLED = 64
+STALL_PROBES = 20
+STALL_TIMEOUT = 5.0
+COMPARE_ROUNDS = 4
+COMPARE_WARMUP = 200
 
 
 def batched_rate(encoder: Encoder, texts: list[str], rounds: int = 3) -> float:
@@ -141,6 +154,99 @@ def levels(
     return rows
 
 
+def stalled_probe(port: int, headers: dict[str, str], texts: list[str]) -> dict[str, object]:
+    """Latency of ordinary requests, one at a time, while STALLED connections hold a request
+    head whose body never comes. Bounded: STALL_TIMEOUT seconds a request, and it stops after
+    three requests without an answer."""
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    stalled = []
+    try:
+        for _ in range(STALLED):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(
+                f"POST /v1/suggestions HTTP/1.1\r\nHost: bench\r\n{head}"
+                "Content-Length: 100\r\n\r\n".encode()
+            )
+            stalled.append(sock)
+        time.sleep(0.5)
+        answered: list[float] = []
+        unanswered = 0
+        for text in texts[:STALL_PROBES]:
+            if unanswered >= 3:
+                break
+            start = time.perf_counter()
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=STALL_TIMEOUT)
+            try:
+                connection.request(
+                    "POST", "/v1/suggestions", json.dumps({"message": text}), headers
+                )
+                response = connection.getresponse()
+                response.read()
+                if response.status == 200:
+                    answered.append(time.perf_counter() - start)
+            except TimeoutError:
+                unanswered += 1
+            finally:
+                connection.close()
+    finally:
+        for sock in stalled:
+            sock.close()
+    return {
+        "stalled_connections": STALLED,
+        "answered": len(answered),
+        "unanswered_within_s": STALL_TIMEOUT if unanswered else None,
+        "unanswered": unanswered,
+        "max_ms": round(1000 * max(answered), 1) if answered else None,
+        "median_ms": round(1000 * statistics.median(answered), 1) if answered else None,
+    }
+
+
+def compare_worker_classes(
+    data_dir: Path, headers: dict[str, str], texts: list[str], workers: int, threads: int
+) -> dict[str, object]:
+    """Throughput at 32 clients under the buffering worker (ours) and gunicorn's plain
+    gthread, both servers up at once, each warmed with COMPARE_WARMUP requests, then
+    measured in turns, the order swapped every round (AB BA AB BA...; COMPARE_ROUNDS rounds
+    of an equal share of ``texts``), so that a change in the machine's load falls on both
+    alike; then gthread's stalled-client probe on the last STALL_PROBES of ``texts``."""
+    ports = {name: free_port() for name in ("buffering", "gthread")}
+    servers = {
+        "buffering": start_server(data_dir, ports["buffering"], workers, threads),
+        "gthread": start_server(
+            data_dir, ports["gthread"], workers, threads, worker_class="gthread"
+        ),
+    }
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+    warmup = texts[: 2 * COMPARE_WARMUP]
+    measured = texts[2 * COMPARE_WARMUP : -STALL_PROBES]
+    size = len(measured) // (2 * COMPARE_ROUNDS)
+    try:
+        for i, name in enumerate(servers):
+            share = warmup[i * COMPARE_WARMUP : (i + 1) * COMPARE_WARMUP]
+            measure(ports[name], "/v1/suggestions", headers, 32, share)
+        for r in range(COMPARE_ROUNDS):
+            order = list(servers) if r % 2 == 0 else list(reversed(servers))
+            for i, name in enumerate(order):
+                share = measured[(2 * r + i) * size : (2 * r + i + 1) * size]
+                rounds[name].append(measure(ports[name], "/v1/suggestions", headers, 32, share))
+                print(f"{name:9} round {r + 1}", rounds[name][-1])
+        stalled = stalled_probe(ports["gthread"], headers, texts[-STALL_PROBES:])
+        print("gthread stalled", stalled)
+    finally:
+        for server in servers.values():
+            stop_server(server)
+    medians = {
+        name: statistics.median(row["throughput_rps"] for row in rows)
+        for name, rows in rounds.items()
+    }
+    return {
+        "rounds": rounds,
+        "median_rps": medians,
+        "buffering_vs_gthread": round(medians["buffering"] / medians["gthread"], 3),
+        "stalled": stalled,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="var/bench-quality")
@@ -158,7 +264,10 @@ def main() -> None:
             raise SystemExit(f"{data_dir} has no model: run bench/quality.py first")
         artifact = artifact_dir(settings, row)
     db.dispose()
-    texts = distinct_messages(sum(LEVELS.values()) * 2 + 3_000)
+    per_server = sum(LEVELS.values())
+    texts = distinct_messages(
+        per_server * 2 + LEVELS[32] + 2 * COMPARE_WARMUP + 2 * STALL_PROBES + 3_000
+    )
 
     sample = texts[-3_000:]
     ceiling = batched_rate(Encoder(backend=settings.encoder_backend, cache_size=0), sample)
@@ -169,13 +278,22 @@ def main() -> None:
     )
 
     results: dict[str, list[dict[str, float]]] = {"ours": [], "naive": []}
+    stalls: dict[str, dict[str, object]] = {}
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    probes = texts[-3_000 - STALL_PROBES : -3_000]
     port = free_port()
     server = start_server(data_dir, port, workers=args.workers, threads=args.threads)
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     try:
-        results["ours"] = levels("ours", port, "/v1/suggestions", headers, texts[: len(texts) // 2])
+        results["ours"] = levels("ours", port, "/v1/suggestions", headers, texts[:per_server])
+        stalls["ours"] = stalled_probe(port, headers, probes)
+        print("ours  stalled", stalls["ours"])
     finally:
         stop_server(server)
+
+    span = LEVELS[32] + 2 * COMPARE_WARMUP + STALL_PROBES
+    before = texts[2 * per_server : 2 * per_server + span]
+    compared = compare_worker_classes(data_dir, headers, before, args.workers, args.threads)
+    stalls["gthread"] = compared.pop("stalled")  # type: ignore[assignment]
 
     port = free_port()
     command = gunicorn_command("127.0.0.1", port, workers=args.workers, threads=args.threads)
@@ -187,7 +305,9 @@ def main() -> None:
     try:
         _wait_naive(port, naive)
         json_only = {"Content-Type": "application/json"}
-        results["naive"] = levels("naive", port, "/suggest", json_only, texts[len(texts) // 2 :])
+        results["naive"] = levels(
+            "naive", port, "/suggest", json_only, texts[per_server : 2 * per_server]
+        )
     finally:
         stop_server(naive)
 
@@ -200,6 +320,8 @@ def main() -> None:
         "ours_vs_ceiling_at_32": round(at32["ours"] / ceiling, 3),
         "ours_vs_torch_ceiling_at_32": round(at32["ours"] / torch_ceiling, 3),
         "ours_vs_naive_at_32": round(at32["ours"] / at32["naive"], 2),
+        "worker_classes_at_32": compared,
+        "stalled": stalls,
         "cpus": os.cpu_count(),
         "ours_server": {
             "workers": args.workers,

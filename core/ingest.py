@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
+from core.actions import Invalid
 from core.provenance import Provenance
 from core.schema import Example
 from core.text import MESSAGE
@@ -44,7 +45,7 @@ SYNTHETIC_REFUSED = (
 )
 
 
-class ImportFailed(ValueError):
+class ImportFailed(Invalid):
     """A file or batch had invalid rows and nothing was imported."""
 
     def __init__(self, errors: list[RowError]) -> None:
@@ -55,6 +56,19 @@ class ImportFailed(ValueError):
             f"{len(errors)} invalid row(s), nothing imported:\n{shown}{more}\n"
             "Fix them, or pass --skip-invalid to import the valid rows only."
         )
+
+
+class NothingToImport(Invalid):
+    """No row is valid (or there is none): a run that imports nothing is not a success,
+    with ``skip_invalid`` or without. ``errors`` are the invalid rows, by line."""
+
+    def __init__(self, errors: list[RowError]) -> None:
+        self.errors = errors
+        if not errors:
+            super().__init__("no rows to import")
+            return
+        shown = "\n".join(f"  {e}" for e in errors)
+        super().__init__(f"nothing imported: all {len(errors)} row(s) are invalid:\n{shown}")
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,8 @@ class ImportReport:
     # Demo messages stored as incoming traffic (no reply).
     traffic: int = 0
     skipped: list[RowError] = field(default_factory=list)
+    # What the reader did that the caller should know, e.g. extra columns it ignored.
+    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -136,7 +152,10 @@ def validate_rows(
     provenance: Provenance | None,
     skip_invalid: bool,
 ) -> tuple[list[ExampleIn], list[RowError]]:
-    """Validate numbered rows; a row given as a string is already a parse error."""
+    """Validate numbered rows; a row given as a string is already a parse error.
+
+    Returns the valid examples and the invalid rows. Raises ImportFailed when a row is
+    invalid and ``skip_invalid`` is off, and NothingToImport when no row is valid."""
     valid: list[ExampleIn] = []
     errors: list[RowError] = []
     for line, raw in rows:
@@ -148,6 +167,8 @@ def validate_rows(
             errors.append(RowError(line, str(exc)))
     if errors and not skip_invalid:
         raise ImportFailed(errors)
+    if not valid:
+        raise NothingToImport(errors)
     return valid, errors
 
 
@@ -235,50 +256,180 @@ def _insert_skipping_duplicates(dialect: str) -> Any:
     return insert(Example).on_conflict_do_nothing(index_elements=["content_hash"])
 
 
+class FileRefused(Invalid):
+    """The file as a whole cannot be imported (not readable, not UTF-8, an unknown format, a
+    JSON array instead of JSON Lines, a CSV file without a header, or whose header lacks
+    message or reply or names a column twice); the message says why and, where there is one,
+    on which line."""
+
+
+@dataclass
+class FileRows:
+    """What :func:`read_rows` found: numbered rows (a string for a row that could not be
+    parsed) and notes for the caller, e.g. extra columns that were ignored."""
+
+    rows: list[tuple[int, Mapping[str, Any] | str]]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FileExamples:
+    """The valid examples of a file, the rows skipped (with ``skip_invalid``) and the
+    reader's notes."""
+
+    valid: list[ExampleIn]
+    skipped: list[RowError]
+    notes: list[str]
+
+
+def read_examples(path: Path, provenance: Provenance | None, skip_invalid: bool) -> FileExamples:
+    """Read and validate a JSONL or CSV file of examples; shared by ``replyguard data import``
+    and ``replyguard simulate --data``.
+
+    Raises FileRefused when the file cannot be read as a whole, ImportFailed when a row is
+    invalid and ``skip_invalid`` is off (every invalid row listed with its line), and
+    NothingToImport when no row is valid."""
+    found = read_rows(path)
+    valid, skipped = validate_rows(found.rows, provenance, skip_invalid)
+    return FileExamples(valid, skipped, found.notes)
+
+
 def import_file(
     session: Session, path: Path, provenance: Provenance | None, skip_invalid: bool
 ) -> ImportReport:
-    """Import a JSONL or CSV file of message/reply[/niche][/provenance] rows."""
-    valid, errors = validate_rows(read_rows(path), provenance, skip_invalid)
-    added, duplicates = add_examples(session, valid, source=f"import:{path.name}")
-    return ImportReport(added=len(added), duplicates=duplicates, skipped=errors)
+    """Import a JSONL or CSV file of message/reply[/niche][/provenance] rows.
+
+    Raises as :func:`read_examples` does; nothing is stored unless the file is imported."""
+    read = read_examples(path, provenance, skip_invalid)
+    added, duplicates = add_examples(session, read.valid, source=f"import:{path.name}")
+    return ImportReport(
+        added=len(added), duplicates=duplicates, skipped=read.skipped, notes=read.notes
+    )
 
 
-def read_rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
-    """Yield (line number, row) from a .jsonl/.json or .csv file; a row that cannot be parsed
-    comes back as a string saying why."""
+def read_rows(path: Path) -> FileRows:
+    """The numbered rows of a .jsonl/.ndjson/.json (one JSON object a line) or .csv file.
+
+    A row that cannot be parsed comes back as a string saying why, with the line it starts
+    on. Columns other than message, reply, niche and provenance are dropped from every row
+    and named in a note (exported data often carries a source or id column). Line numbers
+    count "\\n" line breaks, as editors do.
+
+    Raises FileRefused for a file that cannot be read as a whole."""
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise FileRefused(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise FileRefused(
+            f"{path.name} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     suffix = path.suffix.lower()
     if suffix in {".jsonl", ".json", ".ndjson"}:
-        yield from _jsonl_rows(text)
+        rows = list(_jsonl_rows(text, path.name))
     elif suffix == ".csv":
-        yield from _csv_rows(text)
+        rows = list(_csv_rows(text, path.name))
     else:
-        raise ValueError(f"{path.name}: unknown format {suffix!r}; use .jsonl or .csv")
+        raise FileRefused(f"{path.name}: unknown format {suffix!r}; use .jsonl or .csv")
+    return _known_columns(rows)
 
 
-def _jsonl_rows(text: str) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
-    for number, line in enumerate(text.splitlines(), start=1):
+def _known_columns(rows: list[tuple[int, Mapping[str, Any] | str]]) -> FileRows:
+    """Drop the columns the importer does not know, and say which and how often."""
+    ignored: dict[str, int] = {}
+    kept: list[tuple[int, Mapping[str, Any] | str]] = []
+    for line, row in rows:
+        if isinstance(row, str):
+            kept.append((line, row))
+            continue
+        for name in set(row) - FIELDS:
+            ignored[name] = ignored.get(name, 0) + 1
+        kept.append((line, {k: v for k, v in row.items() if k in FIELDS}))
+    notes = [
+        f"ignored column {name!r} ({count} row(s)): only {', '.join(sorted(FIELDS))} are imported"
+        for name, count in sorted(ignored.items())
+    ]
+    return FileRows(kept, notes)
+
+
+def _jsonl_rows(text: str, name: str) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
+    # split("\n"), not splitlines(): JSON strings may hold U+2028 and other characters that
+    # splitlines() breaks on, which would cut a valid row in two.
+    lines = text.split("\n")
+    first = next((line.strip() for line in lines if line.strip()), "")
+    if first.startswith("["):
+        raise FileRefused(
+            f"{name}: line 1: a JSON array; give one JSON object per line (JSON Lines)"
+        )
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield number, f"not valid JSON ({exc.msg})"
+            yield number, f"not valid JSON ({exc.msg} at column {exc.colno})"
+            continue
+        except RecursionError:
+            yield number, "not valid JSON (nested too deeply)"
             continue
         yield number, row if isinstance(row, dict) else "each line must be a JSON object"
 
 
-def _csv_rows(text: str) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
-    reader = csv.DictReader(io.StringIO(text))
-    missing = {"message", "reply"} - set(reader.fieldnames or [])
+def _csv_rows(text: str, name: str) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
+    """Rows of a CSV file with a header line. Header names are matched without surrounding
+    spaces and case ("Message, Reply" works); a name given twice is refused. A row that spans
+    several lines (a quoted field holding a line break, most often an unterminated quote
+    swallowing the rows after it) is reported with its first and last line: message, reply
+    and niche are one-line texts."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise FileRefused(f"{name}: line 1: the header is not valid CSV ({exc})") from None
+    if header is None:
+        raise FileRefused(f"{name} is empty: expected a header line naming message and reply")
+    columns = [column.strip().lower() for column in header]
+    seen: dict[str, int] = {}
+    for position, column in enumerate(columns, start=1):
+        if column in seen:
+            raise FileRefused(
+                f"{name}: line 1: column {column!r} appears twice in the header "
+                f"(columns {seen[column]} and {position}); give each column once"
+            )
+        seen[column] = position
+    missing = {"message", "reply"} - set(columns)
     if missing:
-        raise ValueError(f"the CSV header must name {', '.join(sorted(missing))}")
-    for row in reader:
-        if None in row:
-            yield reader.line_num, "more values than header columns"
+        raise FileRefused(
+            f"{name}: line 1: the CSV header must name {', '.join(sorted(missing))} "
+            f"(it has {', '.join(repr(c) for c in columns)})"
+        )
+    while True:
+        start = reader.line_num + 1
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield start, f"not valid CSV ({exc})"
+            if reader.line_num < start:
+                return  # nothing was consumed: the reader cannot go on
             continue
-        yield reader.line_num, {k: v for k, v in row.items() if v is not None}
+        end = reader.line_num
+        if not values:
+            continue
+        if end > start:
+            yield (
+                start,
+                (
+                    f"this row runs from line {start} to line {end}: a quoted field holds a line "
+                    "break, most often a quote that is never closed; message, reply and niche "
+                    "are one line each"
+                ),
+            )
+            continue
+        if len(values) > len(columns):
+            yield start, "more values than header columns"
+            continue
+        yield start, dict(zip(columns, values, strict=False))

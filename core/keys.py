@@ -9,6 +9,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.actions import Invalid
 from core.schema import ApiKey
 from core.schema import Role
 
@@ -20,8 +21,21 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+# The api_keys.name column's length (core/schema.py).
+MAX_NAME_CHARS = 100
+
+
 def create_key(session: Session, name: str, role: Role) -> tuple[str, ApiKey]:
-    """Create a key; return the token (shown once, never stored) and its row."""
+    """Create a key named ``name`` (who or what it is for: one line of at most
+    MAX_NAME_CHARS characters, surrounding spaces dropped) with ``role``; return the token
+    (shown once, never stored) and its row. Raises Invalid for an empty, multi-line or too
+    long name."""
+    name = name.strip()
+    if not name or len(name) > MAX_NAME_CHARS or not name.isprintable():
+        raise Invalid(
+            f"a key's name is one line of 1 to {MAX_NAME_CHARS} printable characters "
+            f"(got {len(name)} characters)"
+        )
     token = PREFIX + secrets.token_urlsafe(32)
     row = ApiKey(name=name, key_hash=token_digest(token), prefix=token[:10], role=role.value)
     session.add(row)

@@ -16,8 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import audit
+from core.actions import Conflict
+from core.actions import Invalid
 from core.provenance import Provenance
 from core.schema import Example
+from core.schema import Generation
 from core.schema import ReservoirMember
 from core.schema import ReservoirRole
 from core.settings import Settings
@@ -64,9 +67,18 @@ def rebuild_reservoir(
 
     A new benchmark makes every earlier evaluation incomparable: they are recomputed on the
     next generation, the clean baseline's included.
+
+    Raises Invalid without a reason, and Conflict while a generation is queued or running
+    (its mix stage checks that every anchor example is in its training set).
     """
     if not reason.strip():
-        raise ValueError("rebuilding the reservoir needs a reason")
+        raise Invalid("rebuilding the reservoir needs a reason")
+    running = session.scalars(select(Generation).where(Generation.lock == "active")).first()
+    if running is not None:
+        raise Conflict(
+            f"generation {running.number} is {running.status}: rebuild the reservoir when it "
+            "has finished (a generation trains on the anchor it started with)"
+        )
     roles = [ReservoirRole.ANCHOR] + ([ReservoirRole.BENCHMARK] if include_benchmark else [])
     before = {role.value: len(member_ids(session, role)) for role in roles}
     session.execute(

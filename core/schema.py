@@ -321,3 +321,55 @@ class SyntheticCandidate(Base):
     # For duplicates: what it duplicated ("example:<id>" or "candidate:<id>") and how closely.
     duplicate_of: Mapped[str] = mapped_column(String(64), default="")
     similarity: Mapped[float | None] = mapped_column(default=None)
+
+
+class DeliveryStatus(enum.StrEnum):
+    # Queued, or waiting for its next attempt.
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    # Given up: attempts exhausted, refused by the receiver, never queued, or not configured.
+    FAILED = "failed"
+
+
+class WebhookDelivery(Base):
+    """One notification to one webhook URL (worker/notify.py), with the exact body signed and
+    sent, so that every attempt sends the same bytes."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint(
+            f"status IN ({_values(DeliveryStatus)})", name="ck_webhook_deliveries_status"
+        ),
+        Index("ix_webhook_deliveries_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # A uuid4, sent in the payload and the X-ReplyGuard-Delivery header.
+    delivery_id: Mapped[str] = mapped_column(String(36), unique=True)
+    event: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class WebhookAttempt(Base):
+    """One HTTP request of a delivery: its response's status code or the error instead."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index("ix_webhook_attempts_delivery", "delivery_id", "attempt"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE")
+    )
+    # 1 for the first request.
+    attempt: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    error: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -89,6 +89,40 @@ class Settings:
     # the key lookup while leaving a person ten typos a minute.
     rate_limit_sign_in: str = "10/minute;100/day"
 
+    # Notifications (worker/notify.py, docs/operations.md): a signed webhook when a generation
+    # is blocked, warns or fails and when production changes by override or rollback, sent by
+    # a worker. URLs separated by spaces or commas; empty sends nothing.
+    notify_urls: str = ""
+    # The shared secret of each body's HMAC-SHA256 signature (X-ReplyGuard-Signature).
+    # Required with notify_urls: nothing is sent unsigned. Left out of repr, like secret_key.
+    notify_secret: str = dataclasses.field(default="", repr=False)
+    # The events sent, comma-separated; "generation.passed" (a promotion by the gate) is
+    # there to opt in to.
+    notify_events: str = (
+        "generation.blocked,generation.warned,generation.failed,"
+        "production.override,production.rollback"
+    )
+    # Attempts per delivery, the wait after the first failed one (doubled after each), and
+    # each request's timeout: waits of 10+20+40+80+160 s ride out about five minutes of a
+    # receiver's downtime (a restart, a deploy) before the delivery is given up.
+    notify_max_attempts: int = 6
+    notify_backoff_seconds: float = 10.0
+    notify_timeout_seconds: float = 10.0
+    # Where people open the dashboard: the links in notifications start with it. The default
+    # is where `replyguard run` and `replyguard serve` listen.
+    public_url: str = "http://127.0.0.1:8000"
+
+    # Operations (docs/operations.md). GET /metrics: empty answers only requests made on this
+    # machine (loopback, not forwarded by a proxy); set, any caller that sends
+    # "Authorization: Bearer <token>". Left out of repr so it never reaches a log line.
+    metrics_token: str = dataclasses.field(default="", repr=False)
+    # /metrics reuses what it read from the database (generations, the production model's
+    # evaluation) for this long, in each web process: a scrape every 15 s reads it at most
+    # once per scrape, and a burst of scrapes does not reread it.
+    metrics_cache_seconds: float = 5.0
+    # The level of the JSON log lines every process writes to standard error (core/logs.py).
+    log_level: str = "INFO"
+
     # Model
     seed: int = 13
     adapter_epochs: int = 30

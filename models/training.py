@@ -76,6 +76,7 @@ def train_model(
     start: Adapter | None = None,
     show_progress: bool = False,
     weights: ScoringWeights | None = None,
+    inherited: Sequence[str] = (),
 ) -> tuple[SuggestionModel, TrainingReport]:
     """Train the adapter, build the response set, choose the signal weights and the
     triggering threshold on held-out messages, and build the model.
@@ -96,6 +97,7 @@ def train_model(
         examples: the training rows (message, reply, niche, weight, human, conversation).
         response_config, curation: the response set's rules and the team's additions/blocks.
         target_coverage: share of held-out messages the model should answer, in (0, 1].
+        inherited: the parent's served replies (see models.response_set.build_response_set).
 
     Raises:
         ValueError: no examples, or a response set left empty by its rules.
@@ -131,6 +133,7 @@ def train_model(
             response_config,
             curation,
             encoder.encode,
+            inherited,
         )
 
     chosen = weights or ScoringWeights()

@@ -45,7 +45,9 @@ def test_suggestions_have_version_and_k_distinct_replies(client, client_headers)
 
 
 def test_default_k_is_three(client, client_headers) -> None:  # type: ignore[no-untyped-def]
-    response = client.post(SUGGEST, json={"message": "What is AI?"}, headers=client_headers)
+    # Forced: whether the model is confident enough about this message is triggering's test.
+    body = {"message": "What is AI?", "force": True}
+    response = client.post(SUGGEST, json=body, headers=client_headers)
     assert len(response.json["suggestions"]) == 3
 
 

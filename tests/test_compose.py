@@ -45,7 +45,8 @@ APP_SERVICES = ("migrate", "web", "worker", "beat", "flower")
 # Everything but the one-shot migration; each builds the whole Flask app (webapp.make_celery
 # does too), so each reads and writes the data folder.
 LONG_RUNNING = ("web", "worker", "beat", "flower")
-SERVICES = ("postgres", "redis", *APP_SERVICES)
+SERVICES = ("postgres", "redis", "proxy", *APP_SERVICES)
+NGINX_CONF = ROOT / "deploy" / "nginx.conf"
 CELERY_APP = "webapp.make_celery"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
@@ -490,7 +491,8 @@ def test_every_replyguard_command_line_parses_with_the_real_cli(
     path, params = used["web"]
     assert path == ("serve",)
     assert params["host"] == "0.0.0.0"
-    assert params["port"] in published(services["web"])
+    assert str(params["port"]) in [str(port) for port in services["web"].get("expose", [])]
+    assert nginx_upstream() == ("web", params["port"])
 
     cmd = [exec_form(rest) for keyword, rest in dockerfile_instructions() if keyword == "CMD"]
     assert cmd, "the Dockerfile needs a default command"
@@ -498,16 +500,106 @@ def test_every_replyguard_command_line_parses_with_the_real_cli(
     assert path == ("serve",) and params["host"] == "0.0.0.0"
 
 
-def test_the_web_service_publishes_8000_and_checks_readiness(
+def test_the_api_is_published_only_through_the_proxy_and_web_checks_readiness(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    web = services["web"]
-    assert 8000 in published(web)
-    _, host_port = published(web)[8000]
-    assert host_port, "port 8000 must be published on the host"
+    web, proxy = services["web"], services["proxy"]
+    assert not published(web), "clients must reach gunicorn only through the buffering proxy"
+    listen = int(nginx_directive(nginx_server(), "listen")[0])
+    assert listen in published(proxy)
+    _, host_port = published(proxy)[listen]
+    assert host_port == "8000", "the API is on the host's port 8000 (WEB_PORT)"
+    assert mounts(proxy)["/etc/nginx/conf.d/default.conf"] == ("./deploy/nginx.conf", True)
+    assert conditions(proxy) == {"web": "service_started"}
+    major, minor = (int(n) for n in proxy["image"].split(":")[1].split("-")[0].split(".")[:2])
+    assert (major, minor) >= (1, 28), "`server ... resolve` in an upstream needs nginx 1.28"
+    check = proxy["healthcheck"]["test"]
+    assert check[-1] == f"http://127.0.0.1:{listen}/healthz"
     test = web["healthcheck"]["test"]
     assert test[0] == "CMD" and test[1] == "python", "the slim image has no curl: use python"
     assert re.search(r"http://(127\.0\.0\.1|localhost):8000/(readyz|healthz)", test[-1])
+
+
+# The proxy's nginx configuration, read with crossplane (nginx's configuration parser) inside
+# the http block of a stand-in main file, as the nginx image includes conf.d files.
+
+
+def nginx_config() -> list[dict[str, Any]]:
+    import tempfile
+
+    import crossplane
+
+    with tempfile.TemporaryDirectory() as folder:
+        main = Path(folder) / "nginx.conf"
+        main.write_text(f"events {{}}\nhttp {{\n    include {NGINX_CONF};\n}}\n")
+        parsed = crossplane.parse(str(main))
+    assert parsed["status"] == "ok", parsed["errors"]
+    (conf,) = [c for c in parsed["config"] if Path(c["file"]) == NGINX_CONF]
+    return conf["parsed"]  # type: ignore[no-any-return]
+
+
+def nginx_block(block: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    (found,) = [d for d in block if d["directive"] == name]
+    return found["block"]  # type: ignore[no-any-return]
+
+
+def nginx_directive(block: list[dict[str, Any]], name: str) -> list[str]:
+    (found,) = [d for d in block if d["directive"] == name]
+    return found["args"]  # type: ignore[no-any-return]
+
+
+def nginx_server() -> list[dict[str, Any]]:
+    return nginx_block(nginx_config(), "server")
+
+
+def nginx_upstream() -> tuple[str, int]:
+    upstream = nginx_block(nginx_config(), "upstream")
+    host, port = nginx_directive(upstream, "server")[0].split(":")
+    return host, int(port)
+
+
+def seconds(value: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60}
+    number = re.fullmatch(r"(\d+)(ms|s|m)?", value)
+    assert number, value
+    return int(number[1]) * units[number[2] or "s"]
+
+
+def size_bytes(value: str) -> int:
+    number = re.fullmatch(r"(\d+)([kKmM]?)", value)
+    assert number, value
+    return int(number[1]) * {"": 1, "k": 1024, "m": 1024 * 1024}[number[2].lower()]
+
+
+def test_the_proxy_buffers_requests_and_bounds_slow_clients() -> None:
+    from core.settings import Settings
+
+    server = nginx_server()
+    (location,) = [d for d in server if d["directive"] == "location" and d["args"] == ["/"]]
+    proxied = location["block"]
+    upstream = nginx_directive(proxied, "proxy_pass")[0]
+    assert upstream == "http://" + nginx_directive(nginx_config(), "upstream")[0]
+    # The point of the proxy: whole requests to gunicorn, whole answers from it.
+    for name in ("proxy_request_buffering", "proxy_buffering"):
+        assert nginx_directive(proxied, name) == ["on"], name
+    # Keep-alive to gunicorn needs HTTP/1.1 and no "Connection: close" passed on.
+    assert nginx_directive(proxied, "proxy_http_version") == ["1.1"]
+    headers = {d["args"][0]: d["args"][1] for d in proxied if d["directive"] == "proxy_set_header"}
+    assert headers["Connection"] == ""
+    assert headers["X-Forwarded-Proto"] == "$scheme"
+    # A stalled client is cut off well before gunicorn's own 120 s timeout.
+    for name in ("client_header_timeout", "client_body_timeout"):
+        assert seconds(nginx_directive(server, name)[0]) <= 60, name
+    assert seconds(nginx_directive(proxied, "proxy_read_timeout")[0]) >= 120
+    # The API refuses large bodies itself, in its JSON shape: nginx's limit is above it, and
+    # its own refusal is in the same shape.
+    limit = size_bytes(nginx_directive(server, "client_max_body_size")[0])
+    assert limit > Settings.max_body_bytes
+    assert size_bytes(nginx_directive(server, "client_body_buffer_size")[0]) >= limit
+    (refusal,) = [d for d in server if d["directive"] == "location" and d["args"] == ["@too_large"]]
+    status, body = nginx_directive(refusal["block"], "return")
+    assert status == "413"
+    assert json.loads(body)["error"]["code"] == "body_too_large"
 
 
 def test_the_web_health_check_passes_when_ready_and_fails_when_not(

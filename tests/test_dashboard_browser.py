@@ -274,7 +274,9 @@ def test_review_session(page: Page, reviewed: Reviewed) -> None:
     assert data["labels"] == [f"G{n}" for n in range(generations)]
     assert data["statuses"][-1] == data["marks"][-1] == "blocked"
     kinds = [c["kind"] for c in data["charts"]]
-    assert kinds[:2] == ["relevance", "tail"] and set(kinds[2:]) == {"diversity"}
+    # The primary relevance metric, coverage (triggering) beside it, the rare niches, diversity.
+    assert kinds[:3] == ["relevance", "relevance", "tail"] and set(kinds[3:]) == {"diversity"}
+    assert data["charts"][1]["name"] == "coverage"
     drawn = sorted(chart_points(page), key=lambda c: c["canvas"])
     assert len(drawn) == len(data["charts"]) >= 8
     for chart, embedded in zip(drawn, data["charts"], strict=True):

@@ -1,28 +1,39 @@
-"""The encoder's three backends: same model, what each gives, and models tied to their kind."""
+"""The encoder's three backends: same model, what each gives, models tied to their kind, and
+vectors that do not depend on the batch a text is encoded in."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from core.db import Database
+from core.settings import Settings
+from models import onnx_export
 from models.adapter import AdapterConfig
+from models.artifact import MANIFEST
 from models.artifact import ArtifactError
 from models.artifact import load_model
 from models.artifact import write_model
 from models.encoder import Encoder
 from models.encoder import EncoderError
 from models.encoder import default_model_path
+from models.onnx_export import INT8_FILE
 from models.onnx_export import ONNX_FILE
 from models.onnx_export import exported_model
-from models.onnx_export import int8_file
+from models.onnx_export import int8_recipe
+from models.registry import artifact_dir
+from models.registry import production
 from models.response_set import Curation
 from models.response_set import ResponseSetConfig
 from models.suggester import RetrievalConfig
+from models.suggester import SuggestionModel
 from models.training import TrainingExample
 from models.training import train_model
 
@@ -50,19 +61,17 @@ def test_onnx_gives_pytorchs_vectors_and_int8_stays_close(
     cosine = (encoder.encode(TEXTS) * reference).sum(axis=1)
     assert cosine.min() > 0.95
     assert cosine.max() < 0.99999, "int8 vectors are expected to differ a little"
-    assert encoder.key == torch_encoder.key + ":int8"
+    assert encoder.key == f"{torch_encoder.key}:{int8_recipe()}"
 
 
 def test_the_export_is_made_once_and_reused(encoder: Encoder) -> None:
     folder = exported_model(encoder.path)
-    made = (folder / int8_file()).stat().st_mtime_ns
+    made = (folder / INT8_FILE).stat().st_mtime_ns
     assert exported_model(encoder.path) == folder
-    assert (folder / int8_file()).stat().st_mtime_ns == made
+    assert (folder / INT8_FILE).stat().st_mtime_ns == made
 
 
-def test_a_model_is_refused_by_an_encoder_of_the_other_kind(
-    tmp_path: Path, encoder: Encoder, torch_encoder: Encoder
-) -> None:
+def _small_model(encoder: Encoder) -> SuggestionModel:
     examples = [TrainingExample(m, f"reply to {m}", "chat") for m in TEXTS] * 3
     model, _ = train_model(
         encoder,
@@ -73,6 +82,13 @@ def test_a_model_is_refused_by_an_encoder_of_the_other_kind(
         Curation(),
         target_coverage=1.0,
     )
+    return model
+
+
+def test_a_model_is_refused_by_an_encoder_of_the_other_kind(
+    tmp_path: Path, encoder: Encoder, torch_encoder: Encoder
+) -> None:
+    model = _small_model(encoder)
     checksum = write_model(model, tmp_path / "v1", {})
     with pytest.raises(ArtifactError, match="REPLYGUARD_ENCODER_BACKEND"):
         load_model(tmp_path / "v1", torch_encoder, checksum)
@@ -102,7 +118,7 @@ def test_two_processes_exporting_on_a_fresh_machine_leave_one_export(tmp_path: P
         assert b"(1, 384)" in out
     exports = list((tmp_path / "replyguard" / "encoders").iterdir())
     assert len(exports) == 1, exports  # no staging folder left behind
-    assert (exports[0] / int8_file()).is_file()
+    assert (exports[0] / INT8_FILE).is_file()
 
 
 def test_an_export_in_this_process_is_quiet(
@@ -110,10 +126,15 @@ def test_an_export_in_this_process_is_quiet(
 ) -> None:
     """The exporter's own deprecation and resource warnings stay inside the export (this
     suite turns warnings into errors, as a strict deployment might)."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    # The quantiser's scratch files must not land in the directory the service started in.
+    started_in = tmp_path / "cwd"
+    started_in.mkdir()
+    monkeypatch.chdir(started_in)
     folder = exported_model(default_model_path())
-    assert folder.parent == tmp_path / "replyguard" / "encoders"
-    assert (folder / ONNX_FILE).is_file() and (folder / int8_file()).is_file()
+    assert folder.parent == tmp_path / "cache" / "replyguard" / "encoders"
+    assert (folder / ONNX_FILE).is_file() and (folder / INT8_FILE).is_file()
+    assert list(started_in.iterdir()) == []
 
 
 def test_an_unwritable_export_folder_says_what_to_do(
@@ -124,3 +145,94 @@ def test_an_unwritable_export_folder_says_what_to_do(
     monkeypatch.setenv("XDG_CACHE_HOME", str(not_a_folder))
     with pytest.raises(EncoderError, match="set XDG_CACHE_HOME to a writable folder"):
         Encoder(backend="onnx-int8")
+
+
+# Messages of 1 to 60 words: batched together, most of them are padded.
+MIXED = [
+    "hi",
+    "Tell me a joke",
+    "What is the difference between a compiler and an interpreter, and which one runs Python?",
+    "I feel sad today",
+    "my order number 48213 never arrived and nobody answers the phone " * 5,
+    "Do you like football?",
+    "ok thanks",
+    "Can you recommend a good science fiction book for a long flight next week?",
+]
+
+
+@pytest.fixture(scope="module")
+def uncached() -> Encoder:
+    """The default backend with no embedding cache, so that every call runs the model."""
+    return Encoder(cache_size=0)
+
+
+def test_a_text_gets_the_same_vector_alone_and_in_any_batch(uncached: Encoder) -> None:
+    """Dynamic int8 quantisation took its scales from the whole padded batch, so a text's
+    vector moved with its neighbours (cosine down to 0.96); static scales do not."""
+    assert uncached.backend == "onnx-int8"
+    alone = np.stack([uncached.encode([text])[0] for text in MIXED])
+    together = uncached.encode(MIXED)
+    reversed_ = uncached.encode(MIXED[::-1])[::-1]
+    padded = np.stack([uncached.encode([text, MIXED[4]])[0] for text in MIXED])
+    for batched in (together, reversed_, padded):
+        assert (alone * batched).sum(axis=1).min() >= 0.99999
+
+
+@pytest.fixture
+def production_model(db: Database, settings: Settings, uncached: Encoder) -> SuggestionModel:
+    """The trained demo baseline, served through the uncached default encoder."""
+    with db.session() as session:
+        row = production(session)
+        assert row is not None
+    model, _ = load_model(artifact_dir(settings, row), uncached, row.checksum)
+    return model
+
+
+def test_a_messages_suggestions_do_not_depend_on_the_other_messages_in_its_batch(
+    production_model: SuggestionModel,
+) -> None:
+    messages = [*MIXED, *(f"{text} please" for text in MIXED)]
+    alone = [production_model.suggest_many([m], k=3)[0] for m in messages]
+    together = production_model.suggest_many(messages, k=3)
+    assert [[s.reply_id for s in row] for row in together] == [
+        [s.reply_id for s in row] for row in alone
+    ]
+    for got, want in zip(together, alone, strict=True):
+        assert [s.score for s in got] == pytest.approx([s.score for s in want], abs=1e-5)
+
+
+@pytest.fixture
+def fresh_recipe() -> Iterator[None]:
+    """Forget the memoised recipe before and after a test that changes it."""
+    onnx_export.calibration_texts.cache_clear()
+    onnx_export.int8_recipe.cache_clear()
+    yield
+    onnx_export.calibration_texts.cache_clear()
+    onnx_export.int8_recipe.cache_clear()
+
+
+def test_a_changed_int8_recipe_gets_a_new_key_and_a_new_export(
+    fresh_recipe: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = default_model_path()
+    recipe, fingerprint = int8_recipe(), onnx_export._fingerprint(source)
+    monkeypatch.setattr(onnx_export, "CALIBRATION_STRIDE", onnx_export.CALIBRATION_STRIDE + 1)
+    onnx_export.calibration_texts.cache_clear()
+    onnx_export.int8_recipe.cache_clear()
+    assert int8_recipe() != recipe
+    assert onnx_export._fingerprint(source) != fingerprint
+
+
+def test_a_model_trained_on_the_dynamic_int8_export_is_refused(
+    tmp_path: Path, encoder: Encoder
+) -> None:
+    """Models made before the static recipe carry the key ':int8'; their vectors would not
+    match this encoder's, so loading one must fail, not serve mixed vectors."""
+    model = _small_model(encoder)
+    write_model(model, tmp_path / "v1", {})
+    manifest_path = tmp_path / "v1" / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest["encoder"]["name"] = encoder.key.rsplit(":", 1)[0] + ":int8"
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=r"trained with encoder \S+:int8,"):
+        load_model(tmp_path / "v1", encoder)

@@ -9,6 +9,8 @@ import pytest
 from sqlalchemy import func
 from sqlalchemy import select
 
+from core.actions import Conflict
+from core.actions import Invalid
 from core.db import Database
 from core.schema import AuditEntry
 from core.schema import CandidateStatus
@@ -18,7 +20,6 @@ from core.schema import ModelVersion
 from core.schema import SyntheticCandidate
 from core.settings import Settings
 from models.encoder import Encoder
-from models.registry import RegistryError
 from models.registry import production
 from models.registry import promote
 from worker.context import PipelineContext
@@ -197,7 +198,7 @@ def test_override_needs_a_reason_and_keeps_the_generations_data(
 ) -> None:
     generation_id = blocked_generation(ctx)
     g = generation(db, generation_id)
-    with pytest.raises(RegistryError, match="needs a reason"), db.session() as session:
+    with pytest.raises(Invalid, match="needs a reason"), db.session() as session:
         override(session, ctx.settings, g.candidate_version or "", "reviewer", "   ")
     with db.session() as session:
         override(session, ctx.settings, g.candidate_version or "", "reviewer", "spot-checked: fine")
@@ -218,7 +219,7 @@ def test_override_needs_a_reason_and_keeps_the_generations_data(
 
 def test_rollback_returns_to_an_archived_version_only(ctx: PipelineContext, db: Database) -> None:
     copy = promote_a_copy_of_production(ctx)
-    with pytest.raises(RegistryError, match="production already"), db.session() as session:
+    with pytest.raises(Conflict, match="production already"), db.session() as session:
         rollback(session, ctx.settings, copy, "reviewer", "why")
     with db.session() as session:
         rollback(session, ctx.settings, "v1", "reviewer", "the copy feels bland")
@@ -231,7 +232,7 @@ def test_rollback_returns_to_an_archived_version_only(ctx: PipelineContext, db: 
         "v1",
         "the copy feels bland",
     )
-    with pytest.raises(RegistryError, match="needs a reason"), db.session() as session:
+    with pytest.raises(Invalid, match="needs a reason"), db.session() as session:
         rollback(session, ctx.settings, copy, "reviewer", "")
 
 

@@ -63,6 +63,8 @@ TABLES = {
     "model_versions",
     "reservoir",
     "synthetic_candidates",
+    "webhook_attempts",
+    "webhook_deliveries",
 }
 # Demo pairs per niche loaded for the whole-generation test.
 DEMO_PER_NICHE = 15

@@ -308,3 +308,22 @@ def test_the_message_is_never_suggested_back(
         assert text not in suggested
         vectors = model.encoder.encode([text, *suggested])
         assert np.all(vectors[1:] @ vectors[0] < 0.95)
+
+
+def test_a_reply_the_parent_served_stays_served_unless_blocked(encoder: Encoder) -> None:
+    # Rows a model wrote never add support; the parent's vetted replies stay in the set.
+    rows = written("fair enough", 4, human=False) + written("sounds great", 4, human=False)
+    replies = [r for r, _, _ in rows]
+    result = build_response_set(
+        replies,
+        encoder.encode(replies),
+        ["chat"] * len(rows),
+        [c for _, c, _ in rows],
+        [h for _, _, h in rows],
+        ResponseSetConfig(),
+        Curation(blocks=(Block("text", "sounds great"),)),
+        encoder.encode,
+        inherited=["Fair enough!", "sounds great"],
+    )
+    assert result.bank.texts == ["fair enough"]
+    assert result.report.removed["blocked"] == 1

@@ -37,7 +37,14 @@ def test_run_serves_then_stops_its_children_and_redis_on_sigterm(tmp_path: Path)
     data_dir = tmp_path / "run-data"
     port = free_port()
     replyguard = str(Path(sys.executable).parent / "replyguard")
-    env = dict(os.environ, REPLYGUARD_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1")
+    # The tests' small corpus: what is tested is starting and stopping, not the demo's size.
+    env = dict(
+        os.environ,
+        REPLYGUARD_DATA_DIR=str(data_dir),
+        REPLYGUARD_DEMO_DATASET="chatterbot",
+        REPLYGUARD_RESPONSE_MIN_SUPPORT="1",
+        HF_HUB_OFFLINE="1",
+    )
     env.pop("REDIS_URL", None)
     env.pop("DATABASE_URL", None)
     process = subprocess.Popen(

@@ -28,6 +28,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 out.write(
                     json.dumps({"message": e.message, "reply": e.reply, "niche": e.niche}) + "\n"
                 )
+        # One bad row, skipped with --skip-invalid as `replyguard data import` skips it.
+        out.write(json.dumps({"message": "no reply here"}) + "\n")
+    bad_line = len(data.read_text().splitlines())
     result = CliRunner().invoke(
         main,
         [
@@ -38,11 +41,18 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "2",
             "--data",
             str(data),
+            "--skip-invalid",
             "--out",
             str(root / "out"),
         ],
+        # A slice of one-off chatterbot replies: with the support rule at its default the
+        # response set would be empty (the rule has its own tests).
+        env={"REPLYGUARD_RESPONSE_MIN_SUPPORT": "1"},
     )
     assert result.exit_code == 0, result.output
+    assert f"skipped line {bad_line}: 'reply' is missing" in result.output
+    # Written beside the folder, then renamed to it: nothing else is left behind.
+    assert sorted(p.name for p in root.iterdir()) == ["out", "slice.jsonl"]
     return root / "out"
 
 

@@ -6,6 +6,7 @@ SIGKILL here is exactly what a crashed machine does to it.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -161,6 +162,22 @@ def test_a_generation_runs_end_to_end_on_a_worker(
     with db.session() as session:
         expected = "v1" if final.status == "blocked" else final.candidate_version
         assert production(session).version == expected  # type: ignore[union-attr]
+    assert_stage_lines_carry_the_generation(data_dir, generation_id)
+
+
+def assert_stage_lines_carry_the_generation(data_dir: Path, generation_id: int) -> None:
+    """The workers' JSON log lines (core/logs.py; Celery's banner is plain text) name the
+    generation and stage of every stage, Celery's own "succeeded" lines included."""
+    lines = [
+        json.loads(line)
+        for log in data_dir.glob("worker-*.log")
+        for line in log.read_text().splitlines()
+        if line.startswith("{")
+    ]
+    mine = [line for line in lines if line.get("generation_id") == generation_id]
+    assert {line["stage"] for line in mine if line["message"].endswith(" done")} == set(STAGES)
+    traced = {line["stage"] for line in mine if line["logger"] == "celery.app.trace"}
+    assert traced == set(STAGES)
 
 
 def test_a_worker_killed_in_training_loses_nothing_and_the_generation_resumes(

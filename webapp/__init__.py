@@ -9,11 +9,13 @@ from typing import Any
 
 import faiss
 from apiflask import APIFlask
+from celery.signals import setup_logging
 from flask import Flask
 from threadpoolctl import threadpool_limits
 
 from core.db import Database
 from core.incoming import IncomingLog
+from core.logs import configure_logging
 from core.settings import Settings
 from core.settings import load_settings
 from models.encoder import Encoder
@@ -51,7 +53,7 @@ def create_app(
         "description": "Short reply suggestions from a model that is retrained offline and "
         "refuses to promote blander versions."
     }
-    logging.basicConfig(level=logging.INFO)
+    configure_logging(settings.log_level)
 
     # FAISS's OpenMP threads cost more than they save on one small query at a time: with them
     # a suggestion spent 5-10 ms in thread start-up around a microsecond search (measured on
@@ -85,7 +87,10 @@ def create_app(
     from webapp import generations
     from webapp import health
     from webapp import limits
+    from webapp import observe
 
+    # First: its request hooks time and count everything the others do.
+    observe.init_app(app)
     errors.init_app(app)
     limits.init_app(app, settings)
     body.init_app(app)
@@ -110,9 +115,18 @@ def create_worker_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     a generation's encoding and searches want every core."""
     settings = load_settings(overrides)
     app = Flask("replyguard")
-    logging.basicConfig(level=logging.INFO)
+    configure_logging(settings.log_level)
+    # Celery's worker would put its own plain-text handlers on the root logger; a receiver
+    # of this signal tells it that logging is taken care of. Its --loglevel still counts.
+    setup_logging.connect(_worker_logging, weak=False)
     _with_pipeline(app, settings)
     return app
+
+
+def _worker_logging(loglevel: int | str | None = None, **_: Any) -> None:
+    """Celery's ``setup_logging`` signal: our JSON lines at the level of ``--loglevel``."""
+    level = logging.getLevelName(loglevel) if isinstance(loglevel, int) else loglevel
+    configure_logging(level or "INFO")
 
 
 def _with_pipeline(app: Flask, settings: Settings) -> Database:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from core.ingest import DEFAULT_NICHE
 from core.ingest import ExampleIn
 from core.ingest import ImportFailed
+from core.ingest import NothingToImport
 from core.ingest import add_examples
 from core.ingest import validate_rows
 from core.provenance import Provenance
@@ -18,6 +19,7 @@ from core.text import pair_hash
 from models.registry import RegistryError
 from models.registry import get_version
 from models.registry import versions
+from webapp import metrics
 from webapp.auth import STAFF
 from webapp.auth import auth
 from webapp.auth import current_caller
@@ -62,6 +64,7 @@ def suggest(body: dict[str, Any]) -> dict[str, Any]:
             f'{triggering.threshold:.3f} ({best}); send "force": true to get them anyway'
         )
     shown = suggestions if triggered or body["force"] else []
+    metrics.SUGGESTIONS.labels("served" if triggered else "abstained").inc()
     return {
         "model_version": loaded.version,
         "triggered": triggered,
@@ -116,6 +119,10 @@ def feedback(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
             digest = pair_hash(example.message, example.reply)
             row = session.scalars(select(Example).where(Example.content_hash == digest)).one()
         result = {"example_id": row.id, "provenance": row.provenance, "duplicate": not added}
+    kind = "chosen" if chosen is not None else "typed"
+    metrics.FEEDBACK.labels(kind).inc()
+    if not added:
+        metrics.FEEDBACK_DUPLICATES.labels(kind).inc()
     return result, 201 if added else 200
 
 
@@ -141,6 +148,13 @@ def import_examples(body: dict[str, Any]) -> dict[str, Any]:
         raise ApiError(
             422,
             f"{len(exc.errors)} invalid example(s), nothing imported; fix them or set skip_invalid",
+            details={"rows": [{"index": e.line, "error": e.message} for e in exc.errors]},
+        ) from None
+    except NothingToImport as exc:
+        # skip_invalid, and every example invalid: an import of nothing is not a success.
+        raise ApiError(
+            422,
+            f"all {len(exc.errors)} example(s) are invalid: nothing imported",
             details={"rows": [{"index": e.line, "error": e.message} for e in exc.errors]},
         ) from None
     caller = current_caller()

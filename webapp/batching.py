@@ -21,6 +21,7 @@ from dataclasses import field
 
 from models.suggester import Suggestion
 from models.suggester import SuggestionModel
+from webapp import metrics
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class MicroBatcher:
         with self._lock:
             self.batches += 1
             self.requests += len(batch)
+        metrics.BATCH_SIZE.observe(len(batch))
         # Requests that arrived across a model swap are answered by the model each one saw.
         by_model: dict[int, list[_Request]] = {}
         for request in batch:

@@ -12,10 +12,10 @@ import click
 from sqlalchemy import func
 from sqlalchemy import select
 
+from core.actions import ActionRefused
 from core.db import Database
 from core.demo import load_demo
 from core.ingest import IMPORTABLE
-from core.ingest import ImportFailed
 from core.ingest import import_file
 from core.keys import create_key
 from core.provenance import Provenance
@@ -133,7 +133,7 @@ def data() -> None:
 @click.option(
     "--full",
     is_flag=True,
-    help="The whole chitchat corpus (131,484 pairs) instead of its skewed demo share.",
+    help="The whole chitchat corpus (131,354 pairs) instead of its skewed demo share.",
 )
 @pass_ctx
 def data_load_demo(ctx: Context, full: bool) -> None:
@@ -163,21 +163,29 @@ def data_load_demo(ctx: Context, full: bool) -> None:
 @click.option("--skip-invalid", is_flag=True, help="Import the valid rows and report the rest.")
 @pass_ctx
 def data_import(ctx: Context, file: Path, provenance: str | None, skip_invalid: bool) -> None:
-    """Import a JSONL or CSV file with message, reply and optional niche, provenance."""
+    """Import a JSONL or CSV file with message, reply and optional niche, provenance.
+
+    Other columns are ignored (and named). Exits non-zero when nothing could be imported."""
     try:
         with ctx.db.session() as session:
             report = import_file(
                 session, file, Provenance(provenance) if provenance else None, skip_invalid
             )
-    except ImportFailed as exc:
+    except ActionRefused as exc:
+        # FileRefused, ImportFailed, NothingToImport: each message says what and where.
         raise click.ClickException(str(exc)) from None
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+    _report_file(report.notes, report.skipped)
     click.echo(f"{file.name}: {report.added} added, {report.duplicates} already present")
-    for error in report.skipped:
+
+
+def _report_file(notes: list[str], skipped: list[Any]) -> None:
+    """What reading a file noticed, and every row skipped with its line, on stderr."""
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    for error in skipped:
         click.echo(f"  skipped {error}", err=True)
-    if report.skipped:
-        click.echo(f"{len(report.skipped)} invalid row(s) skipped", err=True)
+    if skipped:
+        click.echo(f"{len(skipped)} invalid row(s) skipped", err=True)
 
 
 @data.command("stats")
@@ -209,8 +217,11 @@ def keys() -> None:
 @pass_ctx
 def keys_create(ctx: Context, role: str, name: str | None) -> None:
     """Create an API key and print it (it is shown once and stored only hashed)."""
-    with ctx.db.session() as session:
-        token, _ = create_key(session, name or role, Role(role))
+    try:
+        with ctx.db.session() as session:
+            token, _ = create_key(session, (name or "").strip() or role, Role(role))
+    except ActionRefused as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(token)
 
 
@@ -349,12 +360,11 @@ def models_rollback(ctx: Context, version: str, reason: str) -> None:
 
 
 def _change_production(ctx: Context, action: Any, version: str, reason: str) -> None:
-    from models.registry import RegistryError
-
+    """Run override or rollback (worker/promotion.py, where their rules are)."""
     try:
         with ctx.db.session() as session:
             action(session, ctx.settings, version, CLI_ACTOR, reason)
-    except RegistryError as exc:
+    except ActionRefused as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -370,11 +380,10 @@ def generation_start(ctx: Context, wait: bool) -> None:
     """Queue the next generation; a worker (`replyguard worker`) runs it."""
     from worker.celery_app import sender
     from worker.dispatch import queue_generation
-    from worker.pipeline import GenerationError
 
     try:
         generation_id = queue_generation(sender(ctx.settings), ctx.pipeline, CLI_ACTOR)
-    except GenerationError as exc:
+    except ActionRefused as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"generation queued: id {generation_id}")
     if wait:
@@ -389,11 +398,10 @@ def generation_resume(ctx: Context, generation_id: int, wait: bool) -> None:
     """Queue a failed or interrupted generation again from the stage it stopped in."""
     from worker.celery_app import sender
     from worker.dispatch import queue_resume
-    from worker.pipeline import GenerationError
 
     try:
         stage = queue_resume(sender(ctx.settings), ctx.pipeline, generation_id, CLI_ACTOR)
-    except GenerationError as exc:
+    except ActionRefused as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"generation {generation_id} resumes at {stage}")
     if wait:
@@ -406,12 +414,11 @@ def generation_resume(ctx: Context, generation_id: int, wait: bool) -> None:
 @pass_ctx
 def generation_fail(ctx: Context, generation_id: int, reason: str) -> None:
     """Give up on a generation whose worker died (production is untouched)."""
-    from worker.pipeline import GenerationError
     from worker.pipeline import mark_failed
 
     try:
         mark_failed(ctx.pipeline, generation_id, reason)
-    except GenerationError as exc:
+    except ActionRefused as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"generation {generation_id} marked failed")
 
@@ -524,7 +531,8 @@ def worker(ctx: Context, beat: bool, loglevel: str) -> None:
 )
 @pass_ctx
 def serve(ctx: Context, host: str, port: int, workers: int, threads: int, access_log: bool) -> None:
-    """Serve the API with gunicorn."""
+    """Serve the API with gunicorn (each request is read in full before a thread takes it,
+    so slow or stalled clients cannot hold the server's threads)."""
     from webapp.launch import LaunchError
     from webapp.launch import gunicorn_command
     from webapp.launch import server_env
@@ -545,7 +553,10 @@ def serve(ctx: Context, host: str, port: int, workers: int, threads: int, access
 def run(ctx: Context, host: str, port: int, no_generation: bool) -> None:
     """Everything on one machine: database, demo data, the clean baseline, an embedded Redis,
     a worker and the web server; then one guarded generation; then keep serving."""
+    from core.logs import configure_logging
     from webapp.supervisor import run_everything
+
+    configure_logging(ctx.settings.log_level)
 
     click.echo(f"data folder: {ctx.settings.data_dir.resolve()}")
     from models.registry import production
@@ -585,6 +596,112 @@ def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+@main.command("backup")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@pass_ctx
+def backup_command(ctx: Context, folder: Path) -> None:
+    """Copy the database and every model artifact it refers to into the new FOLDER, with a
+    manifest of checksums (safe while the service runs)."""
+    from models.backup import BackupError
+    from models.backup import backup
+
+    try:
+        manifest = backup(ctx.settings, folder, show_progress=True)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    size = sum(entry["size"] for entry in manifest["files"].values())
+    click.echo(
+        f"backup complete in {folder}: {manifest['database']['kind']} database at schema "
+        f"revision {manifest['database']['alembic_revision']}, "
+        f"{manifest['counts'].get('examples', 0)} examples, {len(manifest['artifacts'])} model "
+        f"artifact(s), production {manifest['production'] or 'none'}; {size / 2**20:.1f} MiB"
+    )
+
+
+@main.command("restore")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace a database and data folder that hold data.")
+@pass_ctx
+def restore_command(ctx: Context, folder: Path, force: bool) -> None:
+    """Restore a backup FOLDER into the database and data folder (stop the service first).
+    Refuses a partial or damaged backup, and a target that holds data unless --force."""
+    from models.backup import BackupError
+    from models.backup import restore
+
+    try:
+        report = restore(ctx.settings, folder, force=force, show_progress=True)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    for item in report.replaced:
+        click.echo(f"replaced {item}")
+    click.echo(
+        f"restored {folder}: {report.examples} examples, {report.artifacts} model artifact(s), "
+        f"production {report.production or 'none'}"
+    )
+    for generation_id in report.unfinished:
+        click.echo(
+            f"generation id {generation_id} was running when the backup was taken and its "
+            "working files are not in backups: `replyguard generation fail "
+            f"{generation_id} --reason restored`, then start a new one",
+            err=True,
+        )
+
+
+@main.group()
+def notify() -> None:
+    """Webhook notifications (REPLYGUARD_NOTIFY_URLS): recent deliveries, a test event."""
+
+
+@notify.command("list")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--attempts", "with_attempts", is_flag=True, help="Show every attempt too.")
+@pass_ctx
+def notify_list(ctx: Context, limit: int, with_attempts: bool) -> None:
+    """Recent deliveries, newest first: event, status, attempts, the last answer or error."""
+    from core.webhooks import attempts_of
+    from core.webhooks import recent
+
+    with ctx.db.session() as session:
+        rows = recent(session, limit)
+        if not rows:
+            click.echo("no notifications yet (REPLYGUARD_NOTIFY_URLS sets where they go)")
+        for d in rows:
+            answer = f"HTTP {d.last_status_code}" if d.last_status_code else "-"
+            click.echo(
+                f"{d.created_at:%Y-%m-%d %H:%M:%S} {d.event:20} {d.status:9} "
+                f"attempts {d.attempts:<2} {answer:8} {d.url} {d.delivery_id}"
+                + (f"\n    {d.last_error}" if d.last_error else "")
+            )
+            for a in attempts_of(session, d.id) if with_attempts else []:
+                click.echo(
+                    f"    attempt {a.attempt} at {a.started_at:%H:%M:%S}: "
+                    + (f"HTTP {a.status_code}" if a.status_code else "no answer")
+                    + (f" {a.error}" if a.error else "")
+                )
+
+
+@notify.command("test")
+@pass_ctx
+def notify_test(ctx: Context) -> None:
+    """Send a signed test event (ping) to every URL now, once, and print each answer."""
+    from core.webhooks import urls
+    from worker.notify import send_test
+
+    if not urls(ctx.settings):
+        raise click.ClickException(
+            "no webhook URL: set REPLYGUARD_NOTIFY_URLS and REPLYGUARD_NOTIFY_SECRET"
+        )
+    results = send_test(ctx.db, ctx.settings, CLI_ACTOR)
+    for url, outcome in results:
+        answer = f"HTTP {outcome.status_code}" if outcome.status_code else "no answer"
+        click.echo(
+            f"{url}: {outcome.status} ({answer})" + (f": {outcome.error}" if outcome.error else "")
+        )
+    failed = sum(outcome.status != "delivered" for _, outcome in results)
+    if failed:
+        raise click.ClickException(f"{failed} of {len(results)} test notification(s) failed")
 
 
 @main.group()
@@ -631,7 +748,7 @@ def reservoir_rebuild(ctx: Context, reason: str, include_benchmark: bool) -> Non
     try:
         with ctx.db.session() as session:
             after = rebuild_reservoir(session, ctx.settings, CLI_ACTOR, reason, include_benchmark)
-    except ValueError as exc:
+    except ActionRefused as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
         f"reservoir rebuilt: {after['benchmark']} benchmark, {after['anchor']} anchor examples"
@@ -651,28 +768,73 @@ def reservoir_rebuild(ctx: Context, reason: str, include_benchmark: bool) -> Non
     "--data",
     default="demo",
     show_default=True,
-    help="demo, or a JSONL file of message, reply, niche.",
+    help="demo, or a JSONL or CSV file of message, reply, niche (human examples), read as "
+    "`replyguard data import` reads it.",
+)
+@click.option(
+    "--skip-invalid", is_flag=True, help="With --data FILE: use the valid rows, report the rest."
 )
 @click.option("--seed", type=int, default=13, show_default=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
-def simulate(policy: str, generations: int, data: str, seed: int, out: Path) -> None:
-    """The collapse experiment: the self-consuming loop, offline, in this process."""
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+def simulate(
+    policy: str, generations: int, data: str, skip_invalid: bool, seed: int, out: Path
+) -> None:
+    """The collapse experiment: the self-consuming loop, offline, in this process.
+
+    The run is written to a hidden folder beside OUT and renamed to OUT when it has finished:
+    OUT holds a complete run or nothing, and a failed run can be started again as it was."""
+    import shutil
+    import tempfile
+
     from models.encoder import Encoder
+    from worker.baseline import NoTrainingData
     from worker.simulation import POLICIES
     from worker.simulation import run_policy
+    from worker.simulation import simulation_rows
     from worker.simulation import write_report
 
-    if data != "demo" and not Path(data).is_file():
-        raise click.ClickException(f"--data {data}: no such file (give demo or a JSONL file)")
+    if out.exists() and not out.is_dir():
+        raise click.ClickException(f"{out} is a file: give a new folder for the run")
     if out.exists() and any(out.iterdir()):
         raise click.ClickException(f"{out} is not empty: give a new folder for the run")
-    policies = list(POLICIES) if policy == "all" else [policy]
+    if data != "demo" and not Path(data).is_file():
+        raise click.ClickException(
+            f"--data {data}: no such file (give demo, or a JSONL or CSV file)"
+        )
     base = load_settings({"seed": seed})
-    encoder = Encoder.from_settings(base.with_overrides(data_dir=out / "cache"))
-    results = []
-    for name in policies:
-        settings = base.with_overrides(data_dir=out / name)
-        results += run_policy(name, generations, data, settings, encoder, progress=click.echo)  # type: ignore[arg-type]
-    command = f"replyguard simulate --policy {policy} --generations {generations} --data {data} --seed {seed} --out {out}"
-    for path in write_report(results, out, command):
-        click.echo(f"wrote {path}")
+    try:
+        rows, read = simulation_rows(data, base, skip_invalid)
+    except ActionRefused as exc:
+        # FileRefused, ImportFailed, NothingToImport: each message says what and where.
+        raise click.ClickException(str(exc)) from None
+    if read is not None:
+        _report_file(read.notes, read.skipped)
+    policies = list(POLICIES) if policy == "all" else [policy]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        encoder = Encoder.from_settings(base.with_overrides(data_dir=work / "cache"))
+        results = []
+        for name in policies:
+            settings = base.with_overrides(data_dir=work / name)
+            results += run_policy(name, generations, rows, settings, encoder, progress=click.echo)  # type: ignore[arg-type]
+        command = (
+            f"replyguard simulate --policy {policy} --generations {generations} --data {data}"
+            f"{' --skip-invalid' if skip_invalid else ''} --seed {seed} --out {out}"
+        )
+        written = write_report(results, work, command)
+        if out.exists():
+            out.rmdir()  # empty: checked above
+        work.rename(out)
+    except (NoTrainingData, ActionRefused, ValueError) as exc:
+        # What the data cannot support (too few examples for a benchmark, no human rows
+        # left to mix) surfaces as these, with a message that says so; nothing is kept.
+        raise click.ClickException(
+            f"the simulation stopped, nothing was written: {exc} (is --data large enough? "
+            "the demo has about a thousand examples in 21 niches)"
+        ) from None
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    for path in written:
+        click.echo(f"wrote {out / path.relative_to(work)}")

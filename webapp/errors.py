@@ -15,6 +15,7 @@ from apiflask import APIFlask
 from apiflask import HTTPError
 from werkzeug.exceptions import HTTPException
 
+from core.actions import ActionRefused
 from webapp.limits import breach
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,12 @@ def init_app(app: APIFlask) -> None:
             message = MESSAGES[status]
         body = error_body(status, message, details, getattr(error, "code", ""))
         return body, status, error.headers
+
+    @app.errorhandler(ActionRefused)
+    def _refused(error: ActionRefused) -> Any:
+        # The rules of state-changing actions live with the actions (core/actions.py); this
+        # is the API's answer to every refusal, whichever view called the action.
+        return error_body(error.status, str(error), code=error.code), error.status
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Any:

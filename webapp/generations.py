@@ -14,7 +14,6 @@ from sqlalchemy import select
 
 from core.schema import AuditEntry
 from core.schema import Generation
-from models.registry import RegistryError
 from webapp.auth import STAFF
 from webapp.auth import auth
 from webapp.auth import current_caller
@@ -22,10 +21,7 @@ from webapp.errors import ApiError
 from webapp.schemas import AuditQuery
 from webapp.schemas import ReasonIn
 from webapp.state import services
-from worker.dispatch import QueueUnavailable
 from worker.dispatch import queue_generation
-from worker.pipeline import GenerationBusy
-from worker.pipeline import GenerationError
 from worker.promotion import override
 from worker.promotion import rollback
 
@@ -60,16 +56,10 @@ def generation_summary(g: Generation, detail: bool = False) -> dict[str, Any]:
 @bp.doc(summary="Start a generation (202 with its id; poll the status URL)")
 def start() -> tuple[dict[str, Any], int, dict[str, str]]:
     svc = services()
-    try:
-        generation_id = queue_generation(
-            current_app.extensions["celery"], svc.pipeline, current_caller().actor
-        )
-    except QueueUnavailable as exc:
-        raise ApiError(503, str(exc), code="queue_unavailable") from None
-    except GenerationBusy as exc:
-        raise ApiError(409, str(exc), code="generation_running") from None
-    except GenerationError as exc:
-        raise ApiError(409, str(exc)) from None
+    # A refusal (busy 409, no model 409, queue down 503) is answered by webapp/errors.py.
+    generation_id = queue_generation(
+        current_app.extensions["celery"], svc.pipeline, current_caller().actor
+    )
     location = url_for("generations.show", generation_id=generation_id)
     return {"generation_id": generation_id, "status_url": location}, 202, {"Location": location}
 
@@ -111,15 +101,12 @@ def rollback_version(version: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _change_production(action: Any, version: str, reason: str) -> dict[str, Any]:
+    """Run override or rollback (worker/promotion.py, where their rules are); a refusal
+    (404, 409, 422) is answered by webapp/errors.py."""
     svc = services()
-    try:
-        with svc.db.session() as session:
-            row = action(session, svc.settings, version, current_caller().actor, reason)
-            result = {"version": row.version, "status": row.status}
-    except RegistryError as exc:
-        status = 404 if "no model version" in str(exc) else 409
-        raise ApiError(status, str(exc)) from None
-    return result
+    with svc.db.session() as session:
+        row = action(session, svc.settings, version, current_caller().actor, reason)
+        return {"version": row.version, "status": row.status}
 
 
 @bp.get("/audit")

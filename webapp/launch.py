@@ -26,14 +26,27 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# gunicorn's threaded worker, reading every request in full before a thread takes it.
+BUFFERING_WORKER = "webapp.buffering.BufferingThreadWorker"
+
+
 def gunicorn_command(
-    host: str, port: int, workers: int, threads: int, access_log: bool = False
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    access_log: bool = False,
+    worker_class: str = BUFFERING_WORKER,
 ) -> list[str]:
     """gunicorn with threads, so concurrent requests share encoder passes (webapp/batching.py).
 
+    The worker class is gunicorn's threaded worker reading each request in full before a
+    thread takes it (webapp/buffering.py): a slow or stalled client never holds a thread.
+
     ``access_log`` logs every request to stdout; off by default because gunicorn formats each
     line under one lock shared by all threads: at 32 clients it cost 13% of throughput
-    (bench/serving.py). Errors are logged either way."""
+    (bench/serving.py). Errors are logged either way. ``worker_class`` is for the benchmark
+    that compares the buffering worker with gunicorn's plain ``gthread``."""
     here = Path(sys.executable).parent
     gunicorn = shutil.which("gunicorn", path=str(here)) or shutil.which("gunicorn")
     if gunicorn is None:
@@ -44,12 +57,14 @@ def gunicorn_command(
         f"--bind={host}:{port}",
         f"--workers={workers}",
         f"--threads={threads}",
-        "--worker-class=gthread",
+        f"--worker-class={worker_class}",
         # Loading the encoder and a model takes seconds; don't kill a worker that is starting.
         "--timeout=120",
         *(["--access-logfile=-"] if access_log else []),
         # One shared control socket per user would collide between servers on one machine.
         "--no-control-socket",
+        # Every worker's metrics in /metrics, and JSON log lines (webapp/gunicorn_conf.py).
+        f"--config=file:{Path(__file__).with_name('gunicorn_conf.py')}",
     ]
 
 
@@ -60,10 +75,15 @@ def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 
 def start_server(
-    data_dir: Path, port: int, workers: int = 1, threads: int = 4, log: Path | None = None
+    data_dir: Path,
+    port: int,
+    workers: int = 1,
+    threads: int = 4,
+    log: Path | None = None,
+    worker_class: str = BUFFERING_WORKER,
 ) -> subprocess.Popen[bytes]:
     """Start gunicorn on 127.0.0.1:port in the background and wait until /readyz says ready."""
-    command = gunicorn_command("127.0.0.1", port, workers, threads)
+    command = gunicorn_command("127.0.0.1", port, workers, threads, worker_class=worker_class)
     if log is None:
         process = subprocess.Popen(
             command, env=server_env(data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT

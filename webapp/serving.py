@@ -33,6 +33,7 @@ from models.registry import production
 from models.response_set import Curation
 from models.response_set import surface_key
 from models.suggester import SuggestionModel
+from webapp import metrics
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,7 @@ class ModelHolder:
                 f"{_without_paths(str(exc), self.data_dir / target.path, target.version)}"
             )
             log.error("%s; still serving %s", self.last_error, serving)
+            metrics.MODEL_LOAD_FAILURES.inc()
             return
         try:
             with self.db.session() as session:
@@ -172,11 +174,13 @@ class ModelHolder:
         except SQLAlchemyError as exc:
             log.warning("cannot read the curation, serving %s without it: %s", target.version, exc)
             changed, curation = (-1, -1), Curation()
+        previous = self._current
         self._current = _curated(
             Loaded(target.version, target.checksum, model, model), curation, changed
         )
         self.last_error = self.public_error = None
         log.info("now serving model %s", target.version)
+        metrics.model_loaded(previous.version if previous else None, target.version)
 
 
 def _curated(loaded: Loaded, curation: Curation, changed: tuple[int, int]) -> Loaded:

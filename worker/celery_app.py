@@ -36,6 +36,7 @@ def celery_init_app(app: Flask, ctx: PipelineContext) -> Celery:
     app.extensions["celery"] = celery
     app.extensions[EXTENSION] = ctx
     # Registers the tasks with this app.
+    import worker.notify
     import worker.tasks  # noqa: F401
 
     return celery

@@ -52,6 +52,7 @@ class PipelineContext:
         examples: Sequence[TrainingExample],
         start: Adapter | None = None,
         weights: ScoringWeights | None = None,
+        inherited: Sequence[str] = (),
     ) -> tuple[SuggestionModel, TrainingReport]:
         """Train a model with the settings' configuration and the team's current curation
         (models.training.train_model says what goes in and out)."""
@@ -68,6 +69,7 @@ class PipelineContext:
             start=start,
             show_progress=self.show_progress,
             weights=weights,
+            inherited=inherited,
         )
 
     @classmethod

@@ -8,6 +8,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
+from core.actions import Unavailable
 from worker.broker import ensure_broker
 from worker.context import PipelineContext
 from worker.pipeline import GenerationError
@@ -18,8 +19,10 @@ from worker.pipeline import start_generation
 log = logging.getLogger(__name__)
 
 
-class QueueUnavailable(GenerationError):
+class QueueUnavailable(Unavailable, GenerationError):
     """Redis cannot be reached, so no generation can be queued."""
+
+    code = "queue_unavailable"
 
 
 def check_queue(celery: Celery, ctx: PipelineContext) -> None:
@@ -36,7 +39,11 @@ def check_queue(celery: Celery, ctx: PipelineContext) -> None:
 
 
 def queue_generation(celery: Celery, ctx: PipelineContext, actor: str) -> int:
-    """Create the next generation and queue its first stage; return its id."""
+    """Create the next generation and queue its first stage; return its id.
+
+    Every front end starts generations here. Raises QueueUnavailable (Redis down), and what
+    start_generation raises: GenerationBusy (one runs already) or GenerationError (no
+    production model or clean baseline)."""
     check_queue(celery, ctx)
     generation_id = start_generation(ctx, actor)
     _send(celery, ctx, generation_id, "snapshot")
@@ -46,6 +53,8 @@ def queue_generation(celery: Celery, ctx: PipelineContext, actor: str) -> int:
 def queue_resume(
     celery: Celery, ctx: PipelineContext, generation_id: int, actor: str
 ) -> str | None:
+    """Make a failed or interrupted generation runnable again and queue the stage it stopped
+    in; return that stage. Raises QueueUnavailable, and what resume_generation raises."""
     check_queue(celery, ctx)
     stage = resume_generation(ctx, generation_id, actor)
     if stage is not None:

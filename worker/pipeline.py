@@ -30,6 +30,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.actions import Conflict
+from core.actions import Invalid
+from core.actions import NotFound
+from core.logs import log_context
 from core.provenance import Provenance
 from core.reservoir import member_ids
 from core.schema import CandidateStatus
@@ -37,7 +41,6 @@ from core.schema import Example
 from core.schema import Generation
 from core.schema import GenerationStatus
 from core.schema import IncomingMessage
-from core.schema import ModelStatus
 from core.schema import ModelVersion
 from core.schema import ReservoirRole
 from core.schema import SyntheticCandidate
@@ -68,7 +71,9 @@ from worker.encoding import encode_chunk
 from worker.encoding import plan_chunks
 from worker.encoding import precomputed
 from worker.evaluation import evaluate_version
+from worker.notify import when_generation_ends
 from worker.promotion import accept_generation
+from worker.promotion import block_generation
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +95,18 @@ PROGRESS_EVERY_SECONDS = 1.0
 Progress = Callable[[float], None]
 
 
-class GenerationError(RuntimeError):
+class GenerationError(Conflict):
     """A generation cannot start or go on; the message says why and what to do."""
 
 
 class GenerationBusy(GenerationError):
     """Another generation is queued or running."""
+
+    code = "generation_running"
+
+
+class GenerationNotFound(NotFound, GenerationError):
+    """No generation has the id given."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -186,17 +197,19 @@ def run_next_stage(ctx: PipelineContext, generation_id: int) -> str | None:
 
 
 def run_stage(ctx: PipelineContext, generation_id: int, stage: str) -> None:
-    """Run one stage, recording it; a stage that is done already is skipped."""
-    if not begin_stage(ctx, generation_id, stage):
-        return
-    started = time.perf_counter()
-    reporter = _ProgressReporter(ctx, generation_id, stage)
-    try:
-        counts = STAGE_FUNCTIONS[stage](ctx, generation_id, reporter)
-    except BaseException as exc:
-        fail_stage(ctx, generation_id, stage, exc)
-        raise
-    finish_stage(ctx, generation_id, stage, counts, time.perf_counter() - started)
+    """Run one stage, recording it; a stage that is done already is skipped. Every line it
+    logs carries the generation's id and the stage (core/logs.py)."""
+    with log_context(generation_id=generation_id, stage=stage):
+        if not begin_stage(ctx, generation_id, stage):
+            return
+        started = time.perf_counter()
+        reporter = _ProgressReporter(ctx, generation_id, stage)
+        try:
+            counts = STAGE_FUNCTIONS[stage](ctx, generation_id, reporter)
+        except BaseException as exc:
+            fail_stage(ctx, generation_id, stage, exc)
+            raise
+        finish_stage(ctx, generation_id, stage, counts, time.perf_counter() - started)
 
 
 def begin_stage(ctx: PipelineContext, generation_id: int, stage: str) -> bool:
@@ -213,6 +226,7 @@ def begin_stage(ctx: PipelineContext, generation_id: int, stage: str) -> bool:
         if "resumed_by" in generation.stages.get(stage, {}):
             record["resumed_by"] = generation.stages[stage]["resumed_by"]
         generation.stages = {**generation.stages, stage: record}
+    log.info("stage %s started", stage)
     return True
 
 
@@ -230,13 +244,20 @@ def finish_stage(
             counts=counts,
         )
         generation.stages = {**generation.stages, stage: record}
+    log.info("stage %s done", stage, extra={"duration_ms": round(seconds * 1000), "counts": counts})
 
 
 def mark_failed(ctx: PipelineContext, generation_id: int, reason: str) -> None:
     """Give up on a generation (for example after its worker died): production is untouched
-    and its synthetic rows stay out of the training data."""
+    and its synthetic rows stay out of the training data.
+
+    Raises Invalid without a reason, GenerationNotFound, and GenerationError for a
+    generation that finished."""
+    if not reason.strip():
+        raise Invalid("marking a generation failed needs a reason")
     with ctx.db.session() as session:
         generation = _get(session, generation_id)
+        when_generation_ends(session, ctx.settings, generation)
         if not GenerationStatus(generation.status).active and generation.status != "failed":
             raise GenerationError(f"generation {generation.number} finished ({generation.status})")
         generation.status = GenerationStatus.FAILED.value
@@ -250,6 +271,7 @@ def fail_stage(ctx: PipelineContext, generation_id: int, stage: str, exc: BaseEx
     log.error("generation %s failed in %s: %s", generation_id, stage, reason)
     with ctx.db.session() as session:
         generation = _get(session, generation_id)
+        when_generation_ends(session, ctx.settings, generation)
         generation.status = GenerationStatus.FAILED.value
         generation.lock = None
         generation.error = f"{stage}: {reason}"
@@ -601,7 +623,12 @@ def train(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[
         )
         for row, item in zip(rows, training_set, strict=True)
     ]
-    model, report = ctx.train(examples, start=parent_model.adapter, weights=parent_model.weights)
+    model, report = ctx.train(
+        examples,
+        start=parent_model.adapter,
+        weights=parent_model.weights,
+        inherited=parent_model.bank.texts,
+    )
     metadata = training_metadata(
         [
             Row(0, r.message, r.reply, r.niche, r.provenance, pair_hash(r.message, r.reply))
@@ -711,6 +738,7 @@ def promote_or_block(
     Block: production stays; the candidate and its synthetic rows wait for review."""
     with ctx.db.session() as session:
         generation = _get(session, generation_id)
+        when_generation_ends(session, ctx.settings, generation)
         decision = Decision.from_dict(generation.decision)
         current = production(session)
         if current is None or current.version != generation.parent_version:
@@ -723,12 +751,7 @@ def promote_or_block(
             )
             generation.decision = decision.to_dict()
         if decision.blocked:
-            get_version(
-                session, generation.candidate_version or ""
-            ).status = ModelStatus.BLOCKED.value
-            generation.status = GenerationStatus.BLOCKED.value
-            generation.lock = None
-            generation.finished_at = dt.datetime.now(dt.UTC)
+            block_generation(session, generation)
             return {"verdict": "block", "promoted": None}
         added = accept_generation(
             session, ctx.settings, generation, "gate", "; ".join(decision.reasons)
@@ -767,7 +790,7 @@ STAGE_FUNCTIONS: dict[str, Callable[[PipelineContext, int, Progress], dict[str, 
 def _get(session: Any, generation_id: int) -> Generation:
     generation = session.get(Generation, generation_id)
     if generation is None:
-        raise GenerationError(f"no generation with id {generation_id}")
+        raise GenerationNotFound(f"no generation with id {generation_id}")
     return generation  # type: ignore[no-any-return]
 
 

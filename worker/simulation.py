@@ -34,8 +34,9 @@ from sqlalchemy import update
 
 from core.demo import demo_rows
 from core.demo import load_with_traffic
-from core.ingest import read_rows
-from core.ingest import validate_rows
+from core.ingest import ExampleIn
+from core.ingest import FileExamples
+from core.ingest import read_examples
 from core.provenance import Provenance
 from core.schema import CandidateStatus
 from core.schema import Generation
@@ -85,29 +86,35 @@ class GenerationResult:
     training_examples: int
 
 
-def load_data(ctx: PipelineContext, data: str) -> None:
-    """The demo data the settings name (core.demo), or a JSONL file of message, reply and
-    niche (all human)."""
+Rows = Sequence[tuple[str, ExampleIn]]
+
+
+def simulation_rows(
+    data: str, settings: Settings, skip_invalid: bool = False
+) -> tuple[Rows, FileExamples | None]:
+    """(source, example) rows to simulate on: the demo data the settings name (core.demo)
+    for ``data == "demo"``, else a JSONL or CSV file of human examples read and validated as
+    ``replyguard data import`` reads it (same errors: FileRefused, ImportFailed,
+    NothingToImport), with what reading it found (notes, skipped rows) for the caller to
+    report."""
     if data == "demo":
-        rows = demo_rows(ctx.settings)
-    else:
-        path = Path(data)
-        valid, _ = validate_rows(read_rows(path), Provenance.HUMAN, skip_invalid=False)
-        rows = [(f"import:{path.name}", example) for example in valid]
-    with ctx.db.session() as session:
-        load_with_traffic(session, ctx.settings, rows)
+        return demo_rows(settings), None
+    path = Path(data)
+    read = read_examples(path, Provenance.HUMAN, skip_invalid)
+    return [(f"import:{path.name}", example) for example in read.valid], read
 
 
 def run_policy(
     policy: Policy,
     generations: int,
-    data: str,
+    rows: Rows,
     settings: Settings,
     encoder: Encoder,
     progress: Callable[[str], None] = print,
 ) -> list[GenerationResult]:
     ctx = PipelineContext.from_settings(settings, encoder)
-    load_data(ctx, data)
+    with ctx.db.session() as session:
+        load_with_traffic(session, ctx.settings, list(rows))
     baseline, _ = train_baseline(ctx, actor=f"simulate:{policy}")
     results = [_result(ctx, policy, 0, promoted=True)]
     progress(f"{policy}: generation 0 (clean baseline) {baseline.version}")

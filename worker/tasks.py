@@ -8,12 +8,20 @@ leaves the message to be delivered again.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
+from collections.abc import Mapping
+from typing import Any
 
+from celery import Task
 from celery import chord
 from celery import shared_task
+from celery.signals import task_postrun
+from celery.signals import task_prerun
 
+from core.logs import bind
+from core.logs import unbind
 from worker.celery_app import pipeline_context
 from worker.encoding import encode_chunk
 from worker.encoding import plan_chunks
@@ -100,6 +108,26 @@ def encode_done(generation_id: int, chunks: int, started: float) -> str | None:
 
 
 STAGE_TASKS = {stage: encode_stage if stage == "encode" else _stage_task(stage) for stage in STAGES}
+
+# The log fields bound for each running task, by task id (worker/tasks' own tasks only).
+_bound: dict[str, contextvars.Token[Mapping[str, Any]]] = {}
+
+
+@task_prerun.connect
+def _bind_log_fields(task_id: str, task: Task, args: tuple[Any, ...], **_: Any) -> None:
+    """Every line logged while a task of a generation runs, Celery's own "succeeded" line
+    included, carries the generation's id and stage: each such task takes the id first and
+    is named after its stage (``replyguard.stage.<stage>``, ``replyguard.encode.*``)."""
+    kind, _, rest = task.name.removeprefix("replyguard.").partition(".")
+    if kind in ("stage", "encode") and args:
+        _bound[task_id] = bind(generation_id=args[0], stage=rest if kind == "stage" else kind)
+
+
+@task_postrun.connect
+def _unbind_log_fields(task_id: str, **_: Any) -> None:
+    token = _bound.pop(task_id, None)
+    if token is not None:
+        unbind(token)
 
 
 def advance(generation_id: int) -> str | None:

@@ -2,7 +2,9 @@
 
 Each is a link to a page that says what will happen and asks for confirmation (and, for the
 two that change production, a reason); only the POST from that page acts. The work is done
-by the same functions the API and the command line use, which also write the audit log.
+by the same functions the API and the command line use: they hold every rule of the action
+(worker/promotion.py, worker/dispatch.py) and write the audit log; a refusal
+(core/actions.py) is shown on the page with its HTTP status.
 """
 
 from __future__ import annotations
@@ -19,29 +21,26 @@ from flask import url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.actions import ActionRefused
 from core.schema import Generation
-from core.schema import ModelStatus
 from core.schema import ModelVersion
 from core.settings import Settings
 from core.text import REASON
 from core.text import InvalidText
 from core.text import clean_text
-from models.registry import RegistryError
 from models.registry import production
 from webapp.dashboard.blueprint import bp
 from webapp.dashboard.guard import current_reviewer
 from webapp.dashboard.guard import error_page
 from webapp.state import services
-from worker.dispatch import QueueUnavailable
 from worker.dispatch import queue_generation
-from worker.pipeline import GenerationBusy
-from worker.pipeline import GenerationError
+from worker.promotion import check_override
+from worker.promotion import check_rollback
 from worker.promotion import override
 from worker.promotion import rollback
 
 Action = Callable[[Session, Settings, str, str, str], ModelVersion]
-
-PROMOTABLE = (ModelStatus.CANDIDATE.value, ModelStatus.BLOCKED.value)
+Check = Callable[[Session, str], Any]
 
 
 @bp.route("/models/<version>/promote", methods=["GET", "POST"])
@@ -49,9 +48,7 @@ def promote(version: str) -> Any:
     return _production_change(
         version,
         kind="promote",
-        allowed=PROMOTABLE,
-        not_allowed="only a candidate or a blocked version can be promoted; to return to a "
-        "version that was production before, roll back to it",
+        check=check_override,
         action=override,
         done="{version} is production now; the override and its reason are in the audit log.",
     )
@@ -62,8 +59,7 @@ def rollback_to(version: str) -> Any:
     return _production_change(
         version,
         kind="rollback",
-        allowed=(ModelStatus.ARCHIVED.value,),
-        not_allowed="rollback returns to a version that was production before (archived)",
+        check=check_rollback,
         action=rollback,
         done="{version} is production again; the rollback and its reason are in the audit log.",
     )
@@ -84,24 +80,17 @@ def start_generation() -> Any:
         generation_id = queue_generation(
             current_app.extensions["celery"], svc.pipeline, current_reviewer().actor
         )
-    except QueueUnavailable as exc:
-        return render_template("dashboard/start.html", error=str(exc), **context), 503
-    except GenerationBusy as exc:
-        return render_template("dashboard/start.html", error=str(exc), **context), 409
-    except GenerationError as exc:
-        return render_template("dashboard/start.html", error=str(exc), **context), 409
+    except ActionRefused as exc:
+        return render_template("dashboard/start.html", error=str(exc), **context), exc.status
     flash("The generation is queued; this page follows it as it runs.", "info")
     return redirect(url_for("dashboard.generation", generation_id=generation_id), code=303)
 
 
-def _production_change(
-    version: str,
-    kind: str,
-    allowed: tuple[str, ...],
-    not_allowed: str,
-    action: Action,
-    done: str,
-) -> Any:
+def _production_change(version: str, kind: str, check: Check, action: Action, done: str) -> Any:
+    """The confirmation page of an override or a rollback, and the action on POST.
+
+    The rules are the action's own (worker/promotion.py): ``check`` shows a refusal before
+    a reason is asked for, and the action checks again, in its transaction, on POST."""
     svc = services()
     with svc.db.session() as session:
         row = session.scalars(
@@ -121,16 +110,12 @@ def _production_change(
             "reason": request.form.get("reason", ""),
             "reason_max_chars": REASON.max_chars,
         }
-        if row.status not in allowed:
-            message = f"{version} is {row.status}: {not_allowed}."
-            return render_template("dashboard/confirm.html", refused=message, **context), 409
-        if generation is not None and generation.lock == "active":
-            # Its generation is still running: the gate has not decided yet.
-            message = (
-                f"Generation {generation.number} is still {generation.status}: wait for the "
-                f"gate's decision on {version} before overriding it."
-            )
-            return render_template("dashboard/confirm.html", refused=message, **context), 409
+        try:
+            check(session, version)
+        except ActionRefused as exc:
+            return render_template(
+                "dashboard/confirm.html", refused=f"{exc}.", **context
+            ), exc.status
         if request.method == "GET":
             return render_template("dashboard/confirm.html", **context)
     try:
@@ -140,7 +125,7 @@ def _production_change(
     try:
         with svc.db.session() as session:
             action(session, svc.settings, version, current_reviewer().actor, reason)
-    except RegistryError as exc:
-        return render_template("dashboard/confirm.html", error=str(exc), **context), 409
+    except ActionRefused as exc:
+        return render_template("dashboard/confirm.html", error=str(exc), **context), exc.status
     flash(done.format(version=version), "success")
     return redirect(url_for("dashboard.models"), code=303)
