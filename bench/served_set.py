@@ -43,6 +43,7 @@ from core.content import looks_like_code
 from core.content import personal_data
 from core.db import Database
 from core.schema import Example
+from core.settings import Settings
 from core.settings import load_settings
 from models.encoder import Encoder
 from models.response_set import surface_key
@@ -76,9 +77,18 @@ def export_examples(data: BenchData, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def run_before(tree: Path, examples: Path, data_dir: Path, out: Path) -> dict[str, Any]:
-    """Run bench/served_before.py under the code in ``tree``; return what it wrote."""
-    env = {**os.environ, "PYTHONPATH": str(tree.resolve())}
+def run_before(
+    tree: Path, examples: Path, data_dir: Path, out: Path, cache: Path
+) -> dict[str, Any]:
+    """Run bench/served_before.py under the code in ``tree``; return what it wrote.
+
+    ``cache`` is this side's embedding cache (Settings.embedding_cache): the same encoder
+    gives the same vectors, so the older code does not encode the corpus again."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(tree.resolve()),
+        "REPLYGUARD_CACHE_DIR": str(cache.parent.resolve()),
+    }
     script = Path(__file__).with_name("served_before.py")
     subprocess.run(
         [
@@ -120,6 +130,11 @@ def served_figures(
         return "\n" in text.strip() or looks_like_code(text.strip())
 
     ranks = first_match_ranks(suggestions, gold, encoder, match_threshold)
+    # How much of the relevance is the message said back (the real reply often repeats it).
+    no_echo = [
+        [s for s in row if surface_key(s) != surface_key(m)]
+        for m, row in zip(messages, suggestions, strict=True)
+    ]
     return {
         "bank_size": len(bank),
         "suggestions": len(texts),
@@ -130,16 +145,26 @@ def served_figures(
         "identical_to_message": share([surface_key(m) == surface_key(s) for m, s in pooled]),
         "accuracy@3": float(np.mean((ranks > 0) & (ranks <= SHOWN))),
         "similarity@3": float(best_similarity(suggestions, gold, encoder, SHOWN).mean()),
+        "similarity@3_without_echoes": float(best_similarity(no_echo, gold, encoder, SHOWN).mean()),
         "bank_over_length": share([len(t.strip()) > max_chars for t in bank]),
         "bank_personal_data": share([bool(personal_data(t)) for t in bank]),
     }
 
 
-def compare(data: BenchData, encoder: Encoder, tree: Path, work: Path) -> dict[str, Any]:
-    """Before and after figures of one data set."""
+def compare(
+    data: BenchData, encoder: Encoder, encoder_settings: Settings, tree: Path, work: Path
+) -> dict[str, Any]:
+    """Before and after figures of one data set (``encoder_settings``: where ``encoder``
+    keeps its embedding cache, shared with the older code)."""
     examples = work / data.name / "examples.jsonl"
     export_examples(data, examples)
-    before = run_before(tree, examples, work / data.name / "before", work / f"{data.name}.json")
+    before = run_before(
+        tree,
+        examples,
+        work / data.name / "before",
+        work / f"{data.name}.json",
+        encoder_settings.embedding_cache,
+    )
     messages = [r.message for r in data.benchmark]
     gold = [r.reply for r in data.benchmark]
     same = [(b["message"], b["reply"]) for b in before["benchmark"]] == list(
@@ -189,6 +214,7 @@ FIGURES = (
     "identical_to_message",
     "accuracy@3",
     "similarity@3",
+    "similarity@3_without_echoes",
     "bank_over_length",
     "bank_personal_data",
     "max_score",
@@ -204,7 +230,8 @@ def main() -> None:
     parser.add_argument("--out", default="docs/figures/served_set.json")
     args = parser.parse_args()
 
-    encoder = Encoder.from_settings(load_settings({"data_dir": args.data_dir}))
+    encoder_settings = load_settings({"data_dir": args.data_dir})
+    encoder = Encoder.from_settings(encoder_settings)
     folders: dict[str, tuple[Path, Path | None]] = {"demo": (Path(args.data_dir), None)}
     if args.data is not None:
         folders[args.data.name] = (Path(f"{args.data_dir}-{args.data.stem}"), args.data)
@@ -216,9 +243,8 @@ def main() -> None:
     ).stdout.strip()
     reports = {}
     for name, (folder, data_file) in folders.items():
-        reports[name] = compare(
-            prepare(name, folder, encoder, data_file), encoder, args.before, args.work
-        )
+        data = prepare(name, folder, encoder, data_file)
+        reports[name] = compare(data, encoder, encoder_settings, args.before, args.work)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
