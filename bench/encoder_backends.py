@@ -1,13 +1,13 @@
 """The encoder's backends side by side: throughput, batch-dependence, and relevance.
 
 Usage:
-    .venv/bin/python -m bench.encoder_backends [--work-dir var/bench-backends] [--out docs/figures/encoder_backends.json]
+    .venv/bin/python -m bench.encoder_backends [--work-dir var/bench-backends] [--out docs/figures/encoder_backends.json] [--rounds 3]
 
 For each backend (PyTorch, ONNX Runtime, ONNX Runtime int8), and for the dynamic int8
 quantisation the int8 backend used before (made here, for comparison only: the product no
 longer has it), in the same run:
 - throughput on distinct demo messages (numbered, so no cache answers) in batches of 64, 4
-  and 1; the best of three rounds, the rounds interleaved across backends so machine noise
+  and 1; the best of three rounds (``--rounds``), the rounds interleaved across backends so machine noise
   hits all of them alike;
 - how close its vectors are to PyTorch's (cosine, min and mean);
 - batch-dependence: 200 distinct demo messages each encoded alone and inside a batch of 16
@@ -60,7 +60,7 @@ from worker.context import PipelineContext
 
 BATCHES = (64, 4, 1)
 MESSAGES = {64: 2_048, 4: 400, 1: 200}
-ROUNDS = 3
+ROUNDS = 3  # the default of --rounds
 DYNAMIC = "onnx-int8 dynamic (before)"
 PROBES = 200
 NEIGHBOURS = 15
@@ -108,10 +108,10 @@ def dynamic_int8_encoder(work_dir: Path) -> Encoder:
     return encoder
 
 
-def throughput(encoders: dict[str, Encoder]) -> dict[str, dict[str, float]]:
+def throughput(encoders: dict[str, Encoder], rounds: int) -> dict[str, dict[str, float]]:
     texts = distinct_messages(MESSAGES[64])
     best: dict[str, dict[str, float]] = {name: {} for name in encoders}
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         for name, encoder in encoders.items():
             for batch in BATCHES:
                 per_s = encode_rate(encoder, texts[: MESSAGES[batch]], batch)
@@ -164,10 +164,10 @@ def batch_dependence(encoder: Encoder, model: SuggestionModel) -> tuple[float, i
         batch = [*rng.sample(others, NEIGHBOURS), message]
         rng.shuffle(batch)
         at = batch.index(message)
-        alone_vector = encoder.encode([message])[0]
-        lowest = min(lowest, float(alone_vector @ encoder.encode(batch)[at]))
-        alone = [s.reply_id for s in model.suggest_many([message], k=3)[0]]
-        batched = [s.reply_id for s in model.suggest_many(batch, k=3)[at]]
+        alone_vectors, batch_vectors = encoder.encode([message]), encoder.encode(batch)
+        lowest = min(lowest, float(alone_vectors[0] @ batch_vectors[at]))
+        alone = [s.reply_id for s in model.suggest_embedded([message], alone_vectors, k=3)[0]]
+        batched = [s.reply_id for s in model.suggest_embedded(batch, batch_vectors, k=3)[at]]
         top3_changed += alone != batched
         top1_changed += alone[:1] != batched[:1]
     return lowest, top3_changed, top1_changed
@@ -177,6 +177,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", default="var/bench-backends")
     parser.add_argument("--out", default="docs/figures/encoder_backends.json")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="throughput rounds (best of)")
     args = parser.parse_args()
     work_dir = Path(args.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -191,7 +192,7 @@ def main() -> None:
     start = time.perf_counter()
     encoders[DYNAMIC] = dynamic_int8_encoder(work_dir)
     load_seconds[DYNAMIC] = round(time.perf_counter() - start, 2)
-    speed = throughput(encoders)
+    speed = throughput(encoders, args.rounds)
 
     probe = distinct_messages(MESSAGES[64])
     reference = encoders["torch"].encode(probe)
@@ -228,6 +229,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "benchmark_examples": len(benchmark or []),
         "batch_dependence": {"messages": PROBES, "batch": NEIGHBOURS + 1},
+        "throughput_rounds": args.rounds,
         "int8_file": INT8_FILE,
     }
     out.write_text(json.dumps({**summary, **{k: asdict(v) for k, v in report.items()}}, indent=2))

@@ -31,9 +31,9 @@ log = logging.getLogger(__name__)
 
 ONNX_FILE = "onnx/model.onnx"
 INT8_FILE = "onnx/model_int8_static.onnx"
-# A sample of the demo corpus: every 8th of its distinct texts (about 240, of 2 to 100
-# words). Calibrating on all of them gave the same vectors (mean cosine to float32 0.9865
-# against 0.9868) in five times the export time.
+# A sample of the chatterbot corpus: every 8th of its distinct texts (235 with
+# chatterbot-corpus 1.3.3, of 1 to 66 words, median 6). Calibrating on all of them gave the same vectors (mean cosine to float32 0.9865
+# against 0.9868) in six times the calibration time.
 CALIBRATION_STRIDE = 8
 
 

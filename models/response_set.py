@@ -40,6 +40,7 @@ import re
 import string
 from collections.abc import Callable
 from collections.abc import Sequence
+from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -267,7 +268,7 @@ def build_response_set(
     Returns:
         The response set; its report counts what each rule removed.
     """
-    report = ResponseSetReport(config=_config_dict(config))
+    report = ResponseSetReport(config=asdict(config))
     verdicts: dict[str, Rule | None] = {}
     groups: dict[str, _Group] = {}
     row_keys: list[str | None] = []
@@ -431,12 +432,3 @@ def _cluster(vectors: np.ndarray, threshold: float, batch: int = 1024) -> np.nda
             index.add(np.ascontiguousarray(vectors[new], dtype=np.float32))
             leader_rows.extend(new)
     return leader_of
-
-
-def _config_dict(config: ResponseSetConfig) -> dict[str, Any]:
-    return {
-        "max_chars": config.max_chars,
-        "max_words": config.max_words,
-        "min_support": config.min_support,
-        "cluster_threshold": config.cluster_threshold,
-    }
