@@ -57,7 +57,7 @@ def run(pairs: int | None, root: Path) -> dict[str, object]:
     # Loaded before the clock starts: its cost (seconds) does not grow with the demo.
     ctx.encoder.encode(["warm up"])
     start, cpu = time.perf_counter(), time.process_time()
-    train_baseline(ctx, "bench")
+    _, training = train_baseline(ctx, "bench")
     train_seconds = time.perf_counter() - start
     # CPU time of every thread of this process: what the training costs whatever else runs.
     train_cpu_seconds = time.process_time() - cpu
@@ -67,6 +67,8 @@ def run(pairs: int | None, root: Path) -> dict[str, object]:
         "examples": report.added,
         "traffic": report.traffic,
         "niches": niches,
+        # Distinct replies the clean baseline can suggest (its response set).
+        "bank": training.bank_size,
         "read_seconds": round(read_seconds, 1),
         "insert_seconds": round(insert_seconds, 1),
         "train_seconds": round(train_seconds, 1),
@@ -116,11 +118,14 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
-    print("| pairs | examples | traffic | read | insert | train | train CPU | total | load |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| pairs | examples | traffic | bank | read | insert | train | train CPU | total | load |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
-            f"| {r['pairs']} | {r['examples']} | {r['traffic']} | {r['read_seconds']} s "
+            f"| {r['pairs']} | {r['examples']} | {r['traffic']} | {r['bank']} "
+            f"| {r['read_seconds']} s "
             f"| {r['insert_seconds']} s | {r['train_seconds']} s | {r['train_cpu_seconds']} s "
             f"| {r['total_seconds']} s "
             f"| {r['load_average']} |"

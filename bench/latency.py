@@ -39,7 +39,7 @@ def main() -> None:
     data_dir = Path(args.data_dir)
     db = Database(load_settings({"data_dir": str(data_dir)}))
     with db.session() as session:
-        token, _ = create_key(session, "bench-latency", Role.CLIENT)
+        token, _ = create_key(session, "bench-latency", Role.CLIENT, "bench")
     db.dispose()
     messages = [example.message for _, example in chatterbot_rows()]
     rng = np.random.default_rng(7)

@@ -42,7 +42,7 @@ def per_request_ms(
     # Far above what the benchmark sends: every request is counted, none refused.
     app = create_app({"rate_limit": "1000000/minute", **overrides}, encoder=encoder)
     with app.extensions["replyguard"].db.session() as session:
-        token, _ = create_key(session, "bench-limits", Role.CLIENT)
+        token, _ = create_key(session, "bench-limits", Role.CLIENT, "bench")
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
     for _ in range(100):  # warm the key cache, the database connection and Redis's scripts

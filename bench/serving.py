@@ -258,7 +258,7 @@ def main() -> None:
     settings = load_settings({"data_dir": str(data_dir)})
     db = Database(settings)
     with db.session() as session:
-        token, _ = create_key(session, "bench-serving", Role.CLIENT)
+        token, _ = create_key(session, "bench-serving", Role.CLIENT, "bench")
         row = production(session)
         if row is None:
             raise SystemExit(f"{data_dir} has no model: run bench/quality.py first")

@@ -151,7 +151,7 @@ class Settings:
     # Chitchat pairs the demo keeps (of 131,569; `data load-demo --full` loads them all).
     # Chosen so that `make run` on an empty data folder serves within about a minute on two
     # cores: bench/demo_size.py, docs/benchmarks.md.
-    demo_pairs: int = 5_000
+    demo_pairs: int = 10_000
     # Zipf exponent of the demo's niche sizes: the niche of rank r gets a share ~ r**-skew.
     demo_skew: float = 1.0
     # Share of each demo niche's messages loaded as incoming traffic, replies hidden.

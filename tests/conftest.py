@@ -124,7 +124,7 @@ def client(app):  # type: ignore[no-untyped-def]
 
 def _key(app, role: Role) -> str:  # type: ignore[no-untyped-def]
     with app.extensions["replyguard"].db.session() as session:
-        token, _ = create_key(session, f"test-{role.value}", role)
+        token, _ = create_key(session, f"test-{role.value}", role, "tester")
     return token
 
 
@@ -136,3 +136,8 @@ def client_headers(app) -> dict[str, str]:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def reviewer_headers(app) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {"Authorization": f"Bearer {_key(app, Role.REVIEWER)}"}
+
+
+@pytest.fixture
+def admin_headers(app) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"Authorization": f"Bearer {_key(app, Role.ADMIN)}"}

@@ -176,6 +176,6 @@ def test_a_key_name_is_one_short_line(data_dir: Path, name: str) -> None:
     database = Database(make_settings(data_dir))
     refusal = "one line of 1 to 100 printable characters"
     with pytest.raises(ActionRefused, match=refusal), database.session() as session:
-        create_key(session, name, Role.CLIENT)
+        create_key(session, name, Role.CLIENT, "tester")
     database.dispose()
     assert cli(data_dir, "keys", "create", "--name", "  ios app  ").exit_code == 0

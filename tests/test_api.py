@@ -124,7 +124,7 @@ def test_incoming_recording_can_be_turned_off(data_dir, encoder, db) -> None:  #
 
     app = create_app({"data_dir": str(data_dir), "record_incoming": False}, encoder=encoder)
     with db.session() as session:
-        token, _ = create_key(session, "c", Role.CLIENT)
+        token, _ = create_key(session, "c", Role.CLIENT, "tester")
         before = session.scalar(select(func.count(IncomingMessage.id)))
     response = app.test_client().post(
         SUGGEST, json={"message": "hi"}, headers={"Authorization": f"Bearer {token}"}
@@ -283,7 +283,7 @@ def test_not_ready_without_a_model(tmp_path, encoder) -> None:  # type: ignore[n
     app = create_app({"data_dir": str(tmp_path / "fresh")}, encoder=encoder)
     assert app.test_client().get("/readyz").status_code == 503
     with app.extensions["replyguard"].db.session() as session:
-        token, _ = create_key(session, "c", Role.CLIENT)
+        token, _ = create_key(session, "c", Role.CLIENT, "tester")
     response = app.test_client().post(
         SUGGEST, json={"message": "hi"}, headers={"Authorization": f"Bearer {token}"}
     )
@@ -641,7 +641,7 @@ def test_readiness_never_shows_a_file_path(data_dir, encoder, settings) -> None:
         "production model v1 was refused: <v1>: bank_embeddings.npy is corrupt (checksum mismatch)"
     )
     with svc.db.session() as session:
-        token, _ = create_key(session, "c", Role.CLIENT)
+        token, _ = create_key(session, "c", Role.CLIENT, "tester")
     response = app.test_client().post(
         SUGGEST, json={"message": "hi"}, headers={"Authorization": f"Bearer {token}"}
     )

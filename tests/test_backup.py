@@ -128,7 +128,7 @@ def client_key(settings: Settings) -> str:
     db = Database(settings)
     try:
         with db.session() as session:
-            token, _ = create_key(session, "backup test", Role.CLIENT)
+            token, _ = create_key(session, "backup test", Role.CLIENT, "tester")
         return token
     finally:
         db.dispose()

@@ -100,3 +100,26 @@ def test_file_imports_check_texts_and_refuse_synthetic_rows(
     assert code == 2
     assert "'synthetic' is not one of 'human', 'human_selected'" in output
     assert rows(empty_db, Example) == 0
+
+
+def test_models_show_prints_the_evaluation_the_gate_compares(db: Database) -> None:
+    from models.registry import get_version
+    from safeguards.evaluation import Evaluation
+
+    with db.session() as session:
+        evaluation = Evaluation.from_dict(get_version(session, "v1").evaluation["evaluation"])
+    code, output = run(db, "models", "show", "v1")
+    assert code == 0, output
+    lines = output.splitlines()
+    assert lines[0].startswith("v1: generation 0, production, parent - (the clean baseline)")
+    assert lines[1].startswith("trained on ")
+    shown = {line.split()[0]: line for line in lines if line.startswith("  ")}
+    assert set(shown) == set(evaluation.figures)
+    primary = evaluation.figures[evaluation.primary]
+    assert shown[primary.name].split()[1] == f"{primary.value:.4f}"
+    assert shown[primary.name].endswith("(primary)")
+    assert sum(line.endswith("(primary)") for line in lines) == 1
+
+    code, output = run(db, "models", "show", "v9")
+    assert code == 1
+    assert "no model version 'v9'; `replyguard models list` shows them" in output

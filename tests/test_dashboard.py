@@ -51,11 +51,11 @@ PAGES = [
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-def make_token(app: APIFlask, role: Role, name: str = "") -> tuple[str, str]:
-    """A new key: its token and its prefix (to revoke it)."""
+def make_token(app: APIFlask, role: Role, name: str = "") -> tuple[str, int]:
+    """A new key: its token and its id (to revoke it)."""
     with app.extensions["replyguard"].db.session() as session:
-        token, row = create_key(session, name or f"dash-{role.value}", role)
-        return token, row.prefix
+        token, row = create_key(session, name or f"dash-{role.value}", role, "tester")
+        return token, row.id
 
 
 def csrf_from(client: FlaskClient, path: str) -> str:
@@ -182,11 +182,11 @@ def test_sign_in_only_returns_into_the_dashboard(app: APIFlask, client: FlaskCli
 def test_a_revoked_key_is_signed_out_on_its_next_request(
     app: APIFlask, client: FlaskClient
 ) -> None:
-    token, prefix = make_token(app, Role.REVIEWER)
+    token, key_id = make_token(app, Role.REVIEWER)
     sign_in(client, token)
     assert client.get("/dashboard/").status_code == 200
     with app.extensions["replyguard"].db.session() as session:
-        revoke_key(session, prefix)
+        revoke_key(session, key_id, "tester", "left the team")
     assert client.get("/dashboard/").status_code == 303
 
 
@@ -232,7 +232,9 @@ def test_fresh_data_folder_says_what_to_do(fresh_app: APIFlask) -> None:
     assert 'id="chart-data"' not in overview
     assert "No examples yet" in text(client.get("/dashboard/niches"))
     assert "No model yet" in text(client.get("/dashboard/models"))
-    assert "Nothing recorded yet" in text(client.get("/dashboard/audit"))
+    # The only entry: the creation of the key that signed in (keys are audited).
+    audit = text(client.get("/dashboard/audit"))
+    assert "create_key" in audit and "key 1" in audit
     start = client.get("/dashboard/generations/new")
     assert "train the clean baseline first" in text(start)
     assert "Yes, start a generation" not in text(start)

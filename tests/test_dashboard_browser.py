@@ -129,8 +129,8 @@ def reviewed(
     assert blocked is not None, f"no generation was blocked in {MAX_GENERATIONS}"
     with ctx.db.session() as session:
         generation = session.get_one(Generation, blocked)
-        reviewer, _ = create_key(session, "Robin Reviewer", Role.REVIEWER)
-        client, _ = create_key(session, "ios app", Role.CLIENT)
+        reviewer, _ = create_key(session, "Robin Reviewer", Role.REVIEWER, "tester")
+        client, _ = create_key(session, "ios app", Role.CLIENT, "tester")
         found = Reviewed(
             data_dir=data_dir,
             reviewer=reviewer,

@@ -47,8 +47,8 @@ def served(trained_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     shutil.copytree(trained_dir, data_dir)
     db = Database(make_settings(data_dir))
     with db.session() as session:
-        token, _ = create_key(session, "http", Role.CLIENT)
-        staff, _ = create_key(session, "http staff", Role.REVIEWER)
+        token, _ = create_key(session, "http", Role.CLIENT, "tester")
+        staff, _ = create_key(session, "http staff", Role.REVIEWER, "tester")
     db.dispose()
     port = free_port()
     process = start_server(data_dir, port, workers=1, threads=4, log=data_dir / "server.log")
@@ -200,8 +200,8 @@ def test_32_clients_with_malformed_requests_among_them(served: Served) -> None:
     # feedback and import rate limits, which have their own tests (tests/test_limits.py).
     db = Database(make_settings(served.data_dir))
     with db.session() as session:
-        clients = [create_key(session, f"client {i}", Role.CLIENT)[0] for i in range(32)]
-        staff = [create_key(session, f"staff {i}", Role.REVIEWER)[0] for i in range(32)]
+        clients = [create_key(session, f"client {i}", Role.CLIENT, "tester")[0] for i in range(32)]
+        staff = [create_key(session, f"staff {i}", Role.REVIEWER, "tester")[0] for i in range(32)]
     db.dispose()
 
     def send(numbered: tuple[int, tuple[str, bytes, int, str]]) -> tuple[int, dict[str, Any]]:

@@ -69,13 +69,13 @@ def test_a_revoked_api_key_is_refused_once_its_cache_time_is_up(app, client) -> 
     services = app.extensions["replyguard"]
     services.keys = KeyCache(services.settings.key_cache_seconds, clock=clock)
     with services.db.session() as session:
-        token, row = create_key(session, "to-revoke", Role.CLIENT)
-        prefix = row.prefix
+        token, row = create_key(session, "to-revoke", Role.CLIENT, "tester")
+        key_id = row.id
     headers = {"Authorization": f"Bearer {token}"}
     body = {"message": "are we still on for lunch?"}
     assert client.post("/v1/suggestions", json=body, headers=headers).status_code == 200
     with services.db.session() as session:
-        assert revoke_key(session, prefix) == 1
+        assert revoke_key(session, key_id, "tester", "leaked").revoked_at is not None
     # Within the cache time the process still trusts its recent check (documented).
     assert client.post("/v1/suggestions", json=body, headers=headers).status_code == 200
     clock.now += services.settings.key_cache_seconds

@@ -59,7 +59,7 @@ def make_app(data_dir: Path, encoder: Encoder) -> Iterator[Callable[..., APIFlas
 
 def key(app: APIFlask, role: Role = Role.CLIENT) -> dict[str, str]:
     with app.extensions["replyguard"].db.session() as session:
-        token, _ = create_key(session, f"limits-{role.value}", role)
+        token, _ = create_key(session, f"limits-{role.value}", role, "tester")
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -427,7 +427,7 @@ def served(trained_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     shutil.copytree(trained_dir, data_dir)
     db = Database(make_settings(data_dir))
     with db.session() as session:
-        token, _ = create_key(session, "metrics", Role.CLIENT)
+        token, _ = create_key(session, "metrics", Role.CLIENT, "tester")
     db.dispose()
     # What a server that stopped (a process that has exited) left behind: deleted at start.
     gone = subprocess.Popen(["true"])

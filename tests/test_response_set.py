@@ -159,7 +159,7 @@ def _key(app: Any, role: str) -> dict[str, str]:
     from core.schema import Role
 
     with app.extensions["replyguard"].db.session() as session:
-        token, _ = create_key(session, f"test-{role}", Role(role))
+        token, _ = create_key(session, f"test-{role}", Role(role), "tester")
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -51,7 +51,7 @@ def server(
     shutil.copytree(trained_dir, data_dir)
     db = Database(make_settings(data_dir))
     with db.session() as session:
-        token, _ = create_key(session, "slow-clients", Role.CLIENT)
+        token, _ = create_key(session, "slow-clients", Role.CLIENT, "tester")
     db.dispose()
     port = free_port()
     process = start_server(data_dir, port, workers=1, threads=THREADS, log=data_dir / "server.log")

@@ -116,8 +116,8 @@ def api(data_dir: Path, encoder: Any, redis_url: str):  # type: ignore[no-untype
         {"data_dir": str(data_dir), "redis_url": redis_url, "adapter_epochs": 8}, encoder=encoder
     )
     with app.extensions["replyguard"].db.session() as session:
-        reviewer, _ = create_key(session, "reviewer", Role.REVIEWER)
-        client, _ = create_key(session, "client", Role.CLIENT)
+        reviewer, _ = create_key(session, "reviewer", Role.REVIEWER, "tester")
+        client, _ = create_key(session, "client", Role.CLIENT, "tester")
     yield (
         app.test_client(),
         {"Authorization": f"Bearer {reviewer}"},

@@ -86,6 +86,7 @@ def create_app(
     from webapp import errors
     from webapp import generations
     from webapp import health
+    from webapp import keys
     from webapp import limits
     from webapp import observe
 
@@ -98,6 +99,7 @@ def create_app(
     app.register_blueprint(bank.bp)
     app.register_blueprint(generations.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(keys.bp)
     dashboard.init_app(app)
     # Everything loaded so far (the model, the encoder, SQLAlchemy's mappers) lives as long as
     # the process: moved out of the collector's sight, it is no longer traversed by every

@@ -18,6 +18,9 @@ from core.demo import load_demo
 from core.ingest import IMPORTABLE
 from core.ingest import import_file
 from core.keys import create_key
+from core.keys import list_keys
+from core.keys import quickstart_keys
+from core.keys import revoke_key
 from core.provenance import Provenance
 from core.schema import Example
 from core.schema import Role
@@ -219,10 +222,46 @@ def keys_create(ctx: Context, role: str, name: str | None) -> None:
     """Create an API key and print it (it is shown once and stored only hashed)."""
     try:
         with ctx.db.session() as session:
-            token, _ = create_key(session, (name or "").strip() or role, Role(role))
+            token, _ = create_key(session, (name or "").strip() or role, Role(role), CLI_ACTOR)
     except ActionRefused as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(token)
+
+
+@keys.command("list")
+@pass_ctx
+def keys_list(ctx: Context) -> None:
+    """Every API key: id, prefix, role, name, created and revoked (tokens are never stored)."""
+    with ctx.db.session() as session:
+        rows = list_keys(session)
+        if not rows:
+            click.echo("no API keys yet: `replyguard keys create --role client --name NAME`")
+            return
+        click.echo(
+            f"{'id':>4}  {'prefix':12} {'role':9} {'created (UTC)':17} {'revoked (UTC)':17} name"
+        )
+        for row in rows:
+            revoked = f"{row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "-"
+            click.echo(
+                f"{row.id:>4}  {row.prefix + '...':12} {row.role:9} "
+                f"{row.created_at:%Y-%m-%d %H:%M}  {revoked:17} {row.name}"
+            )
+
+
+@keys.command("revoke")
+@click.argument("key_id", type=int)
+@click.option("--reason", type=REASON_TEXT, required=True, help="Why; recorded in the audit log.")
+@pass_ctx
+def keys_revoke(ctx: Context, key_id: int, reason: str) -> None:
+    """Revoke the key KEY_ID (`keys list` shows ids); every web process refuses it within
+    REPLYGUARD_KEY_CACHE_SECONDS (audited)."""
+    try:
+        with ctx.db.session() as session:
+            row = revoke_key(session, key_id, CLI_ACTOR, reason)
+            prefix, name = row.prefix, row.name
+    except ActionRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"revoked key {key_id} ({prefix}..., {name})")
 
 
 @main.group()
@@ -307,16 +346,72 @@ def models_list(ctx: Context) -> None:
         click.echo(f"{row.version:8} generation {row.generation:<3} {row.status:10} {created}")
 
 
+@models.command("show")
+@click.argument("version")
+@pass_ctx
+def models_show(ctx: Context, version: str) -> None:
+    """One model version: its lineage, its training data and response set, and its
+    evaluation on the benchmark (the metrics the gate compares)."""
+    _show_model(ctx, version)
+
+
+def _show_model(ctx: Context, version: str) -> None:
+    from models.artifact import ArtifactError
+    from models.artifact import read_manifest
+    from models.registry import RegistryError
+    from models.registry import artifact_dir
+    from models.registry import get_version
+    from safeguards.evaluation import Evaluation
+
+    try:
+        with ctx.db.session() as session:
+            row = get_version(session, version)
+            path, stored = artifact_dir(ctx.settings, row), dict(row.evaluation or {})
+            promoted = f", promoted {row.promoted_at:%Y-%m-%d %H:%M}" if row.promoted_at else ""
+            click.echo(
+                f"{row.version}: generation {row.generation}, {row.status}, parent "
+                f"{row.parent or '- (the clean baseline)'}, created "
+                f"{row.created_at:%Y-%m-%d %H:%M} UTC{promoted}"
+            )
+    except RegistryError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        training = read_manifest(path).get("training", {})
+    except ArtifactError as exc:
+        click.echo(f"artifact: {exc}")
+        training = {}
+    if training:
+        provenance = ", ".join(f"{k} {v}" for k, v in training["provenance_counts"].items())
+        kept = training["response_set"]
+        removed = ", ".join(f"{k} {v}" for k, v in kept["removed"].items())
+        click.echo(
+            f"trained on {training['examples']} examples ({provenance}); response set of "
+            f"{kept['served']} replies of {kept['replies']} distinct (removed: {removed})"
+        )
+    if "evaluation" not in stored:
+        click.echo("not evaluated yet (a generation evaluates its candidate in its evaluate stage)")
+        return
+    evaluation = Evaluation.from_dict(stored["evaluation"])
+    size = evaluation.details.get("benchmark_size", "?")
+    click.echo(f"evaluation on the benchmark ({size} messages):")
+    for figure in evaluation.figures.values():
+        primary = " (primary)" if figure.name == evaluation.primary else ""
+        direction = "higher" if figure.greater_is_better else "lower"
+        click.echo(
+            f"  {figure.name:28} {figure.value:8.4f}  {figure.kind:10} {direction} is better"
+            f"{primary}"
+        )
+
+
 @models.command("train-baseline")
 @pass_ctx
 def models_train_baseline(ctx: Context) -> None:
-    """Train generation 0 (human data only: the clean baseline) and promote it if nothing is
-    in production yet."""
-    version = _train_baseline(ctx)
-    click.echo(f"trained {version.version} (generation 0), status {version.status}")
+    """Train generation 0 (human data only: the clean baseline), promote it if nothing is
+    in production yet, and print its evaluation."""
+    _train_baseline(ctx)
 
 
-def _train_baseline(ctx: Context) -> Any:
+def _train_baseline(ctx: Context) -> None:
     from worker.baseline import NoTrainingData
     from worker.baseline import train_baseline
 
@@ -324,15 +419,12 @@ def _train_baseline(ctx: Context) -> Any:
         version, report = train_baseline(ctx.pipeline, CLI_ACTOR)
     except NoTrainingData as exc:
         raise click.ClickException(str(exc)) from None
-    removed = ", ".join(f"{k} {v}" for k, v in report.response_set.removed.items())
     click.echo(
-        f"trained on {report.examples} examples; response set of {report.bank_size} replies "
-        f"(of {report.response_set.replies} distinct; removed: {removed}); "
         f"signal weights {report.weights.as_dict()}; answers "
         f"{report.triggering.held_out_coverage:.0%} of held-out messages "
         f"(threshold {report.triggering.threshold:.3f})"
     )
-    return version
+    _show_model(ctx, version.version)
 
 
 @models.command("promote")
@@ -578,16 +670,30 @@ def run(ctx: Context, host: str, port: int, no_generation: bool) -> None:
         click.echo("training the clean baseline (generation 0, human data only)...")
         _train_baseline(ctx)
     with ctx.db.session() as session:
-        client, _ = create_key(session, "quickstart client", Role.CLIENT)
-        reviewer, _ = create_key(session, "quickstart reviewer", Role.REVIEWER)
+        keys = quickstart_keys(session)
+        lines = [
+            _quickstart_line(role, variable, *keys[role])
+            for role, variable in ((Role.CLIENT, "KEY"), (Role.REVIEWER, "REVIEWER_KEY"))
+        ]
     run_everything(
         ctx.pipeline,
         host,
         port,
-        client,
-        reviewer,
+        "\n".join(lines),
         run_generation=not no_generation,
         follow=lambda generation_id: _follow(ctx, generation_id),
+    )
+
+
+def _quickstart_line(role: Role, variable: str, token: str | None, row: Any) -> str:
+    """One line of `run`'s banner about a quickstart key: the token when it was made now,
+    otherwise which key it is and how to replace a lost one."""
+    label = f"{role.value} key"
+    if token is not None:
+        return f"  {label} (shown once): export {variable}={token}"
+    return (
+        f"  {label}: {row.prefix}... (id {row.id}), printed at this data folder's first start; "
+        f"lost it? `replyguard keys revoke {row.id} --reason lost` and start again"
     )
 
 

@@ -24,7 +24,9 @@ from marshmallow import validates
 from core.ingest import IMPORTABLE
 from core.ingest import SYNTHETIC_REFUSED
 from core.provenance import Provenance
+from core.schema import Role
 from core.text import CURATION
+from core.text import KEY_NAME
 from core.text import MESSAGE
 from core.text import MODEL_VERSION
 from core.text import NICHE
@@ -230,3 +232,32 @@ class CurationItemOut(Schema):
 class BankOut(Schema):
     curated = List(Nested(CurationItemOut))
     blocks = List(Nested(CurationItemOut))
+
+
+class KeyIn(Schema):
+    name = Text(KEY_NAME, required=True, metadata={"description": "Who or what the key is for."})
+    role = String(load_default=Role.CLIENT.value, validate=OneOf([r.value for r in Role]))
+
+
+class KeyOut(Schema):
+    id = Integer()
+    prefix = String(metadata={"description": "The token's first characters, to tell keys apart."})
+    name = String()
+    role = String()
+    created_at = String()
+    revoked_at = String(allow_none=True)
+
+
+class NewKeyOut(KeyOut):
+    """A key just created: the only answer that carries its token."""
+
+    token = String(metadata={"description": "Shown once, never stored."})
+
+
+class RevokedKeyOut(KeyOut):
+    """A key just revoked. Its own class because APIFlask registers a schema that is both
+    nested (in KeysOut) and a response twice, and the second registration fails."""
+
+
+class KeysOut(Schema):
+    keys = List(Nested(KeyOut))

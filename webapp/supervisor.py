@@ -39,8 +39,7 @@ def run_everything(
     ctx: PipelineContext,
     host: str,
     port: int,
-    client_key: str,
-    reviewer_key: str,
+    keys: str,
     run_generation: bool,
     follow: Callable[[int], str],
 ) -> None:
@@ -77,8 +76,7 @@ def run_everything(
         wait_ready(base, children["web"])
         click.echo(
             f"\nServing on {base} (worker and web logs in {logs}).\n"
-            f"  client key (shown once):   export KEY={client_key}\n"
-            f"  reviewer key (shown once): export REVIEWER_KEY={reviewer_key}\n"
+            f"{keys}\n"
             "Try:\n"
             '  curl -H "Authorization: Bearer $KEY" '
             f"""-d '{{"message": "are we still on for lunch?"}}' {base}/v1/suggestions\n"""
