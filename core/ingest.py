@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from core.actions import Invalid
 from core.provenance import Provenance
 from core.schema import Example
+from core.text import CONVERSATION
 from core.text import MESSAGE
 from core.text import NICHE
 from core.text import REPLY
@@ -33,7 +34,10 @@ from core.text import clean_text
 from core.text import pair_hash
 
 DEFAULT_NICHE = "general"
-FIELDS = {"message", "reply", "niche", "provenance"}
+# Imported conversation ids live in their own namespace, so that a file can never claim
+# the source of a corpus conversation or of a client key's feedback ("key:<id>").
+IMPORTED_CONVERSATION = "import:"
+FIELDS = {"message", "reply", "niche", "provenance", "conversation"}
 # Provenances a file or an API batch may carry. A synthetic example records the generation and
 # the model version that wrote it; only a generation's promotion knows those, so synthetic rows
 # enter the database that way alone (worker.promotion), never through an import.
@@ -115,7 +119,9 @@ def validate_row(raw: Mapping[str, Any], provenance: Provenance | None) -> Examp
     and :data:`~core.text.REPLY`; niche: :data:`~core.text.NICHE`) and are stored stripped.
     ``provenance`` is the batch-wide value (a CLI flag); a per-row column wins over it.
     There is no default: a row without either is invalid, and so is a synthetic row
-    (:data:`SYNTHETIC_REFUSED`).
+    (:data:`SYNTHETIC_REFUSED`). An optional ``conversation`` (a string or an integer id,
+    :data:`~core.text.CONVERSATION`) names the row's source for the response set's support
+    rule and is stored as ``import:<id>``; a row without one counts as a source of its own.
     """
     unknown = set(raw) - FIELDS
     if unknown:
@@ -136,7 +142,17 @@ def validate_row(raw: Mapping[str, Any], provenance: Provenance | None) -> Examp
         )
     if provenance not in IMPORTABLE:
         raise ValueError(SYNTHETIC_REFUSED)
-    return ExampleIn(message, reply, niche, provenance)
+    conversation = raw.get("conversation")
+    if conversation not in (None, ""):
+        # JSON files often number their dialogues; a number is an id like any other.
+        if isinstance(conversation, int) and not isinstance(conversation, bool):
+            conversation = str(conversation)
+        conversation = IMPORTED_CONVERSATION + clean_text(
+            conversation, CONVERSATION, "'conversation'"
+        )
+    else:
+        conversation = None
+    return ExampleIn(message, reply, niche, provenance, conversation)
 
 
 def _text(raw: Mapping[str, Any], name: str, rule: TextRule) -> str:

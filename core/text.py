@@ -52,6 +52,9 @@ REPLY = TextRule(max_chars=2_000, line_breaks=True)
 # Niche names and model versions are labels: one line, and the width of their columns.
 NICHE = TextRule(max_chars=100, line_breaks=False)
 MODEL_VERSION = TextRule(max_chars=64, line_breaks=False)
+# An imported row's conversation id (its independent source, for the response set's
+# support rule): stored as "import:<id>" in a column of 200 characters.
+CONVERSATION = TextRule(max_chars=190, line_breaks=False)
 # Who an API key is for (`replyguard keys create --name`): a label too.
 KEY_NAME = TextRule(max_chars=100, line_breaks=False)
 # What the product team adds to or blocks from the response set: a curated reply, a blocked

@@ -212,6 +212,11 @@ def test_bulk_examples_need_a_staff_role(client, client_headers, reviewer_header
     ok = client.post("/v1/examples", json=body, headers=reviewer_headers)
     assert ok.status_code == 201
     assert ok.json == {"added": 1, "duplicates": 0, "skipped": []}
+    body["examples"] = [{"message": "m2", "reply": "r2", "conversation": "ticket 9"}]
+    assert client.post("/v1/examples", json=body, headers=reviewer_headers).status_code == 201
+    with client.application.extensions["replyguard"].db.session() as session:
+        stored = session.scalars(select(Example.conversation).where(Example.message == "m2"))
+        assert stored.one() == "import:ticket 9"
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from core.ingest import FileRefused
 from core.ingest import ImportFailed
 from core.ingest import import_file
 from core.ingest import read_rows
+from core.ingest import validate_row
 from core.provenance import Provenance
 from core.schema import Example
 from webapp.cli import main
@@ -229,3 +231,48 @@ def test_an_api_import_that_would_store_nothing_is_refused_too(
     error = answer.json["error"]
     assert error["message"] == "all 2 example(s) are invalid: nothing imported"
     assert [row["index"] for row in error["details"]["rows"]] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        (
+            "dialogues.jsonl",
+            '{"message": "hi", "reply": "hello", "conversation": "d-17"}\n'
+            '{"message": "bye", "reply": "see you", "conversation": 17}\n'
+            '{"message": "thanks", "reply": "any time"}\n',
+        ),
+        (
+            "dialogues.csv",
+            "conversation,message,reply\nd-17,hi,hello\n17,bye,see you\n,thanks,any time\n",
+        ),
+    ],
+)
+def test_a_conversation_column_names_each_rows_source(
+    empty_db: Database, tmp_path: Path, name: str, content: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    with empty_db.session() as session:
+        report = import_file(session, path, Provenance.HUMAN, skip_invalid=False)
+    assert (report.added, report.skipped, report.notes) == (3, [], [])
+    with empty_db.session() as session:
+        stored = dict(session.execute(select(Example.message, Example.conversation)).all())
+    # Its own namespace: a file cannot pass for a corpus conversation or a client's feedback.
+    assert stored == {"hi": "import:d-17", "bye": "import:17", "thanks": None}
+
+
+@pytest.mark.parametrize(
+    ("conversation", "error"),
+    [
+        ("a\nb", "'conversation' has a control character U+000A at character 1"),
+        ("c" * 191, "'conversation' is longer than 190 characters"),
+        (True, "'conversation' must be a string, not bool"),
+        ([1], "'conversation' must be a string, not list"),
+    ],
+)
+def test_a_bad_conversation_id_is_a_bad_row(conversation: object, error: str) -> None:
+    with pytest.raises(ValueError, match="^" + re.escape(error)):
+        validate_row(
+            {"message": "hi", "reply": "hello", "conversation": conversation}, Provenance.HUMAN
+        )

@@ -86,7 +86,7 @@ def test_bad_rows_reported_by_line_and_nothing_imported(empty_db: Database, tmp_
     assert report.added == 2
     assert [e.line for e in report.skipped] == [2, 3, 4, 6, 7]
     assert report.notes == [
-        "ignored column 'colour' (1 row(s)): only message, niche, provenance, reply are imported"
+        "ignored column 'colour' (1 row(s)): only conversation, message, niche, provenance, reply are imported"
     ]
 
 

@@ -25,6 +25,7 @@ from core.ingest import IMPORTABLE
 from core.ingest import SYNTHETIC_REFUSED
 from core.provenance import Provenance
 from core.schema import Role
+from core.text import CONVERSATION
 from core.text import CURATION
 from core.text import KEY_NAME
 from core.text import MESSAGE
@@ -149,6 +150,14 @@ class ExampleRowIn(Schema):
     reply = String(required=True, metadata=_bounds(REPLY))
     niche = String(load_default=None, metadata=_bounds(NICHE))
     provenance = String(load_default=None)
+    conversation = String(
+        load_default=None,
+        metadata={
+            **_bounds(CONVERSATION),
+            "description": "The conversation the pair comes from: the response set counts "
+            "distinct conversations (stored as import:<id>).",
+        },
+    )
 
 
 class ExamplesIn(Schema):
