@@ -48,6 +48,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.actions import Conflict
 from core.db import alembic_config
 from core.files import BLOCK
 from core.files import fsync_path
@@ -92,10 +93,12 @@ END $$;
 """
 
 
-class BackupError(RuntimeError):
+class BackupError(Conflict):
     """A backup cannot be made, or a backup folder cannot be restored; the message says what
     is wrong and what to do. A failed backup leaves no folder behind; a refused restore has
     changed nothing."""
+
+    code = "backup_refused"
 
 
 @dataclass(frozen=True)

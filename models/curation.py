@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import audit
+from core.actions import Invalid
 from core.schema import BlockKind
 from core.schema import CuratedReply as CuratedRow
 from core.schema import ReplyBlock
@@ -29,8 +30,20 @@ from models.response_set import refusal
 MAX_PATTERN_CHARS = 200
 
 
-class CurationError(ValueError):
+class CurationError(Invalid):
     """A curated reply or block that cannot be added; the message says why."""
+
+
+class RefusedReply(CurationError):
+    """A curated reply that a rule of the response set refuses, or that is curated already."""
+
+    code = "refused_reply"
+
+
+class InvalidBlock(CurationError):
+    """A block whose kind or value is not usable."""
+
+    code = "invalid_block"
 
 
 def load_curation(session: Session) -> Curation:
@@ -64,10 +77,10 @@ def add_curated(
     text = text.strip()
     rule = refusal(text, config, load_curation(session))
     if rule is not None:
-        raise CurationError(f"{text!r} cannot be suggested: it breaks the {rule.value} rule")
+        raise RefusedReply(f"{text!r} cannot be suggested: it breaks the {rule.value} rule")
     key = normalize(text)
     if session.scalar(select(CuratedRow).where(CuratedRow.text_key == key)) is not None:
-        raise CurationError(f"{text!r} is curated already")
+        raise RefusedReply(f"{text!r} is curated already")
     row = CuratedRow(text=text, text_key=key, niche=niche, reason=reason, created_by=actor)
     session.add(row)
     session.flush()
@@ -85,14 +98,14 @@ def add_block(session: Session, kind: str, value: str, reason: str, actor: str) 
     """
     value = value.strip()
     if kind not in {k.value for k in BlockKind}:
-        raise CurationError(f"a block is a 'text' or a 'pattern', not {kind!r}")
+        raise InvalidBlock(f"a block is a 'text' or a 'pattern', not {kind!r}")
     if not value or len(value) > MAX_PATTERN_CHARS:
-        raise CurationError(f"a block's value must be 1 to {MAX_PATTERN_CHARS} characters")
+        raise InvalidBlock(f"a block's value must be 1 to {MAX_PATTERN_CHARS} characters")
     if kind == BlockKind.PATTERN:
         try:
             re.compile(value)
         except re.error as exc:
-            raise CurationError(f"{value!r} is not a regular expression: {exc}") from None
+            raise InvalidBlock(f"{value!r} is not a regular expression: {exc}") from None
     row = ReplyBlock(kind=kind, value=value, reason=reason, created_by=actor)
     session.add(row)
     session.flush()

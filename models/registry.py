@@ -14,6 +14,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from core import audit
+from core.actions import Conflict
+from core.actions import NotFound
 from core.db import Database
 from core.schema import ModelStatus
 from core.schema import ModelVersion
@@ -24,8 +26,14 @@ from models.artifact import write_model
 from models.suggester import SuggestionModel
 
 
-class RegistryError(RuntimeError):
-    """A registry action cannot be done; the message says why and what to do."""
+class RegistryError(Conflict):
+    """A registry action cannot be done in the registry's current state (the version is
+    production already, unfinished, or its artifact is damaged); the message says why and
+    what to do."""
+
+
+class UnknownVersion(NotFound, RegistryError):
+    """No model version has the name given."""
 
 
 # A staging folder untouched this long belongs to a writer that died.
@@ -56,7 +64,7 @@ def production(session: Session) -> ModelVersion | None:
 def get_version(session: Session, version: str) -> ModelVersion:
     row = session.scalars(select(ModelVersion).where(ModelVersion.version == version)).one_or_none()
     if row is None:
-        raise RegistryError(f"no model version {version!r}; `replyguard models list` shows them")
+        raise UnknownVersion(f"no model version {version!r}; `replyguard models list` shows them")
     return row
 
 

@@ -16,7 +16,7 @@ from core.ingest import validate_rows
 from core.provenance import Provenance
 from core.schema import Example
 from core.text import pair_hash
-from models.registry import RegistryError
+from models.registry import UnknownVersion
 from models.registry import get_version
 from models.registry import versions
 from webapp import metrics
@@ -106,7 +106,7 @@ def feedback(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
         if body["model_version"] is not None:
             try:
                 get_version(session, body["model_version"])
-            except RegistryError:
+            except UnknownVersion:
                 raise ApiError(
                     422,
                     f"model_version: there is no model version {body['model_version']!r}; "

@@ -10,14 +10,12 @@ from sqlalchemy import select
 
 from core.schema import CuratedReply
 from core.schema import ReplyBlock
-from models.curation import CurationError
 from models.curation import add_block
 from models.curation import add_curated
 from models.response_set import ResponseSetConfig
 from webapp.auth import STAFF
 from webapp.auth import auth
 from webapp.auth import current_caller
-from webapp.errors import ApiError
 from webapp.schemas import BankOut
 from webapp.schemas import BlockIn
 from webapp.schemas import CuratedIn
@@ -46,20 +44,18 @@ def list_curation() -> dict[str, Any]:
 @bp.output(BankOut, status_code=201)
 @bp.doc(summary="Add a canned reply: served by every web process within seconds")
 def curate(body: dict[str, Any]) -> dict[str, Any]:
+    # A refused reply (RefusedReply, 422) is answered by webapp/errors.py.
     svc = services()
-    try:
-        with svc.db.session() as session:
-            row = add_curated(
-                session,
-                ResponseSetConfig.from_settings(svc.settings),
-                body["text"],
-                body["niche"],
-                body["reason"],
-                current_caller().actor,
-            )
-            return {"curated": [_curated(row)], "blocks": []}
-    except CurationError as exc:
-        raise ApiError(422, str(exc), code="refused_reply") from None
+    with svc.db.session() as session:
+        row = add_curated(
+            session,
+            ResponseSetConfig.from_settings(svc.settings),
+            body["text"],
+            body["niche"],
+            body["reason"],
+            current_caller().actor,
+        )
+        return {"curated": [_curated(row)], "blocks": []}
 
 
 @bp.post("/blocks")
@@ -68,14 +64,12 @@ def curate(body: dict[str, Any]) -> dict[str, Any]:
 @bp.output(BankOut, status_code=201)
 @bp.doc(summary="Block a reply or a pattern: never suggested again, from within seconds")
 def block(body: dict[str, Any]) -> dict[str, Any]:
-    try:
-        with services().db.session() as session:
-            row = add_block(
-                session, body["kind"], body["value"], body["reason"], current_caller().actor
-            )
-            return {"curated": [], "blocks": [_block(row)]}
-    except CurationError as exc:
-        raise ApiError(422, str(exc), code="invalid_block") from None
+    # An unusable block (InvalidBlock, 422) is answered by webapp/errors.py.
+    with services().db.session() as session:
+        row = add_block(
+            session, body["kind"], body["value"], body["reason"], current_caller().actor
+        )
+        return {"curated": [], "blocks": [_block(row)]}
 
 
 def _curated(row: CuratedReply) -> dict[str, Any]:

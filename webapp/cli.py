@@ -102,7 +102,21 @@ class TextParam(click.ParamType):
 REASON_TEXT = TextParam(REASON)
 
 
-@click.group()
+class Commands(click.Group):
+    """The command line's one answer to a refused action: any :class:`ActionRefused` raised
+    by any command (core/actions.py: the rules live with the actions, the message says why
+    and what to do) is printed as ``Error: <message>`` with exit code 1, never a traceback.
+    The API (webapp/errors.py) and the dashboard (webapp/dashboard/actions.py) answer the
+    same exceptions with their HTTP status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ActionRefused as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=Commands)
 @click.option(
     "--data-dir",
     envvar="REPLYGUARD_DATA_DIR",
@@ -169,14 +183,11 @@ def data_import(ctx: Context, file: Path, provenance: str | None, skip_invalid: 
     """Import a JSONL or CSV file with message, reply and optional niche, provenance.
 
     Other columns are ignored (and named). Exits non-zero when nothing could be imported."""
-    try:
-        with ctx.db.session() as session:
-            report = import_file(
-                session, file, Provenance(provenance) if provenance else None, skip_invalid
-            )
-    except ActionRefused as exc:
-        # FileRefused, ImportFailed, NothingToImport: each message says what and where.
-        raise click.ClickException(str(exc)) from None
+    # A refused file (FileRefused, ImportFailed, NothingToImport) says what and where.
+    with ctx.db.session() as session:
+        report = import_file(
+            session, file, Provenance(provenance) if provenance else None, skip_invalid
+        )
     _report_file(report.notes, report.skipped)
     click.echo(f"{file.name}: {report.added} added, {report.duplicates} already present")
 
@@ -220,11 +231,8 @@ def keys() -> None:
 @pass_ctx
 def keys_create(ctx: Context, role: str, name: str | None) -> None:
     """Create an API key and print it (it is shown once and stored only hashed)."""
-    try:
-        with ctx.db.session() as session:
-            token, _ = create_key(session, (name or "").strip() or role, Role(role), CLI_ACTOR)
-    except ActionRefused as exc:
-        raise click.ClickException(str(exc)) from None
+    with ctx.db.session() as session:
+        token, _ = create_key(session, (name or "").strip() or role, Role(role), CLI_ACTOR)
     click.echo(token)
 
 
@@ -255,12 +263,9 @@ def keys_list(ctx: Context) -> None:
 def keys_revoke(ctx: Context, key_id: int, reason: str) -> None:
     """Revoke the key KEY_ID (`keys list` shows ids); every web process refuses it within
     REPLYGUARD_KEY_CACHE_SECONDS (audited)."""
-    try:
-        with ctx.db.session() as session:
-            row = revoke_key(session, key_id, CLI_ACTOR, reason)
-            prefix, name = row.prefix, row.name
-    except ActionRefused as exc:
-        raise click.ClickException(str(exc)) from None
+    with ctx.db.session() as session:
+        row = revoke_key(session, key_id, CLI_ACTOR, reason)
+        prefix, name = row.prefix, row.name
     click.echo(f"revoked key {key_id} ({prefix}..., {name})")
 
 
@@ -276,16 +281,12 @@ def bank() -> None:
 @pass_ctx
 def bank_add(ctx: Context, text: str, niche: str, reason: str) -> None:
     """Add TEXT as a canned reply: served within seconds, without retraining."""
-    from models.curation import CurationError
     from models.curation import add_curated
     from models.response_set import ResponseSetConfig
 
-    try:
-        with ctx.db.session() as session:
-            config = ResponseSetConfig.from_settings(ctx.settings)
-            add_curated(session, config, text, niche, reason, CLI_ACTOR)
-    except CurationError as exc:
-        raise click.ClickException(str(exc)) from None
+    with ctx.db.session() as session:
+        config = ResponseSetConfig.from_settings(ctx.settings)
+        add_curated(session, config, text, niche, reason, CLI_ACTOR)
     click.echo(f"added {text!r} to the response set ({niche})")
 
 
@@ -296,14 +297,10 @@ def bank_add(ctx: Context, text: str, niche: str, reason: str) -> None:
 @pass_ctx
 def bank_block(ctx: Context, value: str, pattern: bool, reason: str) -> None:
     """Never suggest VALUE (a reply, or with --pattern every reply it matches) again."""
-    from models.curation import CurationError
     from models.curation import add_block
 
-    try:
-        with ctx.db.session() as session:
-            add_block(session, "pattern" if pattern else "text", value, reason, CLI_ACTOR)
-    except CurationError as exc:
-        raise click.ClickException(str(exc)) from None
+    with ctx.db.session() as session:
+        add_block(session, "pattern" if pattern else "text", value, reason, CLI_ACTOR)
     click.echo(
         f"blocked {'pattern' if pattern else 'reply'} {value!r}: web servers stop "
         "suggesting it within seconds"
@@ -358,23 +355,19 @@ def models_show(ctx: Context, version: str) -> None:
 def _show_model(ctx: Context, version: str) -> None:
     from models.artifact import ArtifactError
     from models.artifact import read_manifest
-    from models.registry import RegistryError
     from models.registry import artifact_dir
     from models.registry import get_version
     from safeguards.evaluation import Evaluation
 
-    try:
-        with ctx.db.session() as session:
-            row = get_version(session, version)
-            path, stored = artifact_dir(ctx.settings, row), dict(row.evaluation or {})
-            promoted = f", promoted {row.promoted_at:%Y-%m-%d %H:%M}" if row.promoted_at else ""
-            click.echo(
-                f"{row.version}: generation {row.generation}, {row.status}, parent "
-                f"{row.parent or '- (the clean baseline)'}, created "
-                f"{row.created_at:%Y-%m-%d %H:%M} UTC{promoted}"
-            )
-    except RegistryError as exc:
-        raise click.ClickException(str(exc)) from None
+    with ctx.db.session() as session:
+        row = get_version(session, version)
+        path, stored = artifact_dir(ctx.settings, row), dict(row.evaluation or {})
+        promoted = f", promoted {row.promoted_at:%Y-%m-%d %H:%M}" if row.promoted_at else ""
+        click.echo(
+            f"{row.version}: generation {row.generation}, {row.status}, parent "
+            f"{row.parent or '- (the clean baseline)'}, created "
+            f"{row.created_at:%Y-%m-%d %H:%M} UTC{promoted}"
+        )
     try:
         training = read_manifest(path).get("training", {})
     except ArtifactError as exc:
@@ -412,13 +405,9 @@ def models_train_baseline(ctx: Context) -> None:
 
 
 def _train_baseline(ctx: Context) -> None:
-    from worker.baseline import NoTrainingData
     from worker.baseline import train_baseline
 
-    try:
-        version, report = train_baseline(ctx.pipeline, CLI_ACTOR)
-    except NoTrainingData as exc:
-        raise click.ClickException(str(exc)) from None
+    version, report = train_baseline(ctx.pipeline, CLI_ACTOR)
     click.echo(
         f"signal weights {report.weights.as_dict()}; answers "
         f"{report.triggering.held_out_coverage:.0%} of held-out messages "
@@ -453,11 +442,8 @@ def models_rollback(ctx: Context, version: str, reason: str) -> None:
 
 def _change_production(ctx: Context, action: Any, version: str, reason: str) -> None:
     """Run override or rollback (worker/promotion.py, where their rules are)."""
-    try:
-        with ctx.db.session() as session:
-            action(session, ctx.settings, version, CLI_ACTOR, reason)
-    except ActionRefused as exc:
-        raise click.ClickException(str(exc)) from None
+    with ctx.db.session() as session:
+        action(session, ctx.settings, version, CLI_ACTOR, reason)
 
 
 @main.group()
@@ -473,10 +459,7 @@ def generation_start(ctx: Context, wait: bool) -> None:
     from worker.celery_app import sender
     from worker.dispatch import queue_generation
 
-    try:
-        generation_id = queue_generation(sender(ctx.settings), ctx.pipeline, CLI_ACTOR)
-    except ActionRefused as exc:
-        raise click.ClickException(str(exc)) from None
+    generation_id = queue_generation(sender(ctx.settings), ctx.pipeline, CLI_ACTOR)
     click.echo(f"generation queued: id {generation_id}")
     if wait:
         _follow(ctx, generation_id)
@@ -491,10 +474,7 @@ def generation_resume(ctx: Context, generation_id: int, wait: bool) -> None:
     from worker.celery_app import sender
     from worker.dispatch import queue_resume
 
-    try:
-        stage = queue_resume(sender(ctx.settings), ctx.pipeline, generation_id, CLI_ACTOR)
-    except ActionRefused as exc:
-        raise click.ClickException(str(exc)) from None
+    stage = queue_resume(sender(ctx.settings), ctx.pipeline, generation_id, CLI_ACTOR)
     click.echo(f"generation {generation_id} resumes at {stage}")
     if wait:
         _follow(ctx, generation_id)
@@ -508,10 +488,7 @@ def generation_fail(ctx: Context, generation_id: int, reason: str) -> None:
     """Give up on a generation whose worker died (production is untouched)."""
     from worker.pipeline import mark_failed
 
-    try:
-        mark_failed(ctx.pipeline, generation_id, reason)
-    except ActionRefused as exc:
-        raise click.ClickException(str(exc)) from None
+    mark_failed(ctx.pipeline, generation_id, reason)
     click.echo(f"generation {generation_id} marked failed")
 
 
@@ -710,13 +687,9 @@ def _safe_url(url: str) -> str:
 def backup_command(ctx: Context, folder: Path) -> None:
     """Copy the database and every model artifact it refers to into the new FOLDER, with a
     manifest of checksums (safe while the service runs)."""
-    from models.backup import BackupError
     from models.backup import backup
 
-    try:
-        manifest = backup(ctx.settings, folder, show_progress=True)
-    except BackupError as exc:
-        raise click.ClickException(str(exc)) from None
+    manifest = backup(ctx.settings, folder, show_progress=True)
     size = sum(entry["size"] for entry in manifest["files"].values())
     click.echo(
         f"backup complete in {folder}: {manifest['database']['kind']} database at schema "
@@ -733,13 +706,9 @@ def backup_command(ctx: Context, folder: Path) -> None:
 def restore_command(ctx: Context, folder: Path, force: bool) -> None:
     """Restore a backup FOLDER into the database and data folder (stop the service first).
     Refuses a partial or damaged backup, and a target that holds data unless --force."""
-    from models.backup import BackupError
     from models.backup import restore
 
-    try:
-        report = restore(ctx.settings, folder, force=force, show_progress=True)
-    except BackupError as exc:
-        raise click.ClickException(str(exc)) from None
+    report = restore(ctx.settings, folder, force=force, show_progress=True)
     for item in report.replaced:
         click.echo(f"replaced {item}")
     click.echo(
@@ -851,11 +820,8 @@ def reservoir_rebuild(ctx: Context, reason: str, include_benchmark: bool) -> Non
     """Choose the anchor again from today's human examples (audited)."""
     from core.reservoir import rebuild_reservoir
 
-    try:
-        with ctx.db.session() as session:
-            after = rebuild_reservoir(session, ctx.settings, CLI_ACTOR, reason, include_benchmark)
-    except ActionRefused as exc:
-        raise click.ClickException(str(exc)) from None
+    with ctx.db.session() as session:
+        after = rebuild_reservoir(session, ctx.settings, CLI_ACTOR, reason, include_benchmark)
     click.echo(
         f"reservoir rebuilt: {after['benchmark']} benchmark, {after['anchor']} anchor examples"
     )
@@ -908,11 +874,7 @@ def simulate(
             f"--data {data}: no such file (give demo, or a JSONL or CSV file)"
         )
     base = load_settings({"seed": seed})
-    try:
-        rows, read = simulation_rows(data, base, skip_invalid)
-    except ActionRefused as exc:
-        # FileRefused, ImportFailed, NothingToImport: each message says what and where.
-        raise click.ClickException(str(exc)) from None
+    rows, read = simulation_rows(data, base, skip_invalid)
     if read is not None:
         _report_file(read.notes, read.skipped)
     policies = list(POLICIES) if policy == "all" else [policy]

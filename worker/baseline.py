@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import select
 
+from core.actions import Conflict
 from core.reservoir import ensure_anchor
 from core.reservoir import ensure_benchmark
 from core.schema import Generation
@@ -28,8 +29,9 @@ from worker.data import example_pools
 from worker.evaluation import evaluate_version
 
 
-class NoTrainingData(RuntimeError):
-    pass
+class NoTrainingData(Conflict):
+    """The clean baseline cannot be trained now: it exists already, or there is no human
+    example to train on; the message says what to run first."""
 
 
 def baseline_version(ctx: PipelineContext) -> str | None:

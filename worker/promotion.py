@@ -27,7 +27,6 @@ from core.schema import ModelStatus
 from core.schema import ModelVersion
 from core.schema import SyntheticCandidate
 from core.settings import Settings
-from models.registry import RegistryError
 from models.registry import get_version
 from models.registry import promote
 from worker.notify import when_production_changes
@@ -63,7 +62,7 @@ def accept_generation(
         generation=generation.number,
         model_version=generation.parent_version,
     )
-    _promote(session, settings, generation.candidate_version, actor, reason, action)
+    promote(session, settings, generation.candidate_version, actor, reason, action=action)
     verdict = (generation.decision or {}).get("verdict", "pass")
     generation.status = (
         GenerationStatus.WARNED.value if verdict == "warn" else GenerationStatus.PASSED.value
@@ -128,7 +127,7 @@ def override(
         }
         accept_generation(session, settings, generation, actor, reason, action="model.override")
     else:
-        _promote(session, settings, version, actor, reason, "model.override")
+        promote(session, settings, version, actor, reason, action="model.override")
     when_production_changes(session, settings, "override", version)
     return get_version(session, version)
 
@@ -155,7 +154,7 @@ def rollback(
     Raises as :func:`check_rollback` does, and Invalid for an empty reason."""
     row = check_rollback(session, version)
     reason = _required(reason, "a rollback needs a reason")
-    _promote(session, settings, version, actor, reason, "model.rollback")
+    promote(session, settings, version, actor, reason, action="model.rollback")
     when_production_changes(session, settings, "rollback", version)
     return row
 
@@ -169,16 +168,6 @@ def _version(session: Session, version: str) -> ModelVersion:
     if row is None:
         raise NotFound(f"no model version {version!r}; `replyguard models list` shows them")
     return row
-
-
-def _promote(
-    session: Session, settings: Settings, version: str, actor: str, reason: str, action: str
-) -> None:
-    """The registry's promotion; what it refuses (a corrupt artifact) is a Conflict."""
-    try:
-        promote(session, settings, version, actor, reason, action=action)
-    except RegistryError as exc:
-        raise Conflict(str(exc)) from None
 
 
 def _required(reason: str, message: str) -> str:
