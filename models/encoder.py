@@ -9,7 +9,6 @@ what each costs and gains).
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -111,16 +110,11 @@ class Encoder:
                 f"{path} is not a sentence-transformers model folder; "
                 "set REPLYGUARD_ENCODER_PATH to a local model, or leave it empty for the default"
             )
-        # Never reach for a model hub: everything must come from local files.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         if backend not in BACKENDS:
             raise EncoderError(
                 f"unknown encoder backend {backend!r}: set REPLYGUARD_ENCODER_BACKEND to one of "
                 + ", ".join(BACKENDS)
             )
-        if threads == 1:
-            os.environ["TOKENIZERS_PARALLELISM"] = "false"
         self.path = path
         self.backend = backend
         self._model = _load(path, backend, threads)

@@ -44,16 +44,19 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from typing import TYPE_CHECKING
 from typing import Generic
 from typing import Literal
 from typing import Protocol
 from typing import TypeVar
 
-import faiss
 import numpy as np
 
 from core.text import pair_hash
 from safeguards.evaluation import TextEncoder
+
+if TYPE_CHECKING:
+    import faiss
 
 DEFAULT_THRESHOLD = 0.95
 # Cosines this close to the threshold are recomputed in float64 before deciding.
@@ -245,6 +248,10 @@ class _Index:
     """A FAISS inner-product index plus who owns each of its rows."""
 
     def __init__(self, dim: int, total: int, sample: np.ndarray, config: DedupConfig) -> None:
+        # Imported here, not with the module: importing safeguards (the web process does, for
+        # the gate's names) loads no FAISS; only deduplication, in a worker, needs it.
+        import faiss
+
         self.kind: Literal["flat", "ivf"]
         if total <= config.exact_limit:
             self.kind = "flat"

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Mapping
 from typing import Any
 
-import faiss
 from apiflask import APIFlask
 from celery.signals import setup_logging
 from flask import Flask
-from threadpoolctl import threadpool_limits
 
 from core.db import Database
 from core.incoming import IncomingLog
@@ -55,15 +52,6 @@ def create_app(
     }
     configure_logging(settings.log_level)
 
-    # FAISS's OpenMP threads cost more than they save on one small query at a time: with them
-    # a suggestion spent 5-10 ms in thread start-up around a microsecond search (measured on
-    # the demo model, 2 cores). Workers (create_worker_app) keep the default for
-    # deduplication's big searches.
-    faiss.omp_set_num_threads(1)
-    # The same for OpenBLAS (numpy, and FAISS above 20 queries): its threads spin while the
-    # encoder's own threads run, and scoring a batch of 4 took 2.9 ms a message with them
-    # against 0.6 ms without (bench/serving.py, demo model).
-    threadpool_limits(1, user_api="blas")
     db = _with_pipeline(app, settings)
     encoder = encoder or Encoder.from_settings(settings, serving=True)
     holder = ModelHolder(db, encoder, settings.production_check_seconds)
@@ -101,12 +89,7 @@ def create_app(
     app.register_blueprint(health.bp)
     app.register_blueprint(keys.bp)
     dashboard.init_app(app)
-    # Everything loaded so far (the model, the encoder, SQLAlchemy's mappers) lives as long as
-    # the process: moved out of the collector's sight, it is no longer traversed by every
-    # full collection. Those pauses held the GIL for about 200 ms and made the 99th
-    # percentile at 32 clients 267 ms instead of 99 ms (bench/serving.py).
-    gc.collect()
-    gc.freeze()
+    # Thread pools and gc.freeze: set per web worker by webapp/gunicorn_conf.py.
     return app
 
 

@@ -11,6 +11,10 @@
   server, as Prometheus expects of a restarted target. The folders of servers that are no
   longer running on this host are deleted then. :func:`child_exit` drops an exited worker's
   live gauges; its counters stay counted.
+- Process-wide state of a web worker (thread pools, the collector) is set here, in
+  :func:`post_worker_init`, once the worker has loaded the app; the app factory
+  (webapp.create_app) leaves the process as it found it, so tests and scripts that build an
+  app keep their own settings.
 - Logs: gunicorn's own lines (workers booting, timeouts) are JSON like the app's
   (core/logs.py).
 """
@@ -43,6 +47,31 @@ class JsonLogger(Logger):
 logger_class = JsonLogger
 
 
+def post_worker_init(worker: Any) -> None:
+    """A web worker, after it loaded the app and before it takes requests: one thread for
+    FAISS and for BLAS, and everything loaded so far moved out of the collector's sight."""
+    import gc
+
+    import faiss
+    from threadpoolctl import threadpool_limits
+
+    # FAISS's OpenMP threads cost more than they save on one small query at a time: with them
+    # a suggestion spent 5-10 ms in thread start-up around a microsecond search (measured on
+    # the demo model, 2 cores). Workers (Celery) keep the default for deduplication's big
+    # searches.
+    faiss.omp_set_num_threads(1)
+    # The same for OpenBLAS (numpy, and FAISS above 20 queries): its threads spin while the
+    # encoder's own threads run, and scoring a batch of 4 took 2.9 ms a message with them
+    # against 0.6 ms without (bench/serving.py, demo model).
+    threadpool_limits(1, user_api="blas")
+    # The model, the encoder and SQLAlchemy's mappers live as long as the process: frozen,
+    # they are no longer traversed by every full collection. Those pauses held the GIL for
+    # about 200 ms and made the 99th percentile at 32 clients 267 ms instead of 99 ms
+    # (bench/serving.py).
+    gc.collect()
+    gc.freeze()
+
+
 def child_exit(server: Any, worker: Any) -> None:
     """gunicorn's master, after a worker exited: its counters stay (they were counted), its
     live gauges (the model it served) go."""
@@ -53,3 +82,7 @@ def child_exit(server: Any, worker: Any) -> None:
 
 # Before gunicorn imports the worker class (see the module docstring).
 prepare_metrics_folder(load_settings().data_dir)
+# The web encoder runs one thread per process (Encoder.from_settings(serving=True)); the
+# tokenizer's own thread pool would compete with the request threads. Read by the tokenizers
+# library when it first tokenizes, so the workers forked from here inherit it.
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
