@@ -539,7 +539,7 @@ def _follow(ctx: Context, generation_id: int) -> str:
     while True:
         with ctx.db.session() as session:
             row = session.get_one(Generation, generation_id)
-            stages, status, error = dict(row.stages), row.status, row.error
+            stages, status, error, number = dict(row.stages), row.status, row.error, row.number
         for name in STAGES:
             record = stages.get(name)
             if record is None:
@@ -557,7 +557,11 @@ def _follow(ctx: Context, generation_id: int) -> str:
         if not GenerationStatus(status).active:
             for bar in bars.values():
                 bar.close()
-            click.echo(f"generation {generation_id}: {status}" + (f" ({error})" if error else ""))
+            # The number people talk about, and the id the commands take.
+            click.echo(
+                f"generation {number} (id {generation_id}): {status}"
+                + (f" ({error})" if error else "")
+            )
             return status
         time.sleep(0.5)
 
