@@ -5,7 +5,7 @@ Usage (from the repository root, after bench.quality has trained its data folder
     .venv/bin/python -m bench.adapter_epochs [--data FILE.jsonl] [--data-dir var/bench-quality]
 
 For the demo data and, with ``--data``, the imported file (the data folders of bench.quality),
-trains the message adapter (models.adapter.train_adapter, the settings' learning rate, batch
+trains the message adapter (models.adapter_training.train_adapter, the settings' learning rate, batch
 size, temperature and seed) on the training pairs for 0 (the plain encoder), 1, 2, 5, 10 and
 30 epochs (30: the default, ``adapter_epochs``), and measures the dual encoder's 1-of-100
 ranking accuracy (bench.quality.one_of_100) on the benchmark split and on as many training
@@ -32,7 +32,7 @@ from bench.common import prepare
 from bench.quality import one_of_100
 from core.settings import load_settings
 from models.adapter import AdapterConfig
-from models.adapter import train_adapter
+from models.adapter_training import train_adapter
 from models.encoder import Encoder
 from models.response_set import surface_key
 

@@ -47,6 +47,7 @@ from core.settings import load_settings
 from models.artifact import load_model
 from models.encoder import BACKENDS
 from models.encoder import Encoder
+from models.onnx_encoder import OnnxTextEncoder
 from models.onnx_export import INT8_FILE
 from models.onnx_export import exported_model
 from models.registry import artifact_dir
@@ -98,12 +99,7 @@ def dynamic_int8_encoder(work_dir: Path) -> Encoder:
     file_name = next((folder / "onnx").glob("model_*int8*.onnx")).relative_to(folder)
     # The product's encoder with its model swapped for the dynamic file, under a key of its own
     # so that nothing it encodes can be mistaken for the product's vectors.
-    encoder._model = SentenceTransformer(
-        str(folder),
-        backend="onnx",
-        device="cpu",
-        model_kwargs={"file_name": str(file_name), "provider": "CPUExecutionProvider"},
-    )
+    encoder.model = OnnxTextEncoder(folder, str(file_name))
     encoder.key += ":dynamic"
     return encoder
 

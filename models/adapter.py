@@ -1,4 +1,5 @@
-"""The trainable message-side adapter of the dual encoder.
+"""The trainable message-side adapter of the dual encoder (its inference, in numpy: the web
+process imports no PyTorch; training is models/adapter_training.py).
 
 The encoder stays frozen; the message tower is ``normalize(x + x @ W.T + b)``, a residual linear
 map that starts as the identity. It is trained with an in-batch softmax (multiple-negatives
@@ -11,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch import nn
 
 from core.settings import Settings
 
@@ -52,77 +51,3 @@ class Adapter:
         y = x + x @ self.weight.T + self.bias
         norms = np.linalg.norm(y, axis=1, keepdims=True)
         return (y / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
-class _Residual(nn.Module):
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(dim, dim)
-        nn.init.zeros_(self.linear.weight)
-        nn.init.zeros_(self.linear.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.normalize(x + self.linear(x), dim=-1)
-
-
-def train_adapter(
-    messages: np.ndarray,
-    replies: np.ndarray,
-    reply_ids: np.ndarray,
-    weights: np.ndarray,
-    config: AdapterConfig,
-    start: Adapter | None = None,
-) -> tuple[Adapter, list[float]]:
-    """Train the adapter; return it and the mean loss of each epoch.
-
-    Args:
-        messages: (n, d) normalised message embeddings.
-        replies: (n, d) normalised embeddings of each message's reply.
-        reply_ids: (n,) response-bank id of each reply, so that two rows sharing a reply are
-            not treated as each other's negatives.
-        weights: (n,) training weight of each pair (for example favouring rare niches).
-        start: weights to continue from (a candidate starts from production's).
-    """
-    generator = torch.Generator().manual_seed(config.seed)
-    torch.manual_seed(config.seed)
-    n, dim = messages.shape
-    module = _Residual(dim)
-    if start is not None:
-        with torch.no_grad():
-            module.linear.weight.copy_(torch.from_numpy(start.weight))
-            module.linear.bias.copy_(torch.from_numpy(start.bias))
-    optimiser = torch.optim.AdamW(
-        module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
-    x = torch.from_numpy(messages.astype(np.float32))
-    y = torch.from_numpy(replies.astype(np.float32))
-    ids = torch.from_numpy(reply_ids.astype(np.int64))
-    w = torch.from_numpy(weights.astype(np.float32))
-    losses: list[float] = []
-    for _ in range(config.epochs if n > 1 else 0):
-        order = torch.randperm(n, generator=generator)
-        total, seen = 0.0, 0.0
-        for begin in range(0, n, config.batch_size):
-            batch = order[begin : begin + config.batch_size]
-            if len(batch) < 2:
-                continue
-            logits = module(x[batch]) @ y[batch].T / config.temperature
-            same_reply = ids[batch][:, None] == ids[batch][None, :]
-            # Another row with the same reply is a positive, not a negative: mask it out.
-            diagonal = torch.eye(len(batch), dtype=torch.bool)
-            logits = logits.masked_fill(same_reply & ~diagonal, float("-inf"))
-            target = torch.arange(len(batch))
-            loss_each = nn.functional.cross_entropy(logits, target, reduction="none")
-            loss = (loss_each * w[batch]).sum() / w[batch].sum()
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total += float(loss.detach()) * len(batch)
-            seen += len(batch)
-        losses.append(total / max(seen, 1))
-    with torch.no_grad():
-        adapter = Adapter(
-            module.linear.weight.detach().numpy().copy(),
-            module.linear.bias.detach().numpy().copy(),
-        )
-    return adapter, losses

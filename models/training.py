@@ -13,7 +13,6 @@ import numpy as np
 from core.text import normalize
 from models.adapter import Adapter
 from models.adapter import AdapterConfig
-from models.adapter import train_adapter
 from models.encoder import Encoder
 from models.response_set import Curation
 from models.response_set import ResponseSet
@@ -118,6 +117,10 @@ def train_model(
         [reply_keys.setdefault(surface_key(e.reply), len(reply_keys)) for e in examples],
         dtype=np.int64,
     )
+    # PyTorch loads here, in the process that trains (a worker), never in a web process that
+    # only needs this module's records (tests/test_encoder_backends.py checks it).
+    from models.adapter_training import train_adapter
+
     adapter, losses = train_adapter(
         messages[fit], replies[fit], reply_ids[fit], weights_arr[fit], adapter_config, start=start
     )

@@ -24,6 +24,7 @@ from models.artifact import write_model
 from models.encoder import Encoder
 from models.encoder import EncoderError
 from models.encoder import default_model_path
+from models.onnx_encoder import OnnxTextEncoder
 from models.onnx_export import INT8_FILE
 from models.onnx_export import ONNX_FILE
 from models.onnx_export import exported_model
@@ -62,6 +63,58 @@ def test_onnx_gives_pytorchs_vectors_and_int8_stays_close(
     assert cosine.min() > 0.95
     assert cosine.max() < 0.99999, "int8 vectors are expected to differ a little"
     assert encoder.key == f"{torch_encoder.key}:{int8_recipe()}"
+
+
+@pytest.mark.parametrize("file_name", [ONNX_FILE, INT8_FILE])
+def test_onnx_runtime_alone_gives_sentence_transformers_vectors(
+    encoder: Encoder, file_name: str
+) -> None:
+    """models/onnx_encoder.py against sentence-transformers' own ONNX backend on the same
+    file: short, long (truncated at 256 tokens), emoji, whitespace, in batches of mixed
+    lengths."""
+    from sentence_transformers import SentenceTransformer
+
+    from core.demo import chatterbot_rows
+
+    folder = exported_model(encoder.path)
+    texts = [*TEXTS, "word " * 300, "hello " * 130, "ok", "¿Qué tal? 😀", " "]
+    texts += [example.message for _, example in chatterbot_rows()[:120]]
+    reference = SentenceTransformer(
+        str(folder),
+        backend="onnx",
+        device="cpu",
+        local_files_only=True,
+        model_kwargs={"file_name": file_name, "provider": "CPUExecutionProvider"},
+    ).encode(texts, batch_size=16, normalize_embeddings=True, convert_to_numpy=True)
+    ours = OnnxTextEncoder(folder, file_name).encode(texts, batch_size=16)
+    assert ours.shape == reference.shape == (len(texts), 384)
+    assert (ours * reference).sum(axis=1).min() > 0.99999
+
+
+def test_a_web_process_imports_no_pytorch(data_dir: Path) -> None:
+    """A web process loads the trained model and answers suggestions with the int8 encoder
+    and the adapter in numpy: PyTorch (about 1 s and 100+ MB) stays out of it."""
+    code = (
+        "import json, sys\n"
+        "from core.keys import create_key\n"
+        "from core.schema import Role\n"
+        "from webapp import create_app\n"
+        "app = create_app()\n"
+        "with app.extensions['replyguard'].db.session() as session:\n"
+        "    token, _ = create_key(session, 'probe', Role.CLIENT, 'tester')\n"
+        "answer = app.test_client().post('/v1/suggestions', json={'message': 'hello there'},\n"
+        "    headers={'Authorization': 'Bearer ' + token})\n"
+        "print(json.dumps([answer.status_code, len(answer.json['suggestions']),\n"
+        "    sorted(m for m in ('torch', 'sentence_transformers') if m in sys.modules)]))"
+    )
+    env = dict(os.environ, REPLYGUARD_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1")
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    status, suggestions, heavy = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (status, heavy) == (200, [])
+    assert suggestions > 0
 
 
 def test_the_export_is_made_once_and_reused(encoder: Encoder) -> None:
