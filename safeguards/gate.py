@@ -447,9 +447,16 @@ def _incomparable(candidate: Evaluation, reference: Evaluation) -> str:
         for key in _COMPARABLE_DETAILS
         if key in candidate.details
         and key in reference.details
-        and candidate.details[key] != reference.details[key]
+        and _detail(key, candidate.details[key]) != _detail(key, reference.details[key])
     ]
     return ", ".join(differ).replace("_", " ")
+
+
+def _detail(key: str, value: Any) -> Any:
+    # The tail is a set of niches listed by count: new human examples can reorder two tail
+    # niches without changing the tail, and a reference evaluated before they arrived is kept
+    # (worker/evaluation.py caches by the set), so the order must not count.
+    return sorted(value) if key == "tail_niches" and isinstance(value, list) else value
 
 
 def _percent(share: float) -> str:
