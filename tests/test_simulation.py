@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from core.demo import chatterbot_rows
+from tests.helpers import FAST_TRAINING
 from webapp.cli import main
 
 pytestmark = pytest.mark.slow
@@ -48,9 +49,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--out",
             str(root / "out"),
         ],
-        # A slice of one-off chatterbot replies: with the support rule at its default the
-        # response set would be empty (the rule has its own tests).
-        env={"REPLYGUARD_RESPONSE_MIN_SUPPORT": "1"},
+        # The tests' fast training (tests/helpers.py), support rule included: a slice of
+        # one-off chatterbot replies would leave the response set empty at its default.
+        env={f"REPLYGUARD_{name.upper()}": str(value) for name, value in FAST_TRAINING.items()},
     )
     assert result.exit_code == 0, result.output
     assert f"skipped line {bad_line}: 'reply' is missing" in result.output
@@ -236,3 +237,34 @@ def test_bad_arguments_are_refused(tmp_path: Path) -> None:
     assert too_many.exit_code == 1
     assert "8 generations of 50 messages need 400 incoming messages" in too_many.output
     assert not (tmp_path / "z").exists()
+
+
+def test_first_events_name_the_generation_and_the_figures() -> None:
+    from worker.simulation import GenerationResult
+    from worker.simulation import detector_events
+    from worker.simulation import first_gate_event
+
+    def result(generation: int, verdicts: dict[str, str], entropy: float) -> GenerationResult:
+        return GenerationResult(
+            "bootstrap",
+            generation,
+            {},
+            "pass",
+            verdicts,
+            [],
+            True,
+            19,
+            100,
+            detector={"distinct_1": 1.0, "ttr": 1.0, "entropy": entropy, "vocab_coverage": 0.2},
+        )
+
+    results = [
+        result(0, {}, 4.0),
+        result(1, {"vendi": "pass", "entropy": "warn"}, 3.8),
+        result(2, {"vendi": "block", "entropy": "block"}, 3.5),
+    ]
+    assert first_gate_event(results, "bootstrap", "warn") == (1, ["entropy"])
+    assert first_gate_event(results, "bootstrap", "block") == (2, ["vendi", "entropy"])
+    assert first_gate_event(results, "guarded", "warn") is None
+    # Token entropy 3.5 is 12.5% below 4.0: tier 1 (10%) fires at generation 2.
+    assert detector_events(results, "bootstrap") == {"tier 1": (2, "entropy"), "tier 3": None}
