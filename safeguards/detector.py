@@ -39,8 +39,6 @@ TIERS: Mapping[str, tuple[tuple[str, ...], float]] = {
     "tier 1": (("distinct_1", "ttr", "entropy"), 0.10),
     "tier 3": (("vocab_coverage",), 0.20),
 }
-# Every figure :func:`detector_figures` returns.
-DETECTOR_FIGURES = ("distinct_1", "distinct_1_pooled", "ttr", "entropy", "vocab_coverage")
 _NON_WORD = re.compile(r"[^\w\s]")
 
 

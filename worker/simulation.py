@@ -145,6 +145,11 @@ class Plan:
 
 @dataclass(frozen=True)
 class GenerationResult:
+    """One generation of one policy as the report shows it: the candidate's figures (by
+    name, safeguards.evaluate), the gate's verdict and each figure's, whether the policy
+    promoted it, its bank size and training examples, what the generation labelled and
+    learnt from, the comparison detector's panel, and its wall time in seconds."""
+
     policy: str
     generation: int
     figures: dict[str, float]
@@ -236,7 +241,7 @@ def run_simulation(
         ValueError: the traffic has fewer messages than ``generations * slice``.
         NoTrainingData: no human example to train the baseline on.
     """
-    _, order = traffic_order(rows, settings)
+    traffic, order = traffic_order(rows, settings)
     needed = plan.generations * plan.slice
     if needed > len(order):
         raise ValueError(
@@ -248,7 +253,7 @@ def run_simulation(
     ctx = PipelineContext.from_settings(settings.with_overrides(data_dir=seed_dir), encoder)
     started = time.perf_counter()
     with ctx.db.session() as session:
-        load_examples(session, rows, skip=traffic_order(rows, settings)[0])
+        load_examples(session, rows, skip=traffic)
     baseline, _ = train_baseline(ctx, actor="simulate")
     ctx.db.dispose()
     progress(
