@@ -373,7 +373,7 @@ def _prompt_pool(
             pool.append([kind, int(row_id)])
     if len(pool) <= limit:
         return pool
-    chosen = np.sort(rng.choice(len(pool), size=max(limit, 0), replace=False))
+    chosen = np.sort(rng.choice(len(pool), size=limit, replace=False))
     return [pool[i] for i in chosen]
 
 
