@@ -111,27 +111,8 @@ def load_with_traffic(session: Session, settings: Settings, rows: list[DemoRow])
     """Load (source, example) rows, keeping ``settings.demo_traffic_fraction`` of each
     niche's messages (at least one, at most half) as incoming traffic with the replies hidden,
     and the other rows as examples. Returns the counts: added, duplicates, traffic."""
-    traffic = set(
-        stratified_pick(
-            (
-                Candidate(i, ex.niche, ex.message, pair_hash(ex.message, ex.reply))
-                for i, (_, ex) in enumerate(rows)
-            ),
-            settings.demo_traffic_fraction,
-            minimum=1,
-            seed=settings.seed,
-            salt="demo-traffic",
-        )
-    )
-    report = ImportReport()
-    by_source: dict[str, list[ExampleIn]] = {}
-    for i, (source, example) in enumerate(rows):
-        if i not in traffic:
-            by_source.setdefault(source, []).append(example)
-    for source, examples in by_source.items():
-        added, duplicates = insert_examples(session, examples, source=source)
-        report.added += added
-        report.duplicates += duplicates
+    traffic = traffic_indices(settings, rows)
+    report = load_examples(session, rows, skip=traffic)
     known = set(session.scalars(select(IncomingMessage.message)))
     fresh = [
         {"message": message, "niche": niche}
@@ -143,6 +124,40 @@ def load_with_traffic(session: Session, settings: Settings, rows: list[DemoRow])
         session.execute(insert(IncomingMessage), fresh)
     report.traffic = len(fresh)
     return report
+
+
+def load_examples(session: Session, rows: Sequence[DemoRow], skip: set[int]) -> ImportReport:
+    """Insert every row but those at the indices in ``skip`` as an example, with its source
+    (core.ingest.insert_examples: a row already stored is a duplicate). Returns the counts:
+    added and duplicates."""
+    report = ImportReport()
+    by_source: dict[str, list[ExampleIn]] = {}
+    for i, (source, example) in enumerate(rows):
+        if i not in skip:
+            by_source.setdefault(source, []).append(example)
+    for source, examples in by_source.items():
+        added, duplicates = insert_examples(session, examples, source=source)
+        report.added += added
+        report.duplicates += duplicates
+    return report
+
+
+def traffic_indices(settings: Settings, rows: Sequence[DemoRow]) -> set[int]:
+    """Indices of the rows whose messages are kept as incoming traffic: per niche,
+    ``settings.demo_traffic_fraction`` of the messages (at least one, at most half), chosen
+    by a hash seeded with ``settings.seed`` (core.splits.stratified_pick)."""
+    return set(
+        stratified_pick(
+            (
+                Candidate(i, ex.niche, ex.message, pair_hash(ex.message, ex.reply))
+                for i, (_, ex) in enumerate(rows)
+            ),
+            settings.demo_traffic_fraction,
+            minimum=1,
+            seed=settings.seed,
+            salt="demo-traffic",
+        )
+    )
 
 
 def chitchat_rows(pairs: int, skew: float, seed: int) -> list[DemoRow]:

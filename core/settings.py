@@ -158,7 +158,8 @@ class Settings:
     demo_traffic_fraction: float = 0.2
 
     # Generations
-    # Prompts the production model labels per generation (the newest incoming first).
+    # Prompts the production model labels per generation: a seeded uniform sample of the
+    # incoming traffic (worker/pipeline.py, _prompt_pool); 0 labels none (no self-training).
     synthesize_max_prompts: int = 2_000
     # 0 writes the top suggestion; above 0 samples among the top suggestions.
     synthesize_temperature: float = 0.0
@@ -178,6 +179,14 @@ class Settings:
     anchor_min_per_niche: int = 5
     # A suggestion matches a gold reply when identical or at least this cosine.
     match_threshold: float = 0.8
+
+    def __post_init__(self) -> None:
+        # Refused when the settings are loaded, not in the middle of a generation.
+        if self.synthesize_max_prompts < 0:
+            raise SettingsError(
+                f"REPLYGUARD_SYNTHESIZE_MAX_PROMPTS={self.synthesize_max_prompts} is negative: "
+                "give the prompts to label per generation, 0 for none"
+            )
 
     @property
     def database(self) -> str:

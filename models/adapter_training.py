@@ -47,7 +47,7 @@ def train_adapter(
     """
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
-    n, dim = messages.shape
+    dim = messages.shape[1]
     module = _Residual(dim)
     if start is not None:
         with torch.no_grad():
@@ -60,6 +60,36 @@ def train_adapter(
     y = torch.from_numpy(replies.astype(np.float32))
     ids = torch.from_numpy(reply_ids.astype(np.int64))
     w = torch.from_numpy(weights.astype(np.float32))
+    losses: list[float] = []
+    # One intra-op thread: a step is a 128 x 384 by 384 x 384 product, too small to share, and
+    # threads waiting on each other made training 11x slower on two busy cores (30 epochs of
+    # the demo: minutes instead of seconds, docs/benchmarks.md "collapse experiment").
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        losses = _epochs(module, optimiser, x, y, ids, w, config, generator)
+    finally:
+        torch.set_num_threads(threads)
+    with torch.no_grad():
+        adapter = Adapter(
+            module.linear.weight.detach().numpy().copy(),
+            module.linear.bias.detach().numpy().copy(),
+        )
+    return adapter, losses
+
+
+def _epochs(
+    module: nn.Module,
+    optimiser: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    ids: torch.Tensor,
+    w: torch.Tensor,
+    config: AdapterConfig,
+    generator: torch.Generator,
+) -> list[float]:
+    """Train ``module`` in place; return the mean loss of each epoch."""
+    n = len(x)
     losses: list[float] = []
     for _ in range(config.epochs if n > 1 else 0):
         order = torch.randperm(n, generator=generator)
@@ -82,9 +112,4 @@ def train_adapter(
             total += float(loss.detach()) * len(batch)
             seen += len(batch)
         losses.append(total / max(seen, 1))
-    with torch.no_grad():
-        adapter = Adapter(
-            module.linear.weight.detach().numpy().copy(),
-            module.linear.bias.detach().numpy().copy(),
-        )
-    return adapter, losses
+    return losses

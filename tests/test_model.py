@@ -147,3 +147,27 @@ def test_baseline_reports_weights_chosen_on_held_out_data(
     assert manifest["training"]["validation_examples"] > 0
     assert set(manifest["weights"]) >= {"dual", "knn", "prior"}
     assert len(manifest["training"]["fingerprint"]) == 64
+
+
+def test_adapter_training_gives_back_the_process_thread_count() -> None:
+    import torch
+
+    from models.adapter_training import train_adapter
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((40, 8)).astype(np.float32)
+        _, losses = train_adapter(
+            x,
+            x,
+            np.arange(40),
+            np.ones(40, dtype=np.float32),
+            AdapterConfig(epochs=2, batch_size=16),
+        )
+        # Trained on one thread, then the process's two threads are back for the encoder.
+        assert len(losses) == 2
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

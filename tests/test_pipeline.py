@@ -16,6 +16,7 @@ from core.schema import AuditEntry
 from core.schema import CandidateStatus
 from core.schema import Example
 from core.schema import Generation
+from core.schema import IncomingMessage
 from core.schema import ModelVersion
 from core.schema import SyntheticCandidate
 from core.settings import Settings
@@ -100,6 +101,47 @@ def test_a_generation_accumulates_and_promotes_through_the_gate(
         # All of this generation's kept rows, each naming the model and generation that wrote it.
         assert len(synthetic_rows) == kept_rows == kept
         assert {(r.generation, r.model_version) for r in synthetic_rows} == {(1, "v1")}
+
+
+def _snapshot_prompts(settings: Settings, db: Database, encoder: Encoder) -> list[str]:
+    """The messages the snapshot stage picks as this generation's prompts."""
+    ctx = PipelineContext(settings, db, encoder)
+    generation_id = start_generation(ctx, "tester")
+    run_stage(ctx, generation_id, "snapshot")
+    prompts = generation(db, generation_id).stages["snapshot"]["data"]["prompts"]
+    with db.session() as session:
+        by_id = dict(session.execute(select(IncomingMessage.id, IncomingMessage.message)).all())
+    return [by_id[i] for kind, i in prompts if kind == "incoming"]
+
+
+def test_prompts_are_a_uniform_sample_not_the_alphabetically_last(
+    settings: Settings, db: Database, encoder: Encoder
+) -> None:
+    # One import: the demo's traffic went in sorted by text (core.demo.load_with_traffic), so
+    # its ids follow the alphabet. Newest-first took the 50 alphabetically last messages.
+    with db.session() as session:
+        traffic = sorted(session.scalars(select(IncomingMessage.message)))
+    assert len(traffic) > 200
+    picked = _snapshot_prompts(settings.with_overrides(synthesize_max_prompts=50), db, encoder)
+    assert len(picked) == 50
+    rank = {message: i / (len(traffic) - 1) for i, message in enumerate(traffic)}
+    mean_rank = sum(rank[m] for m in picked) / len(picked)
+    # A uniform sample of 50 has a mean rank of 0.5 with a standard deviation of about 0.04;
+    # the alphabetically last 50 have about 0.89.
+    assert 0.38 < mean_rank < 0.62
+    assert sum(rank[m] < 0.5 for m in picked) >= 15
+
+
+def test_zero_max_prompts_labels_no_prompt(
+    settings: Settings, db: Database, encoder: Encoder
+) -> None:
+    ctx = PipelineContext(settings.with_overrides(synthesize_max_prompts=0), db, encoder)
+    generation_id = start_generation(ctx, "tester")
+    run_stage(ctx, generation_id, "snapshot")
+    run_stage(ctx, generation_id, "synthesize")
+    g = generation(db, generation_id)
+    assert g.stages["snapshot"]["counts"]["prompts"] == 0
+    assert g.stages["synthesize"]["counts"]["written"] == 0
 
 
 def test_one_generation_at_a_time(ctx: PipelineContext) -> None:

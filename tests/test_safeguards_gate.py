@@ -197,6 +197,17 @@ def test_evaluations_of_different_benchmarks_are_not_compared() -> None:
     assert any("benchmark fingerprint" in r for r in decision.reasons)
 
 
+def test_the_same_tail_niches_listed_in_another_order_are_comparable() -> None:
+    # New human examples reordered two tail niches by count; the tail is the same set.
+    reference = evaluation(tail_niches=["rare", "rarer"])
+    candidate = evaluation(tail_niches=["rarer", "rare"])
+    assert decide(candidate, reference, reference, [], None, 50).verdict == "pass"
+    other_tail = evaluation(tail_niches=["rare", "common"])
+    decision = decide(other_tail, reference, reference, [], None, 50)
+    assert decision.verdict == "block"
+    assert any("tail niches differ" in r for r in decision.reasons)
+
+
 def test_a_figure_missing_from_the_candidate_blocks() -> None:
     full = evaluation()
     figures = {k: v for k, v in full.figures.items() if k != "vendi"}

@@ -35,6 +35,7 @@ def test_environment_then_overrides() -> None:
     [
         ({"REPLYGUARD_DEFAULT_K": "three"}, "REPLYGUARD_DEFAULT_K='three' is not a valid int"),
         ({"REPLYGUARD_RECORD_INCOMING": "maybe"}, "is not a valid bool"),
+        ({"REPLYGUARD_SYNTHESIZE_MAX_PROMPTS": "-1"}, "SYNTHESIZE_MAX_PROMPTS=-1 is negative"),
     ],
 )
 def test_bad_environment_values_name_the_variable(env: dict[str, str], fragment: str) -> None:
@@ -45,3 +46,10 @@ def test_bad_environment_values_name_the_variable(env: dict[str, str], fragment:
 def test_unknown_override_is_refused() -> None:
     with pytest.raises(SettingsError, match="unknown setting 'colour'"):
         load_settings({"colour": "red"}, environ={})
+
+
+def test_zero_prompts_is_a_setting_not_an_error() -> None:
+    assert (
+        load_settings(environ={"REPLYGUARD_SYNTHESIZE_MAX_PROMPTS": "0"}).synthesize_max_prompts
+        == 0
+    )

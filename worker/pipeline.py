@@ -312,7 +312,10 @@ def snapshot(ctx: PipelineContext, generation_id: int, progress: Progress) -> di
         previous = _previous_watermark(session, generation.number)
         fresh_human = sum(1 for r in pools.human if r.id > previous)
         benchmark_messages = {normalize(r.message) for r in pools.benchmark}
-        prompts = _prompt_pool(session, benchmark_messages, ctx.settings.synthesize_max_prompts)
+        rng = np.random.default_rng([ctx.settings.seed, generation.number, _PROMPT_SAMPLE])
+        prompts = _prompt_pool(
+            session, benchmark_messages, ctx.settings.synthesize_max_prompts, rng
+        )
         generation.parent_version = parent.version
         generation.stages = {
             **generation.stages,
@@ -333,18 +336,33 @@ def snapshot(ctx: PipelineContext, generation_id: int, progress: Progress) -> di
     }
 
 
-def _prompt_pool(session: Any, benchmark: set[str], limit: int) -> list[list[Any]]:
-    """Messages without a human reply: incoming traffic (newest first), then the messages of
-    feedback where the user picked a suggestion. Never a benchmark message."""
+# Salt of the prompt sample's random stream (synthesize's stream is [seed, number]).
+_PROMPT_SAMPLE = 1
+
+
+def _prompt_pool(
+    session: Any, benchmark: set[str], limit: int, rng: np.random.Generator
+) -> list[list[Any]]:
+    """The prompts a generation labels: a uniform random sample of at most ``limit`` of
+    the eligible messages, ``[kind, id]`` each, in the pool's order.
+
+    Eligible: every incoming message (traffic) and the message of every feedback where the
+    user picked a suggestion, one per distinct normalised text (its oldest row), never a
+    benchmark message. A uniform sample, not the newest first: one import or one busy
+    second gives thousands of messages the same time and order, and any order among them
+    (ids follow the text when an import is sorted) would pick by text. Retention
+    (``incoming_retention``) already keeps the pool to recent traffic. ``limit`` 0 labels
+    nothing; ``rng`` is seeded per generation, so a rerun picks the same prompts.
+    """
     pool: list[list[Any]] = []
     seen: set[str] = set()
     incoming = session.execute(
-        select(IncomingMessage.id, IncomingMessage.message).order_by(IncomingMessage.id.desc())
+        select(IncomingMessage.id, IncomingMessage.message).order_by(IncomingMessage.id)
     )
     selected = session.execute(
         select(Example.id, Example.message)
         .where(Example.provenance == Provenance.HUMAN_SELECTED.value)
-        .order_by(Example.id.desc())
+        .order_by(Example.id)
     )
     for kind, rows in (("incoming", incoming), ("feedback", selected)):
         for row_id, message in rows:
@@ -353,9 +371,10 @@ def _prompt_pool(session: Any, benchmark: set[str], limit: int) -> list[list[Any
                 continue
             seen.add(key)
             pool.append([kind, int(row_id)])
-            if len(pool) >= limit:
-                return pool
-    return pool
+    if len(pool) <= limit:
+        return pool
+    chosen = np.sort(rng.choice(len(pool), size=limit, replace=False))
+    return [pool[i] for i in chosen]
 
 
 def _previous_watermark(session: Any, number: int) -> int:

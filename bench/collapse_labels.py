@@ -1,0 +1,84 @@
+"""What a finished collapse run's generations were taught: how good the model's labels of the
+traffic were, and what the filters, deduplication and the cap did with them.
+
+Usage (from the repository root), after ``replyguard simulate ... --out RUN``:
+    .venv/bin/python -m bench.collapse_labels --run RUN [--data demo|FILE] [--policy guarded]
+    # writes docs/figures/collapse_labels-<RUN folder name>.json
+
+Per generation of the policy: prompts labelled, replies written, abstentions, removals by
+each quality rule and by deduplication, the mix's counts (human, synthetic, dropped by the
+cap, human share), and the labels' quality: the mean cosine (base encoder) between the reply
+the model wrote and the reply the message's user really wrote (hidden from every model, known
+here from the data), and the share of labels whose cosine reaches the match threshold (a
+label that says what the user said).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+from core.settings import load_settings
+from models.encoder import Encoder
+from worker.simulation import simulation_rows
+from worker.simulation import traffic_order
+
+FIGURES = Path("docs/figures")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--data", default="demo")
+    parser.add_argument("--policy", default="guarded")
+    args = parser.parse_args()
+    settings = load_settings({"seed": 13})
+    rows, _ = simulation_rows(args.data, settings)
+    real = {e.message: e.reply for e in traffic_order(rows, settings)[1]}
+    encoder = Encoder.from_settings(settings.with_overrides(data_dir=args.run / "cache"))
+    out = []
+    with sqlite3.connect(args.run / args.policy / "replyguard.sqlite3") as db:
+        generations = db.execute(
+            "SELECT id, number, stages FROM generations WHERE number > 0 ORDER BY number"
+        ).fetchall()
+        for generation_id, number, stages_json in generations:
+            stages = json.loads(stages_json)
+            pairs = db.execute(
+                "SELECT message, reply FROM synthetic_candidates WHERE generation_id = ?",
+                (generation_id,),
+            ).fetchall()
+            labelled = [(reply, real[message]) for message, reply in pairs if message in real]
+            cosine = np.array([])
+            if labelled:
+                written = encoder.encode([w for w, _ in labelled])
+                truth = encoder.encode([t for _, t in labelled])
+                cosine = (written * truth).sum(axis=1)
+            counts = {s: stages.get(s, {}).get("counts", {}) for s in stages}
+            out.append(
+                {
+                    "generation": number,
+                    "synthesize": counts.get("synthesize", {}),
+                    "filter_removed": counts.get("filter", {}).get("removed", {}),
+                    "dedup_removed": counts.get("deduplicate", {}).get("removed", {}),
+                    "mix": counts.get("mix", {}),
+                    "label_cosine_to_real_reply": float(cosine.mean()) if len(cosine) else None,
+                    "labels_matching_real_reply": (
+                        float((cosine >= settings.match_threshold).mean()) if len(cosine) else None
+                    ),
+                }
+            )
+            print(json.dumps(out[-1]), flush=True)
+    target = FIGURES / f"collapse_labels-{args.run.name}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(
+        json.dumps({"run": str(args.run), "policy": args.policy, "generations": out}, indent=2)
+    )
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()

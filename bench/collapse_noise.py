@@ -1,0 +1,130 @@
+"""How much each figure of the collapse report moves between trainings on the same data with
+different seeds: the noise that the gate's tolerances and its early warning are read against.
+
+Usage (from the repository root):
+    .venv/bin/python -m bench.collapse_noise [--seeds 4] [--data FILE]
+    # writes docs/figures/collapse_noise.json (or collapse_noise-<file stem>.json)
+
+The data folder is the one ``make run`` trains (bench.common.prepare: the demo, or FILE
+imported); its benchmark and training rows stay fixed. The model is trained again on the
+same training rows with seeds 13, 14, ... (the adapter's initialisation and batch order, and
+the held-out tenth that calibrates triggering), the signal weights pinned to generation 0's
+as every generation keeps its parent's, and each model is evaluated on the same benchmark
+by the gate's evaluator and the comparison detector (safeguards.detector). Per figure: the
+mean, the standard deviation, the relative standard deviation, the largest relative
+difference between two seeds, and the gate's tolerance beside it (how many standard
+deviations of a two-seed difference it allows: 3 or more rarely blocks a retrain that
+changed nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import prepare
+from core.db import Database
+from core.settings import load_settings
+from models.encoder import Encoder
+from models.training import TrainingExample
+from safeguards.detector import detector_figures
+from safeguards.evaluate import BenchmarkExample
+from safeguards.evaluate import EvaluationConfig
+from safeguards.evaluate import evaluate_model
+from safeguards.gate import GATED_RELEVANCE
+from safeguards.gate import Tolerances
+from worker.context import PipelineContext
+
+FIGURES = Path("docs/figures")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--data", type=Path, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="collapse-noise-") as tmp:
+        encoder = Encoder.from_settings(load_settings({"data_dir": str(Path(tmp) / "cache")}))
+        data = prepare(args.data.name if args.data else "demo", Path(tmp), encoder, args.data)
+        db = Database(data.settings)
+        examples = [
+            TrainingExample(r.message, r.reply, r.niche, conversation=r.conversation)
+            for r in data.train
+        ]
+        benchmark = [BenchmarkExample(r.message, r.reply, r.niche) for r in data.benchmark]
+        counts = dict(Counter(r.niche for r in data.train + data.benchmark))
+        config = EvaluationConfig.from_settings(data.settings)
+        panels: list[dict[str, float]] = []
+        kinds: dict[str, str] = {}
+        for seed in range(13, 13 + args.seeds):
+            ctx = PipelineContext(data.settings.with_overrides(seed=seed), db, encoder)
+            model, _ = ctx.train(examples, weights=data.model.weights)
+            evaluation = evaluate_model(model, benchmark, encoder, counts, config)
+            shown = [t for row in evaluation.suggestions for t in row[: config.diversity_k]]
+            detector = detector_figures(shown, [r.reply for r in data.benchmark])
+            panels.append(
+                {**evaluation.values(), **{f"detector_{k}": v for k, v in detector.items()}}
+            )
+            kinds.update({name: f.kind for name, f in evaluation.figures.items()})
+            print(f"seed {seed}: similarity@3 {panels[-1]['similarity@3']:.4f}", flush=True)
+        db.dispose()
+    tolerances = Tolerances()
+    figures = {}
+    for name in panels[0]:
+        values = np.array([p[name] for p in panels])
+        mean = float(values.mean())
+        sd = float(values.std(ddof=1))
+        relative_sd = sd / abs(mean) if mean else 0.0
+        widest = max(abs(a - b) for a, b in itertools.combinations(values, 2))
+        gated = kinds.get(name) in ("diversity", "tail") or name in (
+            config.primary,
+            *GATED_RELEVANCE,
+        )
+        tolerance = tolerances.relative(name, kinds[name]) if gated else None  # type: ignore[arg-type]
+        figures[name] = {
+            "values": [round(float(v), 5) for v in values],
+            "mean": mean,
+            "sd": sd,
+            "relative_sd": relative_sd,
+            "widest_relative_difference": widest / abs(mean) if mean else 0.0,
+            "tolerance": tolerance,
+            # The tolerance in standard deviations of the difference of two seeds.
+            "tolerance_in_sd_of_a_difference": (
+                tolerance / (math.sqrt(2) * relative_sd) if tolerance and relative_sd else None
+            ),
+        }
+    out = FIGURES / (
+        f"collapse_noise-{args.data.stem}.json" if args.data else "collapse_noise.json"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "data": data.name,
+                "seeds": list(range(13, 13 + args.seeds)),
+                "training_examples": len(examples),
+                "benchmark": len(benchmark),
+                "figures": figures,
+            },
+            indent=2,
+        )
+    )
+    print(f"wrote {out}")
+    for name, f in figures.items():
+        in_sd = f["tolerance_in_sd_of_a_difference"]
+        print(
+            f"{name:32s} mean {f['mean']:.4f}  rel sd {100 * f['relative_sd']:.2f}%  "
+            f"widest {100 * f['widest_relative_difference']:.2f}%"
+            + (f"  tolerance {100 * f['tolerance']:.0f}% = {in_sd:.1f} sd" if in_sd else "")
+        )
+
+
+if __name__ == "__main__":
+    main()
