@@ -105,6 +105,8 @@ def suggest(body: dict[str, Any]) -> dict[str, Any]:
             "content": {"application/json": {"schema": FeedbackOut}},
         },
         **BODY_ERRORS,
+        422: "A field is missing, unknown or invalid (details.fields names each), not exactly "
+        "one of chosen and typed, chosen not an index of suggestions, or no such model_version",
         **RATE_LIMITED,
     },
 )
@@ -175,6 +177,8 @@ def feedback(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
         **BODY_ERRORS,
         413: "The body is larger than REPLYGUARD_MAX_BODY_BYTES, or it has more examples than "
         "REPLYGUARD_MAX_EXAMPLES_PER_REQUEST: split the batch",
+        422: "A field is missing, unknown or invalid (details.fields names each), or examples "
+        "are invalid (details.rows: each one's index and error; nothing was imported)",
         **STAFF_ONLY,
         **RATE_LIMITED,
     },

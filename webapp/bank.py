@@ -56,7 +56,13 @@ def list_curation() -> dict[str, Any]:
 @bp.output(BankOut, status_code=201)
 @bp.doc(
     summary="Add a canned reply: served by every web process within seconds",
-    responses={**BODY_ERRORS, **STAFF_ONLY, **RATE_LIMITED},
+    responses={
+        **BODY_ERRORS,
+        422: "A field is missing, unknown or invalid (details.fields names each), or the reply "
+        "breaks a rule of the response set or is curated already (code refused_reply)",
+        **STAFF_ONLY,
+        **RATE_LIMITED,
+    },
 )
 def curate(body: dict[str, Any]) -> dict[str, Any]:
     svc = services()
@@ -85,7 +91,13 @@ def curate(body: dict[str, Any]) -> dict[str, Any]:
 @bp.output(BankOut, status_code=201)
 @bp.doc(
     summary="Block a reply or a pattern: never suggested again, from within seconds",
-    responses={**BODY_ERRORS, **STAFF_ONLY, **RATE_LIMITED},
+    responses={
+        **BODY_ERRORS,
+        422: "A field is missing, unknown or invalid (details.fields names each), or the "
+        "pattern is not a regular expression (code invalid_block)",
+        **STAFF_ONLY,
+        **RATE_LIMITED,
+    },
 )
 def block(body: dict[str, Any]) -> dict[str, Any]:
     try:
