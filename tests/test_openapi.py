@@ -48,7 +48,7 @@ pytestmark = pytest.mark.slow
 
 # Generated requests of each kind (valid, invalid) per operation and role: hypothesis'
 # max_examples. 16 operations x 4 callers x 2 kinds x 30 is at most 3,840 requests; 2,230 in
-# fact (an operation without input has one request), about 40 s on 2 loaded cores.
+# fact (an operation without input has one request): 20 s on the 2 cores here, 40 s loaded.
 EXAMPLES = 30
 # Far above what the test sends: no 429 unless a test asks for one.
 HIGH_LIMITS = {
