@@ -23,6 +23,9 @@ from webapp import metrics
 from webapp.auth import STAFF
 from webapp.auth import auth
 from webapp.auth import current_caller
+from webapp.errors import BODY_ERRORS
+from webapp.errors import RATE_LIMITED
+from webapp.errors import STAFF_ONLY
 from webapp.errors import ApiError
 from webapp.limits import feedback_limit
 from webapp.limits import imports_limit
@@ -41,9 +44,16 @@ bp = APIBlueprint("api", __name__, url_prefix="/v1", tag="API")
 
 @bp.post("/suggestions")
 @bp.auth_required(auth)
-@bp.input(SuggestIn, arg_name="body")
+@bp.input(SuggestIn, arg_name="body", example={"message": "are we still on for lunch?", "k": 3})
 @bp.output(SuggestOut)
-@bp.doc(summary="Suggest short replies to a message")
+@bp.doc(
+    summary="Suggest short replies to a message",
+    responses={
+        **BODY_ERRORS,
+        **RATE_LIMITED,
+        503: "No production model is served (none yet, or it was refused): the message says why",
+    },
+)
 def suggest(body: dict[str, Any]) -> dict[str, Any]:
     svc = services()
     try:
@@ -77,9 +87,29 @@ def suggest(body: dict[str, Any]) -> dict[str, Any]:
 @bp.post("/feedback")
 @feedback_limit
 @bp.auth_required(auth)
-@bp.input(FeedbackIn, arg_name="body")
+@bp.input(
+    FeedbackIn,
+    arg_name="body",
+    example={
+        "message": "are we still on for lunch?",
+        "suggestions": ["Yes", "Sure", "Sounds good"],
+        "chosen": 1,
+    },
+)
 @bp.output(FeedbackOut, status_code=201)
-@bp.doc(summary="Report which suggestion the user chose, or what they typed instead")
+@bp.doc(
+    summary="Report which suggestion the user chose, or what they typed instead",
+    responses={
+        200: {
+            "description": "The same message and reply were stored before: not stored again",
+            "content": {"application/json": {"schema": FeedbackOut}},
+        },
+        **BODY_ERRORS,
+        422: "A field is missing, unknown or invalid (details.fields names each), not exactly "
+        "one of chosen and typed, chosen not an index of suggestions, or no such model_version",
+        **RATE_LIMITED,
+    },
+)
 def feedback(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     chosen, typed, shown = body["chosen"], body["typed"], body["suggestions"]
     if (chosen is None) == (typed is None):
@@ -129,17 +159,33 @@ def feedback(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 @bp.post("/examples")
 @imports_limit
 @bp.auth_required(auth, roles=STAFF)
-@bp.input(ExamplesIn, arg_name="body")
+@bp.input(
+    ExamplesIn,
+    arg_name="body",
+    example={
+        "examples": [
+            {"message": "are we still on for lunch?", "reply": "Yes, see you at noon"},
+            {"message": "can you call me?", "reply": "In ten minutes", "niche": "work"},
+        ],
+        "provenance": "human",
+    },
+)
 @bp.output(ImportOut, status_code=201)
-@bp.doc(summary="Import examples in bulk (reviewer or admin)")
+@bp.doc(
+    summary="Import examples in bulk (reviewer or admin)",
+    responses={
+        **BODY_ERRORS,
+        413: "The body is larger than REPLYGUARD_MAX_BODY_BYTES, or it has more examples than "
+        "REPLYGUARD_MAX_EXAMPLES_PER_REQUEST: split the batch",
+        422: "A field is missing, unknown or invalid (details.fields names each), or examples "
+        "are invalid (details.rows: each one's index and error; nothing was imported)",
+        **STAFF_ONLY,
+        **RATE_LIMITED,
+    },
+)
 def import_examples(body: dict[str, Any]) -> dict[str, Any]:
     svc = services()
     rows = body["examples"]
-    limit = svc.settings.max_examples_per_request
-    if not rows:
-        raise ApiError(422, "'examples' is empty")
-    if len(rows) > limit:
-        raise ApiError(413, f"at most {limit} examples per request; split the batch")
     default = Provenance(body["provenance"]) if body["provenance"] else None
     numbered = [(i, {k: v for k, v in row.items() if v is not None}) for i, row in enumerate(rows)]
     try:
@@ -170,7 +216,7 @@ def import_examples(body: dict[str, Any]) -> dict[str, Any]:
 @bp.get("/models")
 @bp.auth_required(auth)
 @bp.output(ModelsOut)
-@bp.doc(summary="Model versions and which one is production")
+@bp.doc(summary="Model versions and which one is production", responses=RATE_LIMITED)
 def list_models() -> dict[str, Any]:
     svc = services()
     with svc.db.session() as session:

@@ -16,6 +16,9 @@ from models.response_set import ResponseSetConfig
 from webapp.auth import STAFF
 from webapp.auth import auth
 from webapp.auth import current_caller
+from webapp.errors import BODY_ERRORS
+from webapp.errors import RATE_LIMITED
+from webapp.errors import STAFF_ONLY
 from webapp.schemas import BankOut
 from webapp.schemas import BlockIn
 from webapp.schemas import CuratedIn
@@ -27,7 +30,10 @@ bp = APIBlueprint("bank", __name__, url_prefix="/v1/bank", tag="Response set")
 @bp.get("")
 @bp.auth_required(auth, roles=STAFF)
 @bp.output(BankOut)
-@bp.doc(summary="Curated replies and blocks (reviewer or admin)")
+@bp.doc(
+    summary="Curated replies and blocks (reviewer or admin)",
+    responses={**STAFF_ONLY, **RATE_LIMITED},
+)
 def list_curation() -> dict[str, Any]:
     with services().db.session() as session:
         curated = session.scalars(select(CuratedReply).order_by(CuratedReply.id)).all()
@@ -40,9 +46,22 @@ def list_curation() -> dict[str, Any]:
 
 @bp.post("/curated")
 @bp.auth_required(auth, roles=STAFF)
-@bp.input(CuratedIn, arg_name="body")
+@bp.input(
+    CuratedIn,
+    arg_name="body",
+    example={"text": "On my way", "reason": "a common answer the model never learned"},
+)
 @bp.output(BankOut, status_code=201)
-@bp.doc(summary="Add a canned reply: served by every web process within seconds")
+@bp.doc(
+    summary="Add a canned reply: served by every web process within seconds",
+    responses={
+        **BODY_ERRORS,
+        422: "A field is missing, unknown or invalid (details.fields names each), or the reply "
+        "breaks a rule of the response set or is curated already (code refused_reply)",
+        **STAFF_ONLY,
+        **RATE_LIMITED,
+    },
+)
 def curate(body: dict[str, Any]) -> dict[str, Any]:
     # A refused reply (RefusedReply, 422) is answered by webapp/errors.py.
     svc = services()
@@ -60,9 +79,22 @@ def curate(body: dict[str, Any]) -> dict[str, Any]:
 
 @bp.post("/blocks")
 @bp.auth_required(auth, roles=STAFF)
-@bp.input(BlockIn, arg_name="body")
+@bp.input(
+    BlockIn,
+    arg_name="body",
+    example={"kind": "pattern", "value": "\\bcall me\\b", "reason": "no phone calls"},
+)
 @bp.output(BankOut, status_code=201)
-@bp.doc(summary="Block a reply or a pattern: never suggested again, from within seconds")
+@bp.doc(
+    summary="Block a reply or a pattern: never suggested again, from within seconds",
+    responses={
+        **BODY_ERRORS,
+        422: "A field is missing, unknown or invalid (details.fields names each), or the "
+        "pattern is not a regular expression (code invalid_block)",
+        **STAFF_ONLY,
+        **RATE_LIMITED,
+    },
+)
 def block(body: dict[str, Any]) -> dict[str, Any]:
     # An unusable block (InvalidBlock, 422) is answered by webapp/errors.py.
     with services().db.session() as session:

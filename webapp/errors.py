@@ -13,6 +13,11 @@ from typing import Any
 
 from apiflask import APIFlask
 from apiflask import HTTPError
+from apiflask import Schema
+from apiflask.fields import Dict
+from apiflask.fields import Integer
+from apiflask.fields import Nested
+from apiflask.fields import String
 from werkzeug.exceptions import HTTPException
 
 from core.actions import ActionRefused
@@ -48,6 +53,57 @@ MESSAGES = {
 }
 
 
+class ErrorInfo(Schema):
+    status = Integer(required=True, metadata={"description": "The HTTP status of the answer."})
+    code = String(
+        required=True,
+        metadata={
+            "description": "A stable code: the status's own (invalid_input, rate_limited, ...) "
+            "or a more precise one (no_model, queue_unavailable, refused_reply, ...)."
+        },
+    )
+    message = String(
+        required=True, metadata={"description": "What is wrong and what to do about it."}
+    )
+    details = Dict(
+        required=True,
+        metadata={
+            "description": "More, where there is more: the invalid fields (fields), the invalid "
+            "rows of an import (rows), the broken rate limit (limit, retry_after_seconds)."
+        },
+    )
+
+
+class Error(Schema):
+    """The one error shape (this module's docstring), as the OpenAPI document states it."""
+
+    error = Nested(ErrorInfo, required=True)
+
+
+# What each error status means, for the views' ``@doc(responses=...)``: APIFlask documents
+# every one with the :class:`Error` body (init_app makes it the app's error schema). APIFlask
+# adds 401 to every view with ``auth_required`` and 422 to every view with an input itself.
+BODY_ERRORS: dict[int, Any] = {
+    400: "The body is not a JSON object: not UTF-8, not JSON (NaN and Infinity included), "
+    "an integer with more digits than the server converts, nesting too deep, or not an object",
+    413: "The body is larger than REPLYGUARD_MAX_BODY_BYTES",
+}
+STAFF_ONLY: dict[int, Any] = {403: "A client key: this takes a reviewer or admin key"}
+ADMIN_ONLY: dict[int, Any] = {403: "A client or reviewer key: this takes an admin key"}
+RATE_LIMITED: dict[int, Any] = {
+    429: {
+        "description": "This key is over a rate limit (REPLYGUARD_RATE_LIMIT*): wait as long "
+        "as Retry-After says",
+        "content": {"application/json": {"schema": Error}},
+        "headers": {
+            "Retry-After": Integer(
+                required=True, metadata={"description": "Seconds until the limit lets it through."}
+            )
+        },
+    }
+}
+
+
 class ApiError(HTTPError):
     """A domain error with a status, a stable code and a message that says what to do."""
 
@@ -70,6 +126,15 @@ def error_body(status: int, message: str, details: Any = None, code: str = "") -
 
 
 def init_app(app: APIFlask) -> None:
+    """Answer every error of ``app`` in the one shape, and document that shape as the body
+    of every error response in its OpenAPI document."""
+    app.config["HTTP_ERROR_SCHEMA"] = Error
+    app.config["VALIDATION_ERROR_SCHEMA"] = Error
+    app.config["AUTH_ERROR_DESCRIPTION"] = "No API key, or one that is unknown or revoked"
+    app.config["VALIDATION_ERROR_DESCRIPTION"] = (
+        "A field is missing, unknown or invalid: the message and details.fields name each"
+    )
+
     @app.error_processor
     def _api_error(error: HTTPError) -> Any:
         status = error.status_code

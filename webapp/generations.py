@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIBlueprint
+from apiflask.fields import String
 from flask import current_app
 from flask import url_for
 from sqlalchemy import select
@@ -17,8 +18,16 @@ from core.schema import Generation
 from webapp.auth import STAFF
 from webapp.auth import auth
 from webapp.auth import current_caller
+from webapp.errors import BODY_ERRORS
+from webapp.errors import RATE_LIMITED
+from webapp.errors import STAFF_ONLY
 from webapp.errors import ApiError
+from webapp.schemas import AuditOut
 from webapp.schemas import AuditQuery
+from webapp.schemas import GenerationDetailOut
+from webapp.schemas import GenerationsOut
+from webapp.schemas import GenerationStartedOut
+from webapp.schemas import ProductionChangeOut
 from webapp.schemas import ReasonIn
 from webapp.state import services
 from worker.dispatch import queue_generation
@@ -51,9 +60,35 @@ def generation_summary(g: Generation, detail: bool = False) -> dict[str, Any]:
     return body
 
 
+REASON_EXAMPLE = {"reason": "the drop in distinct replies is the new niche's; checked by hand"}
+# Every view here takes a reviewer or admin key and counts against the key's rate limit.
+STAFF_ERRORS = {**STAFF_ONLY, **RATE_LIMITED}
+# What override and rollback refuse (worker/promotion.py).
+PRODUCTION_CHANGE_ERRORS = {
+    **BODY_ERRORS,
+    **STAFF_ERRORS,
+    404: "There is no such model version",
+    409: "The version's status does not allow it (the message says which it has)",
+}
+
+
 @bp.post("/generations")
 @bp.auth_required(auth, roles=STAFF)
-@bp.doc(summary="Start a generation (202 with its id; poll the status URL)")
+@bp.output(
+    GenerationStartedOut,
+    status_code=202,
+    description="Queued",
+    headers={"Location": String(required=True, metadata={"description": "The status URL."})},
+)
+@bp.doc(
+    summary="Start a generation (202 with its id; poll the status URL)",
+    responses={
+        **STAFF_ERRORS,
+        409: "A generation is queued or running already (it is named), or there is no "
+        "production model or clean baseline to start from",
+        503: "The task queue (Redis) is unreachable",
+    },
+)
 def start() -> tuple[dict[str, Any], int, dict[str, str]]:
     svc = services()
     # A refusal (busy 409, no model 409, queue down 503) is answered by webapp/errors.py.
@@ -66,7 +101,8 @@ def start() -> tuple[dict[str, Any], int, dict[str, str]]:
 
 @bp.get("/generations")
 @bp.auth_required(auth, roles=STAFF)
-@bp.doc(summary="Every generation, newest first")
+@bp.output(GenerationsOut)
+@bp.doc(summary="Every generation, newest first", responses=STAFF_ERRORS)
 def index() -> dict[str, Any]:
     with services().db.session() as session:
         rows = session.scalars(select(Generation).order_by(Generation.number.desc()))
@@ -75,7 +111,11 @@ def index() -> dict[str, Any]:
 
 @bp.get("/generations/<int:generation_id>")
 @bp.auth_required(auth, roles=STAFF)
-@bp.doc(summary="One generation: stage, progress, counts, figures and the gate's decision")
+@bp.output(GenerationDetailOut)
+@bp.doc(
+    summary="One generation: stage, progress, counts, figures and the gate's decision",
+    responses={**STAFF_ERRORS, 404: "There is no generation with this id"},
+)
 def show(generation_id: int) -> dict[str, Any]:
     with services().db.session() as session:
         generation = session.get(Generation, generation_id)
@@ -86,16 +126,21 @@ def show(generation_id: int) -> dict[str, Any]:
 
 @bp.post("/models/<version>/promote")
 @bp.auth_required(auth, roles=STAFF)
-@bp.input(ReasonIn, arg_name="body")
-@bp.doc(summary="Override the gate: promote a blocked candidate (a reason is required)")
+@bp.input(ReasonIn, arg_name="body", example=REASON_EXAMPLE)
+@bp.output(ProductionChangeOut)
+@bp.doc(
+    summary="Override the gate: promote a blocked candidate (a reason is required)",
+    responses=PRODUCTION_CHANGE_ERRORS,
+)
 def promote_version(version: str, body: dict[str, Any]) -> dict[str, Any]:
     return _change_production(override, version, body["reason"])
 
 
 @bp.post("/models/<version>/rollback")
 @bp.auth_required(auth, roles=STAFF)
-@bp.input(ReasonIn, arg_name="body")
-@bp.doc(summary="Make an earlier model production again")
+@bp.input(ReasonIn, arg_name="body", example=REASON_EXAMPLE)
+@bp.output(ProductionChangeOut)
+@bp.doc(summary="Make an earlier model production again", responses=PRODUCTION_CHANGE_ERRORS)
 def rollback_version(version: str, body: dict[str, Any]) -> dict[str, Any]:
     return _change_production(rollback, version, body["reason"])
 
@@ -112,7 +157,8 @@ def _change_production(action: Any, version: str, reason: str) -> dict[str, Any]
 @bp.get("/audit")
 @bp.auth_required(auth, roles=STAFF)
 @bp.input(AuditQuery, location="query", arg_name="query")
-@bp.doc(summary="The audit log, newest first")
+@bp.output(AuditOut)
+@bp.doc(summary="The audit log, newest first", responses=STAFF_ERRORS)
 def audit_log(query: dict[str, Any]) -> dict[str, Any]:
     with services().db.session() as session:
         rows = session.scalars(

@@ -8,19 +8,34 @@ from apiflask import APIBlueprint
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from webapp.limits import limiter
+from webapp.schemas import HealthOut
+from webapp.schemas import ReadyOut
 from webapp.state import services
 
 bp = APIBlueprint("health", __name__, tag="Health")
+# Probes are never rate limited (webapp/limits.py).
+limiter.exempt(bp)
 
 
 @bp.get("/healthz")
+@bp.output(HealthOut)
 @bp.doc(summary="The process is alive")
 def healthz() -> dict[str, Any]:
     return {"status": "ok"}
 
 
+NOT_READY: dict[int, Any] = {
+    503: {
+        "description": "Not ready: checks says what is missing",
+        "content": {"application/json": {"schema": ReadyOut}},
+    }
+}
+
+
 @bp.get("/readyz")
-@bp.doc(summary="The database answers and a production model is loaded")
+@bp.output(ReadyOut, description="Ready")
+@bp.doc(summary="The database answers and a production model is loaded", responses=NOT_READY)
 def readyz() -> tuple[dict[str, Any], int]:
     svc = services()
     checks: dict[str, Any] = {}

@@ -14,6 +14,9 @@ from core.schema import ApiKey
 from core.schema import Role
 from webapp.auth import auth
 from webapp.auth import current_caller
+from webapp.errors import ADMIN_ONLY
+from webapp.errors import BODY_ERRORS
+from webapp.errors import RATE_LIMITED
 from webapp.schemas import KeyIn
 from webapp.schemas import KeysOut
 from webapp.schemas import NewKeyOut
@@ -41,7 +44,9 @@ def key_summary(row: ApiKey) -> dict[str, Any]:
 @bp.get("")
 @bp.auth_required(auth, roles=ADMIN)
 @bp.output(KeysOut)
-@bp.doc(summary="Every API key, active and revoked (admin)")
+@bp.doc(
+    summary="Every API key, active and revoked (admin)", responses={**ADMIN_ONLY, **RATE_LIMITED}
+)
 def list_all() -> dict[str, Any]:
     with services().db.session() as session:
         return {"keys": [key_summary(row) for row in list_keys(session)]}
@@ -49,9 +54,17 @@ def list_all() -> dict[str, Any]:
 
 @bp.post("")
 @bp.auth_required(auth, roles=ADMIN)
-@bp.input(KeyIn, arg_name="body")
+@bp.input(KeyIn, arg_name="body", example={"name": "android app", "role": "client"})
 @bp.output(NewKeyOut, status_code=201)
-@bp.doc(summary="Create a key (admin): its token is in this answer only")
+@bp.doc(
+    summary="Create a key (admin): its token is in this answer only",
+    responses={
+        **BODY_ERRORS,
+        422: "A field is missing, unknown or invalid (details.fields names each)",
+        **ADMIN_ONLY,
+        **RATE_LIMITED,
+    },
+)
 def create(body: dict[str, Any]) -> dict[str, Any]:
     with services().db.session() as session:
         token, row = create_key(session, body["name"], Role(body["role"]), current_caller().actor)
@@ -60,11 +73,19 @@ def create(body: dict[str, Any]) -> dict[str, Any]:
 
 @bp.post("/<int:key_id>/revoke")
 @bp.auth_required(auth, roles=ADMIN)
-@bp.input(ReasonIn, arg_name="body")
+@bp.input(ReasonIn, arg_name="body", example={"reason": "the phone with this key was lost"})
 @bp.output(RevokedKeyOut)
 @bp.doc(
     summary="Revoke a key (admin, audited): refused by every web process within "
-    "REPLYGUARD_KEY_CACHE_SECONDS"
+    "REPLYGUARD_KEY_CACHE_SECONDS",
+    responses={
+        **BODY_ERRORS,
+        404: "There is no key with this id",
+        409: "The key is revoked already (the message says when)",
+        422: "The reason is missing or invalid (details.fields names it)",
+        **ADMIN_ONLY,
+        **RATE_LIMITED,
+    },
 )
 def revoke(key_id: int, body: dict[str, Any]) -> dict[str, Any]:
     # Unknown id 404, revoked already 409, via webapp/errors.py's ActionRefused handler.

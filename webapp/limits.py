@@ -38,7 +38,6 @@ from redis.exceptions import RedisError
 from core.settings import ENV_PREFIX
 from core.settings import Settings
 from core.settings import SettingsError
-from webapp import health
 from webapp.auth import Caller
 from webapp.auth import auth
 from webapp.state import services
@@ -212,7 +211,6 @@ def init_app(app: Flask, settings: Settings) -> None:
         else {}
     )
     limiter.init_app(app)
-    limiter.exempt(health.bp)
 
     @app.after_request
     def _retry_after_header(response: Response) -> Response:

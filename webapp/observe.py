@@ -37,12 +37,14 @@ from flask import current_app
 from flask import g
 from flask import request
 from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily
 from prometheus_client.metrics_core import GaugeMetricFamily
 from prometheus_client.metrics_core import HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -135,13 +137,27 @@ def _end(_error: BaseException | None) -> None:
         logs.unbind(token)
 
 
+SCRAPE_RESPONSES: dict[int, Any] = {
+    200: {
+        "description": "The metrics: Prometheus' text format, or OpenMetrics when the Accept "
+        "header asks for it",
+        "content": {
+            media.split(";")[0]: {"schema": {"type": "string"}}
+            for media in (CONTENT_TYPE_LATEST, OPENMETRICS)
+        },
+    },
+    401: "Missing or wrong token",
+    403: "Not from this machine",
+}
+
+
 @bp.get("/metrics")
 @bp.doc(
     summary="Counts and figures in the Prometheus text format",
     description="Open to requests from this machine, or to any caller with "
     "'Authorization: Bearer <REPLYGUARD_METRICS_TOKEN>' when that setting is set. "
     "docs/operations.md lists every metric.",
-    responses={200: "The metrics", 401: "Missing or wrong token", 403: "Not from this machine"},
+    responses=SCRAPE_RESPONSES,
 )
 def scrape() -> Response:
     _allow(services().settings.metrics_token)

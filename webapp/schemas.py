@@ -19,11 +19,14 @@ from apiflask.validators import OneOf
 from apiflask.validators import Range
 from flask import current_app
 from marshmallow import ValidationError
-from marshmallow import validates
 
+from core.ingest import DEFAULT_NICHE
 from core.ingest import IMPORTABLE
 from core.ingest import SYNTHETIC_REFUSED
 from core.provenance import Provenance
+from core.schema import BlockKind
+from core.schema import GenerationStatus
+from core.schema import ModelStatus
 from core.schema import Role
 from core.text import CONVERSATION
 from core.text import CURATION
@@ -36,6 +39,7 @@ from core.text import REPLY
 from core.text import InvalidText
 from core.text import TextRule
 from core.text import clean_text
+from webapp.errors import ApiError
 
 
 class StrictInteger(Integer):
@@ -47,8 +51,81 @@ class StrictInteger(Integer):
         return int(value)
 
 
+class StrictBoolean(Boolean):
+    """A JSON true or false; refuses what marshmallow's Boolean would also take (0, 1.0,
+    "yes", "off", ...), which the OpenAPI document's boolean does not admit."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 def _settings() -> Any:
     return current_app.extensions["replyguard"].settings
+
+
+class _SettingMaximum:
+    """The upper bound of a Range or Length validator: the running app's setting ``setting``
+    (core.settings.Settings), read in the app context at each validation and when the OpenAPI
+    document is generated (apispec reads ``max``). So the document states the bound that the
+    deployment enforces (``REPLYGUARD_MAX_K=20`` makes both 20), from the one setting."""
+
+    setting: str
+
+    @property
+    def max(self) -> Any:
+        # An int; typed as Range's own ``max`` is (Length's is ``int | None``).
+        return int(getattr(_settings(), self.setting))
+
+    @max.setter
+    def max(self, value: int | None) -> None:
+        # Range's and Length's __init__ assign max=None; the bound is the setting's alone.
+        if value is not None:
+            raise TypeError(f"the maximum is the setting {self.setting!r}")
+
+
+class SettingRange(_SettingMaximum, Range):
+    """``Range(min, max)`` with ``max`` the setting named ``setting`` (an int).
+
+    Args:
+        min: the least value allowed.
+        setting: the name of the Settings field that is the greatest value allowed.
+        error: marshmallow's message, with ``{input}``, ``{min}`` and ``{max}``.
+    """
+
+    def __init__(self, min: int, setting: str, error: str | None = None) -> None:
+        self.setting = setting
+        super().__init__(min=min, error=error)
+
+
+class SettingLength(_SettingMaximum, Length):
+    """``Length(min, max)`` of a list or string, ``max`` the setting named ``setting``.
+
+    Args:
+        setting: the name of the Settings field that is the most items allowed.
+        min: the fewest items allowed (None: no least).
+        error: marshmallow's message, with ``{input}``, ``{min}`` and ``{max}``.
+    """
+
+    def __init__(self, setting: str, min: int | None = None, error: str | None = None) -> None:
+        self.setting = setting
+        super().__init__(min=min, error=error)
+
+
+class BatchSize(SettingLength):
+    """A batch of at least one and at most ``setting`` items; a larger batch is refused with
+    413 like a body that is too large (split it), not 422: it is not wrong, only too big.
+
+    Raises:
+        ApiError: 413 over the setting.
+        ValidationError: an empty batch.
+    """
+
+    def __call__(self, value: Any) -> Any:
+        if len(value) > self.max:
+            raise ApiError(413, f"at most {self.max} examples per request; split the batch")
+        return super().__call__(value)
 
 
 def _bounds(rule: TextRule) -> dict[str, int]:
@@ -84,49 +161,58 @@ class Text(String):
 class SuggestIn(Schema):
     message = Text(MESSAGE, required=True, metadata={"description": "The message to reply to."})
     niche = Text(NICHE, load_default=None)
-    k = StrictInteger(load_default=None, metadata={"description": "How many suggestions (1-10)."})
-    force = Boolean(
+    k = StrictInteger(
+        load_default=None,
+        validate=SettingRange(1, "max_k", error="k must be between {min} and {max}"),
+        metadata={"description": "How many suggestions (default: REPLYGUARD_DEFAULT_K)."},
+    )
+    force = StrictBoolean(
         load_default=False,
         metadata={"description": "Return suggestions even when the model abstains."},
     )
 
-    @validates("k")
-    def _k(self, value: int | None, **_: Any) -> None:
-        limit = _settings().max_k
-        if value is not None and not 1 <= value <= limit:
-            raise ValidationError(f"k must be between 1 and {limit}")
-
 
 class SuggestionOut(Schema):
-    reply_id = Integer()
-    text = String()
+    reply_id = Integer(required=True)
+    text = String(required=True)
     score = Float(
+        required=True,
         metadata={
             "description": "In [0, 1]: the weighted mean of the model's signals (1 = each at "
             "its maximum); comparable across messages of one model version."
-        }
+        },
     )
 
 
 class SuggestOut(Schema):
-    model_version = String()
+    model_version = String(required=True)
     triggered = Boolean(
+        required=True,
         metadata={
             "description": "False when the model abstains: its best score is below the "
             "threshold chosen at training."
-        }
+        },
     )
-    threshold = Float(metadata={"description": "The model's triggering threshold, in [0, 1]."})
-    reason = String(allow_none=True, metadata={"description": "Why the model abstained."})
-    suggestions = List(Nested(SuggestionOut))
+    threshold = Float(
+        required=True, metadata={"description": "The model's triggering threshold, in [0, 1]."}
+    )
+    reason = String(
+        required=True, allow_none=True, metadata={"description": "Why the model abstained."}
+    )
+    suggestions = List(Nested(SuggestionOut), required=True)
 
 
 class FeedbackIn(Schema):
     message = Text(MESSAGE, required=True)
-    # Every suggestion shown is a reply, held to the reply rule whether chosen or not.
-    suggestions = List(Text(REPLY, label="suggestion"), required=True, validate=Length(max=10))
+    # Every suggestion shown is a reply, held to the reply rule whether chosen or not; no
+    # more were shown than a request may ask for.
+    suggestions = List(
+        Text(REPLY, label="suggestion"), required=True, validate=SettingLength("max_k")
+    )
     chosen = StrictInteger(
-        load_default=None, metadata={"description": "Index of the suggestion the user tapped."}
+        load_default=None,
+        validate=Range(min=0, error="'chosen' must index the suggestions shown (0-based)"),
+        metadata={"description": "0-based index in 'suggestions' of the one the user tapped."},
     )
     typed = Text(REPLY, load_default=None, metadata={"description": "What the user wrote instead."})
     niche = Text(NICHE, load_default=None)
@@ -138,30 +224,50 @@ class FeedbackIn(Schema):
 
 
 class FeedbackOut(Schema):
-    example_id = Integer()
-    provenance = String()
-    duplicate = Boolean()
+    example_id = Integer(required=True)
+    provenance = String(required=True, validate=OneOf([p.value for p in Provenance]))
+    duplicate = Boolean(
+        required=True, metadata={"description": "The example was stored before (answer 200)."}
+    )
 
 
 class ExampleRowIn(Schema):
     # Checked row by row by core.ingest.validate_row (the rule of each text), so that one bad
-    # row is reported by its index and skip_invalid can import the others.
+    # row is reported by its index and skip_invalid can import the others. The rule is the
+    # one of import files, where an empty CSV cell is no value: so is "" here.
     message = String(required=True, metadata=_bounds(MESSAGE))
     reply = String(required=True, metadata=_bounds(REPLY))
-    niche = String(load_default=None, metadata=_bounds(NICHE))
-    provenance = String(load_default=None)
+    niche = String(
+        load_default=None,
+        metadata={
+            "maxLength": NICHE.max_chars,
+            "description": f"Empty or null: {DEFAULT_NICHE}.",
+        },
+    )
+    provenance = String(
+        load_default=None,
+        metadata={
+            "description": "human or human_selected (case and surrounding spaces aside); "
+            "empty or null: the batch's provenance."
+        },
+    )
     conversation = String(
         load_default=None,
         metadata={
-            **_bounds(CONVERSATION),
+            "maxLength": CONVERSATION.max_chars,
             "description": "The conversation the pair comes from: the response set counts "
-            "distinct conversations (stored as import:<id>).",
+            "distinct conversations (stored as import:<id>). Empty or null: a conversation "
+            "of its own.",
         },
     )
 
 
 class ExamplesIn(Schema):
-    examples = List(Nested(ExampleRowIn), required=True)
+    examples = List(
+        Nested(ExampleRowIn),
+        required=True,
+        validate=BatchSize("max_examples_per_request", min=1, error="give at least one example"),
+    )
     provenance = String(
         load_default=None,
         validate=[
@@ -170,28 +276,99 @@ class ExamplesIn(Schema):
         ],
         metadata={"description": "Provenance for rows without their own: human or human_selected."},
     )
-    skip_invalid = Boolean(load_default=False)
+    skip_invalid = StrictBoolean(load_default=False)
+
+
+class SkippedRowOut(Schema):
+    index = Integer(required=True, metadata={"description": "0-based index in 'examples'."})
+    error = String(required=True)
 
 
 class ImportOut(Schema):
-    added = Integer()
-    duplicates = Integer()
-    skipped = List(Dict())
+    added = Integer(required=True)
+    duplicates = Integer(required=True)
+    skipped = List(Nested(SkippedRowOut), required=True)
 
 
 class ModelOut(Schema):
-    version = String()
-    generation = Integer()
-    parent = String(allow_none=True)
-    status = String()
-    created_at = String()
-    promoted_at = String(allow_none=True)
+    version = String(required=True)
+    generation = Integer(required=True)
+    parent = String(required=True, allow_none=True)
+    status = String(required=True, validate=OneOf([s.value for s in ModelStatus]))
+    created_at = String(required=True, metadata={"format": "date-time"})
+    promoted_at = String(required=True, allow_none=True, metadata={"format": "date-time"})
 
 
 class ModelsOut(Schema):
-    production = String(allow_none=True)
-    serving = String(allow_none=True)
-    models = List(Nested(ModelOut))
+    production = String(required=True, allow_none=True)
+    serving = String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The version this web process serves (None: none loaded)."},
+    )
+    models = List(Nested(ModelOut), required=True)
+
+
+class ProductionChangeOut(Schema):
+    version = String(required=True)
+    status = String(required=True, validate=OneOf([s.value for s in ModelStatus]))
+
+
+class GenerationStartedOut(Schema):
+    generation_id = Integer(required=True)
+    status_url = String(required=True, metadata={"description": "Poll it: GET gives progress."})
+
+
+class GenerationOut(Schema):
+    id = Integer(required=True)
+    number = Integer(required=True)
+    status = String(required=True, validate=OneOf([s.value for s in GenerationStatus]))
+    stage = String(required=True, metadata={"description": "Empty before the first stage."})
+    parent_version = String(required=True, allow_none=True)
+    candidate_version = String(required=True, allow_none=True)
+    verdict = String(required=True, allow_none=True)
+    error = String(required=True)
+    requested_by = String(required=True)
+    created_at = String(required=True, metadata={"format": "date-time"})
+    finished_at = String(required=True, allow_none=True, metadata={"format": "date-time"})
+
+
+class GenerationDetailOut(GenerationOut):
+    stages = Dict(required=True, metadata={"description": "Each stage's progress and timing."})
+    metrics = Dict(required=True, metadata={"description": "The three evaluations' figures."})
+    decision = Dict(required=True, metadata={"description": "The gate's decision and why."})
+
+
+class GenerationsOut(Schema):
+    generations = List(Nested(GenerationOut), required=True)
+
+
+class AuditEntryOut(Schema):
+    id = Integer(required=True)
+    at = String(required=True, metadata={"format": "date-time"})
+    actor = String(required=True)
+    action = String(required=True)
+    target = String(required=True)
+    reason = String(required=True)
+    details = Dict(required=True)
+
+
+class AuditOut(Schema):
+    entries = List(Nested(AuditEntryOut), required=True)
+
+
+class HealthOut(Schema):
+    status = String(required=True, validate=OneOf(["ok"]))
+
+
+class ReadyOut(Schema):
+    status = String(required=True, validate=OneOf(["ready", "not ready"]))
+    checks = Dict(
+        required=True,
+        metadata={
+            "description": "database: ok or unreachable; model: the version served, or why none is."
+        },
+    )
 
 
 class ReasonIn(Schema):
@@ -206,7 +383,7 @@ class AuditQuery(Schema):
 
 class CuratedIn(Schema):
     text = Text(CURATION, required=True)
-    niche = Text(NICHE, load_default="general")
+    niche = Text(NICHE, load_default=DEFAULT_NICHE)
     reason = Text(
         REASON, required=True, metadata={"description": "Why; recorded in the audit log."}
     )
@@ -215,7 +392,7 @@ class CuratedIn(Schema):
 class BlockIn(Schema):
     kind = String(
         load_default="text",
-        validate=OneOf(["text", "pattern"]),
+        validate=OneOf([k.value for k in BlockKind]),
         metadata={
             "description": "text: this reply (case and punctuation aside); pattern: a "
             "case-insensitive regular expression searched in every reply."
@@ -227,20 +404,27 @@ class BlockIn(Schema):
     )
 
 
-class CurationItemOut(Schema):
-    id = Integer()
-    text = String()
-    kind = String()
-    value = String()
-    niche = String()
-    reason = String()
-    created_by = String()
-    created_at = String()
+class CuratedOut(Schema):
+    id = Integer(required=True)
+    text = String(required=True)
+    niche = String(required=True)
+    reason = String(required=True)
+    created_by = String(required=True)
+    created_at = String(required=True, metadata={"format": "date-time"})
+
+
+class BlockOut(Schema):
+    id = Integer(required=True)
+    kind = String(required=True, validate=OneOf([k.value for k in BlockKind]))
+    value = String(required=True)
+    reason = String(required=True)
+    created_by = String(required=True)
+    created_at = String(required=True, metadata={"format": "date-time"})
 
 
 class BankOut(Schema):
-    curated = List(Nested(CurationItemOut))
-    blocks = List(Nested(CurationItemOut))
+    curated = List(Nested(CuratedOut), required=True)
+    blocks = List(Nested(BlockOut), required=True)
 
 
 class KeyIn(Schema):
@@ -249,18 +433,20 @@ class KeyIn(Schema):
 
 
 class KeyOut(Schema):
-    id = Integer()
-    prefix = String(metadata={"description": "The token's first characters, to tell keys apart."})
-    name = String()
-    role = String()
-    created_at = String()
-    revoked_at = String(allow_none=True)
+    id = Integer(required=True)
+    prefix = String(
+        required=True, metadata={"description": "The token's first characters, to tell keys apart."}
+    )
+    name = String(required=True)
+    role = String(required=True, validate=OneOf([r.value for r in Role]))
+    created_at = String(required=True)
+    revoked_at = String(required=True, allow_none=True)
 
 
 class NewKeyOut(KeyOut):
     """A key just created: the only answer that carries its token."""
 
-    token = String(metadata={"description": "Shown once, never stored."})
+    token = String(required=True, metadata={"description": "Shown once, never stored."})
 
 
 class RevokedKeyOut(KeyOut):
@@ -269,4 +455,4 @@ class RevokedKeyOut(KeyOut):
 
 
 class KeysOut(Schema):
-    keys = List(Nested(KeyOut))
+    keys = List(Nested(KeyOut), required=True)
