@@ -1,0 +1,68 @@
+"""`replyguard bank`: the response set's curated replies and blocks."""
+
+from __future__ import annotations
+
+import click
+
+from core.text import CURATION
+from core.text import NICHE
+from webapp.cli.base import CLI_ACTOR
+from webapp.cli.base import REASON_TEXT
+from webapp.cli.base import Context
+from webapp.cli.base import TextParam
+from webapp.cli.base import main
+from webapp.cli.base import pass_ctx
+
+
+@main.group()
+def bank() -> None:
+    """The response set: curated replies and blocks (every change is audited)."""
+
+
+@bank.command("add")
+@click.argument("text", type=TextParam(CURATION))
+@click.option("--niche", type=TextParam(NICHE), default="general", show_default=True)
+@click.option("--reason", type=REASON_TEXT, required=True, help="Why; recorded in the audit log.")
+@pass_ctx
+def bank_add(ctx: Context, text: str, niche: str, reason: str) -> None:
+    """Add TEXT as a canned reply: served within seconds, without retraining."""
+    from models.curation import add_curated
+    from models.response_set import ResponseSetConfig
+
+    with ctx.db.session() as session:
+        config = ResponseSetConfig.from_settings(ctx.settings)
+        add_curated(session, config, text, niche, reason, CLI_ACTOR)
+    click.echo(f"added {text!r} to the response set ({niche})")
+
+
+@bank.command("block")
+@click.argument("value", type=TextParam(CURATION))
+@click.option("--pattern", is_flag=True, help="VALUE is a regular expression (case-insensitive).")
+@click.option("--reason", type=REASON_TEXT, required=True, help="Why; recorded in the audit log.")
+@pass_ctx
+def bank_block(ctx: Context, value: str, pattern: bool, reason: str) -> None:
+    """Never suggest VALUE (a reply, or with --pattern every reply it matches) again."""
+    from models.curation import add_block
+
+    with ctx.db.session() as session:
+        add_block(session, "pattern" if pattern else "text", value, reason, CLI_ACTOR)
+    click.echo(
+        f"blocked {'pattern' if pattern else 'reply'} {value!r}: web servers stop "
+        "suggesting it within seconds"
+    )
+
+
+@bank.command("list")
+@pass_ctx
+def bank_list(ctx: Context) -> None:
+    """Curated replies and blocks."""
+    from models.curation import load_curation
+
+    with ctx.db.session() as session:
+        curation = load_curation(session)
+    for item in curation.curated:
+        click.echo(f"curated  {item.niche:20} {item.text}")
+    for block in curation.blocks:
+        click.echo(f"blocked  {block.kind:20} {block.value}")
+    if not curation.curated and not curation.blocks:
+        click.echo("nothing curated or blocked")

@@ -1,0 +1,113 @@
+"""What every command shares: the lazily built context (settings, database, pipeline),
+text options checked by the one text validation, and the `replyguard` group with its one
+answer to a refused action."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from typing import Any
+
+import click
+
+from core.actions import ActionRefused
+from core.db import Database
+from core.settings import Settings
+from core.settings import SettingsError
+from core.settings import load_settings
+from core.text import REASON
+from core.text import InvalidText
+from core.text import TextRule
+from core.text import clean_text
+
+if TYPE_CHECKING:
+    from worker.context import PipelineContext
+
+
+CLI_ACTOR = "cli"
+
+
+class Context:
+    """Settings and database, built lazily so `--help` stays fast and side-effect free."""
+
+    def __init__(self, data_dir: str | None) -> None:
+        self._overrides = {"data_dir": data_dir} if data_dir else {}
+        self._settings: Settings | None = None
+        self._db: Database | None = None
+        self._pipeline: PipelineContext | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_settings(self._overrides)
+            except SettingsError as exc:
+                raise click.ClickException(str(exc)) from None
+        return self._settings
+
+    @property
+    def pipeline(self) -> PipelineContext:
+        """The encoder loads only when a command needs it."""
+        from worker.context import PipelineContext
+
+        if self._pipeline is None:
+            self._pipeline = PipelineContext(self.settings, self.db, show_progress=True)
+        return self._pipeline
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = Database(self.settings)
+            self._db.upgrade()
+        return self._db
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+class TextParam(click.ParamType):
+    """A text option checked by the one text validation (core.text.clean_text) of its kind,
+    as the API and the dashboard check the same kind of text. Loads it stripped.
+
+    Args:
+        rule: the kind of text (core.text.REASON, KEY_NAME, ...).
+    """
+
+    name = "text"
+
+    def __init__(self, rule: TextRule) -> None:
+        self.rule = rule
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return clean_text(value, self.rule, param.name if param and param.name else "text")
+        except InvalidText as exc:
+            self.fail(str(exc), param, ctx)
+
+
+REASON_TEXT = TextParam(REASON)
+
+
+class Commands(click.Group):
+    """The command line's one answer to a refused action: any :class:`ActionRefused` raised
+    by any command (core/actions.py: the rules live with the actions, the message says why
+    and what to do) is printed as ``Error: <message>`` with exit code 1, never a traceback.
+    The API (webapp/errors.py) and the dashboard (webapp/dashboard/actions.py) answer the
+    same exceptions with their HTTP status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ActionRefused as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=Commands)
+@click.option(
+    "--data-dir",
+    envvar="REPLYGUARD_DATA_DIR",
+    help="Folder for the SQLite database and model artifacts (default ./var).",
+)
+@click.pass_context
+def main(ctx: click.Context, data_dir: str | None) -> None:
+    """ReplyGuard: reply suggestions that retrain themselves without collapsing."""
+    ctx.obj = Context(data_dir)

@@ -1,0 +1,132 @@
+"""`replyguard generation`: start, follow, resume, fail and inspect generations."""
+
+from __future__ import annotations
+
+import click
+from sqlalchemy import select
+
+from webapp.cli.base import CLI_ACTOR
+from webapp.cli.base import REASON_TEXT
+from webapp.cli.base import Context
+from webapp.cli.base import main
+from webapp.cli.base import pass_ctx
+
+
+@main.group()
+def generation() -> None:
+    """Retraining generations (run by Celery workers)."""
+
+
+@generation.command("start")
+@click.option("--wait", is_flag=True, help="Follow it with a progress bar per stage.")
+@pass_ctx
+def generation_start(ctx: Context, wait: bool) -> None:
+    """Queue the next generation; a worker (`replyguard worker`) runs it."""
+    from worker.celery_app import sender
+    from worker.dispatch import queue_generation
+
+    generation_id = queue_generation(sender(ctx.settings), ctx.pipeline, CLI_ACTOR)
+    click.echo(f"generation queued: id {generation_id}")
+    if wait:
+        follow(ctx, generation_id)
+
+
+@generation.command("resume")
+@click.argument("generation_id", type=int)
+@click.option("--wait", is_flag=True, help="Follow it with a progress bar per stage.")
+@pass_ctx
+def generation_resume(ctx: Context, generation_id: int, wait: bool) -> None:
+    """Queue a failed or interrupted generation again from the stage it stopped in."""
+    from worker.celery_app import sender
+    from worker.dispatch import queue_resume
+
+    stage = queue_resume(sender(ctx.settings), ctx.pipeline, generation_id, CLI_ACTOR)
+    click.echo(f"generation {generation_id} resumes at {stage}")
+    if wait:
+        follow(ctx, generation_id)
+
+
+@generation.command("fail")
+@click.argument("generation_id", type=int)
+@click.option("--reason", type=REASON_TEXT, required=True, help="Why; recorded in the audit log.")
+@pass_ctx
+def generation_fail(ctx: Context, generation_id: int, reason: str) -> None:
+    """Give up on a generation whose worker died (production is untouched)."""
+    from worker.pipeline import mark_failed
+
+    mark_failed(ctx.pipeline, generation_id, reason)
+    click.echo(f"generation {generation_id} marked failed")
+
+
+@generation.command("list")
+@pass_ctx
+def generation_list(ctx: Context) -> None:
+    """Every generation, newest first."""
+    from core.schema import Generation
+
+    with ctx.db.session() as session:
+        rows = list(session.scalars(select(Generation).order_by(Generation.number.desc())))
+        if not rows:
+            click.echo("no generations yet: `replyguard generation start`")
+        for g in rows:
+            verdict = (g.decision or {}).get("verdict") or "-"
+            click.echo(
+                f"id {g.id:<4} generation {g.number:<3} {g.status:8} verdict {verdict:6} "
+                f"stage {g.stage or '-':12} candidate {g.candidate_version or '-'}"
+            )
+
+
+@generation.command("show")
+@click.argument("generation_id", type=int)
+@pass_ctx
+def generation_show(ctx: Context, generation_id: int) -> None:
+    """Stage, progress, counts, figures and the gate's decision of one generation."""
+    from core.schema import Generation
+    from webapp.report import describe_generation
+
+    with ctx.db.session() as session:
+        row = session.get(Generation, generation_id)
+        if row is None:
+            raise click.ClickException(f"no generation with id {generation_id}")
+        click.echo(describe_generation(row))
+
+
+def follow(ctx: Context, generation_id: int) -> str:
+    """Poll the generation, one progress bar per stage; return its final status."""
+    import time
+
+    from tqdm import tqdm
+
+    from core.schema import Generation
+    from core.schema import GenerationStatus
+    from worker.pipeline import STAGES
+
+    bars: dict[str, tqdm] = {}  # type: ignore[type-arg]
+    while True:
+        with ctx.db.session() as session:
+            row = session.get_one(Generation, generation_id)
+            stages, status, error, number = dict(row.stages), row.status, row.error, row.number
+        for name in STAGES:
+            record = stages.get(name)
+            if record is None:
+                continue
+            bar = bars.get(name)
+            if bar is None:
+                bar = bars[name] = tqdm(
+                    total=100, desc=f"{name:12}", bar_format="{desc} {bar} {n:3.0f}% {postfix}"
+                )
+            done = 100 if record.get("status") == "done" else int(100 * record.get("progress", 0))
+            bar.update(max(0, done - bar.n))
+            if record.get("status") == "done" and not bar.disable:
+                bar.set_postfix_str(f"{record.get('seconds', 0):.1f} s")
+                bar.close()
+        if not GenerationStatus(status).active:
+            for bar in bars.values():
+                bar.close()
+            # The number people talk about, and the id the commands take.
+            click.echo(
+                f"generation {number} (id {generation_id}): {status}"
+                + (f" ({error})" if error else "")
+            )
+            return status
+        time.sleep(0.5)

@@ -1,0 +1,136 @@
+"""`replyguard models`: the registry's versions, the clean baseline, overrides and rollbacks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from webapp.cli.base import CLI_ACTOR
+from webapp.cli.base import REASON_TEXT
+from webapp.cli.base import Context
+from webapp.cli.base import main
+from webapp.cli.base import pass_ctx
+
+
+@main.group()
+def models() -> None:
+    """Model versions."""
+
+
+@models.command("list")
+@pass_ctx
+def models_list(ctx: Context) -> None:
+    """Every model version with its status."""
+    from models.registry import versions
+
+    with ctx.db.session() as session:
+        rows = versions(session)
+    if not rows:
+        click.echo("no models yet: run `replyguard models train-baseline`")
+    for row in rows:
+        created = f"{row.created_at:%Y-%m-%d %H:%M}"
+        click.echo(f"{row.version:8} generation {row.generation:<3} {row.status:10} {created}")
+
+
+@models.command("show")
+@click.argument("version")
+@pass_ctx
+def models_show(ctx: Context, version: str) -> None:
+    """One model version: its lineage, its training data and response set, and its
+    evaluation on the benchmark (the metrics the gate compares)."""
+    _show_model(ctx, version)
+
+
+def _show_model(ctx: Context, version: str) -> None:
+    from models.artifact import ArtifactError
+    from models.artifact import read_manifest
+    from models.registry import artifact_dir
+    from models.registry import get_version
+    from safeguards.evaluation import Evaluation
+
+    with ctx.db.session() as session:
+        row = get_version(session, version)
+        path, stored = artifact_dir(ctx.settings, row), dict(row.evaluation or {})
+        promoted = f", promoted {row.promoted_at:%Y-%m-%d %H:%M}" if row.promoted_at else ""
+        click.echo(
+            f"{row.version}: generation {row.generation}, {row.status}, parent "
+            f"{row.parent or '- (the clean baseline)'}, created "
+            f"{row.created_at:%Y-%m-%d %H:%M} UTC{promoted}"
+        )
+    try:
+        training = read_manifest(path).get("training", {})
+    except ArtifactError as exc:
+        click.echo(f"artifact: {exc}")
+        training = {}
+    if training:
+        provenance = ", ".join(f"{k} {v}" for k, v in training["provenance_counts"].items())
+        kept = training["response_set"]
+        removed = ", ".join(f"{k} {v}" for k, v in kept["removed"].items())
+        click.echo(
+            f"trained on {training['examples']} examples ({provenance}); response set of "
+            f"{kept['served']} replies of {kept['replies']} distinct (removed: {removed})"
+        )
+    if "evaluation" not in stored:
+        click.echo("not evaluated yet (a generation evaluates its candidate in its evaluate stage)")
+        return
+    evaluation = Evaluation.from_dict(stored["evaluation"])
+    size = evaluation.details.get("benchmark_size", "?")
+    click.echo(f"evaluation on the benchmark ({size} messages):")
+    for figure in evaluation.figures.values():
+        primary = " (primary)" if figure.name == evaluation.primary else ""
+        direction = "higher" if figure.greater_is_better else "lower"
+        click.echo(
+            f"  {figure.name:28} {figure.value:8.4f}  {figure.kind:10} {direction} is better"
+            f"{primary}"
+        )
+
+
+@models.command("train-baseline")
+@pass_ctx
+def models_train_baseline(ctx: Context) -> None:
+    """Train generation 0 (human data only: the clean baseline), promote it if nothing is
+    in production yet, and print its evaluation."""
+    train_clean_baseline(ctx)
+
+
+def train_clean_baseline(ctx: Context) -> None:
+    from worker.baseline import train_baseline
+
+    version, report = train_baseline(ctx.pipeline, CLI_ACTOR)
+    click.echo(
+        f"signal weights {report.weights.as_dict()}; answers "
+        f"{report.triggering.held_out_coverage:.0%} of held-out messages "
+        f"(threshold {report.triggering.threshold:.3f})"
+    )
+    _show_model(ctx, version.version)
+
+
+@models.command("promote")
+@click.argument("version")
+@click.option("--reason", type=REASON_TEXT, required=True, help="Why; recorded in the audit log.")
+@pass_ctx
+def models_promote(ctx: Context, version: str, reason: str) -> None:
+    """Make VERSION production, overriding the gate if it blocked it (audited)."""
+    from worker.promotion import override
+
+    _change_production(ctx, override, version, reason)
+    click.echo(f"{version} is now production")
+
+
+@models.command("rollback")
+@click.argument("version")
+@click.option("--reason", type=REASON_TEXT, required=True, help="Why; recorded in the audit log.")
+@pass_ctx
+def models_rollback(ctx: Context, version: str, reason: str) -> None:
+    """Make an earlier VERSION production again (audited)."""
+    from worker.promotion import rollback
+
+    _change_production(ctx, rollback, version, reason)
+    click.echo(f"rolled back: {version} is production again")
+
+
+def _change_production(ctx: Context, action: Any, version: str, reason: str) -> None:
+    """Run override or rollback (worker/promotion.py, where their rules are)."""
+    with ctx.db.session() as session:
+        action(session, ctx.settings, version, CLI_ACTOR, reason)
