@@ -121,6 +121,9 @@ def suggestions(settings: Settings, encoder: Encoder, token: str) -> dict[str, A
             "answers": [[s["text"] for s in a["suggestions"]] for a in answers],
         }
     finally:
+        # Write the incoming messages now, while the database (maybe a PostgreSQL cluster the
+        # test stops) is up, not at interpreter exit.
+        app.extensions["replyguard"].incoming.flush()
         app.extensions["replyguard"].db.dispose()
 
 
