@@ -9,121 +9,24 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
-from collections.abc import Callable
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import func
 from sqlalchemy import select
 
 from core.db import Database
-from core.schema import Example
 from core.schema import Generation
 from core.schema import ModelVersion
 from models.registry import production
-from webapp.launch import server_env
-from webapp.launch import stop_server
-from webapp.launch import worker_command
-from worker.broker import embedded_redis_url
+from tests.helpers import FINAL
+from tests.helpers import human_count
+from tests.helpers import wait_for
 from worker.broker import stop_embedded_redis
-from worker.celery_app import sender
 from worker.pipeline import STAGES
 
 pytestmark = pytest.mark.slow
-
-FINAL = {"passed", "warned", "blocked", "failed"}
-
-
-@pytest.fixture
-def redis_url(settings: Any) -> Iterator[str]:
-    url = embedded_redis_url(settings)
-    yield url
-    stop_embedded_redis()
-
-
-@pytest.fixture
-def start_worker(
-    data_dir: Path, redis_url: str
-) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(**env: str) -> subprocess.Popen[bytes]:
-        log = (data_dir / f"worker-{len(started)}.log").open("wb")
-        process = subprocess.Popen(
-            worker_command("INFO"),
-            env=server_env(
-                data_dir, **{"REDIS_URL": redis_url, "REPLYGUARD_ADAPTER_EPOCHS": "8", **env}
-            ),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        started.append(process)
-        wait_for_worker(redis_url, process, workers=sum(p.poll() is None for p in started))
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            stop_server(process)
-
-
-def wait_for_worker(
-    redis_url: str, process: subprocess.Popen[bytes], workers: int = 1, timeout: float = 90
-) -> None:
-    from core.settings import load_settings
-
-    app = sender(load_settings({"redis_url": redis_url}, environ={}))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the worker exited while starting"
-        if len(app.control.ping(timeout=0.5)) >= workers:
-            return
-    raise AssertionError(f"{workers} worker(s) did not answer a ping within {timeout} s")
-
-
-def wait_for(
-    db: Database, generation_id: int, done: Callable[[Generation], bool], timeout: float = 240
-) -> Generation:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with db.session() as session:
-            generation = session.get_one(Generation, generation_id)
-            if done(generation):
-                return generation
-        time.sleep(0.3)
-    raise AssertionError(f"generation {generation_id} did not get there in {timeout} s")
-
-
-def human_count(db: Database) -> int:
-    with db.session() as session:
-        return int(
-            session.scalar(select(func.count(Example.id)).where(Example.provenance == "human")) or 0
-        )
-
-
-@pytest.fixture
-def api(data_dir: Path, encoder: Any, redis_url: str):  # type: ignore[no-untyped-def]
-    from core.keys import create_key
-    from core.schema import Role
-    from webapp import create_app
-
-    app = create_app(
-        {"data_dir": str(data_dir), "redis_url": redis_url, "adapter_epochs": 8}, encoder=encoder
-    )
-    with app.extensions["replyguard"].db.session() as session:
-        reviewer, _ = create_key(session, "reviewer", Role.REVIEWER)
-        client, _ = create_key(session, "client", Role.CLIENT)
-    yield (
-        app.test_client(),
-        {"Authorization": f"Bearer {reviewer}"},
-        {"Authorization": f"Bearer {client}"},
-    )
-    app.extensions["replyguard"].db.dispose()
 
 
 def test_a_generation_runs_end_to_end_on_a_worker(
