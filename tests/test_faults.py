@@ -1,0 +1,277 @@
+"""Faults at every stage of a generation, on real Celery workers and a real redis-server.
+
+A worker is SIGKILLed inside each of the ten stages, at the stage's fault point
+(worker/faults.py: where the stage has written part of its work and not yet recorded itself
+done), and the generation is resumed on another worker. Each case is compared with the same
+generation run uninterrupted on another copy of the same data folder: the same decision,
+figures and stage counts, no human example lost or duplicated, the synthetic rows all kept
+or all discarded, and production never pointing at an unfinished or ungated model.
+
+Generations here train one adapter epoch (the session's baseline keeps its eight), and
+every worker of the module shares one embedding cache, which the uninterrupted reference run
+fills: every later run reads the very vectors the reference computed, so its figures can be
+compared exactly, not within a tolerance.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from core.db import Database
+from core.schema import Example
+from core.schema import Generation
+from core.schema import ModelStatus
+from core.schema import ModelVersion
+from core.schema import SyntheticCandidate
+from models.artifact import verify
+from models.registry import production
+from tests.helpers import FINAL
+from tests.helpers import launch_worker
+from tests.helpers import make_settings
+from tests.helpers import wait_for
+from tests.helpers import wait_for_worker
+from webapp.launch import stop_server
+from worker.broker import embedded_redis_url
+from worker.broker import stop_embedded_redis
+from worker.celery_app import sender
+from worker.context import PipelineContext
+from worker.dispatch import queue_generation
+from worker.dispatch import queue_resume
+from worker.pipeline import STAGES
+
+pytestmark = pytest.mark.slow
+
+WORKER_ENV = {"REPLYGUARD_ADAPTER_EPOCHS": "1"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a finished generation decided and wrote. Model version names are left out: a
+    train stage run twice registers its candidate under the next name."""
+
+    status: str
+    decision: dict[str, Any]
+    # The evaluations of candidate, production and baseline, without their version names.
+    metrics: dict[str, Any]
+    # Each stage's counts, the candidate's name replaced by "<candidate>".
+    counts: dict[str, Any]
+    # (message, reply, status, removed_by) of every synthetic reply the generation staged.
+    candidates: Counter[tuple[str, str, str, str]]
+    # (message, reply, niche, generation, model_version) of every synthetic example.
+    synthetic: Counter[tuple[str, str, str, int | None, str | None]]
+    # Whether production is the generation's candidate.
+    promoted: bool
+
+
+def outcome(db: Database, generation_id: int) -> Outcome:
+    with db.session() as session:
+        generation = session.get_one(Generation, generation_id)
+        candidate = generation.candidate_version
+        prod = production(session)
+        assert prod is not None
+        staged = session.scalars(
+            select(SyntheticCandidate).where(SyntheticCandidate.generation_id == generation_id)
+        )
+        synthetic = session.scalars(select(Example).where(Example.provenance == "synthetic"))
+
+        def unnamed(counts: dict[str, Any]) -> dict[str, Any]:
+            return {k: "<candidate>" if v == candidate else v for k, v in counts.items()}
+
+        return Outcome(
+            status=generation.status,
+            decision=generation.decision,
+            metrics={
+                role: {k: v for k, v in figures.items() if k != "version"}
+                for role, figures in generation.metrics.items()
+            },
+            counts={s: unnamed(generation.stages[s]["counts"]) for s in STAGES},
+            candidates=Counter((c.message, c.reply, c.status, c.removed_by) for c in staged),
+            synthetic=Counter(
+                (e.message, e.reply, e.niche, e.generation, e.model_version) for e in synthetic
+            ),
+            promoted=prod.version == candidate,
+        )
+
+
+def human_examples(db: Database) -> Counter[tuple[int, str]]:
+    """(id, content hash) of every human example: nothing lost, nothing counted twice."""
+    with db.session() as session:
+        rows = session.execute(
+            select(Example.id, Example.content_hash).where(Example.provenance == "human")
+        )
+        return Counter((int(i), h) for i, h in rows)
+
+
+def assert_production_is_gated(db: Database, data_dir: Path) -> None:
+    """Production is the clean baseline or the candidate of a generation the gate passed,
+    its artifact whole; every model a row offers is whole (no half-written artifact), and
+    nothing but hidden staging folders lies beside them."""
+    settings = make_settings(data_dir)
+    with db.session() as session:
+        prod = production(session)
+        assert prod is not None
+        owner = session.scalars(
+            select(Generation).where(Generation.candidate_version == prod.version)
+        ).one()
+        assert owner.number == 0 or (
+            owner.status in {"passed", "warned"} and owner.decision["verdict"] in {"pass", "warn"}
+        ), (
+            f"production {prod.version} is the candidate of generation {owner.number}, {owner.status}"
+        )
+        rows = list(session.scalars(select(ModelVersion)))
+    assert all(row.status != ModelStatus.BUILDING.value for row in rows)
+    for row in rows:
+        if row.status != ModelStatus.FAILED.value:
+            verify(data_dir / row.artifact_path, row.checksum)
+    on_disk = {p.name for p in settings.models_dir.iterdir() if not p.name.startswith(".")}
+    assert on_disk <= {row.version for row in rows}
+
+
+def wait_for_file(path: Path, timeout: float = 120) -> Path:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear in {timeout} s"
+        time.sleep(0.05)
+    return path
+
+
+@pytest.fixture(scope="module")
+def embeddings(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedding cache folder every worker of this module shares."""
+    return tmp_path_factory.mktemp("embeddings")
+
+
+@pytest.fixture(scope="module")
+def reference(
+    trained_dir: Path, tmp_path_factory: pytest.TempPathFactory, embeddings: Path
+) -> Outcome:
+    """Generation 1 run uninterrupted on a worker, on its own copy of the trained data (its
+    worker and Redis stopped before the cases start theirs)."""
+    data_dir = tmp_path_factory.mktemp("reference") / "data"
+    shutil.copytree(trained_dir, data_dir)
+    settings = make_settings(data_dir)
+    url = embedded_redis_url(settings)
+    worker = launch_worker(
+        data_dir, url, data_dir / "worker.log", REPLYGUARD_CACHE_DIR=str(embeddings), **WORKER_ENV
+    )
+    ctx = PipelineContext.from_settings(settings.with_overrides(redis_url=url))
+    try:
+        wait_for_worker(url, worker)
+        generation_id = queue_generation(sender(ctx.settings), ctx, "reference")
+        final = wait_for(ctx.db, generation_id, lambda g: g.status in FINAL)
+        assert final.status != "failed", final.error
+        return outcome(ctx.db, generation_id)
+    finally:
+        stop_server(worker)
+        stop_embedded_redis()
+        ctx.db.dispose()
+
+
+def test_a_worker_killed_in_every_stage_in_turn_resumes_to_the_same_decision(
+    api: Any,
+    db: Database,
+    data_dir: Path,
+    start_worker: Any,
+    reference: Outcome,
+    embeddings: Path,
+) -> None:
+    """One generation, ten kills: the worker running it is SIGKILLed at the fault point of
+    each stage in turn, and a newly started worker resumes it (`queue_resume`, what the API's
+    and the command line's resume run). Each kill is checked as it happens; the generation
+    they leave is compared, stage by stage, with the uninterrupted reference."""
+    client, reviewer, client_key = api
+    app = client.application
+    humans = human_examples(db)
+
+    def worker_pausing_in(stage: str) -> Any:
+        return start_worker(
+            **WORKER_ENV,
+            REPLYGUARD_CACHE_DIR=str(embeddings),
+            REPLYGUARD_FAULT_PAUSE_STAGE=stage,
+        )
+
+    worker = worker_pausing_in(STAGES[0])
+    generation_id = client.post("/v1/generations", headers=reviewer).json["generation_id"]
+    for number, stage in enumerate(STAGES):
+        paused = wait_for_file(data_dir / "faults" / f"{stage}.paused")
+        assert int(paused.read_text()) == worker.pid
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+
+        with db.session() as session:
+            generation = session.get_one(Generation, generation_id)
+            assert (generation.status, generation.stage) == ("running", stage)
+            assert generation.stages[stage]["status"] == "running"
+            assert production(session).version == "v1"  # type: ignore[union-attr]
+            assert not session.scalars(
+                select(Example).where(Example.provenance == "synthetic")
+            ).all()
+        assert_production_is_gated(db, data_dir)
+        assert human_examples(db) == humans
+        if number == 0:
+            # Unfinished is not over: a second generation is refused until it is resumed
+            # (or marked failed).
+            assert client.post("/v1/generations", headers=reviewer).status_code == 409
+        else:
+            # People go on using the app while the generation is down: a reply in a niche
+            # of its own, the rarest of all. It changes nothing the generation decides,
+            # since every stage reads the examples up to its snapshot. (Snapshot itself, run
+            # again, takes a new snapshot, as it would have had it started later: so the
+            # first reply arrives once the snapshot is done.)
+            humans += feedback(client, client_key, number, stage)
+
+        worker = worker_pausing_in(STAGES[number + 1] if number + 1 < len(STAGES) else "")
+        resumed = queue_resume(
+            app.extensions["celery"], app.extensions["replyguard"].pipeline, generation_id, "tester"
+        )
+        assert resumed == stage
+
+    final = wait_for(db, generation_id, lambda g: g.status in FINAL)
+    assert final.status != "failed", final.error
+    assert outcome(db, generation_id) == reference
+    # Each stage ran twice (killed once, then resumed), never more.
+    assert {s: final.stages[s]["attempts"] for s in STAGES} == dict.fromkeys(STAGES, 2)
+    assert all(final.stages[s]["resumed_by"] == "tester" for s in STAGES)
+    assert human_examples(db) == humans
+    assert_production_is_gated(db, data_dir)
+    with db.session() as session:
+        statuses = {v.version: v.status for v in session.scalars(select(ModelVersion))}
+    # The candidate of the killed training run is superseded, never left promotable.
+    assert statuses == {
+        "v1": "archived" if reference.promoted else "production",
+        "v2": "failed",
+        "v3": "production" if reference.promoted else "blocked",
+    }
+
+
+def feedback(
+    client: Any, headers: dict[str, str], number: int, stage: str
+) -> Counter[tuple[int, str]]:
+    """A person's own reply, sent as feedback in a niche of its own; returns it as
+    :func:`human_examples` counts it. Its texts start with a digit, so they sort before the
+    demo's texts: into the first chunk of the encode stage's plan, which a plan that took
+    them in would shift under the chunks already encoded."""
+    answer = client.post(
+        "/v1/feedback",
+        json={
+            "message": f"{number}. is the {stage} stage done yet?",
+            "suggestions": [],
+            "typed": f"{number}. not yet, {stage} was interrupted",
+            "niche": f"faults-{stage}",
+        },
+        headers=headers,
+    )
+    assert answer.status_code == 201, answer.json
+    with client.application.extensions["replyguard"].db.session() as session:
+        row = session.get_one(Example, answer.json["example_id"])
+        return Counter({(row.id, row.content_hash): 1})
