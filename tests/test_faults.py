@@ -15,6 +15,7 @@ compared exactly, not within a tolerance.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -43,15 +44,23 @@ from tests.helpers import wait_for_worker
 from webapp.launch import stop_server
 from worker.broker import embedded_redis_url
 from worker.broker import stop_embedded_redis
+from worker.celery_app import TIME_LIMIT
+from worker.celery_app import VISIBILITY_TIMEOUT
 from worker.celery_app import sender
 from worker.context import PipelineContext
+from worker.data import example_pools
 from worker.dispatch import queue_generation
 from worker.dispatch import queue_resume
 from worker.pipeline import STAGES
+from worker.pipeline import GenerationBusy
 
 pytestmark = pytest.mark.slow
 
-WORKER_ENV = {"REPLYGUARD_ADAPTER_EPOCHS": "1"}
+# One adapter epoch: a generation trains in seconds. Replies sampled among the top
+# suggestions (temperature 1) rather than the top one keep the candidate's suggestions varied
+# enough for the gate to pass it on this data, so its promote stage promotes and keeps the
+# synthetic rows: the harder half of "all kept or all discarded".
+WORKER_ENV = {"REPLYGUARD_ADAPTER_EPOCHS": "1", "REPLYGUARD_SYNTHESIZE_TEMPERATURE": "1.0"}
 
 
 @dataclass(frozen=True)
@@ -137,12 +146,22 @@ def assert_production_is_gated(db: Database, data_dir: Path) -> None:
     assert on_disk <= {row.version for row in rows}
 
 
-def wait_for_file(path: Path, timeout: float = 120) -> Path:
+def wait_for_pause(db: Database, generation_id: int, stage: str, timeout: float = 120) -> int:
+    """Wait until a worker stops at the stage's fault point; return its process id. Fails at
+    once, with the generation's error, if the generation ends first."""
+    marker = db.settings.data_dir / "faults" / f"{stage}.paused"
     deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} did not appear in {timeout} s"
-        time.sleep(0.05)
-    return path
+    while not marker.exists():
+        with db.session() as session:
+            generation = session.get_one(Generation, generation_id)
+            assert generation.status not in FINAL, (
+                f"generation {generation.status} before {stage}'s fault point: {generation.error}"
+            )
+        assert time.monotonic() < deadline, (
+            f"no worker reached {stage}'s fault point in {timeout} s"
+        )
+        time.sleep(0.1)
+    return int(marker.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +211,7 @@ def test_a_worker_killed_in_every_stage_in_turn_resumes_to_the_same_decision(
     client, reviewer, client_key = api
     app = client.application
     humans = human_examples(db)
+    assert reference.status == "passed", reference.decision["reasons"]
 
     def worker_pausing_in(stage: str) -> Any:
         return start_worker(
@@ -203,8 +223,7 @@ def test_a_worker_killed_in_every_stage_in_turn_resumes_to_the_same_decision(
     worker = worker_pausing_in(STAGES[0])
     generation_id = client.post("/v1/generations", headers=reviewer).json["generation_id"]
     for number, stage in enumerate(STAGES):
-        paused = wait_for_file(data_dir / "faults" / f"{stage}.paused")
-        assert int(paused.read_text()) == worker.pid
+        assert wait_for_pause(db, generation_id, stage) == worker.pid
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(10)
 
@@ -229,6 +248,9 @@ def test_a_worker_killed_in_every_stage_in_turn_resumes_to_the_same_decision(
             # again, takes a new snapshot, as it would have had it started later: so the
             # first reply arrives once the snapshot is done.)
             humans += feedback(client, client_key, number, stage)
+        if stage == "synthesize":
+            # And the team imports a batch of examples that makes the rarest niche common.
+            humans += import_into_the_tail(client, reviewer, db, reference)
 
         worker = worker_pausing_in(STAGES[number + 1] if number + 1 < len(STAGES) else "")
         resumed = queue_resume(
@@ -254,6 +276,40 @@ def test_a_worker_killed_in_every_stage_in_turn_resumes_to_the_same_decision(
     }
 
 
+def import_into_the_tail(
+    client: Any, headers: dict[str, str], db: Database, reference: Outcome
+) -> Counter[tuple[int, str]]:
+    """Import (POST /v1/examples) just enough human examples in the rarest niche of the
+    reference's evaluation to make it no longer rare, had the evaluation counted them;
+    return what :func:`human_examples` gains."""
+    tail = reference.metrics["candidate"]["details"]["tail_niches"]
+    with db.session() as session:
+        pools = example_pools(session)
+    counts = pools.human_counts()
+    common = {r.niche for r in pools.benchmark} - set(tail)
+    rarest = tail[0]
+    needed = min(counts[n] for n in common) - counts[rarest] + 1
+    before = human_examples(db)
+    answer = client.post(
+        "/v1/examples",
+        json={
+            "examples": [
+                {
+                    "message": f"{i}. a question about {rarest}",
+                    "reply": f"{i}. an answer about {rarest}",
+                    "niche": rarest,
+                }
+                for i in range(needed)
+            ],
+            "provenance": "human",
+        },
+        headers=headers,
+    )
+    assert answer.status_code == 201, answer.json
+    assert answer.json["added"] == needed
+    return human_examples(db) - before
+
+
 def feedback(
     client: Any, headers: dict[str, str], number: int, stage: str
 ) -> Counter[tuple[int, str]]:
@@ -275,3 +331,124 @@ def feedback(
     with client.application.extensions["replyguard"].db.session() as session:
         row = session.get_one(Example, answer.json["example_id"])
         return Counter({(row.id, row.content_hash): 1})
+
+
+def unacked_tags(celery: Any) -> dict[str, float]:
+    """The tasks Redis holds as delivered and not acknowledged: delivery tag to the time
+    (seconds since the epoch) it was delivered (kombu's Redis transport keeps them so)."""
+    with celery.connection_for_write() as connection:
+        client = connection.default_channel.client
+        return {
+            tag.decode(): score
+            for tag, score in client.zrange("unacked_index", 0, -1, withscores=True)
+        }
+
+
+def restore_unacked(celery: Any, seconds_later: float) -> None:
+    """Run what every worker's poll loop runs now and then, kombu's ``restore_visible``, with
+    the clock ``seconds_later`` ahead: it puts back in the queue each task delivered longer
+    ago than the visibility timeout (broker_transport_options)."""
+    from kombu.transport import redis as transport
+
+    now = time.time() + seconds_later
+    with celery.connection_for_write() as connection:
+        qos = connection.default_channel.qos
+        assert qos.visibility_timeout == VISIBILITY_TIMEOUT
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(transport, "time", lambda: now)
+            qos.restore_visible()
+
+
+def test_a_task_redelivered_while_its_stage_runs_does_not_run_it_twice(
+    api: Any, db: Database, data_dir: Path, start_worker: Any, embeddings: Path
+) -> None:
+    """Redis gives an unacknowledged task to another worker after the visibility timeout;
+    the worker that has it may still be running it (the solo pool enforces no time limit).
+    The second delivery must not run the stage a second time beside the first."""
+    client, reviewer, _ = api
+    app = client.application
+    celery = app.extensions["celery"]
+    env = {
+        **WORKER_ENV,
+        "REPLYGUARD_CACHE_DIR": str(embeddings),
+        "REPLYGUARD_FAULT_PAUSE_STAGE": "train",
+    }
+    workers = [start_worker(**env), start_worker(**env)]
+    generation_id = client.post("/v1/generations", headers=reviewer).json["generation_id"]
+    pid = wait_for_pause(db, generation_id, "train")
+    [other] = [w for w in workers if w.pid != pid]
+    [(tag, delivered)] = unacked_tags(celery).items()
+
+    # Nothing was interrupted, so there is nothing to resume.
+    with pytest.raises(GenerationBusy, match="running stage train in a live worker"):
+        queue_resume(celery, app.extensions["replyguard"].pipeline, generation_id, "tester")
+
+    # At the longest time limit a task may run, Redis has not given it to anyone else...
+    assert VISIBILITY_TIMEOUT > TIME_LIMIT
+    restore_unacked(celery, seconds_later=TIME_LIMIT)
+    assert unacked_tags(celery) == {tag: delivered}
+    # ...past the visibility timeout it has: the other worker gets it and leaves it alone.
+    restore_unacked(celery, seconds_later=VISIBILITY_TIMEOUT + 1)
+    log = data_dir / f"worker-{workers.index(other)}.log"
+    deadline = time.monotonic() + 60
+    while "stage train not started: another process" not in log.read_text():
+        assert time.monotonic() < deadline, "the second delivery was not refused"
+        time.sleep(0.1)
+    with db.session() as session:
+        record = session.get_one(Generation, generation_id).stages["train"]
+        assert (record["status"], record["attempts"]) == ("running", 1)
+        assert record["worker"].endswith(f":{pid}")
+
+    (data_dir / "faults" / "train.release").touch()
+    final = wait_for(db, generation_id, lambda g: g.status in FINAL)
+    assert final.status != "failed", final.error
+    assert {s: final.stages[s]["attempts"] for s in STAGES} == dict.fromkeys(STAGES, 1)
+    # No stage began twice in any worker: the refused delivery did not move the generation on.
+    lines = [
+        json.loads(line)
+        for path in data_dir.glob("worker-*.log")
+        for line in path.read_text().splitlines()
+        if line.startswith("{")  # Celery's banner is plain text
+    ]
+    begun = Counter(
+        line["stage"]
+        for line in lines
+        if line.get("generation_id") == generation_id and line["message"].endswith(" started")
+    )
+    assert begun == Counter(STAGES)
+
+
+def test_redis_restarted_mid_generation_the_generation_goes_on_and_suggestions_never_stop(
+    api: Any,
+    db: Database,
+    settings: Any,
+    data_dir: Path,
+    redis_url: str,
+    start_worker: Any,
+    embeddings: Path,
+) -> None:
+    client, reviewer, client_key = api
+
+    def suggestions_answer() -> None:
+        for message in ("Hello", "How are you?", "Tell me a joke", "What is AI?", "Bye"):
+            answer = client.post("/v1/suggestions", json={"message": message}, headers=client_key)
+            assert answer.status_code == 200, answer.json
+
+    start_worker(
+        **WORKER_ENV,
+        REPLYGUARD_CACHE_DIR=str(embeddings),
+        REPLYGUARD_FAULT_PAUSE_STAGE="deduplicate",
+    )
+    generation_id = client.post("/v1/generations", headers=reviewer).json["generation_id"]
+    wait_for_pause(db, generation_id, "deduplicate")
+    stop_embedded_redis()
+    suggestions_answer()
+    # The stage goes on and ends while Redis is away; its worker then waits to queue the next.
+    (data_dir / "faults" / "deduplicate.release").touch()
+    wait_for(db, generation_id, lambda g: g.stages["deduplicate"]["status"] == "done")
+    suggestions_answer()
+    assert embedded_redis_url(settings) == redis_url  # started again, at the same address
+    final = wait_for(db, generation_id, lambda g: g.status in FINAL)
+    assert final.status != "failed", final.error
+    assert {s: final.stages[s]["attempts"] for s in STAGES} == dict.fromkeys(STAGES, 1)
+    suggestions_answer()

@@ -113,6 +113,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Fail fast when Redis is down instead of retrying a publish for minutes.
         "broker_connection_timeout": 3,
         "task_publish_retry": False,
+        # A stage that is running when the connection to Redis drops goes on: it needs Redis
+        # only when it ends (to queue the next stage, which waits for Redis: worker/tasks.py).
+        # Pinned: Celery 6 is to cancel such tasks by default (Celery 5 logs a warning about
+        # that at each lost connection, whatever the value).
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
     }
 
 
