@@ -1,14 +1,20 @@
 """Faults at every stage of a generation, on real Celery workers and a real redis-server.
 
-A worker is SIGKILLed inside each of the ten stages, at the stage's fault point
-(worker/faults.py: where the stage has written part of its work and not yet recorded itself
-done), and the generation is resumed on another worker. Each case is compared with the same
-generation run uninterrupted on another copy of the same data folder: the same decision,
-figures and stage counts, no human example lost or duplicated, the synthetic rows all kept
-or all discarded, and production never pointing at an unfinished or ungated model.
+- One generation, ten SIGKILLs: the worker running it is killed at the fault point of each
+  stage in turn (worker/faults.py: where the stage has written part of its work and not yet
+  recorded itself done), and each time a newly started worker resumes it. Every kill is
+  checked as it happens (production untouched and gated, no human example lost, no synthetic
+  row kept); at the end the generation is compared, decision, figures and every stage's
+  counts, with the same generation run uninterrupted on another copy of the same data folder.
+  One generation with ten kills rather than ten generations with one kill each: a case costs
+  a worker start and an encoder load (10 to 15 s on the 2-core machine), and ten separate
+  cases cost two of each plus a data folder, over 7 minutes against 1.5 to 2.
+- A task delivered again (Redis's redelivery after the visibility timeout) while another
+  worker runs its stage.
+- Redis stopped and started again while a stage runs.
 
-Generations here train one adapter epoch (the session's baseline keeps its eight), and
-every worker of the module shares one embedding cache, which the uninterrupted reference run
+Generations here train one adapter epoch (the session's baseline keeps its eight), and every
+worker of the module shares one embedding cache, which the uninterrupted reference run
 fills: every later run reads the very vectors the reference computed, so its figures can be
 compared exactly, not within a tolerance.
 """

