@@ -25,6 +25,7 @@ from models.registry import promote
 from worker.context import PipelineContext
 from worker.pipeline import STAGES
 from worker.pipeline import GenerationBusy
+from worker.pipeline import mark_failed
 from worker.pipeline import resume_generation
 from worker.pipeline import run_generation
 from worker.pipeline import run_stage
@@ -316,9 +317,12 @@ def test_no_stage_starts_while_another_process_runs_the_generation(
         assert run_stage(ctx, generation_id, "snapshot") is False
         with pytest.raises(GenerationBusy, match="running elsewhere"):
             run_generation(ctx, generation_id)
-        with pytest.raises(GenerationBusy, match="in a live worker"):
+        with pytest.raises(GenerationBusy, match="cannot be resumed while that worker runs"):
             resume_generation(ctx, generation_id, "tester")
+        with pytest.raises(GenerationBusy, match="cannot be marked failed while"):
+            mark_failed(ctx, generation_id, "its worker looks dead")
     assert generation(db, generation_id).stages == {}
+    assert generation(db, generation_id).status == "queued"
     # Free again (as when its holder exits, even by SIGKILL): the stage runs, once.
     assert run_stage(ctx, generation_id, "snapshot") is True
     assert generation(db, generation_id).stages["snapshot"]["attempts"] == 1

@@ -165,14 +165,7 @@ def resume_generation(ctx: PipelineContext, generation_id: int, actor: str) -> s
         other = _active(session)
         if other is not None and other.id != generation.id:
             raise GenerationBusy(_busy_message(other))
-        with stage_guard(ctx, generation_id) as free:
-            if not free:
-                raise GenerationBusy(
-                    f"generation {generation.number} (id {generation.id}) is running stage "
-                    f"{generation.stage} in a live worker "
-                    f"({generation.stages.get(generation.stage, {}).get('worker', '?')}): "
-                    "nothing to resume"
-                )
+        _refuse_while_running(ctx, generation, "resumed")
         generation.status = GenerationStatus.RUNNING.value
         generation.lock = "active"
         generation.error = ""
@@ -272,6 +265,20 @@ def stage_guard(ctx: PipelineContext, generation_id: int) -> Iterator[bool]:
         os.close(fd)
 
 
+def _refuse_while_running(ctx: PipelineContext, generation: Generation, action: str) -> None:
+    """Raise GenerationBusy when a live process runs a stage of the generation: it was not
+    interrupted, and ``action`` ("resumed", "marked failed") would race that process."""
+    with stage_guard(ctx, generation.id) as free:
+        if free:
+            return
+    worker = generation.stages.get(generation.stage, {}).get("worker", "?")
+    raise GenerationBusy(
+        f"generation {generation.number} (id {generation.id}) is running stage "
+        f"{generation.stage} in a live worker ({worker}): it cannot be {action} while that "
+        "worker runs it (a worker that hangs: stop it, which frees the generation)"
+    )
+
+
 def begin_stage(ctx: PipelineContext, generation_id: int, stage: str) -> bool:
     """Record that a stage starts; False when there is nothing to do (done, or finished).
 
@@ -327,8 +334,9 @@ def mark_failed(ctx: PipelineContext, generation_id: int, reason: str) -> None:
     """Give up on a generation (for example after its worker died): production is untouched
     and its synthetic rows stay out of the training data.
 
-    Raises Invalid without a reason, GenerationNotFound, and GenerationError for a
-    generation that finished."""
+    Raises Invalid without a reason, GenerationNotFound, GenerationError for a generation
+    that finished, and GenerationBusy while a live process runs a stage of it (its promote
+    stage could still end it otherwise)."""
     if not reason.strip():
         raise Invalid("marking a generation failed needs a reason")
     with ctx.db.session() as session:
@@ -336,6 +344,7 @@ def mark_failed(ctx: PipelineContext, generation_id: int, reason: str) -> None:
         when_generation_ends(session, ctx.settings, generation)
         if not GenerationStatus(generation.status).active and generation.status != "failed":
             raise GenerationError(f"generation {generation.number} finished ({generation.status})")
+        _refuse_while_running(ctx, generation, "marked failed")
         generation.status = GenerationStatus.FAILED.value
         generation.lock = None
         generation.error = f"{generation.stage or 'queued'}: {reason}"
