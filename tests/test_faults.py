@@ -13,10 +13,11 @@
   worker runs its stage.
 - Redis stopped and started again while a stage runs.
 
-Generations here train one adapter epoch (the session's baseline keeps its eight), and every
-worker of the module shares one embedding cache, which the uninterrupted reference run
-fills: every later run reads the very vectors the reference computed, so its figures can be
-compared exactly, not within a tolerance.
+Generations here train one adapter epoch (the session's baseline keeps its eight). The
+figures are compared exactly, not within a tolerance: a resumed stage makes the same
+computations in the same order as the uninterrupted run (the same encoder batches, the
+vectors of the killed attempt read back from the data folder's embedding cache, the same
+seeds), on the same machine.
 """
 
 from __future__ import annotations
@@ -171,24 +172,14 @@ def wait_for_pause(db: Database, generation_id: int, stage: str, timeout: float 
 
 
 @pytest.fixture(scope="module")
-def embeddings(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The embedding cache folder every worker of this module shares."""
-    return tmp_path_factory.mktemp("embeddings")
-
-
-@pytest.fixture(scope="module")
-def reference(
-    trained_dir: Path, tmp_path_factory: pytest.TempPathFactory, embeddings: Path
-) -> Outcome:
+def reference(trained_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Outcome:
     """Generation 1 run uninterrupted on a worker, on its own copy of the trained data (its
     worker and Redis stopped before the cases start theirs)."""
     data_dir = tmp_path_factory.mktemp("reference") / "data"
     shutil.copytree(trained_dir, data_dir)
     settings = make_settings(data_dir)
     url = embedded_redis_url(settings)
-    worker = launch_worker(
-        data_dir, url, data_dir / "worker.log", REPLYGUARD_CACHE_DIR=str(embeddings), **WORKER_ENV
-    )
+    worker = launch_worker(data_dir, url, data_dir / "worker.log", **WORKER_ENV)
     ctx = PipelineContext.from_settings(settings.with_overrides(redis_url=url))
     try:
         wait_for_worker(url, worker)
@@ -208,7 +199,6 @@ def test_a_worker_killed_in_every_stage_in_turn_resumes_to_the_same_decision(
     data_dir: Path,
     start_worker: Any,
     reference: Outcome,
-    embeddings: Path,
 ) -> None:
     """One generation, ten kills: the worker running it is SIGKILLed at the fault point of
     each stage in turn, and a newly started worker resumes it (`queue_resume`, what
@@ -222,7 +212,6 @@ def test_a_worker_killed_in_every_stage_in_turn_resumes_to_the_same_decision(
     def worker_pausing_in(stage: str) -> Any:
         return start_worker(
             **WORKER_ENV,
-            REPLYGUARD_CACHE_DIR=str(embeddings),
             REPLYGUARD_FAULT_PAUSE_STAGE=stage,
         )
 
@@ -362,7 +351,7 @@ def restore_unacked(celery: Any, seconds_later: float) -> None:
 
 
 def test_a_task_redelivered_while_its_stage_runs_does_not_run_it_twice(
-    api: Any, db: Database, data_dir: Path, start_worker: Any, embeddings: Path
+    api: Any, db: Database, data_dir: Path, start_worker: Any
 ) -> None:
     """Redis gives an unacknowledged task to another worker after the visibility timeout;
     the worker that has it may still be running it (the solo pool enforces no time limit).
@@ -372,7 +361,6 @@ def test_a_task_redelivered_while_its_stage_runs_does_not_run_it_twice(
     celery = app.extensions["celery"]
     env = {
         **WORKER_ENV,
-        "REPLYGUARD_CACHE_DIR": str(embeddings),
         "REPLYGUARD_FAULT_PAUSE_STAGE": "train",
     }
     workers = [start_worker(**env), start_worker(**env)]
@@ -427,7 +415,6 @@ def test_redis_restarted_mid_generation_the_generation_goes_on_and_suggestions_n
     data_dir: Path,
     redis_url: str,
     start_worker: Any,
-    embeddings: Path,
 ) -> None:
     client, reviewer, client_key = api
 
@@ -438,7 +425,6 @@ def test_redis_restarted_mid_generation_the_generation_goes_on_and_suggestions_n
 
     start_worker(
         **WORKER_ENV,
-        REPLYGUARD_CACHE_DIR=str(embeddings),
         REPLYGUARD_FAULT_PAUSE_STAGE="deduplicate",
     )
     generation_id = client.post("/v1/generations", headers=reviewer).json["generation_id"]
