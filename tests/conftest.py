@@ -6,8 +6,11 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import subprocess
+from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,11 +23,16 @@ from core.schema import Role
 from core.settings import Settings
 from models.encoder import Encoder
 from tests.helpers import FAST_TRAINING
+from tests.helpers import launch_worker
 from tests.helpers import make_settings
 from tests.helpers import migrated
+from tests.helpers import wait_for_worker
 from tests.pg import PostgresServer
 from tests.pg import PostgresUnavailable
+from webapp.launch import stop_server
 from worker.baseline import train_baseline
+from worker.broker import embedded_redis_url
+from worker.broker import stop_embedded_redis
 from worker.context import PipelineContext
 
 # Names of the PostgreSQL test databases, unique within the session.
@@ -141,3 +149,52 @@ def reviewer_headers(app) -> dict[str, str]:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def admin_headers(app) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {"Authorization": f"Bearer {_key(app, Role.ADMIN)}"}
+
+
+@pytest.fixture
+def redis_url(settings: Settings) -> Iterator[str]:
+    """A real redis-server (the embedded one) for this test's data folder."""
+    url = embedded_redis_url(settings)
+    yield url
+    stop_embedded_redis()
+
+
+@pytest.fixture
+def start_worker(
+    data_dir: Path, redis_url: str
+) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """``start(**env)`` starts one more Celery worker on the test's data folder and Redis
+    (its log: ``worker-<n>.log`` in the data folder) and waits until it answers; every worker
+    still running is stopped after the test."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(**env: str) -> subprocess.Popen[bytes]:
+        process = launch_worker(data_dir, redis_url, data_dir / f"worker-{len(started)}.log", **env)
+        started.append(process)
+        wait_for_worker(redis_url, process, workers=sum(p.poll() is None for p in started))
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            stop_server(process)
+
+
+@pytest.fixture
+def api(data_dir: Path, encoder: Encoder, redis_url: str) -> Iterator[Any]:
+    """The app on the test's data folder and Redis: (test client, reviewer headers, client
+    headers)."""
+    from webapp import create_app
+
+    app = create_app(
+        {"data_dir": str(data_dir), "redis_url": redis_url, "adapter_epochs": 8}, encoder=encoder
+    )
+    with app.extensions["replyguard"].db.session() as session:
+        reviewer, _ = create_key(session, "reviewer", Role.REVIEWER, "tester")
+        client, _ = create_key(session, "client", Role.CLIENT, "tester")
+    yield (
+        app.test_client(),
+        {"Authorization": f"Bearer {reviewer}"},
+        {"Authorization": f"Bearer {client}"},
+    )
+    app.extensions["replyguard"].db.dispose()

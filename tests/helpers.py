@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
+import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func
+from sqlalchemy import select
+
 from core.db import Database
+from core.schema import Example
+from core.schema import Generation
 from core.settings import Settings
 from core.settings import load_settings
+from webapp.launch import server_env
+from webapp.launch import worker_command
+from worker.celery_app import sender
 
 # Small enough to train in a few seconds, large enough for every demo niche. The demo data is
 # the small chatterbot corpus (core/demo.py): the default chitchat demo takes half a minute.
@@ -51,3 +61,58 @@ def at_once(count: int, call: Callable[[int], Any]) -> list[Any]:
     for thread in threads:
         thread.join(60)
     return results
+
+
+# A generation's statuses once it has ended.
+FINAL = {"passed", "warned", "blocked", "failed"}
+
+
+def launch_worker(data_dir: Path, redis_url: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
+    """Start a Celery worker process (``replyguard worker``'s command) on ``data_dir`` and
+    ``redis_url``, its output in ``log``; adapter epochs 8 unless ``env`` says otherwise.
+    Returns at once: :func:`wait_for_worker` waits for it to answer."""
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            worker_command("INFO"),
+            env=server_env(
+                data_dir, **{"REDIS_URL": redis_url, "REPLYGUARD_ADAPTER_EPOCHS": "8", **env}
+            ),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def wait_for_worker(
+    redis_url: str, process: subprocess.Popen[bytes], workers: int = 1, timeout: float = 90
+) -> None:
+    """Wait until ``workers`` workers answer a ping; AssertionError if ``process`` exits or
+    ``timeout`` seconds pass."""
+    app = sender(load_settings({"redis_url": redis_url}, environ={}))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the worker exited while starting"
+        if len(app.control.ping(timeout=0.5)) >= workers:
+            return
+    raise AssertionError(f"{workers} worker(s) did not answer a ping within {timeout} s")
+
+
+def wait_for(
+    db: Database, generation_id: int, done: Callable[[Generation], bool], timeout: float = 240
+) -> Generation:
+    """Poll the generation until ``done`` says so; return it. AssertionError after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with db.session() as session:
+            generation = session.get_one(Generation, generation_id)
+            if done(generation):
+                return generation
+        time.sleep(0.3)
+    raise AssertionError(f"generation {generation_id} did not get there in {timeout} s")
+
+
+def human_count(db: Database) -> int:
+    with db.session() as session:
+        return int(
+            session.scalar(select(func.count(Example.id)).where(Example.provenance == "human")) or 0
+        )

@@ -38,14 +38,12 @@ from models.registry import get_version
 from models.registry import production
 from models.registry import register
 from tests.helpers import make_settings
-from tests.test_worker import wait_for_worker
+from tests.helpers import wait_for_worker
 from webapp.cli import main
 from webapp.launch import free_port
 from webapp.launch import server_env
 from webapp.launch import stop_server
 from webapp.launch import worker_command
-from worker.broker import embedded_redis_url
-from worker.broker import stop_embedded_redis
 from worker.context import PipelineContext
 from worker.notify import deliver_now
 from worker.pipeline import STAGES
@@ -127,13 +125,6 @@ def deliveries(db: Database) -> list[WebhookDelivery]:
 def attempts(db: Database, delivery_pk: int) -> list[tuple[int, int | None]]:
     with db.session() as session:
         return [(a.attempt, a.status_code) for a in webhooks.attempts_of(session, delivery_pk)]
-
-
-@pytest.fixture
-def redis_url(settings: Settings) -> Iterator[str]:
-    url = embedded_redis_url(settings)
-    yield url
-    stop_embedded_redis()
 
 
 # ---------------------------------------------------------------------------------------

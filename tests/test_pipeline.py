@@ -26,8 +26,11 @@ from models.registry import promote
 from worker.context import PipelineContext
 from worker.pipeline import STAGES
 from worker.pipeline import GenerationBusy
+from worker.pipeline import mark_failed
+from worker.pipeline import resume_generation
 from worker.pipeline import run_generation
 from worker.pipeline import run_stage
+from worker.pipeline import stage_guard
 from worker.pipeline import start_generation
 from worker.promotion import override
 from worker.promotion import rollback
@@ -307,8 +310,6 @@ def test_a_crash_while_recording_the_candidate_leaves_no_orphan_candidate(
     assert statuses == ["building"], "the candidate must not outlive the crash on its own"
 
     # Resumed: the leftover row is marked failed, and the one candidate is the generation's.
-    from worker.pipeline import resume_generation
-
     assert resume_generation(ctx, generation_id, "tester") == "train"
     run_stage(ctx, generation_id, "train")
     with db.session() as session:
@@ -316,3 +317,54 @@ def test_a_crash_while_recording_the_candidate_leaves_no_orphan_candidate(
     assert sorted(r.status for r in rows) == ["candidate", "failed"]
     candidate = next(r for r in rows if r.status == "candidate")
     assert generation(db, generation_id).candidate_version == candidate.version
+
+
+class Killed(BaseException):
+    """The process died here (an injected fault): nothing after it runs."""
+
+
+def test_a_kill_after_the_promotion_commits_leaves_no_stage_running(
+    settings: Settings, db: Database, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import worker.pipeline as pipeline
+
+    ctx = PipelineContext(settings.with_overrides(adapter_epochs=1), db, encoder)
+    generation_id = start_generation(ctx, "tester")
+    for stage in STAGES[:-1]:
+        run_stage(ctx, generation_id, stage)
+
+    def killed(*_: Any) -> None:
+        raise Killed
+
+    # The worker dies after the promote stage's transaction, before its own bookkeeping.
+    monkeypatch.setattr(pipeline, "finish_stage", killed)
+    with pytest.raises(Killed):
+        run_stage(ctx, generation_id, "promote")
+    g = generation(db, generation_id)
+    assert g.status in {"passed", "warned", "blocked"}
+    assert g.lock is None
+    # The generation is over, so nothing would ever resume it: its last stage is done too.
+    assert g.stages["promote"]["status"] == "done"
+    assert g.stages["promote"]["counts"]["verdict"] == g.decision["verdict"]
+
+
+def test_no_stage_starts_while_another_process_runs_the_generation(
+    ctx: PipelineContext, db: Database
+) -> None:
+    generation_id = start_generation(ctx, "tester")
+    # Another process holds the generation's stage lock (here: another open file of it,
+    # which flock treats as another holder).
+    with stage_guard(ctx, generation_id) as held:
+        assert held
+        assert run_stage(ctx, generation_id, "snapshot") is False
+        with pytest.raises(GenerationBusy, match="running elsewhere"):
+            run_generation(ctx, generation_id)
+        with pytest.raises(GenerationBusy, match="cannot be resumed while that worker runs"):
+            resume_generation(ctx, generation_id, "tester")
+        with pytest.raises(GenerationBusy, match="cannot be marked failed while"):
+            mark_failed(ctx, generation_id, "its worker looks dead")
+    assert generation(db, generation_id).stages == {}
+    assert generation(db, generation_id).status == "queued"
+    # Free again (as when its holder exits, even by SIGKILL): the stage runs, once.
+    assert run_stage(ctx, generation_id, "snapshot") is True
+    assert generation(db, generation_id).stages["snapshot"]["attempts"] == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 
 from core.schema import ModelVersion
 from models.artifact import load_model
@@ -95,3 +96,21 @@ def test_corrupt_production_is_refused_and_previous_keeps_serving(
     ready = client.get("/readyz").json
     assert ready["checks"]["model"] == "v1"
     assert "refused" in svc.holder.last_error and "corrupt" in svc.holder.last_error
+
+
+def test_a_load_that_raises_is_logged_and_the_current_model_keeps_serving(
+    app, client, client_headers, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    svc = app.extensions["replyguard"]
+    candidate = new_candidate(app)
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("the disk went away")
+
+    monkeypatch.setattr("webapp.serving.load_model", broken)
+    with svc.db.session() as session:
+        promote(session, svc.settings, candidate.version, "tester", "about to fail to load")
+    suggest(client, client_headers)  # finds production changed: loads it in the background
+    svc.holder.wait_for_load()
+    assert suggest(client, client_headers)["model_version"] == "v1"
+    assert "loading the production model failed: the disk went away" in caplog.text

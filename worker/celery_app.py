@@ -23,6 +23,19 @@ from worker.context import PipelineContext
 
 EXTENSION = "replyguard.worker"
 
+# The time limits of a generation's tasks (worker/tasks.py). Generous: training on a large
+# data set on a CPU takes a while.
+SOFT_LIMIT = 3_600
+SOFT_LIMIT_MARGIN = 60
+TIME_LIMIT = SOFT_LIMIT + SOFT_LIMIT_MARGIN
+# Redis hands a task that was delivered and not acknowledged (tasks are acknowledged when
+# they end) to another worker after this many seconds: above the longest time limit, so a
+# stage that runs within its limits is never delivered twice. Celery's solo pool, which
+# `replyguard worker` runs, does not enforce time limits, so a stage may still outlive this;
+# the stage guard (worker.pipeline.stage_guard) then keeps the second delivery from running
+# it again while the first runs.
+VISIBILITY_TIMEOUT = TIME_LIMIT + SOFT_LIMIT_MARGIN
+
 
 def celery_init_app(app: Flask, ctx: PipelineContext) -> Celery:
     class FlaskTask(Task):  # type: ignore[misc]
@@ -45,6 +58,7 @@ def celery_init_app(app: Flask, ctx: PipelineContext) -> Celery:
 def celery_settings(settings: Settings) -> dict[str, Any]:
     """``app.config["CELERY"]``: the broker, queue behaviour and the optional schedule."""
     config = celery_config(settings)
+    config["broker_transport_options"] = {"visibility_timeout": VISIBILITY_TIMEOUT}
     if settings.generation_schedule:
         config["beat_schedule"] = {
             "scheduled-generation": {

@@ -19,10 +19,12 @@ import numpy as np
 from sqlalchemy import select
 
 from core.schema import Example
+from core.schema import Generation
 from core.schema import SyntheticCandidate
 from core.text import text_hash
 from models.encoder import Encoder
 from worker.context import PipelineContext
+from worker.faults import fault_point
 
 CHUNK_SIZE = 512
 
@@ -34,14 +36,22 @@ def chunk_dir(ctx: PipelineContext, generation_id: int) -> Path:
 
 
 def plan_chunks(ctx: PipelineContext, generation_id: int) -> int:
-    """Write the list of distinct texts to encode; return how many chunks it makes."""
+    """Write the list of distinct texts to encode; return how many chunks it makes.
+
+    The texts are the generation's synthetic replies and the examples stored up to its
+    snapshot's watermark, so planning again (a resumed or redelivered encode stage) writes
+    the same plan, and chunks already encoded stay valid."""
     with ctx.db.session() as session:
+        generation = session.get_one(Generation, generation_id)
+        watermark = generation.stages["snapshot"]["data"]["watermark"]
         staged = session.execute(
             select(SyntheticCandidate.message, SyntheticCandidate.reply).where(
                 SyntheticCandidate.generation_id == generation_id
             )
         ).all()
-        stored = session.execute(select(Example.message, Example.reply)).all()
+        stored = session.execute(
+            select(Example.message, Example.reply).where(Example.id <= watermark)
+        ).all()
     texts = sorted({t for pair in [*staged, *stored] for t in pair})
     folder = chunk_dir(ctx, generation_id)
     _atomic_write(folder / "plan.json", json.dumps(texts).encode())
@@ -62,6 +72,7 @@ def encode_chunk(ctx: PipelineContext, generation_id: int, index: int) -> int:
     with os.fdopen(fd, "wb") as handle:
         np.save(handle, vectors)
     os.replace(tmp, target)
+    fault_point(ctx.settings.data_dir, "encode")
     return len(texts)
 
 

@@ -13,12 +13,16 @@ through the last stage, and only when the gate said pass or warn. The Celery tas
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,7 @@ import numpy as np
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -41,6 +46,7 @@ from core.schema import Example
 from core.schema import Generation
 from core.schema import GenerationStatus
 from core.schema import IncomingMessage
+from core.schema import ModelStatus
 from core.schema import ModelVersion
 from core.schema import ReservoirRole
 from core.schema import SyntheticCandidate
@@ -71,6 +77,7 @@ from worker.encoding import encode_chunk
 from worker.encoding import plan_chunks
 from worker.encoding import precomputed
 from worker.evaluation import evaluate_version
+from worker.faults import fault_point
 from worker.notify import when_generation_ends
 from worker.promotion import accept_generation
 from worker.promotion import block_generation
@@ -145,7 +152,11 @@ def start_generation(ctx: PipelineContext, actor: str) -> int:
 
 
 def resume_generation(ctx: PipelineContext, generation_id: int, actor: str) -> str | None:
-    """Make a failed or interrupted generation runnable again; return the stage to run."""
+    """Make a failed or interrupted generation runnable again; return the stage to run.
+
+    Raises GenerationNotFound; GenerationError for a generation that finished;
+    GenerationBusy when another generation is active, or when a live process is running a
+    stage of this one (:func:`stage_guard`): it is not interrupted."""
     with ctx.db.session() as session:
         generation = _get(session, generation_id)
         status = GenerationStatus(generation.status)
@@ -154,6 +165,7 @@ def resume_generation(ctx: PipelineContext, generation_id: int, actor: str) -> s
         other = _active(session)
         if other is not None and other.id != generation.id:
             raise GenerationBusy(_busy_message(other))
+        _refuse_while_running(ctx, generation, "resumed")
         generation.status = GenerationStatus.RUNNING.value
         generation.lock = "active"
         generation.error = ""
@@ -174,7 +186,9 @@ def next_stage(stages: dict[str, Any]) -> str | None:
 
 
 def run_generation(ctx: PipelineContext, generation_id: int) -> str:
-    """Run every remaining stage in this process; return the final status."""
+    """Run every remaining stage in this process; return the final status.
+
+    Raises GenerationBusy when another live process is running a stage of it."""
     while True:
         stage = run_next_stage(ctx, generation_id)
         if stage is None:
@@ -184,7 +198,9 @@ def run_generation(ctx: PipelineContext, generation_id: int) -> str:
 
 
 def run_next_stage(ctx: PipelineContext, generation_id: int) -> str | None:
-    """Run the next unfinished stage; return its name, or None when nothing is left."""
+    """Run the next unfinished stage; return its name, or None when nothing is left.
+
+    Raises GenerationBusy when another live process is running a stage of the generation."""
     with ctx.db.session() as session:
         generation = _get(session, generation_id)
         if not GenerationStatus(generation.status).active:
@@ -192,39 +208,101 @@ def run_next_stage(ctx: PipelineContext, generation_id: int) -> str | None:
         stage = next_stage(generation.stages)
     if stage is None:
         return None
-    run_stage(ctx, generation_id, stage)
+    if not run_stage(ctx, generation_id, stage):
+        raise GenerationBusy(f"stage {stage} of generation id {generation_id} is running elsewhere")
     return stage
 
 
-def run_stage(ctx: PipelineContext, generation_id: int, stage: str) -> None:
+def run_stage(ctx: PipelineContext, generation_id: int, stage: str) -> bool:
     """Run one stage, recording it; a stage that is done already is skipped. Every line it
-    logs carries the generation's id and the stage (core/logs.py)."""
+    logs carries the generation's id and the stage (core/logs.py).
+
+    Returns False, having done nothing, when another live process is running a stage of
+    this generation (a second delivery of a task, a resume of a generation that was not
+    interrupted): the caller must not queue the next stage, the running one will. True
+    otherwise (the stage ran, or there was nothing to do). Re-raises what the stage raised,
+    after recording the generation failed."""
     with log_context(generation_id=generation_id, stage=stage):
-        if not begin_stage(ctx, generation_id, stage):
-            return
-        started = time.perf_counter()
-        reporter = _ProgressReporter(ctx, generation_id, stage)
+        with stage_guard(ctx, generation_id) as free:
+            if not free:
+                log.warning(
+                    "stage %s not started: another process is running this generation", stage
+                )
+                return False
+            if not begin_stage(ctx, generation_id, stage):
+                return True
+            started = time.perf_counter()
+            reporter = _ProgressReporter(ctx, generation_id, stage)
+            try:
+                counts = STAGE_FUNCTIONS[stage](ctx, generation_id, reporter)
+            except BaseException as exc:
+                fail_stage(ctx, generation_id, stage, exc)
+                raise
+            finish_stage(ctx, generation_id, stage, counts, time.perf_counter() - started)
+        return True
+
+
+@contextmanager
+def stage_guard(ctx: PipelineContext, generation_id: int) -> Iterator[bool]:
+    """The generation's stage lock, held while one of its stages runs: yields True when this
+    process holds it, False when another live process does.
+
+    An exclusive ``flock`` on ``<data folder>/generations/<id>/stage.lock``, which every
+    worker shares with the data folder (artifacts and encode chunks live there too). The
+    kernel releases it when its holder exits, however it exits (SIGKILL included), so
+    "held" means "held by a live process" without heartbeats, and a task delivered again
+    after its worker died takes the stage over. Raises OSError when the folder is not
+    writable."""
+    fd = os.open(generation_dir(ctx, generation_id) / "stage.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
         try:
-            counts = STAGE_FUNCTIONS[stage](ctx, generation_id, reporter)
-        except BaseException as exc:
-            fail_stage(ctx, generation_id, stage, exc)
-            raise
-        finish_stage(ctx, generation_id, stage, counts, time.perf_counter() - started)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _refuse_while_running(ctx: PipelineContext, generation: Generation, action: str) -> None:
+    """Raise GenerationBusy when a live process runs a stage of the generation: it was not
+    interrupted, and ``action`` ("resumed", "marked failed") would race that process."""
+    with stage_guard(ctx, generation.id) as free:
+        if free:
+            return
+    worker = generation.stages.get(generation.stage, {}).get("worker", "?")
+    raise GenerationBusy(
+        f"generation {generation.number} (id {generation.id}) is running stage "
+        f"{generation.stage} in a live worker ({worker}): it cannot be {action} while that "
+        "worker runs it (a worker that hangs: stop it, which frees the generation)"
+    )
 
 
 def begin_stage(ctx: PipelineContext, generation_id: int, stage: str) -> bool:
-    """Record that a stage starts; False when there is nothing to do (done, or finished)."""
+    """Record that a stage starts; False when there is nothing to do (done, or finished).
+
+    The caller holds :func:`stage_guard`. A stage found ``running`` was interrupted (its
+    process died and released the guard): it starts again from its beginning, and its
+    record counts the attempt."""
     with ctx.db.session() as session:
         generation = _get(session, generation_id)
         if not GenerationStatus(generation.status).active:
             return False
-        if generation.stages.get(stage, {}).get("status") == "done":
+        previous = generation.stages.get(stage, {})
+        if previous.get("status") == "done":
             return False
         generation.status = GenerationStatus.RUNNING.value
         generation.stage = stage
-        record = {"status": "running", "started_at": _now(), "progress": 0.0}
-        if "resumed_by" in generation.stages.get(stage, {}):
-            record["resumed_by"] = generation.stages[stage]["resumed_by"]
+        record = {
+            "status": "running",
+            "started_at": _now(),
+            "progress": 0.0,
+            "attempts": int(previous.get("attempts", 0)) + 1,
+            "worker": f"{socket.gethostname()}:{os.getpid()}",
+        }
+        if "resumed_by" in previous:
+            record["resumed_by"] = previous["resumed_by"]
         generation.stages = {**generation.stages, stage: record}
     log.info("stage %s started", stage)
     return True
@@ -234,25 +312,31 @@ def finish_stage(
     ctx: PipelineContext, generation_id: int, stage: str, counts: dict[str, Any], seconds: float
 ) -> None:
     with ctx.db.session() as session:
-        generation = _get(session, generation_id)
-        record = dict(generation.stages.get(stage, {}))
-        record.update(
-            status="done",
-            progress=1.0,
-            finished_at=_now(),
-            seconds=round(seconds, 3),
-            counts=counts,
-        )
-        generation.stages = {**generation.stages, stage: record}
+        _record_done(_get(session, generation_id), stage, counts, seconds)
     log.info("stage %s done", stage, extra={"duration_ms": round(seconds * 1000), "counts": counts})
+
+
+def _record_done(
+    generation: Generation, stage: str, counts: dict[str, Any], seconds: float
+) -> None:
+    record = dict(generation.stages.get(stage, {}))
+    record.update(
+        status="done",
+        progress=1.0,
+        finished_at=_now(),
+        seconds=round(seconds, 3),
+        counts=counts,
+    )
+    generation.stages = {**generation.stages, stage: record}
 
 
 def mark_failed(ctx: PipelineContext, generation_id: int, reason: str) -> None:
     """Give up on a generation (for example after its worker died): production is untouched
     and its synthetic rows stay out of the training data.
 
-    Raises Invalid without a reason, GenerationNotFound, and GenerationError for a
-    generation that finished."""
+    Raises Invalid without a reason, GenerationNotFound, GenerationError for a generation
+    that finished, and GenerationBusy while a live process runs a stage of it (its promote
+    stage could still end it otherwise)."""
     if not reason.strip():
         raise Invalid("marking a generation failed needs a reason")
     with ctx.db.session() as session:
@@ -260,6 +344,7 @@ def mark_failed(ctx: PipelineContext, generation_id: int, reason: str) -> None:
         when_generation_ends(session, ctx.settings, generation)
         if not GenerationStatus(generation.status).active and generation.status != "failed":
             raise GenerationError(f"generation {generation.number} finished ({generation.status})")
+        _refuse_while_running(ctx, generation, "marked failed")
         generation.status = GenerationStatus.FAILED.value
         generation.lock = None
         generation.error = f"{generation.stage or 'queued'}: {reason}"
@@ -324,6 +409,7 @@ def snapshot(ctx: PipelineContext, generation_id: int, progress: Progress) -> di
                 "data": {"watermark": watermark, "prompts": prompts},
             },
         }
+    fault_point(ctx.settings.data_dir, "snapshot")
     return {
         "parent": parent.version,
         "watermark": watermark,
@@ -440,6 +526,7 @@ def synthesize(ctx: PipelineContext, generation_id: int, progress: Progress) -> 
             delete(SyntheticCandidate).where(SyntheticCandidate.generation_id == generation_id)
         )
         session.add_all(rows)
+    fault_point(ctx.settings.data_dir, "synthesize")
     return {
         "prompts": len(prompts),
         "written": len(rows),
@@ -488,16 +575,34 @@ class _Staged:
     reply: str
 
 
-def _pending(session: Any, generation_id: int) -> list[_Staged]:
-    rows = session.execute(
-        select(SyntheticCandidate.id, SyntheticCandidate.message, SyntheticCandidate.reply)
-        .where(
-            SyntheticCandidate.generation_id == generation_id,
-            SyntheticCandidate.status != CandidateStatus.REMOVED.value,
+def _staged(session: Any, generation_id: int, passed_filter: bool = False) -> list[_Staged]:
+    """The generation's synthetic replies in the order they were written; with
+    ``passed_filter``, only those no quality rule removed (deduplication's input)."""
+    query = select(
+        SyntheticCandidate.id, SyntheticCandidate.message, SyntheticCandidate.reply
+    ).where(SyntheticCandidate.generation_id == generation_id)
+    if passed_filter:
+        query = query.where(
+            (SyntheticCandidate.status != CandidateStatus.REMOVED.value)
+            | (SyntheticCandidate.removed_by == "duplicate")
         )
-        .order_by(SyntheticCandidate.id)
-    )
-    return [_Staged(*row) for row in rows]
+    return [_Staged(*row) for row in session.execute(query.order_by(SyntheticCandidate.id))]
+
+
+def _reset(session: Any, staged: list[_Staged]) -> None:
+    """Undo what an interrupted run of the stage marked on its input, in the transaction that
+    writes the stage's own marks: a stage's marks are all its own run's, or none."""
+    for start in range(0, len(staged), 500):
+        session.execute(
+            update(SyntheticCandidate)
+            .where(SyntheticCandidate.id.in_([s.id for s in staged[start : start + 500]]))
+            .values(
+                status=CandidateStatus.PENDING.value,
+                removed_by="",
+                duplicate_of="",
+                similarity=None,
+            )
+        )
 
 
 def encode(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[str, Any]:
@@ -512,28 +617,39 @@ def encode(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict
 
 
 def quality_filter(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[str, Any]:
-    """Remove synthetic replies that break a quality rule (each rule counted apart)."""
+    """Remove synthetic replies that break a quality rule (each rule counted apart).
+
+    Its input is every reply the generation staged, whatever an interrupted run of this
+    stage marked: a rerun judges and counts them all again."""
     with ctx.db.session() as session:
-        staged = _pending(session, generation_id)
+        staged = _staged(session, generation_id)
     config = QualityConfig(
         min_reply_chars=ctx.settings.quality_min_reply_chars,
         max_reply_chars=ctx.settings.quality_max_reply_chars,
         min_relevance=ctx.settings.quality_min_relevance,
     )
     result = filter_examples(staged, default_rules(config, precomputed(ctx, generation_id)))
+    removed = {rejected.example.id: rejected.rule for rejected in result.removed}
     with ctx.db.session() as session:
-        for rejected in result.removed:
-            row = session.get_one(SyntheticCandidate, rejected.example.id)
+        _reset(session, staged)
+        for row_id, rule in removed.items():
+            row = session.get_one(SyntheticCandidate, row_id)
             row.status = CandidateStatus.REMOVED.value
-            row.removed_by = rejected.rule
+            row.removed_by = rule
+    fault_point(ctx.settings.data_dir, "filter")
     return {"checked": len(staged), "kept": result.kept_count, "removed": result.counts}
 
 
 def dedup(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[str, Any]:
-    """Remove near-duplicates among the synthetic replies and of anything already stored."""
+    """Remove near-duplicates among the synthetic replies and of the examples stored up to
+    the snapshot's watermark (what the generation trains with).
+
+    Its input is every reply the quality rules kept, whatever an interrupted run of this
+    stage marked: a rerun decides and counts them all again."""
     with ctx.db.session() as session:
-        staged = _pending(session, generation_id)
-        pools = example_pools(session)
+        watermark = _get(session, generation_id).stages["snapshot"]["data"]["watermark"]
+        staged = _staged(session, generation_id, passed_filter=True)
+        pools = example_pools(session, watermark)
     result = deduplicate(
         staged,
         pools.stored,
@@ -541,6 +657,7 @@ def dedup(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[
         DedupConfig(threshold=ctx.settings.dedup_threshold, seed=ctx.settings.seed),
     )
     with ctx.db.session() as session:
+        _reset(session, staged)
         for duplicate in result.removed:
             row = session.get_one(SyntheticCandidate, staged[duplicate.index].id)
             row.status = CandidateStatus.REMOVED.value
@@ -552,6 +669,7 @@ def dedup(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[
             row.similarity = float(duplicate.similarity)
         for kept in result.kept:
             session.get_one(SyntheticCandidate, kept.id).status = CandidateStatus.KEPT.value
+    fault_point(ctx.settings.data_dir, "deduplicate")
     return {"checked": len(staged), "kept": len(result.kept), "removed": result.counts}
 
 
@@ -616,6 +734,7 @@ def mix(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[st
         # The reservoir's promise; a mixing change that breaks it must not train silently.
         raise GenerationError(f"{len(missing)} anchor example(s) left out of the training set")
     write_json(generation_dir(ctx, generation_id) / "training_set.json", training_set)
+    fault_point(ctx.settings.data_dir, "mix")
     return {**result.counts.as_dict(), "anchor": len(anchor)}
 
 
@@ -658,9 +777,15 @@ def train(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[
     )
 
     def record(session: Session, version: ModelVersion) -> None:
-        _get(session, generation_id).candidate_version = version.version
+        generation = _get(session, generation_id)
+        if generation.candidate_version is not None:
+            # The candidate of a run of this stage that was killed before it recorded itself
+            # done: superseded, so that nothing can promote it (the registry refuses failed).
+            get_version(session, generation.candidate_version).status = ModelStatus.FAILED.value
+        generation.candidate_version = version.version
 
     version = register(ctx.db, ctx.settings, model, number, parent_version, metadata, record)
+    fault_point(ctx.settings.data_dir, "train")
     return {
         "examples": len(examples),
         "bank_size": report.bank_size,
@@ -694,11 +819,12 @@ def _resolve(session: Any, refs: list[str]) -> list[_TrainingRow]:
 
 
 def evaluate(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[str, Any]:
-    """Evaluate candidate, production (the parent) and the clean baseline on the benchmark."""
+    """Evaluate candidate, production (the parent) and the clean baseline on the benchmark,
+    with the rare niches as the examples up to the snapshot's watermark make them."""
     with ctx.db.session() as session:
         generation = _get(session, generation_id)
         candidate, parent = generation.candidate_version, generation.parent_version
-        pools = example_pools(session)
+        pools = example_pools(session, generation.stages["snapshot"]["data"]["watermark"])
     baseline = baseline_version(ctx)
     if candidate is None or parent is None or baseline is None:
         raise GenerationError("evaluate needs the candidate, the parent and the baseline")
@@ -714,6 +840,7 @@ def evaluate(ctx: PipelineContext, generation_id: int, progress: Progress) -> di
                 evaluations.items(), (candidate, parent, baseline), strict=True
             )
         }
+    fault_point(ctx.settings.data_dir, "evaluate")
     return {role: ev.value(ev.primary) for role, ev in evaluations.items()}
 
 
@@ -747,6 +874,7 @@ def gate(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[s
     )
     with ctx.db.session() as session:
         _get(session, generation_id).decision = decision.to_dict()
+    fault_point(ctx.settings.data_dir, "gate")
     return {"verdict": decision.verdict, "reasons": len(decision.reasons)}
 
 
@@ -754,7 +882,9 @@ def promote_or_block(
     ctx: PipelineContext, generation_id: int, progress: Progress
 ) -> dict[str, Any]:
     """Pass or warn: promote the candidate and keep its synthetic rows, in one transaction.
-    Block: production stays; the candidate and its synthetic rows wait for review."""
+    Block: production stays; the candidate and its synthetic rows wait for review. The same
+    transaction ends the generation and records this stage done, so no kill can leave a
+    finished generation with its last stage still running."""
     with ctx.db.session() as session:
         generation = _get(session, generation_id)
         when_generation_ends(session, ctx.settings, generation)
@@ -769,17 +899,26 @@ def promote_or_block(
                 f"while this generation ran (it was compared with {generation.parent_version})",
             )
             generation.decision = decision.to_dict()
+        counts: dict[str, Any]
         if decision.blocked:
             block_generation(session, generation)
-            return {"verdict": "block", "promoted": None}
-        added = accept_generation(
-            session, ctx.settings, generation, "gate", "; ".join(decision.reasons)
+            counts = {"verdict": "block", "promoted": None}
+        else:
+            added = accept_generation(
+                session, ctx.settings, generation, "gate", "; ".join(decision.reasons)
+            )
+            counts = {
+                "verdict": decision.verdict,
+                "promoted": generation.candidate_version,
+                "synthetic_added": added,
+            }
+        started = dt.datetime.fromisoformat(generation.stages["promote"]["started_at"])
+        _record_done(
+            generation, "promote", counts, (dt.datetime.now(dt.UTC) - started).total_seconds()
         )
-        return {
-            "verdict": decision.verdict,
-            "promoted": generation.candidate_version,
-            "synthetic_added": added,
-        }
+        session.flush()
+        fault_point(ctx.settings.data_dir, "promote")
+    return counts
 
 
 def _blocked_because(decision: Decision, reason: str) -> Decision:

@@ -3,7 +3,9 @@
 Each task runs its stage (idempotent, recorded in the database) and then queues the task of
 the next stage, so any worker can pick up any stage, and a generation whose worker died can
 be resumed from the stage it was in. Tasks are acknowledged late: a worker killed mid-stage
-leaves the message to be delivered again.
+leaves the message to be delivered again (by Redis, after the visibility timeout of
+worker/celery_app.py). A task delivered while another worker still runs a stage of the same
+generation does nothing (worker.pipeline.stage_guard), so no stage runs twice at once.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from celery.signals import task_prerun
 
 from core.logs import bind
 from core.logs import unbind
+from worker.celery_app import SOFT_LIMIT
+from worker.celery_app import TIME_LIMIT
 from worker.celery_app import pipeline_context
 from worker.encoding import encode_chunk
 from worker.encoding import plan_chunks
@@ -31,26 +35,29 @@ from worker.pipeline import begin_stage
 from worker.pipeline import fail_stage
 from worker.pipeline import finish_stage
 from worker.pipeline import run_stage
+from worker.pipeline import stage_guard
 from worker.pipeline import start_generation
 
 log = logging.getLogger(__name__)
 
-# Generous: training on a large data set on a CPU takes a while.
-SOFT_LIMIT = 3_600
-SOFT_LIMIT_MARGIN = 60
+# Queuing the next stage waits this long for Redis to come back (a restart takes seconds):
+# retries after 0, 1, 2, 3, 4 and then every 5 seconds, about a minute in all. After that the
+# task fails, its stage stays done, and `replyguard generation resume` queues the next one.
+PUBLISH_RETRY = {"max_retries": 15, "interval_start": 0, "interval_step": 1, "interval_max": 5}
 
 
 def _stage_task(stage: str):  # type: ignore[no-untyped-def]
     @shared_task(
         name=f"replyguard.stage.{stage}",
         soft_time_limit=SOFT_LIMIT,
-        time_limit=SOFT_LIMIT + SOFT_LIMIT_MARGIN,
+        time_limit=TIME_LIMIT,
         acks_late=True,
         reject_on_worker_lost=True,
     )
     def task(generation_id: int) -> str | None:
         ctx = pipeline_context()
-        run_stage(ctx, generation_id, stage)
+        if not run_stage(ctx, generation_id, stage):
+            return None  # another worker runs this generation and will move it on
         return advance(generation_id)
 
     return task
@@ -59,22 +66,26 @@ def _stage_task(stage: str):  # type: ignore[no-untyped-def]
 @shared_task(
     name="replyguard.stage.encode",
     soft_time_limit=SOFT_LIMIT,
-    time_limit=SOFT_LIMIT + SOFT_LIMIT_MARGIN,
+    time_limit=TIME_LIMIT,
     acks_late=True,
     reject_on_worker_lost=True,
 )
 def encode_stage(generation_id: int) -> int:
     """Plan the chunks, then fan them out to every worker; the chord's callback finishes the
-    stage and moves the generation on."""
+    stage and moves the generation on. Does nothing while another worker runs a stage of the
+    generation."""
     ctx = pipeline_context()
-    if not begin_stage(ctx, generation_id, "encode"):
-        advance(generation_id)
-        return 0
-    try:
-        chunks = plan_chunks(ctx, generation_id)
-    except BaseException as exc:
-        fail_stage(ctx, generation_id, "encode", exc)
-        raise
+    with stage_guard(ctx, generation_id) as free:
+        if not free:
+            return 0
+        if not begin_stage(ctx, generation_id, "encode"):
+            advance(generation_id)
+            return 0
+        try:
+            chunks = plan_chunks(ctx, generation_id)
+        except BaseException as exc:
+            fail_stage(ctx, generation_id, "encode", exc)
+            raise
     header = [encode_chunk_task.s(generation_id, index) for index in range(chunks)]
     callback = encode_done.si(generation_id, chunks, time.time())
     if header:
@@ -87,7 +98,7 @@ def encode_stage(generation_id: int) -> int:
 @shared_task(
     name="replyguard.encode.chunk",
     soft_time_limit=SOFT_LIMIT,
-    time_limit=SOFT_LIMIT + SOFT_LIMIT_MARGIN,
+    time_limit=TIME_LIMIT,
     acks_late=True,
     reject_on_worker_lost=True,
 )
@@ -131,7 +142,10 @@ def _unbind_log_fields(task_id: str, **_: Any) -> None:
 
 
 def advance(generation_id: int) -> str | None:
-    """Queue the next unfinished stage of the generation; return its name."""
+    """Queue the next unfinished stage of the generation; return its name.
+
+    Waits out a short Redis outage (PUBLISH_RETRY); raises kombu's OperationalError when
+    Redis stays away longer."""
     from core.schema import Generation
     from core.schema import GenerationStatus
     from worker.pipeline import next_stage
@@ -143,7 +157,7 @@ def advance(generation_id: int) -> str | None:
             return None
         stage = next_stage(generation.stages)
     if stage is not None:
-        STAGE_TASKS[stage].delay(generation_id)
+        STAGE_TASKS[stage].apply_async((generation_id,), retry=True, retry_policy=PUBLISH_RETRY)
     return stage
 
 

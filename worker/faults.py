@@ -1,0 +1,52 @@
+"""Fault injection: a place inside each stage where a test can stop a worker and kill it.
+
+Off unless the test-only variable ``REPLYGUARD_FAULT_PAUSE_STAGE`` names a stage when the
+process starts (tests/test_faults.py sets it on the Celery workers it starts). Each stage
+calls :func:`fault_point` once, where it has written part of its work and not yet recorded
+itself done, which is where "a stage killed half-way leaves nothing half-kept" is at stake.
+When off, a call costs one string comparison.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+# Read once, at import: never set in production.
+PAUSE_STAGE = os.environ.get("REPLYGUARD_FAULT_PAUSE_STAGE") or None
+# A pause nobody ends fails its stage after this long, rather than holding a worker forever.
+PAUSE_LIMIT_SECONDS = 600.0
+
+
+def fault_point(data_dir: Path, stage: str) -> None:
+    """Pause here when ``REPLYGUARD_FAULT_PAUSE_STAGE`` is ``stage``; otherwise return at once.
+
+    The first process of a data folder to reach the stage's point writes its process id to
+    ``<data_dir>/faults/<stage>.paused`` and waits until the test kills it, or until
+    ``<stage>.release`` appears (then it goes on). Any later process passes through, so the
+    stage, resumed by another worker, runs to its end.
+
+    Raises TimeoutError after PAUSE_LIMIT_SECONDS without a kill or a release.
+    """
+    if stage != PAUSE_STAGE:
+        return
+    folder = data_dir / "faults"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(str(os.getpid()))
+    try:
+        # link() creates the marker with its content at once, and only if it is not there.
+        os.link(tmp, folder / f"{stage}.paused")
+    except FileExistsError:
+        return
+    finally:
+        os.unlink(tmp)
+    release = folder / f"{stage}.release"
+    deadline = time.monotonic() + PAUSE_LIMIT_SECONDS
+    while not release.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fault pause in {stage} was neither killed nor released")
+        time.sleep(0.05)
