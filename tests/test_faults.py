@@ -64,10 +64,16 @@ from worker.pipeline import GenerationBusy
 pytestmark = pytest.mark.slow
 
 # One adapter epoch: a generation trains in seconds. Replies sampled among the top
-# suggestions (temperature 1) rather than the top one keep the candidate's suggestions varied
-# enough for the gate to pass it on this data, so its promote stage promotes and keeps the
-# synthetic rows: the harder half of "all kept or all discarded".
-WORKER_ENV = {"REPLYGUARD_ADAPTER_EPOCHS": "1", "REPLYGUARD_SYNTHESIZE_TEMPERATURE": "1.0"}
+# suggestions (temperature 1) rather than the top one, for 100 prompts of the traffic, keep
+# the candidate's suggestions varied enough for the gate to pass it on this data, so its
+# promote stage promotes and keeps the synthetic rows: the harder half of "all kept or all
+# discarded". (With every prompt labelled, a uniform sample since issue 14, the candidate's
+# distinct share fell 6.8% and the gate blocked it.)
+WORKER_ENV = {
+    "REPLYGUARD_ADAPTER_EPOCHS": "1",
+    "REPLYGUARD_SYNTHESIZE_TEMPERATURE": "1.0",
+    "REPLYGUARD_SYNTHESIZE_MAX_PROMPTS": "100",
+}
 
 
 @dataclass(frozen=True)
