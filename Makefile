@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Every tool here runs from local files; nothing is fetched from a model hub.
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test lint bench clean
+.PHONY: run test test-fast lint bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ReplyGuard needs Python 3.11 or newer: set PYTHON=python3.11")'
@@ -29,6 +29,10 @@ test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# The quick loop: every test but the integration ones (servers, browsers, workers, PostgreSQL).
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/pytest -m "not integration"
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -35,7 +35,7 @@ from worker.pipeline import STAGES
 from worker.pipeline import run_stage
 from worker.pipeline import start_generation
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 
 def cli(data_dir: Path, *args: str) -> Any:

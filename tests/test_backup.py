@@ -40,7 +40,7 @@ from tests.helpers import migrated
 from tests.pg import PostgresServer
 from webapp.cli import main
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 MESSAGES = ["hello, how are you?", "what is your favourite movie?", "do you like music?"]
 

@@ -720,7 +720,7 @@ def test_the_data_volume_is_shared_by_web_worker_and_beat(
     assert postgres["/var/lib/postgresql/data"][0] in raw_compose["volumes"]
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_the_app_paths_load_with_the_compose_environment(
     services: dict[str, dict[str, Any]], tmp_path: Path
 ) -> None:
@@ -869,7 +869,7 @@ def context_files(sources: Sequence[str]) -> list[str]:
         ]
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_pip_install_dot_puts_every_file_the_service_reads_in_the_image(tmp_path: Path) -> None:
     """The image installs the project as a wheel (not editable): a template, stylesheet or
     migration left out of pyproject's package-data is missing in production only."""

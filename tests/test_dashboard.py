@@ -410,7 +410,7 @@ def test_charts_draw_the_baseline_and_the_gates_tolerance_band() -> None:
     assert "Blocked: G2." in vendi["description"]
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_a_running_generation_is_followed_and_its_candidate_not_overridden(
     app: APIFlask, reviewer: FlaskClient, encoder: Encoder
 ) -> None:

@@ -53,7 +53,7 @@ from worker.pipeline import run_generation
 from worker.pipeline import run_next_stage
 from worker.pipeline import start_generation
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -91,6 +91,7 @@ def test_onnx_runtime_alone_gives_sentence_transformers_vectors(
     assert (ours * reference).sum(axis=1).min() > 0.99999
 
 
+@pytest.mark.integration  # a new ONNX export or another interpreter
 def test_a_web_process_imports_no_pytorch(data_dir: Path) -> None:
     """A web process loads the trained model and answers suggestions with the int8 encoder
     and the adapter in numpy: PyTorch (about 1 s and 100+ MB) stays out of it."""
@@ -154,6 +155,7 @@ def test_an_unknown_backend_is_refused_with_the_choices() -> None:
         Encoder(backend="tensorrt")
 
 
+@pytest.mark.integration  # a new ONNX export or another interpreter
 def test_two_processes_exporting_on_a_fresh_machine_leave_one_export(tmp_path: Path) -> None:
     """What the first start on a new machine does: two processes (say a worker and a web
     server) both find no export, both make one, one of them keeps its rename."""
@@ -174,6 +176,7 @@ def test_two_processes_exporting_on_a_fresh_machine_leave_one_export(tmp_path: P
     assert (exports[0] / INT8_FILE).is_file()
 
 
+@pytest.mark.integration  # a new ONNX export or another interpreter
 def test_an_export_in_this_process_is_quiet(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -264,6 +267,7 @@ def fresh_recipe() -> Iterator[None]:
     onnx_export.int8_recipe.cache_clear()
 
 
+@pytest.mark.integration  # a new ONNX export or another interpreter
 def test_a_changed_int8_recipe_gets_a_new_key_and_a_new_export(
     fresh_recipe: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -61,7 +61,7 @@ from worker.dispatch import queue_resume
 from worker.pipeline import STAGES
 from worker.pipeline import GenerationBusy
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 # One adapter epoch: a generation trains in seconds. Replies sampled among the top
 # suggestions (temperature 1) rather than the top one, for 100 prompts of the traffic, keep

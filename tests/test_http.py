@@ -27,7 +27,7 @@ from webapp.launch import free_port
 from webapp.launch import start_server
 from webapp.launch import stop_server
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 
 @dataclass(frozen=True)

@@ -217,7 +217,7 @@ def test_simulate_reports_bad_data_like_import_and_leaves_nothing_behind(
         assert isinstance(skipped.exception, SystemExit), skipped.exception
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_an_api_import_that_would_store_nothing_is_refused_too(
     client: FlaskClient, reviewer_headers: dict[str, str]
 ) -> None:

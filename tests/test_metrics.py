@@ -230,7 +230,7 @@ def test_production_version_and_its_evaluation_are_labels_and_gauges(
     assert value(samples, "replyguard_model_swaps_total") == swaps_before + 1
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_a_generation_is_counted_by_verdict_with_its_stage_durations_and_logs_its_id(
     uncached: APIFlask, client: FlaskClient, log_lines: io.StringIO
 ) -> None:
@@ -474,7 +474,7 @@ def suggestions_per_worker(folder: Path) -> dict[int, float]:
     return counts
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_metrics_add_up_the_requests_of_both_gunicorn_workers(served: Server) -> None:
     assert served.folder.is_dir()
     assert not served.stale.exists()
@@ -513,7 +513,7 @@ def test_metrics_add_up_the_requests_of_both_gunicorn_workers(served: Server) ->
     assert value(samples, "replyguard_serving_model_info", version="v1") == 1
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_request_ids_and_json_log_lines_over_http(served: Server) -> None:
     headers = {"Authorization": f"Bearer {served.token}", "X-Request-ID": "edge-proxy-77"}
     status, answer, _ = http(f"{served.base}{SUGGEST}", b'{"message": "Hello"}', headers)

@@ -419,7 +419,7 @@ def test_redis_down_records_the_delivery_and_the_change_stands(
 # Through a real worker
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_a_worker_delivers_with_retries(
     data_dir: Path, db: Database, encoder: Encoder, redis_url: str
 ) -> None:

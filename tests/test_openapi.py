@@ -45,7 +45,7 @@ from models.encoder import Encoder
 from tests.helpers import FAST_TRAINING
 from worker.broker import stop_embedded_redis
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 # Generated requests of each kind (valid, invalid) per operation and role: hypothesis'
 # max_examples. 19 operations x 4 callers x 2 kinds x 30 is at most 4,560 requests; fewer in

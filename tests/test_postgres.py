@@ -49,7 +49,7 @@ from worker.pipeline import run_generation
 from worker.pipeline import start_generation
 from worker.promotion import override
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 TABLES = {
     "alembic_version",

@@ -173,7 +173,7 @@ def _candidate_bank(settings: Settings, db: Database, encoder: Encoder, gid: int
     return model.bank.texts
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_a_personal_detail_or_random_text_one_client_sends_is_never_suggested(
     data_dir: Path, encoder: Encoder
 ) -> None:
@@ -214,7 +214,7 @@ def test_a_personal_detail_or_random_text_one_client_sends_is_never_suggested(
     services.db.dispose()
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_a_block_reaches_every_web_process_at_once_and_outlives_the_next_generation(
     data_dir: Path, encoder: Encoder
 ) -> None:
@@ -244,7 +244,7 @@ def test_a_block_reaches_every_web_process_at_once_and_outlives_the_next_generat
         app.extensions["replyguard"].db.dispose()
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_a_curated_reply_is_served_without_training(data_dir: Path, encoder: Encoder) -> None:
     app = _app(data_dir, encoder)
     client = app.test_client()
@@ -269,7 +269,7 @@ def test_a_curated_reply_is_served_without_training(data_dir: Path, encoder: Enc
     app.extensions["replyguard"].db.dispose()
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_triggering_abstains_on_nonsense_with_a_reason_and_force_answers(
     client: Any, client_headers: dict[str, str]
 ) -> None:
@@ -293,7 +293,7 @@ def test_triggering_abstains_on_nonsense_with_a_reason_and_force_answers(
     assert all(0.0 <= s["score"] <= 1.0 for s in sure["suggestions"])
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_the_message_is_never_suggested_back(
     client: Any, client_headers: dict[str, str], app: Any
 ) -> None:

@@ -14,7 +14,7 @@ from webapp.launch import free_port
 from webapp.launch import stop_server
 from webapp.launch import wait_ready
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 
 def processes_with(marker: str) -> list[int]:

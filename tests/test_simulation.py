@@ -15,7 +15,7 @@ from core.demo import chatterbot_rows
 from tests.helpers import FAST_TRAINING
 from webapp.cli import main
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

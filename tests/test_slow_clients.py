@@ -34,7 +34,7 @@ from webapp.launch import gunicorn_command
 from webapp.launch import start_server
 from webapp.launch import stop_server
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 STALLED = 64
 THREADS = 4

@@ -23,7 +23,7 @@ from tests.helpers import wait_for
 from worker.broker import stop_embedded_redis
 from worker.pipeline import STAGES
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 
 def test_a_generation_runs_end_to_end_on_a_worker(
