@@ -374,7 +374,25 @@ def test_client_keys_get_403_on_the_product_teams_endpoints(
     response = getattr(client, method)(
         path, json={"reason": "x"} if method == "post" else None, headers=client_headers
     )
-    assert error_of(response, 403)["code"] == "forbidden"
+    error = error_of(response, 403)
+    assert error["code"] == "forbidden"
+    # It says which key would do.
+    assert error["message"].endswith(
+        "it takes a reviewer or admin key (`replyguard keys create --role ...`)"
+    )
+
+
+def test_an_admin_endpoint_names_the_admin_role_and_a_wrong_method_the_right_one(
+    client, reviewer_headers
+) -> None:  # type: ignore[no-untyped-def]
+    refused = error_of(client.get("/v1/keys", headers=reviewer_headers), 403)
+    assert refused["message"].endswith(
+        "it takes an admin key (`replyguard keys create --role ...`)"
+    )
+    wrong = error_of(client.get("/v1/suggestions", headers=reviewer_headers), 405)
+    head, _, methods = wrong["message"].partition(": use ")
+    assert head == "method not allowed on this endpoint"
+    assert set(methods.split(", ")) == {"OPTIONS", "POST"}
 
 
 def test_generation_zero_is_listed_with_its_evaluation(client, reviewer_headers) -> None:  # type: ignore[no-untyped-def]

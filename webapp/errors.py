@@ -18,6 +18,8 @@ from apiflask.fields import Dict
 from apiflask.fields import Integer
 from apiflask.fields import Nested
 from apiflask.fields import String
+from flask import current_app
+from flask import request
 from werkzeug.exceptions import HTTPException
 
 from core.actions import ActionRefused
@@ -154,7 +156,7 @@ def init_app(app: APIFlask) -> None:
             # Flask-Limiter's refusal (webapp/limits.py): which limit, and when to retry.
             message, details = breach()
         if status in MESSAGES and (not message or message == _werkzeug_name(status)):
-            message = MESSAGES[status]
+            message = MESSAGES[status] + _what_to_do(status, error)
         body = error_body(status, message, details, getattr(error, "code", ""))
         return body, status, error.headers
 
@@ -170,6 +172,25 @@ def init_app(app: APIFlask) -> None:
             return error
         log.exception("unhandled error")
         return error_body(500, "internal error; the server log has the details"), 500
+
+
+def _what_to_do(status: int, error: HTTPError) -> str:
+    """The end of a 403 or 405 message: which roles the endpoint takes (APIFlask keeps them
+    with the view), or which methods it answers."""
+    if status == 403:
+        view = current_app.view_functions.get(request.endpoint or "")
+        roles = getattr(view, "_spec", {}).get("roles") or []
+        if roles:
+            article = "an" if roles[0][0] in "aeiou" else "a"
+            return (
+                f": it takes {article} {' or '.join(roles)} key "
+                "(`replyguard keys create --role ...`)"
+            )
+    if status == 405:
+        allowed = dict(error.headers or {}).get("Allow")
+        if isinstance(allowed, str):
+            return f": use {allowed}"
+    return ""
 
 
 def _flatten(fields: Any, prefix: str = "") -> list[tuple[str, str]]:

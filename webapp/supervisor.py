@@ -15,13 +15,11 @@ from types import FrameType
 
 import click
 
-from core.schema import Generation
 from webapp.launch import gunicorn_command
 from webapp.launch import server_env
 from webapp.launch import stop_server
 from webapp.launch import wait_ready
 from webapp.launch import worker_command
-from webapp.report import describe_generation
 from worker.broker import broker_url
 from worker.broker import stop_embedded_redis
 from worker.celery_app import sender
@@ -105,10 +103,8 @@ def run_everything(
 def _one_generation(ctx: PipelineContext, follow: Callable[[int], str]) -> None:
     click.echo("Running one guarded generation on the demo traffic...")
     try:
-        generation_id = queue_generation(sender(ctx.settings), ctx, actor="make run")
+        generation_id = queue_generation(sender(ctx.settings), ctx, actor="replyguard run")
     except GenerationError as exc:
         click.echo(f"no generation started: {exc}")
         return
-    follow(generation_id)
-    with ctx.db.session() as session:
-        click.echo(describe_generation(session.get_one(Generation, generation_id)))
+    follow(generation_id)  # prints the generation's report when it ends

@@ -92,20 +92,22 @@ def generation_show(ctx: Context, generation_id: int) -> None:
 
 
 def follow(ctx: Context, generation_id: int) -> str:
-    """Poll the generation, one progress bar per stage; return its final status."""
+    """Poll the generation, one progress bar per stage, print its report when it ends;
+    return its final status."""
     import time
 
     from tqdm import tqdm
 
     from core.schema import Generation
     from core.schema import GenerationStatus
+    from webapp.report import describe_generation
     from worker.pipeline import STAGES
 
     bars: dict[str, tqdm] = {}  # type: ignore[type-arg]
     while True:
         with ctx.db.session() as session:
             row = session.get_one(Generation, generation_id)
-            stages, status, error, number = dict(row.stages), row.status, row.error, row.number
+            stages, status = dict(row.stages), row.status
         for name in STAGES:
             record = stages.get(name)
             if record is None:
@@ -123,10 +125,9 @@ def follow(ctx: Context, generation_id: int) -> str:
         if not GenerationStatus(status).active:
             for bar in bars.values():
                 bar.close()
-            # The number people talk about, and the id the commands take.
-            click.echo(
-                f"generation {number} (id {generation_id}): {status}"
-                + (f" ({error})" if error else "")
-            )
+            # Its report: number and id, status, each stage's counts, every metric and the
+            # gate's decision (what `generation show` prints).
+            with ctx.db.session() as session:
+                click.echo(describe_generation(session.get_one(Generation, generation_id)))
             return status
         time.sleep(0.5)
