@@ -7,11 +7,11 @@ import click
 from core.text import CURATION
 from core.text import NICHE
 from webapp.cli.base import CLI_ACTOR
-from webapp.cli.base import REASON_TEXT
 from webapp.cli.base import Context
 from webapp.cli.base import TextParam
 from webapp.cli.base import main
 from webapp.cli.base import pass_ctx
+from webapp.cli.base import reason_option
 
 
 @main.group()
@@ -22,7 +22,7 @@ def bank() -> None:
 @bank.command("add")
 @click.argument("text", type=TextParam(CURATION))
 @click.option("--niche", type=TextParam(NICHE), default="general", show_default=True)
-@click.option("--reason", type=REASON_TEXT, required=True, help="Why; recorded in the audit log.")
+@reason_option
 @pass_ctx
 def bank_add(ctx: Context, text: str, niche: str, reason: str) -> None:
     """Add TEXT as a canned reply: served within seconds, without retraining."""
@@ -38,7 +38,7 @@ def bank_add(ctx: Context, text: str, niche: str, reason: str) -> None:
 @bank.command("block")
 @click.argument("value", type=TextParam(CURATION))
 @click.option("--pattern", is_flag=True, help="VALUE is a regular expression (case-insensitive).")
-@click.option("--reason", type=REASON_TEXT, required=True, help="Why; recorded in the audit log.")
+@reason_option
 @pass_ctx
 def bank_block(ctx: Context, value: str, pattern: bool, reason: str) -> None:
     """Never suggest VALUE (a reply, or with --pattern every reply it matches) again."""

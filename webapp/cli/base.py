@@ -85,6 +85,10 @@ class TextParam(click.ParamType):
 
 
 REASON_TEXT = TextParam(REASON)
+# Every command that changes state asks why, checked like the API's and the dashboard's reasons.
+reason_option = click.option(
+    "--reason", type=REASON_TEXT, required=True, help="Why; recorded in the audit log."
+)
 
 
 class Commands(click.Group):

@@ -6,10 +6,10 @@ import click
 from sqlalchemy import select
 
 from webapp.cli.base import CLI_ACTOR
-from webapp.cli.base import REASON_TEXT
 from webapp.cli.base import Context
 from webapp.cli.base import main
 from webapp.cli.base import pass_ctx
+from webapp.cli.base import reason_option
 
 
 @main.group()
@@ -48,7 +48,7 @@ def generation_resume(ctx: Context, generation_id: int, wait: bool) -> None:
 
 @generation.command("fail")
 @click.argument("generation_id", type=int)
-@click.option("--reason", type=REASON_TEXT, required=True, help="Why; recorded in the audit log.")
+@reason_option
 @pass_ctx
 def generation_fail(ctx: Context, generation_id: int, reason: str) -> None:
     """Give up on a generation whose worker died (production is untouched)."""

@@ -10,11 +10,11 @@ from core.keys import revoke_key
 from core.schema import Role
 from core.text import KEY_NAME
 from webapp.cli.base import CLI_ACTOR
-from webapp.cli.base import REASON_TEXT
 from webapp.cli.base import Context
 from webapp.cli.base import TextParam
 from webapp.cli.base import main
 from webapp.cli.base import pass_ctx
+from webapp.cli.base import reason_option
 
 
 @main.group()
@@ -55,7 +55,7 @@ def keys_list(ctx: Context) -> None:
 
 @keys.command("revoke")
 @click.argument("key_id", type=int)
-@click.option("--reason", type=REASON_TEXT, required=True, help="Why; recorded in the audit log.")
+@reason_option
 @pass_ctx
 def keys_revoke(ctx: Context, key_id: int, reason: str) -> None:
     """Revoke the key KEY_ID (`keys list` shows ids); every web process refuses it within

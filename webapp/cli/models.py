@@ -7,10 +7,10 @@ from typing import Any
 import click
 
 from webapp.cli.base import CLI_ACTOR
-from webapp.cli.base import REASON_TEXT
 from webapp.cli.base import Context
 from webapp.cli.base import main
 from webapp.cli.base import pass_ctx
+from webapp.cli.base import reason_option
 
 
 @main.group()
@@ -108,7 +108,7 @@ def train_clean_baseline(ctx: Context) -> None:
 
 @models.command("promote")
 @click.argument("version")
-@click.option("--reason", type=REASON_TEXT, required=True, help="Why; recorded in the audit log.")
+@reason_option
 @pass_ctx
 def models_promote(ctx: Context, version: str, reason: str) -> None:
     """Make VERSION production, overriding the gate if it blocked it (audited)."""
@@ -120,7 +120,7 @@ def models_promote(ctx: Context, version: str, reason: str) -> None:
 
 @models.command("rollback")
 @click.argument("version")
-@click.option("--reason", type=REASON_TEXT, required=True, help="Why; recorded in the audit log.")
+@reason_option
 @pass_ctx
 def models_rollback(ctx: Context, version: str, reason: str) -> None:
     """Make an earlier VERSION production again (audited)."""

@@ -8,10 +8,10 @@ from sqlalchemy import select
 
 from core.schema import Example
 from webapp.cli.base import CLI_ACTOR
-from webapp.cli.base import REASON_TEXT
 from webapp.cli.base import Context
 from webapp.cli.base import main
 from webapp.cli.base import pass_ctx
+from webapp.cli.base import reason_option
 
 
 @main.group()
@@ -44,7 +44,7 @@ def reservoir_show(ctx: Context) -> None:
 
 
 @reservoir.command("rebuild")
-@click.option("--reason", type=REASON_TEXT, required=True, help="Why; recorded in the audit log.")
+@reason_option
 @click.option(
     "--include-benchmark",
     is_flag=True,
