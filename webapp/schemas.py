@@ -19,6 +19,7 @@ from apiflask.validators import OneOf
 from apiflask.validators import Range
 from flask import current_app
 from marshmallow import ValidationError
+from marshmallow import validates_schema
 
 from core.ingest import DEFAULT_NICHE
 from core.ingest import IMPORTABLE
@@ -221,6 +222,21 @@ class FeedbackIn(Schema):
         load_default=None,
         metadata={"description": "The model version that made the suggestions (GET /v1/models)."},
     )
+
+    @validates_schema
+    def _one_answer(self, data: dict[str, Any], **_: Any) -> None:
+        # Rules across fields, raised under a field's name so that the 422's details.fields
+        # names it like any other invalid field.
+        chosen, typed = data.get("chosen"), data.get("typed")
+        if (chosen is None) == (typed is None):
+            message = "give exactly one of 'chosen' (an index) or 'typed' (a text)"
+            raise ValidationError(message, field_name="chosen" if chosen is not None else "typed")
+        shown = data.get("suggestions", [])
+        if chosen is not None and chosen >= len(shown):
+            raise ValidationError(
+                f"'chosen' must index the {len(shown)} suggestion(s) shown (0-based)",
+                field_name="chosen",
+            )
 
 
 class FeedbackOut(Schema):
