@@ -59,4 +59,3 @@ def prepare_metrics_folder(data_dir: Path) -> Path:
     os.environ[MULTIPROC_VARIABLE] = str(folder)
     os.environ[_PREPARED_BY] = str(os.getpid())
     return folder
-
