@@ -2,7 +2,7 @@
 
 The rest of the suite runs on SQLite; production runs on PostgreSQL, where the triggers, the
 partial unique index and the generation lock are different SQL. One throwaway cluster serves
-the whole session (tests/pg.py); every test gets its own empty database.
+the whole session (tests/pg.py, on pytest-postgresql); every test gets its own empty database.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from typing import Any
 
 from apiflask import Schema
 from apiflask.fields import Boolean
+from apiflask.fields import DateTime
 from apiflask.fields import Dict
 from apiflask.fields import Float
 from apiflask.fields import Integer
@@ -421,24 +422,30 @@ class BlockIn(Schema):
 
 
 class CuratedOut(Schema):
+    """A curated reply: dumps a ``CuratedReply`` row."""
+
     id = Integer(required=True)
     text = String(required=True)
     niche = String(required=True)
     reason = String(required=True)
     created_by = String(required=True)
-    created_at = String(required=True, metadata={"format": "date-time"})
+    created_at = DateTime(required=True, format="iso")
 
 
 class BlockOut(Schema):
+    """A block: dumps a ``ReplyBlock`` row."""
+
     id = Integer(required=True)
     kind = String(required=True, validate=OneOf([k.value for k in BlockKind]))
     value = String(required=True)
     reason = String(required=True)
     created_by = String(required=True)
-    created_at = String(required=True, metadata={"format": "date-time"})
+    created_at = DateTime(required=True, format="iso")
 
 
 class BankOut(Schema):
+    """Dumps ``{"curated": [CuratedReply rows], "blocks": [ReplyBlock rows]}``."""
+
     curated = List(Nested(CuratedOut), required=True)
     blocks = List(Nested(BlockOut), required=True)
 
@@ -449,20 +456,29 @@ class KeyIn(Schema):
 
 
 class KeyOut(Schema):
+    """A key as the API shows it (never its hash): dumps an ``ApiKey`` row."""
+
     id = Integer(required=True)
     prefix = String(
         required=True, metadata={"description": "The token's first characters, to tell keys apart."}
     )
     name = String(required=True)
     role = String(required=True, validate=OneOf([r.value for r in Role]))
-    created_at = String(required=True)
-    revoked_at = String(required=True, allow_none=True)
+    created_at = DateTime(required=True, format="iso")
+    revoked_at = DateTime(required=True, allow_none=True, format="iso")
 
 
 class NewKeyOut(KeyOut):
-    """A key just created: the only answer that carries its token."""
+    """A key just created, the only answer that carries its token: dumps
+    ``{"key": ApiKey row, "token": str}``."""
 
     token = String(required=True, metadata={"description": "Shown once, never stored."})
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        # The token is never stored, so it is not on the row: it comes beside it.
+        if attr == "token":
+            return obj["token"]
+        return super().get_attribute(obj["key"], attr, default)
 
 
 class RevokedKeyOut(KeyOut):
@@ -471,4 +487,6 @@ class RevokedKeyOut(KeyOut):
 
 
 class KeysOut(Schema):
+    """Dumps ``{"keys": [ApiKey rows]}``."""
+
     keys = List(Nested(KeyOut), required=True)
