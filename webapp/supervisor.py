@@ -73,7 +73,7 @@ def run_everything(
         base = f"http://{host}:{port}"
         wait_ready(base, children["web"])
         click.echo(
-            f"\nServing on {base} (worker and web logs in {logs}).\n"
+            f"\nServing on {base} (logs of run, the worker and the web server in {logs}).\n"
             f"{keys}\n"
             "Try:\n"
             '  curl -H "Authorization: Bearer $KEY" '
