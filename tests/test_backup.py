@@ -26,7 +26,6 @@ from core.schema import Base
 from core.schema import Example
 from core.schema import ModelVersion
 from core.schema import Role
-from core.settings import Settings
 from models.artifact import verify
 from models.backup import BackupError
 from models.backup import backup
@@ -39,6 +38,7 @@ from tests.helpers import make_settings
 from tests.helpers import migrated
 from tests.pg import PostgresServer
 from webapp.cli import main
+from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,6 @@ from core.schema import Generation
 from core.schema import IncomingMessage
 from core.schema import ModelVersion
 from core.schema import SyntheticCandidate
-from core.settings import Settings
 from models.encoder import Encoder
 from models.registry import production
 from models.registry import promote
@@ -34,6 +33,7 @@ from worker.pipeline import stage_guard
 from worker.pipeline import start_generation
 from worker.promotion import override
 from worker.promotion import rollback
+from worker.settings import Settings
 
 
 @pytest.fixture

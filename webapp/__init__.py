@@ -13,8 +13,6 @@ from flask import Flask
 from core.db import Database
 from core.incoming import IncomingLog
 from core.logs import configure_logging
-from core.settings import Settings
-from core.settings import load_settings
 from models.encoder import Encoder
 from webapp.batching import MicroBatcher
 from webapp.keycache import KeyCache
@@ -24,6 +22,8 @@ from webapp.state import Services
 from worker.celery_app import celery_init_app
 from worker.celery_app import celery_settings
 from worker.context import PipelineContext
+from worker.settings import Settings
+from worker.settings import load_settings
 
 __all__ = ["create_app", "create_worker_app"]
 
@@ -53,7 +53,7 @@ def create_app(
     configure_logging(settings.log_level)
 
     db = _with_pipeline(app, settings)
-    encoder = encoder or Encoder.from_settings(settings, serving=True)
+    encoder = encoder or Encoder.from_config(settings.encoder, serving=True)
     holder = ModelHolder(db, encoder, settings.production_check_seconds)
     holder.refresh()
     services = Services(

@@ -9,12 +9,12 @@ from flask import current_app
 
 from core.db import Database
 from core.incoming import IncomingLog
-from core.settings import Settings
 from models.encoder import Encoder
 from webapp.batching import MicroBatcher
 from webapp.keycache import KeyCache
 from webapp.serving import ModelHolder
 from worker.context import PipelineContext
+from worker.settings import Settings
 
 EXTENSION = "replyguard"
 
