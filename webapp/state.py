@@ -1,4 +1,5 @@
-"""What one web process holds: settings, database, encoder and the served model."""
+"""What one web process holds: the runtime (settings, database, encoder), the served model
+and the request path's helpers."""
 
 from __future__ import annotations
 
@@ -21,17 +22,32 @@ EXTENSION = "replyguard"
 
 @dataclass
 class Services:
-    settings: Settings
-    db: Database
-    encoder: Encoder
+    """Args:
+    pipeline: the process's one runtime object (worker.context.PipelineContext): settings,
+        the database and the serving encoder; actions that queue generations take it.
+    holder: the served model.
+    incoming: the writer of incoming messages.
+    batcher: the encoder passes shared by concurrent requests.
+    keys: recently verified API keys.
+    """
+
+    pipeline: PipelineContext
     holder: ModelHolder
     incoming: IncomingLog
     batcher: MicroBatcher
     keys: KeyCache[Any]
 
     @property
-    def pipeline(self) -> PipelineContext:
-        return PipelineContext(self.settings, self.db, self.encoder)
+    def settings(self) -> Settings:
+        return self.pipeline.settings
+
+    @property
+    def db(self) -> Database:
+        return self.pipeline.db
+
+    @property
+    def encoder(self) -> Encoder:
+        return self.pipeline.encoder
 
 
 def services() -> Services:

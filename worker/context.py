@@ -1,4 +1,7 @@
-"""What every stage needs: settings, the database and the encoder (loaded once, on first use)."""
+"""The one runtime object of a process: settings, the database and the encoder (loaded once,
+on first use). A web process (webapp.state.Services.pipeline, also its Celery app's), a Celery
+worker (worker.celery_app.pipeline_context) and the command line (webapp.cli.base.Context)
+each hold one; every stage of a generation takes it."""
 
 from __future__ import annotations
 
