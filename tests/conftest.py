@@ -22,7 +22,6 @@ from core.db import Database
 from core.demo import load_demo
 from core.keys import create_key
 from core.schema import Role
-from core.settings import Settings
 from models.encoder import Encoder
 from tests.helpers import FAST_TRAINING
 from tests.helpers import launch_worker
@@ -37,6 +36,7 @@ from worker.baseline import train_baseline
 from worker.broker import embedded_redis_url
 from worker.broker import stop_embedded_redis
 from worker.context import PipelineContext
+from worker.settings import Settings
 
 # Names of the PostgreSQL test databases, unique within the session.
 _names = itertools.count(1)

@@ -18,14 +18,14 @@ from sqlalchemy import select
 from core.db import Database
 from core.schema import Example
 from core.schema import Generation
-from core.settings import Settings
-from core.settings import load_settings
 from webapp.launch import free_port
 from webapp.launch import server_env
 from webapp.launch import start_server
 from webapp.launch import stop_server
 from webapp.launch import worker_command
 from worker.celery_app import sender
+from worker.settings import Settings
+from worker.settings import load_settings
 
 # Small enough to train in a few seconds, large enough for every demo niche. The demo data is
 # the small chatterbot corpus (core/demo.py): the default chitchat demo takes half a minute.

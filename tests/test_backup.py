@@ -27,7 +27,6 @@ from core.schema import Base
 from core.schema import Example
 from core.schema import ModelVersion
 from core.schema import Role
-from core.settings import Settings
 from models.artifact import verify
 from models.backup import BackupError
 from models.backup import backup
@@ -40,6 +39,7 @@ from tests.helpers import make_settings
 from tests.helpers import migrated
 from tests.pg import database
 from webapp.cli import main
+from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -453,17 +453,15 @@ def test_database_and_redis_urls_point_at_the_compose_services(
 
 
 def test_the_environment_is_valid_replyguard_settings(services: dict[str, dict[str, Any]]) -> None:
-    import dataclasses
-
     from core.settings import ENV_PREFIX
-    from core.settings import Settings
-    from core.settings import load_settings
     from worker.celery_app import celery_settings
+    from worker.settings import Settings
+    from worker.settings import load_settings
 
     env = services["web"]["environment"]
-    fields = {ENV_PREFIX + field.name.upper() for field in dataclasses.fields(Settings)}
+    fields = {ENV_PREFIX + name.upper() for name in Settings.places()}
     typos = {key for key in env if key.startswith(ENV_PREFIX)} - fields
-    assert not typos, f"not settings of core/settings.py: {typos}"
+    assert not typos, f"not settings of worker/settings.py: {typos}"
 
     settings = load_settings(environ=env)
     assert settings.database == env["DATABASE_URL"]
@@ -593,7 +591,7 @@ def size_bytes(value: str) -> int:
 
 
 def test_the_proxy_buffers_requests_and_bounds_slow_clients() -> None:
-    from core.settings import Settings
+    from worker.settings import Settings
 
     server = nginx_server()
     (location,) = [d for d in server if d["directive"] == "location" and d["args"] == ["/"]]
@@ -615,7 +613,7 @@ def test_the_proxy_buffers_requests_and_bounds_slow_clients() -> None:
     # The API refuses large bodies itself, in its JSON shape: nginx's limit is above it, and
     # its own refusal is in the same shape.
     limit = size_bytes(nginx_directive(server, "client_max_body_size")[0])
-    assert limit > Settings.max_body_bytes
+    assert limit > Settings.model_fields["max_body_bytes"].default
     assert size_bytes(nginx_directive(server, "client_body_buffer_size")[0]) >= limit
     (refusal,) = [d for d in server if d["directive"] == "location" and d["args"] == ["@too_large"]]
     status, body = nginx_directive(refusal["block"], "return")

@@ -84,7 +84,7 @@ def requests_to(
 def settings_of(app: APIFlask, **overrides: Any) -> None:
     """Change the running app's settings (each request reads them)."""
     svc = app.extensions["replyguard"]
-    svc.settings = svc.settings.with_overrides(**overrides)
+    svc.pipeline.settings = svc.settings.with_overrides(**overrides)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.settings import Settings
 from models.adapter import AdapterConfig
 from models.encoder import DiskCache
 from models.encoder import Encoder
@@ -19,6 +18,7 @@ from models.suggester import SuggestionModel
 from models.training import TrainingExample
 from models.training import TrainingReport
 from models.training import train_model
+from worker.settings import Settings
 
 PAIRS = [
     ("Hello", "Hi there!", "greetings"),

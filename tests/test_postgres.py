@@ -34,7 +34,6 @@ from core.schema import GenerationStatus
 from core.schema import ModelStatus
 from core.schema import ModelVersion
 from core.schema import SyntheticCandidate
-from core.settings import Settings
 from models.artifact import verify
 from models.encoder import Encoder
 from models.registry import artifact_dir
@@ -48,6 +47,7 @@ from worker.pipeline import GenerationBusy
 from worker.pipeline import run_generation
 from worker.pipeline import start_generation
 from worker.promotion import override
+from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,6 @@ from core.schema import CuratedReply
 from core.schema import ReplyBlock
 from models.curation import add_block
 from models.curation import add_curated
-from models.response_set import ResponseSetConfig
 from webapp.auth import STAFF
 from webapp.auth import auth
 from webapp.auth import current_caller
@@ -65,7 +64,7 @@ def curate(body: dict[str, Any]) -> dict[str, Any]:
     with svc.db.session() as session:
         row = add_curated(
             session,
-            ResponseSetConfig.from_settings(svc.settings),
+            svc.settings.response_set,
             body["text"],
             body["niche"],
             body["reason"],

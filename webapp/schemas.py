@@ -69,7 +69,7 @@ def _settings() -> Any:
 
 class _SettingMaximum:
     """The upper bound of a Range or Length validator: the running app's setting ``setting``
-    (core.settings.Settings), read in the app context at each validation and when the OpenAPI
+    (worker.settings.Settings), read in the app context at each validation and when the OpenAPI
     document is generated (apispec reads ``max``). So the document states the bound that the
     deployment enforces (``REPLYGUARD_MAX_K=20`` makes both 20), from the one setting."""
 

@@ -59,13 +59,11 @@ from models.registry import get_version
 from models.registry import production
 from models.registry import register
 from models.training import TrainingExample
-from safeguards.dedup import DedupConfig
 from safeguards.dedup import deduplicate
 from safeguards.evaluation import Evaluation
 from safeguards.gate import Decision
 from safeguards.gate import decide
 from safeguards.mixing import mix_training_set
-from safeguards.quality import QualityConfig
 from safeguards.quality import default_rules
 from safeguards.quality import filter_examples
 from worker.baseline import baseline_version
@@ -623,12 +621,8 @@ def quality_filter(ctx: PipelineContext, generation_id: int, progress: Progress)
     stage marked: a rerun judges and counts them all again."""
     with ctx.db.session() as session:
         staged = _staged(session, generation_id)
-    config = QualityConfig(
-        min_reply_chars=ctx.settings.quality_min_reply_chars,
-        max_reply_chars=ctx.settings.quality_max_reply_chars,
-        min_relevance=ctx.settings.quality_min_relevance,
-    )
-    result = filter_examples(staged, default_rules(config, precomputed(ctx, generation_id)))
+    rules = default_rules(ctx.settings.quality, precomputed(ctx, generation_id))
+    result = filter_examples(staged, rules)
     removed = {rejected.example.id: rejected.rule for rejected in result.removed}
     with ctx.db.session() as session:
         _reset(session, staged)
@@ -654,7 +648,7 @@ def dedup(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[
         staged,
         pools.stored,
         precomputed(ctx, generation_id),
-        DedupConfig(threshold=ctx.settings.dedup_threshold, seed=ctx.settings.seed),
+        ctx.settings.dedup,
     )
     with ctx.db.session() as session:
         _reset(session, staged)
@@ -869,7 +863,7 @@ def gate(ctx: PipelineContext, generation_id: int, progress: Progress) -> dict[s
         Evaluation.from_dict(metrics["production"]),
         Evaluation.from_dict(metrics["baseline"]),
         history,
-        None,
+        ctx.settings.tolerances,
         fresh,
     )
     with ctx.db.session() as session:

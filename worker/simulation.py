@@ -68,8 +68,6 @@ from core.schema import CandidateStatus
 from core.schema import Generation
 from core.schema import IncomingMessage
 from core.schema import SyntheticCandidate
-from core.settings import Settings
-from models.adapter import AdapterConfig
 from models.adapter_training import train_adapter
 from models.artifact import load_model
 from models.artifact import read_manifest
@@ -92,6 +90,7 @@ from worker.pipeline import run_stage
 from worker.pipeline import start_generation
 from worker.pipeline import write_json
 from worker.promotion import accept_generation
+from worker.settings import Settings
 
 Policy = Literal["replace", "accumulate", "guarded", "bootstrap", "ablation"]
 POLICIES: tuple[Policy, ...] = ("replace", "accumulate", "guarded", "bootstrap", "ablation")
@@ -428,7 +427,7 @@ def _train_bootstrap(ctx: PipelineContext, generation_id: int) -> dict[str, Any]
             model.bank_embeddings[ids],
             ids,
             np.ones(len(pairs), dtype=np.float32),
-            AdapterConfig.from_settings(ctx.settings),
+            ctx.settings.adapter,
             start=model.adapter,
         )
     tuned = SuggestionModel(

@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session
 from core.actions import ActionRefused
 from core.schema import Generation
 from core.schema import ModelVersion
-from core.settings import Settings
 from core.text import REASON
 from core.text import InvalidText
 from core.text import clean_text
@@ -38,6 +37,7 @@ from worker.promotion import check_override
 from worker.promotion import check_rollback
 from worker.promotion import override
 from worker.promotion import rollback
+from worker.settings import Settings
 
 Action = Callable[[Session, Settings, str, str, str], ModelVersion]
 Check = Callable[[Session, str], Any]

@@ -15,7 +15,6 @@ from core.schema import Generation
 from core.schema import GenerationStatus
 from core.schema import ModelVersion
 from core.schema import SyntheticCandidate
-from core.settings import Settings
 from core.text import normalize
 from models.artifact import ArtifactError
 from models.artifact import read_manifest
@@ -23,6 +22,7 @@ from models.registry import artifact_dir
 from safeguards.evaluate import benchmark_fingerprint
 from worker.data import example_pools
 from worker.pipeline import STAGES
+from worker.settings import Settings
 
 STAGE_LABELS = {
     "snapshot": "Snapshot of the data and prompts",

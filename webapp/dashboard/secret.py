@@ -16,8 +16,8 @@ import stat
 import tempfile
 from pathlib import Path
 
-from core.settings import Settings
 from core.settings import SettingsError
+from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
