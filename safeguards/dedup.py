@@ -53,7 +53,7 @@ from typing import TypeVar
 import numpy as np
 
 from core.text import pair_hash
-from safeguards.evaluation import TextEncoder
+from safeguards.protocols import TextEncoder
 
 if TYPE_CHECKING:
     import faiss

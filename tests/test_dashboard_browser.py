@@ -311,7 +311,7 @@ def test_review_session(page: Page, reviewed: Reviewed) -> None:
     ).click()
     expect(page.get_by_role("heading", name="The gate's decision: block")).to_be_visible()
     expect(page.locator("section.decision .reasons li")).to_have_text(reviewed.reasons)
-    table = page.locator("table.figures")
+    table = page.locator("table.metrics")
     expect(table.locator("tr.verdict-block").first).to_be_visible()
     expect(page.locator(".funnel")).to_contain_text("Synthesized")
     expect(page.locator(".funnel")).to_contain_text("Human share")
