@@ -496,8 +496,9 @@ def upgrade_evaluation(data: Mapping[str, Any]) -> dict[str, Any]:
         metric = {**item, "name": renamed(str(item["name"]))}
         spec = metric_spec(metric["name"])
         if spec is not None:
-            metric.update(kind=spec.kind, greater_is_better=spec.greater_is_better)
-            metric["label"] = spec.label
+            metric.update(
+                kind=spec.kind, greater_is_better=spec.greater_is_better, label=spec.label
+            )
         metrics.append(metric)
     if "primary" in config:
         config["primary"] = renamed(str(config["primary"]))

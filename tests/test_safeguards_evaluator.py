@@ -96,7 +96,7 @@ def test_per_niche_similarity_averages_to_the_overall_metric(evaluation: Evaluat
     assert per_niche["rare"]["similarity@3"] == pytest.approx(evaluation.value("tail_similarity@3"))
 
 
-def test_figure_kinds_and_primary(evaluation: Evaluation) -> None:
+def test_metric_kinds_and_primary(evaluation: Evaluation) -> None:
     kinds = {name: metric.kind for name, metric in evaluation.metrics.items()}
     assert kinds["accuracy@3"] == "relevance"
     assert kinds["head_mrr@10"] == "relevance"

@@ -252,8 +252,7 @@ def test_a_candidate_is_gated_against_references_stored_before_schema_2() -> Non
     blander = decide(candidate({"distinct_share": 0.41}), old, old, [], None, 5)
     assert blander.verdict == "block"
     assert blander.reasons == tuple(
-        f"Suggestion variety (distinct share) fell 18% below {who} (0.5 → 0.41); "
-        "tolerance is 5%."
+        f"Suggestion variety (distinct share) fell 18% below {who} (0.5 → 0.41); tolerance is 5%."
         for who in ("the clean baseline", "production")
     )
 

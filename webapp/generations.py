@@ -117,7 +117,7 @@ def index() -> dict[str, Any]:
 @bp.auth_required(auth, roles=STAFF)
 @bp.output(GenerationDetailOut)
 @bp.doc(
-    summary="One generation: stage, progress, counts, figures and the gate's decision",
+    summary="One generation: stage, progress, counts, metrics and the gate's decision",
     responses={**STAFF_ERRORS, 404: "There is no generation with this id"},
 )
 def show(generation_id: int) -> dict[str, Any]:
