@@ -254,10 +254,8 @@ class SuggestionEvaluator:
             )
 
         shown = [row[: config.diversity_k] for row in suggestions]
-        shown_vectors = np.concatenate(
-            [block[: config.diversity_k] for block in vectors]
-            or [np.zeros((0, self.encoder.dim), np.float32)]
-        )
+        # The rows of the suggestions shown, from the same encoding (one block per message).
+        shown_vectors = np.concatenate([block[: config.diversity_k] for block in vectors])
         diversity = diversity_metrics(shown, shown_vectors, config.vendi_sample_size, config.seed)
 
         size = len(self.benchmark)
