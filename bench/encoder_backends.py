@@ -204,7 +204,8 @@ def main() -> None:
         assert benchmark in (None, bench_messages), "benchmark split differs between backends"
         benchmark = bench_messages
         top3 = [[s.text for s in row] for row in model.suggest_many(bench_messages, k=3)]
-        cosines = gold_cosines(encode_ranked(top3, yardstick), yardstick.encode(gold))
+        vectors, gold_vectors = encode_ranked(top3, yardstick), yardstick.encode(gold)
+        cosines = gold_cosines(vectors, gold_vectors)
         relevance = relevance_metrics(
             first_match_ranks(top3, gold, cosines, settings.match_threshold), ks=(3,), depth=3
         )
@@ -219,7 +220,7 @@ def main() -> None:
             top1_changed=top1_changed,
             accuracy3=relevance["accuracy@3"],
             mrr3=relevance["mrr@3"],
-            similarity3=float(best_similarity(cosines, 3).mean()),
+            similarity3=float(best_similarity(vectors, gold_vectors, 3).mean()),
         )
     torch_row = report["torch"]
     out = Path(args.out)

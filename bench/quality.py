@@ -337,9 +337,10 @@ def evaluate(data: BenchData, encoder: Encoder) -> dict[str, Any]:
     closeness_of: dict[str, np.ndarray] = {}
     for name in METHODS:
         lists = ranked(name)
-        cosines = gold_cosines(encode_ranked(lists, encoder), gold_vecs)
+        vectors = encode_ranked(lists, encoder)
+        cosines = gold_cosines(vectors, gold_vecs)
         ranks_of[name] = first_match_ranks(lists, gold, cosines, threshold)
-        closeness_of[name] = best_similarity(cosines, SHOWN)
+        closeness_of[name] = best_similarity(vectors, gold_vecs, SHOWN)
         results[name] = metrics(ranks_of[name], closeness_of[name])
         results[name]["suggested_per_message"] = float(np.mean([len(r) for r in lists]))
         steps.update()

@@ -132,14 +132,15 @@ def served_metrics(
         return "\n" in text.strip() or looks_like_code(text.strip())
 
     gold_vectors = encoder.encode(list(gold))
-    cosines = gold_cosines(encode_ranked(suggestions, encoder), gold_vectors)
+    vectors = encode_ranked(suggestions, encoder)
+    cosines = gold_cosines(vectors, gold_vectors)
     ranks = first_match_ranks(suggestions, gold, cosines, match_threshold)
     # How much of the relevance is the message said back (the real reply often repeats it).
     no_echo = [
         [s for s in row if surface_key(s) != surface_key(m)]
         for m, row in zip(messages, suggestions, strict=True)
     ]
-    no_echo_cosines = gold_cosines(encode_ranked(no_echo, encoder), gold_vectors)
+
     return {
         "bank_size": len(bank),
         "suggestions": len(texts),
@@ -149,8 +150,10 @@ def served_metrics(
         "multi_line_or_code": share([plain_fails(t) for t in texts]),
         "identical_to_message": share([surface_key(m) == surface_key(s) for m, s in pooled]),
         "accuracy@3": float(np.mean((ranks > 0) & (ranks <= SHOWN))),
-        "similarity@3": float(best_similarity(cosines, SHOWN).mean()),
-        "similarity@3_without_echoes": float(best_similarity(no_echo_cosines, SHOWN).mean()),
+        "similarity@3": float(best_similarity(vectors, gold_vectors, SHOWN).mean()),
+        "similarity@3_without_echoes": float(
+            best_similarity(encode_ranked(no_echo, encoder), gold_vectors, SHOWN).mean()
+        ),
         "bank_over_length": share([len(t.strip()) > max_chars for t in bank]),
         "bank_personal_data": share([bool(personal_data(t)) for t in bank]),
     }

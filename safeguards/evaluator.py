@@ -228,7 +228,7 @@ class SuggestionEvaluator:
         ranks = first_match_ranks(suggestions, gold, cosines, config.match_threshold)
         overall = relevance_metrics(ranks, config.ks, config.depth)
         report = coverage(ranks, self.niches, self.tail, config.ks, config.depth)
-        closeness = best_similarity(cosines, config.diversity_k)
+        closeness = best_similarity(vectors, self.gold_vectors, config.diversity_k)
         niche_of = np.asarray(self.niches, dtype=object)
         in_tail = np.isin(niche_of, report.tail)
         similarity = f"similarity@{config.diversity_k}"

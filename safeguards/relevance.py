@@ -80,7 +80,9 @@ def first_match_ranks(
     return ranks
 
 
-def best_similarity(cosines: Sequence[np.ndarray], k: int) -> np.ndarray:
+def best_similarity(
+    ranked_vectors: Sequence[np.ndarray], gold_vectors: np.ndarray, k: int
+) -> np.ndarray:
     """Per gold reply, the highest cosine between it and the first ``k`` suggestions.
 
     A continuous companion to accuracy@k: on data where few gold replies have an exact or
@@ -88,13 +90,24 @@ def best_similarity(cosines: Sequence[np.ndarray], k: int) -> np.ndarray:
     steps of one example, while this moves with every suggestion that gets closer or further.
 
     Args:
-        cosines: from :func:`gold_cosines`.
+        ranked_vectors: per message, ``(n_i, dim)`` unit rows, best suggestion first (as
+            from :func:`encode_ranked`).
+        gold_vectors: ``(messages, dim)`` unit rows, one gold reply per message.
         k: how many suggestions are shown.
 
     Returns:
         A float64 array, one value per message; 0.0 for a message without suggestions.
     """
-    return np.array([float(row[:k].max()) if len(row) else 0.0 for row in cosines], np.float64)
+    # The first k rows' own product, not a slice of gold_cosines: a float32 product's
+    # rounding depends on the block's shape, and evaluations stored before are compared
+    # with these values.
+    return np.array(
+        [
+            float((vectors[:k] @ gold_vectors[i]).max()) if len(vectors) else 0.0
+            for i, vectors in enumerate(ranked_vectors)
+        ],
+        np.float64,
+    )
 
 
 def relevance_metrics(

@@ -168,7 +168,6 @@ def test_best_similarity_takes_the_closest_of_the_shown_suggestions() -> None:
 
     from safeguards.relevance import best_similarity
     from safeguards.relevance import encode_ranked
-    from safeguards.relevance import gold_cosines
 
     class Axes:
         """Three orthogonal directions and one halfway between the first two."""
@@ -186,11 +185,11 @@ def test_best_similarity_takes_the_closest_of_the_shown_suggestions() -> None:
             return np.array([self.table[t] for t in texts], dtype=np.float32)
 
     ranked = [["c", "ab", "a"], ["c", "b"], []]
-    cosines = gold_cosines(encode_ranked(ranked, Axes()), Axes().encode(["a", "b", "a"]))
+    vectors, gold = encode_ranked(ranked, Axes()), Axes().encode(["a", "b", "a"])
     # Row 1 within k=2: c (0) and ab (cos 45 degrees = 0.7071) against gold "a" -> 0.7071;
     # with k=3 "a" itself is shown -> 1.0. Row 2: b against gold b -> 1.0. Row 3: nothing -> 0.
-    assert best_similarity(cosines, k=2) == pytest.approx([2**-0.5, 1.0, 0.0], abs=1e-6)
-    assert best_similarity(cosines, k=3) == pytest.approx([1.0, 1.0, 0.0], abs=1e-6)
+    assert best_similarity(vectors, gold, k=2) == pytest.approx([2**-0.5, 1.0, 0.0], abs=1e-6)
+    assert best_similarity(vectors, gold, k=3) == pytest.approx([1.0, 1.0, 0.0], abs=1e-6)
 
 
 class CountingEncoder(HashEncoder):
