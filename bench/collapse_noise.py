@@ -1,4 +1,4 @@
-"""How much each figure of the collapse report moves between trainings on the same data with
+"""How much each metric of the collapse report moves between trainings on the same data with
 different seeds: the noise that the gate's tolerances and its early warning are read against.
 
 Usage (from the repository root):
@@ -10,7 +10,7 @@ imported); its benchmark and training rows stay fixed. The model is trained agai
 same training rows with seeds 13, 14, ... (the adapter's initialisation and batch order, and
 the held-out tenth that calibrates triggering), the signal weights pinned to generation 0's
 as every generation keeps its parent's, and each model is evaluated on the same benchmark
-by the gate's evaluator and the comparison detector (safeguards.detector). Per figure: the
+by the gate's evaluator and the comparison detector (safeguards.detector). Per metric: the
 mean, the standard deviation, the relative standard deviation, the largest relative
 difference between two seeds, and the gate's tolerance beside it (how many standard
 deviations of a two-seed difference it allows: 3 or more rarely blocks a retrain that
@@ -33,11 +33,12 @@ from bench.common import prepare
 from core.db import Database
 from models.encoder import Encoder
 from models.training import TrainingExample
-from safeguards.detector import detector_figures
-from safeguards.evaluate import BenchmarkExample
-from safeguards.evaluate import evaluate_model
-from safeguards.gate import GATED_RELEVANCE
+from safeguards.detector import detector_metrics
+from safeguards.evaluator import BenchmarkExample
+from safeguards.evaluator import SuggestionEvaluator
 from safeguards.gate import Tolerances
+from safeguards.metrics import MetricKind
+from safeguards.metrics import gated_by_default
 from worker.context import PipelineContext
 from worker.settings import load_settings
 
@@ -61,34 +62,35 @@ def main() -> None:
         benchmark = [BenchmarkExample(r.message, r.reply, r.niche) for r in data.benchmark]
         counts = dict(Counter(r.niche for r in data.train + data.benchmark))
         config = data.settings.evaluation
+        evaluator = SuggestionEvaluator(benchmark, encoder, counts, config)
         panels: list[dict[str, float]] = []
-        kinds: dict[str, str] = {}
+        kinds: dict[str, MetricKind] = {}
         for seed in range(13, 13 + args.seeds):
             ctx = PipelineContext(data.settings.with_overrides(seed=seed), db, encoder)
             model, _ = ctx.train(examples, weights=data.model.weights)
-            evaluation = evaluate_model(model, benchmark, encoder, counts, config)
+            evaluation = evaluator(model)
             shown = [t for row in evaluation.suggestions for t in row[: config.diversity_k]]
-            detector = detector_figures(shown, [r.reply for r in data.benchmark])
+            detector = detector_metrics(shown, [r.reply for r in data.benchmark])
             panels.append(
                 {**evaluation.values(), **{f"detector_{k}": v for k, v in detector.items()}}
             )
-            kinds.update({name: f.kind for name, f in evaluation.figures.items()})
+            kinds.update({name: m.kind for name, m in evaluation.metrics.items()})
             print(f"seed {seed}: similarity@3 {panels[-1]['similarity@3']:.4f}", flush=True)
         db.dispose()
     tolerances = Tolerances()
-    figures = {}
+    metrics = {}
     for name in panels[0]:
         values = np.array([p[name] for p in panels])
         mean = float(values.mean())
         sd = float(values.std(ddof=1))
         relative_sd = sd / abs(mean) if mean else 0.0
         widest = max(abs(a - b) for a, b in itertools.combinations(values, 2))
-        gated = kinds.get(name) in ("diversity", "tail") or name in (
-            config.primary,
-            *GATED_RELEVANCE,
-        )
-        tolerance = tolerances.relative(name, kinds[name]) if gated else None  # type: ignore[arg-type]
-        figures[name] = {
+        kind = kinds.get(name)
+        # As the gate holds them (safeguards.gate); the detector's metrics have no kind.
+        tolerance = None
+        if kind is not None and (name == config.primary or gated_by_default(name, kind)):
+            tolerance = tolerances.relative(name, kind)
+        metrics[name] = {
             "values": [round(float(v), 5) for v in values],
             "mean": mean,
             "sd": sd,
@@ -111,13 +113,13 @@ def main() -> None:
                 "seeds": list(range(13, 13 + args.seeds)),
                 "training_examples": len(examples),
                 "benchmark": len(benchmark),
-                "figures": figures,
+                "metrics": metrics,
             },
             indent=2,
         )
     )
     print(f"wrote {out}")
-    for name, f in figures.items():
+    for name, f in metrics.items():
         in_sd = f["tolerance_in_sd_of_a_difference"]
         print(
             f"{name:32s} mean {f['mean']:.4f}  rel sd {100 * f['relative_sd']:.2f}%  "

@@ -48,7 +48,11 @@ from models.encoder import Encoder
 from models.response_set import surface_key
 from models.suggester import ScoringWeights
 from models.suggester import SuggestionModel
+from safeguards.relevance import best_similarity
+from safeguards.relevance import encode_ranked
 from safeguards.relevance import first_match_ranks
+from safeguards.relevance import gold_cosines
+from safeguards.relevance import relevance_metrics
 from worker.settings import load_settings
 
 matplotlib.use("Agg")
@@ -132,24 +136,13 @@ def ranked_lists(
     return out
 
 
-def figures(ranks: np.ndarray, closeness: np.ndarray) -> dict[str, float]:
+def metrics(ranks: np.ndarray, closeness: np.ndarray) -> dict[str, float]:
     """accuracy@1/3/10, MRR@10 and similarity@3 from first-match ranks (0: no match in the
     first ``DEPTH``) and each message's closeness of its top three (cosine); ``hits@3`` is
     the number of messages behind accuracy@3 (on this data a handful: see the ceiling)."""
-    hit = ranks > 0
-    out = {f"accuracy@{k}": float(np.mean(hit & (ranks <= k))) for k in (1, SHOWN, DEPTH)}
-    out[f"hits@{SHOWN}"] = int(np.sum(hit & (ranks <= SHOWN)))
-    out[f"mrr@{DEPTH}"] = float(np.mean(np.where(hit, 1.0 / np.maximum(ranks, 1), 0.0)))
+    out: dict[str, float] = relevance_metrics(ranks, (1, SHOWN, DEPTH), DEPTH)
+    out[f"hits@{SHOWN}"] = int(np.sum((ranks > 0) & (ranks <= SHOWN)))
     out[f"similarity@{SHOWN}"] = float(closeness.mean())
-    return out
-
-
-def closeness_at(ranked: list[list[str]], gold_vecs: np.ndarray, encoder: Encoder) -> np.ndarray:
-    """Per message, the highest cosine between the real reply and the first three."""
-    out = np.zeros(len(ranked))
-    for i, row in enumerate(ranked):
-        if row[:SHOWN]:
-            out[i] = float((encoder.encode(row[:SHOWN]) @ gold_vecs[i]).max())
     return out
 
 
@@ -292,12 +285,12 @@ def triggering_curve(
 
 
 def evaluate(data: BenchData, encoder: Encoder) -> dict[str, Any]:
-    """Every figure of one data set (module docstring)."""
+    """Every metric of one data set (module docstring)."""
     model, settings = data.model, data.settings
     messages = [r.message for r in data.benchmark]
     gold = [r.reply for r in data.benchmark]
     threshold = settings.match_threshold
-    steps = tqdm(total=5 + len(METHODS), desc=f"{data.name}: figures", unit="step")
+    steps = tqdm(total=5 + len(METHODS), desc=f"{data.name}: metrics", unit="step")
     base = encoder.encode(messages)
     gold_vecs = encoder.encode(gold)
     train_replies = [r.reply for r in data.train]
@@ -344,9 +337,11 @@ def evaluate(data: BenchData, encoder: Encoder) -> dict[str, Any]:
     closeness_of: dict[str, np.ndarray] = {}
     for name in METHODS:
         lists = ranked(name)
-        ranks_of[name] = first_match_ranks(lists, gold, encoder, threshold)
-        closeness_of[name] = closeness_at(lists, gold_vecs, encoder)
-        results[name] = figures(ranks_of[name], closeness_of[name])
+        vectors = encode_ranked(lists, encoder)
+        cosines = gold_cosines(vectors, gold_vecs)
+        ranks_of[name] = first_match_ranks(lists, gold, cosines, threshold)
+        closeness_of[name] = best_similarity(vectors, gold_vecs, SHOWN)
+        results[name] = metrics(ranks_of[name], closeness_of[name])
         results[name]["suggested_per_message"] = float(np.mean([len(r) for r in lists]))
         steps.update()
 
@@ -375,8 +370,8 @@ def evaluate(data: BenchData, encoder: Encoder) -> dict[str, Any]:
     )
     steps.update()
     beaten = {
-        figure: [b for b in BASELINES if results[MODEL][figure] <= results[b][figure]]
-        for figure in (f"accuracy@{SHOWN}", f"1-of-{BATCH}")
+        metric: [b for b in BASELINES if results[MODEL][metric] <= results[b][metric]]
+        for metric in (f"accuracy@{SHOWN}", f"1-of-{BATCH}")
     }
     steps.close()
     return {
@@ -447,8 +442,8 @@ def print_report(name: str, report: dict[str, Any]) -> None:
     columns = ["accuracy@1", "accuracy@3", "accuracy@10", "mrr@10", "1-of-100", "similarity@3"]
     print("| method | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
-    for method, figures_ in report["results"].items():
-        print(f"| {method} | " + " | ".join(f"{figures_[c]:.3f}" for c in columns) + " |")
+    for method, values in report["results"].items():
+        print(f"| {method} | " + " | ".join(f"{values[c]:.3f}" for c in columns) + " |")
     print(
         f"ceiling (real replies with a match in the bank): {report['reachable_share']:.3f}; "
         f"benchmark coverage at the default threshold: "

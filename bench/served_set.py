@@ -46,7 +46,9 @@ from core.schema import Example
 from models.encoder import Encoder
 from models.response_set import surface_key
 from safeguards.relevance import best_similarity
+from safeguards.relevance import encode_ranked
 from safeguards.relevance import first_match_ranks
+from safeguards.relevance import gold_cosines
 from worker.settings import Settings
 from worker.settings import load_settings
 
@@ -109,7 +111,7 @@ def run_before(
     return result
 
 
-def served_figures(
+def served_metrics(
     messages: Sequence[str],
     gold: Sequence[str],
     suggestions: Sequence[Sequence[str]],
@@ -129,12 +131,16 @@ def served_figures(
     def plain_fails(text: str) -> bool:
         return "\n" in text.strip() or looks_like_code(text.strip())
 
-    ranks = first_match_ranks(suggestions, gold, encoder, match_threshold)
+    gold_vectors = encoder.encode(list(gold))
+    vectors = encode_ranked(suggestions, encoder)
+    cosines = gold_cosines(vectors, gold_vectors)
+    ranks = first_match_ranks(suggestions, gold, cosines, match_threshold)
     # How much of the relevance is the message said back (the real reply often repeats it).
     no_echo = [
         [s for s in row if surface_key(s) != surface_key(m)]
         for m, row in zip(messages, suggestions, strict=True)
     ]
+
     return {
         "bank_size": len(bank),
         "suggestions": len(texts),
@@ -144,8 +150,10 @@ def served_figures(
         "multi_line_or_code": share([plain_fails(t) for t in texts]),
         "identical_to_message": share([surface_key(m) == surface_key(s) for m, s in pooled]),
         "accuracy@3": float(np.mean((ranks > 0) & (ranks <= SHOWN))),
-        "similarity@3": float(best_similarity(suggestions, gold, encoder, SHOWN).mean()),
-        "similarity@3_without_echoes": float(best_similarity(no_echo, gold, encoder, SHOWN).mean()),
+        "similarity@3": float(best_similarity(vectors, gold_vectors, SHOWN).mean()),
+        "similarity@3_without_echoes": float(
+            best_similarity(encode_ranked(no_echo, encoder), gold_vectors, SHOWN).mean()
+        ),
         "bank_over_length": share([len(t.strip()) > max_chars for t in bank]),
         "bank_personal_data": share([bool(personal_data(t)) for t in bank]),
     }
@@ -154,7 +162,7 @@ def served_figures(
 def compare(
     data: BenchData, encoder: Encoder, encoder_settings: Settings, tree: Path, work: Path
 ) -> dict[str, Any]:
-    """Before and after figures of one data set (``encoder_settings``: where ``encoder``
+    """Before and after metrics of one data set (``encoder_settings``: where ``encoder``
     keeps its embedding cache, shared with the older code)."""
     examples = work / data.name / "examples.jsonl"
     export_examples(data, examples)
@@ -180,7 +188,7 @@ def compare(
         "benchmark_examples": len(messages),
         "before": {
             "model": before["model"],
-            **served_figures(
+            **served_metrics(
                 messages,
                 gold,
                 [b["suggestions"] for b in before["benchmark"]],
@@ -191,7 +199,7 @@ def compare(
         },
         "after": {
             "model": data.manifest["version"],
-            **served_figures(
+            **served_metrics(
                 messages,
                 gold,
                 [[s.text for s in row] for row in after_rows],
@@ -204,7 +212,7 @@ def compare(
     }
 
 
-FIGURES = (
+METRICS = (
     "bank_size",
     "suggestions",
     "over_length",
@@ -259,14 +267,14 @@ def main() -> None:
     )
     for name, report in reports.items():
         print(f"\n{name}: {report['benchmark_examples']} benchmark messages, top {SHOWN} each")
-        print("| figure | before | after |")
+        print("| metric | before | after |")
         print("|---|---|---|")
-        for figure in FIGURES:
-            b, a = report["before"][figure], report["after"][figure]
+        for metric in METRICS:
+            b, a = report["before"][metric], report["after"][metric]
             print(
-                f"| {figure} | {b:.3f} | {a:.3f} |"
+                f"| {metric} | {b:.3f} | {a:.3f} |"
                 if isinstance(b, float)
-                else f"| {figure} | {b} | {a} |"
+                else f"| {metric} | {b} | {a} |"
             )
         print(f"after: coverage at the default threshold {report['after']['coverage']:.3f}")
     print(f"wrote {out}")

@@ -44,7 +44,7 @@ class EncoderConfig:
         path: a local sentence-transformers model folder; empty for the bundled
             all-MiniLM-L6-v2.
         backend: "torch", "onnx" or "onnx-int8" (ONNX Runtime, exported once per machine on
-            first use). int8 is the default: twice PyTorch's throughput, same recall@3
+            first use). int8 is the default: twice PyTorch's throughput, same accuracy@3
             (docs/benchmarks.md).
         threads: intra-op threads; 0 keeps the backend's default (one per core) in workers
             and one in web processes (:meth:`Encoder.from_config`).

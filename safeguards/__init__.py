@@ -19,31 +19,34 @@ from safeguards.dedup import pair_embeddings
 from safeguards.dedup import semantic_duplicates
 from safeguards.diversity import distinct_n
 from safeguards.diversity import distinct_share
-from safeguards.diversity import diversity_figures
+from safeguards.diversity import diversity_metrics
 from safeguards.diversity import mean_pairwise_distance
 from safeguards.diversity import suggestion_entropy
 from safeguards.diversity import vendi_score
-from safeguards.evaluate import BenchmarkExample
-from safeguards.evaluate import EvaluationConfig
-from safeguards.evaluate import SafeguardEvaluator
-from safeguards.evaluate import evaluate_model
-from safeguards.evaluation import Evaluation
-from safeguards.evaluation import Evaluator
-from safeguards.evaluation import Figure
+from safeguards.evaluator import BenchmarkExample
+from safeguards.evaluator import EvaluationConfig
+from safeguards.evaluator import SuggestionEvaluator
 from safeguards.gate import Decision
-from safeguards.gate import FigureVerdict
+from safeguards.gate import MetricVerdict
 from safeguards.gate import Tolerances
 from safeguards.gate import decide
+from safeguards.metrics import METRICS
+from safeguards.metrics import Evaluation
+from safeguards.metrics import Metric
+from safeguards.metrics import MetricSpec
+from safeguards.metrics import metric_spec
 from safeguards.mixing import MixResult
 from safeguards.mixing import mix_training_set
+from safeguards.protocols import Evaluator
 from safeguards.quality import QualityConfig
 from safeguards.quality import QualityResult
 from safeguards.quality import default_rules
 from safeguards.quality import filter_examples
 from safeguards.relevance import first_match_ranks
-from safeguards.relevance import relevance_figures
+from safeguards.relevance import relevance_metrics
 
 __all__ = [
+    "METRICS",
     "BenchmarkExample",
     "CoverageReport",
     "Decision",
@@ -53,12 +56,13 @@ __all__ = [
     "Evaluation",
     "EvaluationConfig",
     "Evaluator",
-    "Figure",
-    "FigureVerdict",
+    "Metric",
+    "MetricSpec",
+    "MetricVerdict",
     "MixResult",
     "QualityConfig",
     "QualityResult",
-    "SafeguardEvaluator",
+    "SuggestionEvaluator",
     "Tolerances",
     "coverage",
     "decide",
@@ -66,16 +70,16 @@ __all__ = [
     "default_rules",
     "distinct_n",
     "distinct_share",
-    "diversity_figures",
-    "evaluate_model",
+    "diversity_metrics",
     "exact_duplicates",
     "filter_examples",
     "first_match_ranks",
     "mean_pairwise_distance",
+    "metric_spec",
     "mix_training_set",
     "niche_relevance",
     "pair_embeddings",
-    "relevance_figures",
+    "relevance_metrics",
     "semantic_duplicates",
     "suggestion_entropy",
     "tail_niches",

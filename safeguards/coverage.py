@@ -2,8 +2,8 @@
 
 Rare niches are where collapse shows first (each generation under-samples the tails of the
 one before), while the overall average, dominated by common niches, stays green. So the
-tail is reported on its own: recall@k and MRR over the benchmark examples of the tail niches
-pooled together (one rare niche alone has too few benchmark examples to say much).
+tail is reported on its own: accuracy@k and MRR@k over the benchmark examples of the tail
+niches pooled together (one rare niche alone has too few benchmark examples to say much).
 
 Tail niches are the rarest by count of human examples: the rarest ``share`` of the niches
 (a fifth by default, at least one). Equal counts are broken by name, so the choice is stable.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from safeguards.relevance import relevance_figures
+from safeguards.relevance import relevance_metrics
 
 DEFAULT_TAIL_SHARE = 0.2
 
@@ -58,31 +58,32 @@ def tail_niches(
 class CoverageReport:
     """Relevance per niche and pooled over head and tail niches.
 
-    ``per_niche[niche]`` holds ``recall@k``, ``mrr`` and ``count`` (benchmark examples);
-    evaluate_model adds ``similarity@k``.
+    ``per_niche[niche]`` holds ``accuracy@k``, ``mrr@depth`` and ``count`` (benchmark
+    examples); the evaluator (safeguards.evaluator) adds ``similarity@k``.
     """
 
     tail: list[str]
-    head_figures: dict[str, float]
-    tail_figures: dict[str, float]
+    head_metrics: dict[str, float]
+    tail_metrics: dict[str, float]
     head_count: int
     tail_count: int
     per_niche: dict[str, dict[str, float]]
 
 
 def niche_relevance(
-    ranks: np.ndarray, niches: Sequence[str], ks: Sequence[int] = (1, 3)
+    ranks: np.ndarray, niches: Sequence[str], ks: Sequence[int] = (1, 3), depth: int = 10
 ) -> dict[str, dict[str, float]]:
-    """recall@k and MRR for each niche's benchmark examples.
+    """accuracy@k and MRR@depth for each niche's benchmark examples.
 
     Args:
         ranks: 1-based first-match rank per benchmark example (0 = no match), as from
             :func:`safeguards.relevance.first_match_ranks`.
         niches: each example's niche.
-        ks: the recall cut-offs.
+        ks: the accuracy cut-offs.
+        depth: the MRR's cut-off (:func:`safeguards.relevance.relevance_metrics`).
 
     Returns:
-        By niche: the relevance figures plus ``count``.
+        By niche: the relevance metrics plus ``count``.
     """
     ranks = np.asarray(ranks)
     if len(ranks) != len(niches):
@@ -91,38 +92,38 @@ def niche_relevance(
     out: dict[str, dict[str, float]] = {}
     for niche in sorted(set(niches)):
         mask = labels == niche
-        out[niche] = {**relevance_figures(ranks[mask], ks), "count": float(mask.sum())}
+        out[niche] = {**relevance_metrics(ranks[mask], ks, depth), "count": float(mask.sum())}
     return out
 
 
 def coverage(
     ranks: np.ndarray,
     niches: Sequence[str],
-    niche_counts: Mapping[str, int],
+    tail: Sequence[str],
     ks: Sequence[int] = (1, 3),
-    tail_share: float = DEFAULT_TAIL_SHARE,
+    depth: int = 10,
 ) -> CoverageReport:
     """Head and tail relevance, pooled, and relevance per niche.
 
     Args:
         ranks: first-match rank per benchmark example (0 = no match).
         niches: each benchmark example's niche.
-        niche_counts: human examples per niche, which decides what is rare.
-        ks: the recall cut-offs.
-        tail_share: see :func:`tail_niches`; chosen among the niches in the benchmark.
+        tail: the tail niches, from :func:`tail_niches` chosen among the benchmark's niches
+            (the evaluator chooses them once and records them).
+        ks: the accuracy cut-offs.
+        depth: the MRR's cut-off.
 
     Returns:
-        A :class:`CoverageReport`. With no benchmark examples in a group its figures are 0.
+        A :class:`CoverageReport`. With no benchmark examples in a group its metrics are 0.
     """
     ranks = np.asarray(ranks)
-    tail = tail_niches(niche_counts, tail_share, among=set(niches))
     tail_set = set(tail)
     in_tail = np.array([niche in tail_set for niche in niches], dtype=bool)
     return CoverageReport(
-        tail=tail,
-        head_figures=relevance_figures(ranks[~in_tail], ks),
-        tail_figures=relevance_figures(ranks[in_tail], ks),
+        tail=list(tail),
+        head_metrics=relevance_metrics(ranks[~in_tail], ks, depth),
+        tail_metrics=relevance_metrics(ranks[in_tail], ks, depth),
         head_count=int((~in_tail).sum()),
         tail_count=int(in_tail.sum()),
-        per_niche=niche_relevance(ranks, niches, ks),
+        per_niche=niche_relevance(ranks, niches, ks, depth),
     )

@@ -54,7 +54,7 @@ import numpy as np
 
 from core.settings import DEFAULT_SEED
 from core.text import pair_hash
-from safeguards.evaluation import TextEncoder
+from safeguards.protocols import TextEncoder
 
 if TYPE_CHECKING:
     import faiss

@@ -12,7 +12,7 @@ first generation whose metric has moved past a fixed share of its generation-0 v
   token entropy, each a 10% drop. Distinct-1 and TTR are computed per text and averaged
   (the repository's current definition; its pooled variant, kept there "for reference
   only", is reported here too as ``distinct_1_pooled`` because a reply of a few words
-  almost never repeats a word, so the per-text figure barely moves on suggestions).
+  almost never repeats a word, so the per-text metric barely moves on suggestions).
   Entropy is the Shannon entropy in bits of all the tokens pooled.
 - Tier 2 (confirmation, "halt pipeline"): perplexity up 10%. A retrieval model assigns no
   likelihood to text, so this tier does not apply here.
@@ -20,7 +20,7 @@ first generation whose metric has moved past a fixed share of its generation-0 v
   texts' vocabulary that the generated texts use) down 20%; the reference here is the
   benchmark's human replies.
 
-Its tokenizer (lowercase, every non-word character a space) is kept, so the figures mean
+Its tokenizer (lowercase, every non-word character a space) is kept, so the metrics mean
 what they mean there. The repository itself says its thresholds are "experimental
 artifacts of our setting that require recalibration": they are applied unchanged here
 because the point is the comparison.
@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Mapping
 from collections.abc import Sequence
 
-# Tier -> (figures, the relative drop that fires it), from the repository's README table.
+# Tier -> (metrics, the relative drop that fires it), from the repository's README table.
 TIERS: Mapping[str, tuple[tuple[str, ...], float]] = {
     "tier 1": (("distinct_1", "ttr", "entropy"), 0.10),
     "tier 3": (("vocab_coverage",), 0.20),
@@ -47,7 +47,7 @@ def tokenize(text: str) -> list[str]:
     return _NON_WORD.sub(" ", text.lower()).split()
 
 
-def detector_figures(texts: Sequence[str], reference: Sequence[str]) -> dict[str, float]:
+def detector_metrics(texts: Sequence[str], reference: Sequence[str]) -> dict[str, float]:
     """The detector's metric panel of one generation's texts.
 
     Args:
@@ -78,15 +78,15 @@ def detector_figures(texts: Sequence[str], reference: Sequence[str]) -> dict[str
 
 
 def first_firing(series: Sequence[Mapping[str, float]]) -> dict[str, tuple[int, str] | None]:
-    """When each tier first fires over a run, and on which figure.
+    """When each tier first fires over a run, and on which metric.
 
     Args:
-        series: the panel of generation 0, 1, 2, ... in order (:func:`detector_figures`).
+        series: the panel of generation 0, 1, 2, ... in order (:func:`detector_metrics`).
 
     Returns:
-        Per tier name, ``(generation, figure)`` of the first generation where one of its
-        figures fell by at least its threshold below generation 0 (the repository's
-        ``first_crossing``), or None when it never does. With several figures crossing at
+        Per tier name, ``(generation, metric)`` of the first generation where one of its
+        metrics fell by at least its threshold below generation 0 (the repository's
+        ``first_crossing``), or None when it never does. With several metrics crossing at
         once, the first in the tier's list is named.
     """
     fired: dict[str, tuple[int, str] | None] = {}

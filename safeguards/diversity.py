@@ -1,6 +1,6 @@
 """Diversity of suggestions: what falls first when a model is trained on its own outputs.
 
-All figures are greater-is-better and measured on the suggestions a model gave for the
+All metrics are greater-is-better and measured on the suggestions a model gave for the
 benchmark messages:
 
 - ``distinct-n``: unique word n-grams / all word n-grams over every suggestion (Li et al.
@@ -8,7 +8,7 @@ benchmark messages:
 - ``distinct share``: unique normalised suggestion texts / all suggestions.
 - ``entropy``: Shannon entropy (nats) of the distribution of normalised suggestion texts, and
   the same divided by ``log(number of suggestions)``, its largest possible value, so that 1.0
-  means every suggestion differs and the figure does not grow with the benchmark's size.
+  means every suggestion differs and the metric does not grow with the benchmark's size.
 - ``Vendi score`` (Friedman & Dieng 2023) of suggestion embeddings with the cosine kernel:
   exp of the entropy of the eigenvalues of ``K / n``. The non-zero eigenvalues of
   ``X X^T / n`` are those of the d x d ``X^T X / n``, so it costs O(n d^2) instead of
@@ -117,7 +117,7 @@ def suggestion_entropy(texts: Sequence[str]) -> tuple[float, float]:
     counts = np.array(list(Counter(normalize(t) for t in texts).values()), dtype=np.float64)
     p = counts / counts.sum()
     entropy = float(-(p * np.log(p)).sum())
-    # Rounding can leave -0.0 or a hair above the maximum; keep the figure in range.
+    # Rounding can leave -0.0 or a hair above the maximum; keep the metric in range.
     entropy = max(entropy, 0.0)
     return entropy, min(entropy / math.log(len(texts)), 1.0)
 
@@ -193,13 +193,13 @@ def split_rows(flat: np.ndarray, lengths: Sequence[int]) -> list[np.ndarray]:
     return [flat[bounds[i] : bounds[i + 1]] for i in range(len(lengths))]
 
 
-def diversity_figures(
+def diversity_metrics(
     suggestions: Sequence[Sequence[str]],
     embeddings: np.ndarray,
     vendi_sample_size: int | None = DEFAULT_VENDI_SAMPLE,
     seed: int = DEFAULT_SEED,
 ) -> dict[str, float]:
-    """Every diversity figure of one model's suggestions.
+    """Every diversity metric of one model's suggestions.
 
     Args:
         suggestions: the top-k texts of each benchmark message.

@@ -1,39 +1,39 @@
 """The promotion gate: may a candidate model replace production?
 
-A candidate is compared figure by figure with the pinned clean baseline (trained on human
+A candidate is compared metric by metric with the pinned clean baseline (trained on human
 data only) and with production:
 
-- **block** when a diversity figure falls below the baseline or production by more than
-  its tolerance; when a tail (rare-niche) coverage figure does; when the primary relevance
-  figure, or the share of messages the model answers at all (``coverage``, triggering),
+- **block** when a diversity metric falls below the baseline or production by more than
+  its tolerance; when a tail (rare-niche) coverage metric does; when the primary relevance
+  metric, or the share of messages the model answers at all (``coverage``, triggering),
   falls below production (the baseline when there is no production yet) by more than the
-  relevance tolerance; or when a figure the references have was not measured on the candidate, or
-  the evaluations were not made on the same benchmark the same way.
-- **warn** when a diversity figure has fallen for ``decline_generations`` generations in a
+  relevance tolerance; or when a metric the references have was not measured on the
+  candidate, or the evaluations were not made on the same benchmark the same way.
+- **warn** when a diversity metric has fallen for ``decline_generations`` generations in a
   row, even inside tolerance (a slow steady decline is how collapse starts), or when no
   fresh human examples arrived since the previous generation (the generation can only add
   model-influenced data on top of the same human data).
 - **pass** otherwise.
 
-Tolerances are relative (0.05 = may fall 5% of the reference value). The defaults come
-from how much the figures move when nothing changes: the demo corpus's baseline retrained
+Tolerances are relative (0.05 = may fall 5% of the reference value). The defaults (in the
+metric registry, safeguards.metrics) come from how much the metrics move when nothing changes: the demo corpus's baseline retrained
 with eight seeds (13-20) and the scoring weights pinned, on the same benchmark (294
 examples). Relative standard deviations: distinct-1 2.8%, distinct-2 2.7%, distinct share
-1.0%, entropy 0.2%, Vendi 1.7%, pairwise distance 1.7%, recall@3 0.9% (1.2% with the weights
+1.0%, entropy 0.2%, Vendi 1.7%, pairwise distance 1.7%, accuracy@3 0.9% (1.2% with the weights
 chosen by training). A tolerance of 3 standard deviations of the *difference* of two such
 retrains (3 x sqrt(2) x sd) rarely blocks a retrain that changed nothing:
 
 - diversity 5% (distinct share, entropy: a floor, their noise alone would allow 1-4%);
-  distinct-1 12%, distinct-2 11%, Vendi 7%, pairwise distance 7% (``per_figure``). A
+  distinct-1 12%, distinct-2 11%, Vendi 7%, pairwise distance 7% (``per_metric``). A
   collapse that narrows suggestions by a few per cent a generation still crosses these
   within two or three generations, and the decline warning fires before that.
 - tail 10%, and never less than one benchmark example: the tail pools the benchmark
-  examples of the rarest niches, only 13 on the demo corpus, so one example moves recall by
+  examples of the rarest niches, only 13 on the demo corpus, so one example moves accuracy by
   8 points; a purely relative tolerance would block on a single example.
 - relevance 3%, about two standard deviations of a retrain's difference: relevance has no
   baseline floor (it is meant to improve on it), so a looser tolerance would let it drift
   down a little every generation.
-- a step of a decline counts only when the figure fell by at least a quarter of its
+- a step of a decline counts only when the metric fell by at least a quarter of its
   tolerance, so the jitter above does not raise a warning every other generation.
 
 Re-measured on today's chitchat demo, whose response set serves only 19 replies
@@ -43,7 +43,7 @@ and coverage (5.3%) move more between two seeds than their tolerances allow, so 
 set that small they block retrains that changed nothing.
 
 The same experiment with the weights chosen by training (as each generation does) moved
-the diversity figures far more (distinct share up to 21%, Vendi 37%) at the same relevance:
+the diversity metrics far more (distinct share up to 21%, Vendi 37%) at the same relevance:
 the weight search picks among near-equal relevance options that differ widely in
 diversity. The gate rightly blocks the blander picks; training is where to fix it.
 
@@ -68,51 +68,53 @@ from dataclasses import field
 from typing import Any
 from typing import Literal
 
-from safeguards.evaluation import Evaluation
-from safeguards.evaluation import Figure
-from safeguards.evaluation import FigureKind
-from safeguards.evaluation import relative_loss
+from safeguards.metrics import KIND_TOLERANCES
+from safeguards.metrics import OLD_DEPTH
+from safeguards.metrics import SCHEMA_VERSION
+from safeguards.metrics import Evaluation
+from safeguards.metrics import Metric
+from safeguards.metrics import MetricKind
+from safeguards.metrics import comparable_details
+from safeguards.metrics import default_tolerances
+from safeguards.metrics import gated_by_default
+from safeguards.metrics import metric_spec
+from safeguards.metrics import relative_loss
+from safeguards.metrics import rename_metric
+from safeguards.metrics import upgrade_evaluation
 
 Verdict = Literal["pass", "warn", "block"]
-# Evaluation details that must agree for two evaluations to be comparable.
-_COMPARABLE_DETAILS = ("benchmark_fingerprint", "benchmark_size", "tail_niches", "config")
-# Diversity figures that move more between retrains than the kind's 5% allows for (3 sd of
-# the difference of two retrains, see the module docstring).
-NOISY_FIGURES: Mapping[str, float] = {
-    "distinct_1": 0.12,
-    "distinct_2": 0.11,
-    "vendi": 0.07,
-    "pairwise_distance": 0.07,
-}
-# Relevance figures held like the primary one: a model that answers fewer messages
-# (triggering) serves fewer people, whatever its relevance where it answers.
-GATED_RELEVANCE = ("coverage",)
 BASELINE = "the clean baseline"
 PRODUCTION = "production"
 
 
 @dataclass(frozen=True)
 class Tolerances:
-    """How far each figure may fall before the gate blocks (see the module docstring).
+    """How far each metric may fall before the gate blocks (see the module docstring).
+
+    The defaults of ``diversity``, ``tail``, ``relevance`` and ``per_metric`` are the metric
+    registry's (safeguards.metrics.KIND_TOLERANCES and METRICS).
 
     Args:
-        diversity: relative tolerance of every diversity figure.
-        tail: relative tolerance of every tail-coverage figure.
-        relevance: relative tolerance of the primary relevance figure.
-        tail_examples: a tail figure may also fall by this many benchmark examples' worth
+        diversity: relative tolerance of every diversity metric.
+        tail: relative tolerance of every tail-coverage metric.
+        relevance: relative tolerance of the primary relevance metric (and of coverage).
+        tail_examples: a tail metric may also fall by this many benchmark examples' worth
             (``tail_examples / support``), whichever allows more.
-        per_figure: relative tolerances by figure name, overriding the kind's (defaults:
-            the noisier diversity figures, see the module docstring).
-        decline_generations: consecutive falls of a diversity figure that raise a warning.
+        per_metric: relative tolerances by metric name, overriding the kind's (defaults:
+            the noisier diversity metrics, see the module docstring).
+        decline_generations: consecutive falls of a diversity metric that raise a warning.
         decline_step: the smallest fall that counts as a step of a decline, as a share of
-            the figure's tolerance.
+            the metric's tolerance.
+
+    Raises:
+        ValueError: a tolerance outside [0, 1), or a negative count.
     """
 
-    diversity: float = 0.05
-    tail: float = 0.10
-    relevance: float = 0.03
+    diversity: float = KIND_TOLERANCES["diversity"]
+    tail: float = KIND_TOLERANCES["tail"]
+    relevance: float = KIND_TOLERANCES["relevance"]
     tail_examples: int = 1
-    per_figure: Mapping[str, float] = field(default_factory=lambda: dict(NOISY_FIGURES))
+    per_metric: Mapping[str, float] = field(default_factory=default_tolerances)
     decline_generations: int = 2
     decline_step: float = 0.25
 
@@ -121,7 +123,7 @@ class Tolerances:
             ("diversity", self.diversity),
             ("tail", self.tail),
             ("relevance", self.relevance),
-            *self.per_figure.items(),
+            *self.per_metric.items(),
         ]:
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"tolerance {name!r} must be in [0, 1), not {value}")
@@ -131,19 +133,27 @@ class Tolerances:
             )
 
     @classmethod
-    def overridden(cls, per_figure: Mapping[str, float]) -> Tolerances:
-        """The default tolerances, with these relative tolerances by figure name on top of
-        the defaults' own (REPLYGUARD_GATE_TOLERANCES; empty: exactly the defaults).
+    def overridden(cls, per_metric: Mapping[str, float]) -> Tolerances:
+        """The default tolerances, with these relative tolerances by metric name on top of
+        the registry's own (REPLYGUARD_GATE_TOLERANCES; empty: exactly the defaults).
 
         Raises:
-            ValueError: a tolerance outside [0, 1).
+            ValueError: a name the metric registry does not know (a misspelt name would
+                silently gate nothing), or a tolerance outside [0, 1).
         """
-        return cls(per_figure={**NOISY_FIGURES, **per_figure})
+        unknown = sorted(name for name in per_metric if metric_spec(name) is None)
+        if unknown:
+            raise ValueError(
+                f"no metric named {', '.join(map(repr, unknown))}; the gate's metrics are "
+                "those of an evaluation (`replyguard models show VERSION` lists them), "
+                "e.g. vendi, distinct_2, accuracy@3, mrr@10, tail_similarity@3"
+            )
+        return cls(per_metric={**default_tolerances(), **per_metric})
 
-    def relative(self, name: str, kind: FigureKind) -> float:
-        """The relative tolerance of one figure."""
-        if name in self.per_figure:
-            return self.per_figure[name]
+    def relative(self, name: str, kind: MetricKind) -> float:
+        """The relative tolerance of one metric."""
+        if name in self.per_metric:
+            return self.per_metric[name]
         return {"diversity": self.diversity, "tail": self.tail, "relevance": self.relevance}[kind]
 
     def to_dict(self) -> dict[str, Any]:
@@ -152,36 +162,39 @@ class Tolerances:
             "tail": self.tail,
             "relevance": self.relevance,
             "tail_examples": self.tail_examples,
-            "per_figure": dict(self.per_figure),
+            "per_metric": dict(self.per_metric),
             "decline_generations": self.decline_generations,
             "decline_step": self.decline_step,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Tolerances:
+        """Read :meth:`to_dict`; missing keys take the defaults (``per_figure``, its name in
+        decisions stored before schema 2, is read as ``per_metric``)."""
+        per_metric = data.get("per_metric", data.get("per_figure", default_tolerances()))
         return cls(
             diversity=float(data.get("diversity", cls.diversity)),
             tail=float(data.get("tail", cls.tail)),
             relevance=float(data.get("relevance", cls.relevance)),
             tail_examples=int(data.get("tail_examples", cls.tail_examples)),
-            per_figure={str(k): float(v) for k, v in data.get("per_figure", NOISY_FIGURES).items()},
+            per_metric={str(k): float(v) for k, v in per_metric.items()},
             decline_generations=int(data.get("decline_generations", cls.decline_generations)),
             decline_step=float(data.get("decline_step", cls.decline_step)),
         )
 
 
 @dataclass(frozen=True)
-class FigureVerdict:
-    """One figure across the three models, with the gate's verdict on it and why."""
+class MetricVerdict:
+    """One metric across the three models, with the gate's verdict on it and why."""
 
     name: str
-    kind: FigureKind
+    kind: MetricKind
     label: str
     greater_is_better: bool
     baseline: float | None
     production: float | None
     candidate: float | None
-    # None for figures the gate reports but does not judge (e.g. head-niche relevance).
+    # None for metrics the gate reports but does not judge (e.g. head-niche relevance).
     tolerance: float | None
     verdict: Verdict
     reasons: tuple[str, ...] = ()
@@ -201,7 +214,7 @@ class FigureVerdict:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FigureVerdict:
+    def from_dict(cls, data: Mapping[str, Any]) -> MetricVerdict:
         return cls(
             name=str(data["name"]),
             kind=data["kind"],
@@ -224,7 +237,7 @@ class Decision:
     """
 
     verdict: Verdict
-    figures: tuple[FigureVerdict, ...]
+    metrics: tuple[MetricVerdict, ...]
     reasons: tuple[str, ...]
     tolerances: Tolerances
     compared_with: tuple[str, ...]
@@ -234,8 +247,8 @@ class Decision:
     def blocked(self) -> bool:
         return self.verdict == "block"
 
-    def figure(self, name: str) -> FigureVerdict:
-        for item in self.figures:
+    def metric(self, name: str) -> MetricVerdict:
+        for item in self.metrics:
             if item.name == name:
                 return item
         raise KeyError(name)
@@ -244,7 +257,8 @@ class Decision:
         return {
             "verdict": self.verdict,
             "reasons": list(self.reasons),
-            "figures": [f.to_dict() for f in self.figures],
+            "schema": SCHEMA_VERSION,
+            "metrics": [m.to_dict() for m in self.metrics],
             "tolerances": self.tolerances.to_dict(),
             "compared_with": list(self.compared_with),
             "fresh_human_examples": self.fresh_human_examples,
@@ -252,14 +266,87 @@ class Decision:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Decision:
+        """Read :meth:`to_dict`, in this layout or an older one (:func:`upgrade_decision`).
+
+        Raises:
+            ValueError: a schema version this code does not know.
+        """
+        data = upgrade_decision(data)
         return cls(
             verdict=data["verdict"],
-            figures=tuple(FigureVerdict.from_dict(f) for f in data["figures"]),
+            metrics=tuple(MetricVerdict.from_dict(m) for m in data["metrics"]),
             reasons=tuple(str(r) for r in data["reasons"]),
             tolerances=Tolerances.from_dict(data.get("tolerances", {})),
             compared_with=tuple(str(c) for c in data.get("compared_with", [])),
             fresh_human_examples=int(data.get("fresh_human_examples", 0)),
         )
+
+
+def upgrade_decision(data: Mapping[str, Any], depth: int = OLD_DEPTH) -> dict[str, Any]:
+    """A decision dict in the current layout, whatever layout it was stored in.
+
+    Before schema 2 (no ``schema`` key) a decision kept its verdicts under ``"figures"``,
+    named ``recall@k`` and ``mrr``, and its tolerances' overrides under ``"per_figure"``.
+    Renamed here as :func:`safeguards.metrics.upgrade_evaluation` renames evaluations, with
+    labels refreshed from the registry; the reasons are kept as the gate wrote them, and so
+    is every other key (an override's ``overridden_by``, for one).
+
+    Args:
+        data: a stored ``Decision.to_dict()``, or the clean baseline's verdict and reasons.
+        depth: the evaluations' depth, the cut-off of their MRR (decisions did not record
+            it; ``details.config.depth`` of the generation's evaluations has it).
+
+    Returns:
+        A new dict with ``"schema"`` :data:`~safeguards.metrics.SCHEMA_VERSION`.
+
+    Raises:
+        ValueError: a schema version this code does not know.
+    """
+    schema = data.get("schema", 1)
+    if schema == SCHEMA_VERSION:
+        return dict(data)
+    if schema != 1:
+        raise ValueError(f"decision schema {schema!r} is not supported ({SCHEMA_VERSION})")
+    upgraded = {key: value for key, value in data.items() if key != "figures"}
+    upgraded["schema"] = SCHEMA_VERSION
+    if "figures" in data:
+        upgraded["metrics"] = []
+        for item in data["figures"]:
+            verdict = {**item, "name": rename_metric(str(item["name"]), depth)}
+            spec = metric_spec(verdict["name"])
+            if spec is not None:
+                verdict["label"] = spec.label
+            upgraded["metrics"].append(verdict)
+    tolerances = data.get("tolerances")
+    if isinstance(tolerances, Mapping) and "per_figure" in tolerances:
+        upgraded["tolerances"] = {
+            ("per_metric" if key == "per_figure" else key): value
+            for key, value in tolerances.items()
+        }
+    return upgraded
+
+
+def upgrade_generation(
+    metrics: Mapping[str, Any] | None, decision: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A generation's stored evaluations (``Generation.metrics``, by role) and decision
+    (``Generation.decision``) in the current layout, for code that reads them as dicts.
+
+    Args:
+        metrics: by role (candidate, production, baseline), each an evaluation dict with
+            its ``version``; None or empty before the evaluate stage.
+        decision: the gate's decision; None or empty before the gate stage.
+
+    Returns:
+        ``(metrics, decision)``, each a new dict (empty for None).
+
+    Raises:
+        ValueError: a schema version this code does not know.
+    """
+    roles = {role: upgrade_evaluation(ev) for role, ev in (metrics or {}).items() if ev}
+    config = roles.get("candidate", {}).get("details", {}).get("config", {})
+    depth = int(config.get("depth", OLD_DEPTH))
+    return roles, upgrade_decision(decision, depth) if decision else {}
 
 
 def decide(
@@ -284,7 +371,7 @@ def decide(
         fresh_human_examples: human examples that arrived since the previous generation.
 
     Returns:
-        A :class:`Decision`: the verdict, a verdict per figure, and readable reasons.
+        A :class:`Decision`: the verdict, a verdict per metric, and readable reasons.
     """
     tolerances = tolerances or Tolerances()
     references: list[tuple[str, Evaluation]] = [(BASELINE, baseline)]
@@ -293,7 +380,7 @@ def decide(
 
     verdicts = [
         _judge(name, candidate, baseline, production, history, tolerances)
-        for name in _figure_names(candidate, baseline, production)
+        for name in _metric_names(candidate, baseline, production)
     ]
     blocks = [r for v in verdicts if v.verdict == "block" for r in v.reasons]
     warnings = [r for v in verdicts if v.verdict == "warn" for r in v.reasons]
@@ -319,11 +406,11 @@ def decide(
     if not reasons:
         against = " and ".join(who for who, _ in references)
         reasons.append(
-            f"Every diversity, rare-niche and relevance figure is within tolerance of {against}."
+            f"Every diversity, rare-niche and relevance metric is within tolerance of {against}."
         )
     return Decision(
         verdict=verdict,
-        figures=tuple(verdicts),
+        metrics=tuple(verdicts),
         reasons=tuple(reasons),
         tolerances=tolerances,
         compared_with=tuple(who for who, _ in references),
@@ -331,11 +418,11 @@ def decide(
     )
 
 
-def _figure_names(*evaluations: Evaluation | None) -> list[str]:
+def _metric_names(*evaluations: Evaluation | None) -> list[str]:
     names: dict[str, None] = {}
     for evaluation in evaluations:
         if evaluation is not None:
-            names.update(dict.fromkeys(evaluation.figures))
+            names.update(dict.fromkeys(evaluation.metrics))
     return list(names)
 
 
@@ -346,19 +433,19 @@ def _judge(
     production: Evaluation | None,
     history: Sequence[Evaluation],
     tolerances: Tolerances,
-) -> FigureVerdict:
-    mine = candidate.figures.get(name)
-    base = baseline.figures.get(name)
-    prod = production.figures.get(name) if production is not None else None
+) -> MetricVerdict:
+    mine = candidate.metrics.get(name)
+    base = baseline.metrics.get(name)
+    prod = production.metrics.get(name) if production is not None else None
     known = mine or base or prod
     assert known is not None  # the name came from one of the three
     label = known.title
 
-    gated = known.kind in ("diversity", "tail") or name in (candidate.primary, *GATED_RELEVANCE)
+    gated = name == candidate.primary or gated_by_default(name, known.kind)
     tolerance = tolerances.relative(name, known.kind) if gated else None
 
-    def record(verdict: Verdict, reasons: Sequence[str]) -> FigureVerdict:
-        return FigureVerdict(
+    def record(verdict: Verdict, reasons: Sequence[str]) -> MetricVerdict:
+        return MetricVerdict(
             name=name,
             kind=known.kind,
             label=label,
@@ -403,7 +490,7 @@ def _judge(
 
 
 def _fall(
-    mine: Figure, reference: Figure, who: str, tolerance: float, tolerances: Tolerances
+    mine: Metric, reference: Metric, who: str, tolerance: float, tolerances: Tolerances
 ) -> str | None:
     """A reason when ``mine`` is worse than ``reference`` by more than allowed."""
     worse_by = reference.value - mine.value
@@ -412,7 +499,7 @@ def _fall(
     allowed = tolerance * abs(reference.value)
     slack = ""
     if mine.kind == "tail" and tolerances.tail_examples and mine.support > 0:
-        # One example of a small pool moves recall by 1/support: never block on that alone.
+        # One example of a small pool moves accuracy by 1/support: never block on that alone.
         per_examples = tolerances.tail_examples / mine.support
         if per_examples > allowed:
             allowed = per_examples
@@ -422,7 +509,7 @@ def _fall(
                 else (f"{tolerances.tail_examples} benchmark examples")
             )
             slack = f" (or {many} of {mine.support}, whichever is more)"
-    # A hair of slack so a figure exactly at the tolerance passes despite float round-off.
+    # A hair of slack so a metric exactly at the tolerance passes despite float round-off.
     if worse_by <= allowed + 1e-12:
         return None
     loss = relative_loss(reference.value, mine.value, mine.greater_is_better)
@@ -440,39 +527,29 @@ def _fall(
 def _steady_decline(
     name: str, candidate: Evaluation, history: Sequence[Evaluation], tolerances: Tolerances
 ) -> str | None:
-    """A warning when the figure fell at each of the last ``decline_generations`` steps."""
+    """A warning when the metric fell at each of the last ``decline_generations`` steps."""
     steps = tolerances.decline_generations
     series = [*history[-steps:], candidate] if len(history) >= steps else []
-    if not series or any(name not in e.figures for e in series):
+    if not series or any(name not in e.metrics for e in series):
         return None
-    figures = [e.figures[name] for e in series]
-    for before, after in itertools.pairwise(figures):
+    metrics = [e.metrics[name] for e in series]
+    for before, after in itertools.pairwise(metrics):
         step = relative_loss(before.value, after.value, after.greater_is_better)
         if step <= 0 or step < tolerances.decline_step * tolerances.relative(name, after.kind):
             return None
-    trail = " → ".join(_num(f.value) for f in figures)
+    trail = " → ".join(_num(m.value) for m in metrics)
     return (
-        f"{_capital(figures[-1].title)} has fallen {steps} generations in a row ({trail}), each "
+        f"{_capital(metrics[-1].title)} has fallen {steps} generations in a row ({trail}), each "
         "time inside tolerance; a slow steady decline is how collapse starts."
     )
 
 
 def _incomparable(candidate: Evaluation, reference: Evaluation) -> str:
-    differ = [
-        key
-        for key in _COMPARABLE_DETAILS
-        if key in candidate.details
-        and key in reference.details
-        and _detail(key, candidate.details[key]) != _detail(key, reference.details[key])
-    ]
+    # A reference evaluated before new human examples arrived is kept (the evaluation cache
+    # is keyed by the same details), so they compare as comparable_details normalises them.
+    mine, theirs = comparable_details(candidate.details), comparable_details(reference.details)
+    differ = [key for key in mine if key in theirs and mine[key] != theirs[key]]
     return ", ".join(differ).replace("_", " ")
-
-
-def _detail(key: str, value: Any) -> Any:
-    # The tail is a set of niches listed by count: new human examples can reorder two tail
-    # niches without changing the tail, and a reference evaluated before they arrived is kept
-    # (worker/evaluation.py caches by the set), so the order must not count.
-    return sorted(value) if key == "tail_niches" and isinstance(value, list) else value
 
 
 def _percent(share: float) -> str:

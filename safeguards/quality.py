@@ -32,7 +32,7 @@ from typing import TypeVar
 import numpy as np
 
 from core.text import normalize
-from safeguards.evaluation import TextEncoder
+from safeguards.protocols import TextEncoder
 
 
 class Pair(Protocol):

@@ -416,8 +416,8 @@ def test_generation_zero_is_listed_with_its_evaluation(client, reviewer_headers)
         (0, "passed", "v1")
     ]
     shown = client.get(f"/v1/generations/{listed[0]['id']}", headers=reviewer_headers).json
-    figures = {f["name"] for f in shown["metrics"]["candidate"]["figures"]}
-    assert {"similarity@3", "recall@3", "tail_similarity@3", "vendi", "distinct_share"} <= figures
+    names = {m["name"] for m in shown["metrics"]["candidate"]["metrics"]}
+    assert {"similarity@3", "accuracy@3", "tail_similarity@3", "vendi", "distinct_share"} <= names
     assert (
         error_of(client.get("/v1/generations/999", headers=reviewer_headers), 404)["message"]
         == "no generation with id 999"

@@ -104,7 +104,7 @@ def test_file_imports_check_texts_and_refuse_synthetic_rows(
 
 def test_models_show_prints_the_evaluation_the_gate_compares(db: Database) -> None:
     from models.registry import get_version
-    from safeguards.evaluation import Evaluation
+    from safeguards.metrics import Evaluation
 
     with db.session() as session:
         evaluation = Evaluation.from_dict(get_version(session, "v1").evaluation["evaluation"])
@@ -114,8 +114,8 @@ def test_models_show_prints_the_evaluation_the_gate_compares(db: Database) -> No
     assert lines[0].startswith("v1: generation 0, production, parent - (the clean baseline)")
     assert lines[1].startswith("trained on ")
     shown = {line.split()[0]: line for line in lines if line.startswith("  ")}
-    assert set(shown) == set(evaluation.figures)
-    primary = evaluation.figures[evaluation.primary]
+    assert set(shown) == set(evaluation.metrics)
+    primary = evaluation.metrics[evaluation.primary]
     assert shown[primary.name].split()[1] == f"{primary.value:.4f}"
     assert shown[primary.name].endswith("(primary)")
     assert sum(line.endswith("(primary)") for line in lines) == 1

@@ -28,8 +28,8 @@ from core.schema import Role
 from core.settings import SettingsError
 from models.encoder import Encoder
 from models.registry import production
-from safeguards.evaluation import Evaluation
-from safeguards.evaluation import Figure
+from safeguards.metrics import Evaluation
+from safeguards.metrics import Metric
 from tests.helpers import FAST_TRAINING
 from tests.helpers import make_settings
 from webapp.dashboard.charts import build_charts
@@ -258,15 +258,64 @@ def test_with_only_the_baseline_the_overview_invites_a_first_generation(
 def test_pages_render_for_the_baseline(reviewer: FlaskClient) -> None:
     niches = text(reviewer.get("/dashboard/niches"))
     assert '<table class="heatmap">' in niches
-    # The gate's primary figure, measured per niche, is what the heat map shows first.
+    # The gate's primary metric, measured per niche, is what the heat map shows first.
     assert "Coverage (similarity@3)" in niches
     assert "rare</span>" in niches
     models = text(reviewer.get("/dashboard/models"))
     assert "v1" in models and "production" in models
     audit = text(reviewer.get("/dashboard/audit"))
     assert "first model: the clean baseline" in audit
-    with_figure = reviewer.get("/dashboard/niches?figure=mrr")
-    assert "Coverage (mrr)" in text(with_figure)
+    with_metric = reviewer.get("/dashboard/niches?metric=mrr@10")
+    assert "Coverage (mrr@10)" in text(with_metric)
+
+
+def test_a_generation_stored_before_metric_schema_2_shows_under_the_current_names(
+    app: APIFlask, reviewer: FlaskClient
+) -> None:
+    stored = json.loads(
+        (Path(__file__).parent / "data" / "stored-before-schema-2.json").read_text()
+    )
+    old = stored["evaluation"]
+    with app.extensions["replyguard"].db.session() as session:
+        row = Generation(
+            number=1,
+            status="blocked",
+            stage="done",
+            parent_version="v1",
+            # A version the registry does not have: the page still shows the evaluations.
+            candidate_version="v2",
+            metrics={
+                role: {"version": "v1", **old} for role in ("candidate", "production", "baseline")
+            },
+            decision=stored["decision"],
+        )
+        session.add(row)
+        session.flush()
+        generation_id = row.id
+    page = text(reviewer.get(f"/dashboard/generations/{generation_id}"))
+    assert "The gate's metrics" in page
+    assert "A top-3 suggestion matches the real reply (accuracy@3)" in page
+    assert (
+        "Rare niches: how high the first matching suggestion ranks in the top 10 (MRR@10)" in page
+    )
+    assert "recall@" not in page
+    overview = text(reviewer.get("/dashboard/"))
+    assert "Generation 1" in overview and "fell 18% below the clean baseline" in overview
+    niches = text(reviewer.get("/dashboard/niches?metric=accuracy@3"))
+    assert "Coverage (accuracy@3)" in niches
+    assert '<option value="mrr@10">' in niches
+    token, _ = make_token(app, Role.REVIEWER, "api")
+    api = reviewer.get(
+        f"/v1/generations/{generation_id}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert {"accuracy@3", "tail_mrr@10"} <= {
+        m["name"] for m in api.json["metrics"]["candidate"]["metrics"]
+    }
+    assert [m["name"] for m in api.json["decision"]["metrics"]] == [
+        "accuracy@3",
+        "tail_mrr@10",
+        "distinct_share",
+    ]
 
 
 def test_starting_a_generation_without_the_queue_shows_an_error(
@@ -360,21 +409,21 @@ def test_secret_key_from_settings_wins_and_must_be_long(tmp_path: Path) -> None:
 
 
 def _generation(number: int, status: str, values: dict[str, float]) -> Generation:
-    figures = [
-        Figure("recall@3", values["recall@3"], "relevance", support=100),
-        Figure("tail_recall@3", values["tail_recall@3"], "tail", support=10),
-        Figure("vendi", values["vendi"], "diversity", support=300),
+    measured = [
+        Metric("accuracy@3", values["accuracy@3"], "relevance", support=100),
+        Metric("tail_accuracy@3", values["tail_accuracy@3"], "tail", support=10),
+        Metric("vendi", values["vendi"], "diversity", support=300),
     ]
-    evaluation = Evaluation.of(figures, "recall@3").to_dict()
+    evaluation = Evaluation.of(measured, "accuracy@3").to_dict()
     metrics: dict[str, Any] = {"candidate": evaluation}
     if number:
         metrics["baseline"] = Evaluation.of(
             [
-                Figure("recall@3", 0.5, "relevance", support=100),
-                Figure("tail_recall@3", 0.4, "tail", support=10),
-                Figure("vendi", 50.0, "diversity", support=300),
+                Metric("accuracy@3", 0.5, "relevance", support=100),
+                Metric("tail_accuracy@3", 0.4, "tail", support=10),
+                Metric("vendi", 50.0, "diversity", support=300),
             ],
-            "recall@3",
+            "accuracy@3",
         ).to_dict()
     decision = {"verdict": "block"} if status == "blocked" else {}
     return Generation(
@@ -389,24 +438,24 @@ def _generation(number: int, status: str, values: dict[str, float]) -> Generatio
 
 def test_charts_draw_the_baseline_and_the_gates_tolerance_band() -> None:
     generations = [
-        _generation(0, "passed", {"recall@3": 0.5, "tail_recall@3": 0.4, "vendi": 50.0}),
-        _generation(1, "passed", {"recall@3": 0.52, "tail_recall@3": 0.4, "vendi": 49.0}),
-        _generation(2, "blocked", {"recall@3": 0.51, "tail_recall@3": 0.2, "vendi": 40.0}),
+        _generation(0, "passed", {"accuracy@3": 0.5, "tail_accuracy@3": 0.4, "vendi": 50.0}),
+        _generation(1, "passed", {"accuracy@3": 0.52, "tail_accuracy@3": 0.4, "vendi": 49.0}),
+        _generation(2, "blocked", {"accuracy@3": 0.51, "tail_accuracy@3": 0.2, "vendi": 40.0}),
         Generation(id=9, number=3, status="failed", metrics={}, decision={}),
     ]
     data = build_charts(charted(generations, lambda g: f"/g/{g.id}"))
     assert data["labels"] == ["G0", "G1", "G2"]  # the failed one has nothing to draw
     assert data["statuses"] == ["passed", "passed", "blocked"]
     charts = {c["name"]: c for c in data["charts"]}
-    assert list(charts) == ["recall@3", "tail_recall@3", "vendi"]
+    assert list(charts) == ["accuracy@3", "tail_accuracy@3", "vendi"]
     vendi = charts["vendi"]
     assert vendi["values"] == [50.0, 49.0, 40.0]
     assert vendi["baseline"] == [50.0, 50.0, 50.0]
     # Vendi may fall 7% (its own tolerance) below the baseline.
     assert vendi["band_low"] == pytest.approx([46.5] * 3)
     assert vendi["band_high"] == [50.0] * 3
-    # A tail figure may always move by one benchmark example: 1/10 beats 10% of 0.4.
-    assert charts["tail_recall@3"]["band_low"] == pytest.approx([0.3] * 3)
+    # A tail metric may always move by one benchmark example: 1/10 beats 10% of 0.4.
+    assert charts["tail_accuracy@3"]["band_low"] == pytest.approx([0.3] * 3)
     assert "Blocked: G2." in vendi["description"]
 
 

@@ -7,7 +7,7 @@ service's defaults. If the gate lets it through, the next ones run under setting
 generation drift (nearly all of the training set may be synthetic, the quality floor and
 near-duplicate removal are off, the production model samples its replies), with the demo's
 messages replayed as client traffic so there are many prompts to label. Nothing is written
-into the database by hand: every figure and reason on the pages is the pipeline's and the
+into the database by hand: every metric and reason on the pages is the pipeline's and the
 gate's own.
 
 Screenshots of every page are taken on every run, into a temporary folder; with
@@ -305,7 +305,7 @@ def test_review_session(page: Page, reviewed: Reviewed) -> None:
     ).click()
     expect(page.get_by_role("heading", name="The gate's decision: block")).to_be_visible()
     expect(page.locator("section.decision .reasons li")).to_have_text(reviewed.reasons)
-    table = page.locator("table.figures")
+    table = page.locator("table.metrics")
     expect(table.locator("tr.verdict-block").first).to_be_visible()
     expect(page.locator(".funnel")).to_contain_text("Synthesized")
     expect(page.locator(".funnel")).to_contain_text("Human share")

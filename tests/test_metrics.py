@@ -197,7 +197,7 @@ def test_production_version_and_its_evaluation_are_labels_and_gauges(
     with svc.db.session() as session:
         row = production(session)
         assert row is not None
-        stored = {f["name"]: f["value"] for f in row.evaluation["evaluation"]["figures"]}
+        stored = {m["name"]: m["value"] for m in row.evaluation["evaluation"]["metrics"]}
     samples = scrape(client)
     assert value(samples, "replyguard_production_model_info", version="v1", generation="0") == 1
     assert value(samples, "replyguard_serving_model_info", version="v1") == 1
@@ -208,7 +208,7 @@ def test_production_version_and_its_evaluation_are_labels_and_gauges(
         ("distinct_share", "diversity"),
         ("vendi", "diversity"),
     ):
-        gauge = value(samples, "replyguard_production_model_evaluation", figure=name, kind=kind)
+        gauge = value(samples, "replyguard_production_model_evaluation", metric=name, kind=kind)
         assert gauge == pytest.approx(stored[name])
 
     swaps_before = value(samples, "replyguard_model_swaps_total")

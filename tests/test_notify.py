@@ -284,7 +284,7 @@ def _candidate(ctx: PipelineContext, encoder: Encoder, decision: dict[str, Any])
 BLOCK = {
     "verdict": "block",
     "reasons": BLOCK_REASONS,
-    "figures": [],
+    "metrics": [],
     "compared_with": ["production", "baseline"],
     "fresh_human_examples": 0,
 }

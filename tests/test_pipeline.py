@@ -22,7 +22,7 @@ from core.schema import SyntheticCandidate
 from models.encoder import Encoder
 from models.registry import production
 from models.registry import promote
-from safeguards.gate import NOISY_FIGURES
+from safeguards.metrics import default_tolerances
 from worker.context import PipelineContext
 from worker.pipeline import STAGES
 from worker.pipeline import GenerationBusy
@@ -382,7 +382,7 @@ def test_the_gate_decides_with_the_tolerances_of_the_settings(
     for stage in STAGES[: STAGES.index("gate") + 1]:
         run_stage(loose, generation_id, stage)
     decision = generation(db, generation_id).decision
-    assert decision["tolerances"]["per_figure"] == {**NOISY_FIGURES, "vendi": 0.5}
+    assert decision["tolerances"]["per_metric"] == {**default_tolerances(), "vendi": 0.5}
     tolerance = {f["name"]: f["tolerance"] for f in decision["figures"]}
     assert tolerance["vendi"] == 0.5
-    assert tolerance["distinct_2"] == NOISY_FIGURES["distinct_2"]
+    assert tolerance["distinct_2"] == default_tolerances()["distinct_2"]

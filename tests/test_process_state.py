@@ -40,7 +40,7 @@ def fresh(code: str, tmp_path: Path) -> dict[str, object]:
 def test_importing_the_library_tier_loads_no_faiss_and_no_torch(tmp_path: Path) -> None:
     loaded = fresh(
         "import json, sys\n"
-        "import core, safeguards, safeguards.gate, safeguards.evaluation, safeguards.dedup\n"
+        "import core, safeguards, safeguards.gate, safeguards.metrics, safeguards.dedup\n"
         "print(json.dumps({m: m in sys.modules for m in ('faiss', 'torch')}))",
         tmp_path,
     )

@@ -39,19 +39,21 @@ def test_tail_coverage_pools_the_tail_examples() -> None:
     # e: two examples, ranks 2 and 0.
     niches = ["b", "d", "d", "d", "e", "e"]
     ranks = np.array([1, 0, 0, 0, 2, 0])
-    report = coverage(ranks, niches, COUNTS, ks=(1, 3), tail_share=0.67)
+    report = coverage(ranks, niches, tail_niches(COUNTS, 0.67, among=set(niches)), ks=(1, 3))
     # Three benchmark niches, 0.67 of 3 = 2.01 -> the 2 rarest: b (3) and d (7).
     assert report.tail == ["b", "d"]
-    # Pooled over the 4 tail examples: 1 hit at rank 1 -> recall@1 = 1/4 (the mean of the
-    # two niches' own recalls would be (1 + 0) / 2 = 0.5).
-    assert report.tail_figures["recall@1"] == pytest.approx(0.25)
-    assert report.tail_figures["mrr"] == pytest.approx(0.25)
+    # Pooled over the 4 tail examples: 1 hit at rank 1 -> accuracy@1 = 1/4 (the mean of the
+    # two niches' own accuracies would be (1 + 0) / 2 = 0.5).
+    assert report.tail_metrics["accuracy@1"] == pytest.approx(0.25)
+    assert report.tail_metrics["mrr@10"] == pytest.approx(0.25)
     assert report.tail_count == 4
-    # Head: e only: ranks 2, 0 -> recall@1 0, recall@3 1/2, MRR (1/2 + 0) / 2 = 1/4.
-    assert report.head_figures == pytest.approx({"recall@1": 0.0, "recall@3": 0.5, "mrr": 0.25})
+    # Head: e only: ranks 2, 0 -> accuracy@1 0, accuracy@3 1/2, MRR (1/2 + 0) / 2 = 1/4.
+    assert report.head_metrics == pytest.approx(
+        {"accuracy@1": 0.0, "accuracy@3": 0.5, "mrr@10": 0.25}
+    )
     assert report.head_count == 2
     assert report.per_niche["d"]["count"] == 3
-    assert report.per_niche["b"]["recall@1"] == 1.0
+    assert report.per_niche["b"]["accuracy@1"] == 1.0
 
 
 def test_niche_relevance_needs_a_niche_per_rank() -> None:

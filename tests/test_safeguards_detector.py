@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from safeguards.detector import detector_figures
+from safeguards.detector import detector_metrics
 from safeguards.detector import first_firing
 from safeguards.detector import tokenize
 
@@ -15,19 +15,19 @@ def test_tokenizer_splits_on_punctuation_as_the_repository_does() -> None:
     assert tokenize("Don't go, OK?") == ["don", "t", "go", "ok"]
 
 
-def test_figures_of_a_small_panel() -> None:
-    figures = detector_figures(["yes yes", "no thanks"], ["yes please", "no"])
+def test_metrics_of_a_small_panel() -> None:
+    metrics = detector_metrics(["yes yes", "no thanks"], ["yes please", "no"])
     # Per text: "yes yes" 1/2, "no thanks" 2/2 -> mean 0.75; pooled: 3 of 4 tokens distinct.
-    assert figures["distinct_1"] == figures["ttr"] == pytest.approx(0.75)
-    assert figures["distinct_1_pooled"] == pytest.approx(0.75)
+    assert metrics["distinct_1"] == metrics["ttr"] == pytest.approx(0.75)
+    assert metrics["distinct_1_pooled"] == pytest.approx(0.75)
     # Tokens yes, yes, no, thanks: p = 1/2, 1/4, 1/4 -> 1.5 bits.
-    assert figures["entropy"] == pytest.approx(1.5)
+    assert metrics["entropy"] == pytest.approx(1.5)
     # Reference vocabulary {yes, please, no}: two of three used.
-    assert figures["vocab_coverage"] == pytest.approx(2 / 3)
+    assert metrics["vocab_coverage"] == pytest.approx(2 / 3)
 
 
 def test_nothing_to_count_gives_zeros() -> None:
-    assert detector_figures([], []) == {
+    assert detector_metrics([], []) == {
         "distinct_1": 0.0,
         "distinct_1_pooled": 0.0,
         "ttr": 0.0,

@@ -13,7 +13,7 @@ from vendi_score import vendi
 from safeguards.diversity import distinct_n
 from safeguards.diversity import distinct_ngrams
 from safeguards.diversity import distinct_share
-from safeguards.diversity import diversity_figures
+from safeguards.diversity import diversity_metrics
 from safeguards.diversity import mean_pairwise_distance
 from safeguards.diversity import suggestion_entropy
 from safeguards.diversity import vendi_score
@@ -148,12 +148,12 @@ def test_duplicating_every_suggestion_keeps_the_ngrams_and_halves_distinct_n(
     assert distinct_n(doubled, n) == pytest.approx(distinct_n(suggestions, n) / 2)
 
 
-def test_diversity_figures_split_the_flat_embeddings_per_list() -> None:
+def test_diversity_metrics_split_the_flat_embeddings_per_list() -> None:
     suggestions = [["yes", "no"], ["ok"]]
     embeddings = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
-    figures = diversity_figures(suggestions, embeddings)
+    metrics = diversity_metrics(suggestions, embeddings)
     # Only the first list has a pair: orthogonal -> distance 1.
-    assert figures["pairwise_distance"] == pytest.approx(1.0)
-    assert figures["distinct_share"] == pytest.approx(1.0)
+    assert metrics["pairwise_distance"] == pytest.approx(1.0)
+    assert metrics["distinct_share"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="add up"):
-        diversity_figures(suggestions, embeddings[:2])
+        diversity_metrics(suggestions, embeddings[:2])

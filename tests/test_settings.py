@@ -16,9 +16,9 @@ from models.encoder import EncoderConfig
 from models.response_set import ResponseSetConfig
 from models.suggester import RetrievalConfig
 from safeguards.dedup import DedupConfig
-from safeguards.evaluate import EvaluationConfig
-from safeguards.gate import NOISY_FIGURES
+from safeguards.evaluator import EvaluationConfig
 from safeguards.gate import Tolerances
+from safeguards.metrics import default_tolerances
 from safeguards.quality import QualityConfig
 from worker.settings import Settings
 from worker.settings import load_settings
@@ -157,6 +157,10 @@ def test_with_overrides_changes_one_nested_field_and_keeps_the_rest() -> None:
             {"REPLYGUARD_GATE_TOLERANCES": '{"vendi": 1.5}'},
             "tolerance 'vendi' must be in [0, 1), not 1.5",
         ),
+        (
+            {"REPLYGUARD_GATE_TOLERANCES": '{"venid": 0.1, "recall@3": 0.1}'},
+            "no metric named 'recall@3', 'venid'; the gate's metrics are those of an evaluation",
+        ),
     ],
 )
 def test_a_bad_component_value_is_one_line_naming_its_variable(
@@ -170,7 +174,7 @@ def test_a_bad_component_value_is_one_line_naming_its_variable(
 
 def test_gate_tolerances_override_the_gates_defaults_by_metric() -> None:
     settings = load_settings(environ={"REPLYGUARD_GATE_TOLERANCES": '{"vendi": 0.2, "mrr@10": 0}'})
-    assert settings.tolerances.per_figure == {**NOISY_FIGURES, "vendi": 0.2, "mrr@10": 0.0}
+    assert settings.tolerances.per_metric == {**default_tolerances(), "vendi": 0.2, "mrr@10": 0.0}
     assert settings.tolerances.relative("mrr@10", "relevance") == 0.0
     # Empty means the defaults of safeguards.gate, with nothing copied into the settings.
     assert load_settings(environ={"REPLYGUARD_GATE_TOLERANCES": ""}).tolerances == Tolerances()

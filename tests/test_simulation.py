@@ -72,15 +72,15 @@ def test_every_policy_reports_every_generation(run: Path) -> None:
     assert sorted({(r["policy"], r["generation"]) for r in results}) == [
         (p, g) for p in POLICIES for g in (0, 1, 2)
     ]
-    baselines = {r["policy"]: r["figures"] for r in results if r["generation"] == 0}
+    baselines = {r["policy"]: r["metrics"] for r in results if r["generation"] == 0}
     # One clean baseline, trained once and copied: every policy starts from it.
     assert len({json.dumps(b, sort_keys=True) for b in baselines.values()}) == 1
     for r in results:
         assert {"similarity@3", "head_similarity@3", "tail_similarity@3", "coverage"} <= set(
-            r["figures"]
+            r["metrics"]
         )
         assert {"distinct_1", "distinct_2", "distinct_share", "entropy", "vendi"} <= set(
-            r["figures"]
+            r["metrics"]
         )
         assert set(r["detector"]) == {
             "distinct_1",
@@ -239,7 +239,7 @@ def test_bad_arguments_are_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "z").exists()
 
 
-def test_first_events_name_the_generation_and_the_figures() -> None:
+def test_first_events_name_the_generation_and_the_metrics() -> None:
     from worker.simulation import GenerationResult
     from worker.simulation import detector_events
     from worker.simulation import first_gate_event

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from core.schema import AuditEntry
 from core.schema import Generation
+from safeguards.gate import upgrade_generation
 from webapp.auth import STAFF
 from webapp.auth import auth
 from webapp.auth import current_caller
@@ -56,7 +57,10 @@ def generation_summary(g: Generation, detail: bool = False) -> dict[str, Any]:
             name: {k: v for k, v in record.items() if k != "data"}
             for name, record in (g.stages or {}).items()
         }
-        body.update(stages=stages, metrics=g.metrics, decision=g.decision)
+        # Stored evaluations and decisions in the current layout, whatever layout they were
+        # written in.
+        metrics, decision = upgrade_generation(g.metrics, g.decision)
+        body.update(stages=stages, metrics=metrics, decision=decision)
     return body
 
 
@@ -113,7 +117,7 @@ def index() -> dict[str, Any]:
 @bp.auth_required(auth, roles=STAFF)
 @bp.output(GenerationDetailOut)
 @bp.doc(
-    summary="One generation: stage, progress, counts, figures and the gate's decision",
+    summary="One generation: stage, progress, counts, metrics and the gate's decision",
     responses={**STAFF_ERRORS, 404: "There is no generation with this id"},
 )
 def show(generation_id: int) -> dict[str, Any]:

@@ -55,7 +55,7 @@ from core.metrics_files import MULTIPROC_VARIABLE
 from core.schema import Generation
 from core.schema import GenerationStatus
 from models.registry import production
-from safeguards.evaluation import Evaluation
+from safeguards.metrics import Evaluation
 from webapp import metrics
 from webapp.errors import ApiError
 from webapp.limits import limiter
@@ -320,20 +320,20 @@ def _production(session: Session) -> list[Metric]:
         "The model version the registry has in production (value 1), and its generation.",
         labels=["version", "generation"],
     )
-    figures = GaugeMetricFamily(
+    evaluation = GaugeMetricFamily(
         metrics.PREFIX + "production_model_evaluation",
-        "The production model's figures on the benchmark, as the gate compares them "
-        "(safeguards/evaluate.py): figure name and kind (relevance, diversity, tail).",
-        labels=["figure", "kind"],
+        "The production model's metrics on the benchmark, as the gate compares them "
+        "(safeguards/metrics.py): metric name and kind (relevance, diversity, tail).",
+        labels=["metric", "kind"],
     )
     row = production(session)
     if row is not None:
         info.add_metric([row.version, str(row.generation)], 1)
         stored = (row.evaluation or {}).get("evaluation")
         if stored:
-            for figure in Evaluation.from_dict(stored).figures.values():
-                figures.add_metric([figure.name, figure.kind], figure.value)
-    return [info, figures]
+            for metric in Evaluation.from_dict(stored).metrics.values():
+                evaluation.add_metric([metric.name, metric.kind], metric.value)
+    return [info, evaluation]
 
 
 def init_app(app: Flask) -> None:

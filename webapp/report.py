@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.schema import Generation
+from safeguards.gate import upgrade_decision
 from worker.pipeline import STAGES
 
 
@@ -35,15 +36,15 @@ def describe_generation(g: Generation) -> str:
         lines.append(
             f"    {name:12} {record.get('status', ''):8} {progress:>5} {seconds:>8}  {detail}"
         )
-    decision = g.decision or {}
-    if decision.get("figures"):
-        lines.append("  figures (baseline / production / candidate):")
-        for f in decision["figures"]:
+    decision = upgrade_decision(g.decision or {})
+    if decision.get("metrics"):
+        lines.append("  metrics (baseline / production / candidate):")
+        for m in decision["metrics"]:
             values = " / ".join(
-                "-" if f.get(k) is None else f"{f[k]:.3f}"
+                "-" if m.get(k) is None else f"{m[k]:.3f}"
                 for k in ("baseline", "production", "candidate")
             )
-            lines.append(f"    {f['name']:28} {values}  {f.get('verdict', '')}")
+            lines.append(f"    {m['name']:28} {values}  {m.get('verdict', '')}")
     for reason in decision.get("reasons", []):
         lines.append(f"  - {reason}")
     return "\n".join(lines)

@@ -352,7 +352,10 @@ class GenerationOut(Schema):
 
 class GenerationDetailOut(GenerationOut):
     stages = Dict(required=True, metadata={"description": "Each stage's progress and timing."})
-    metrics = Dict(required=True, metadata={"description": "The three evaluations' figures."})
+    metrics = Dict(
+        required=True,
+        metadata={"description": "The three evaluations (candidate, production, baseline)."},
+    )
     decision = Dict(required=True, metadata={"description": "The gate's decision and why."})
 
 

@@ -26,7 +26,7 @@ from models.training import TrainingReport
 from worker.context import PipelineContext
 from worker.data import Row
 from worker.data import example_pools
-from worker.evaluation import evaluate_version
+from worker.evaluation import VersionEvaluator
 
 
 class NoTrainingData(Conflict):
@@ -76,7 +76,7 @@ def train_baseline(ctx: PipelineContext, actor: str) -> tuple[ModelVersion, Trai
     )
     metadata = training_metadata(rows, report, benchmark_examples=len(pools.benchmark))
     version = register(ctx.db, ctx.settings, model, generation=0, parent=None, metadata=metadata)
-    evaluation = evaluate_version(ctx, version.version, pools, model)
+    evaluation = VersionEvaluator(ctx, pools)(version.version, model)
     with ctx.db.session() as session:
         session.add(
             Generation(

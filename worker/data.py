@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from core.provenance import Provenance
 from core.reservoir import benchmark_ids
 from core.schema import Example
-from safeguards.evaluate import BenchmarkExample
+from safeguards.evaluator import BenchmarkExample
 
 
 @dataclass(frozen=True)

@@ -1,53 +1,69 @@
-"""Evaluating model versions on the benchmark, once per version and benchmark."""
+"""Evaluating model versions on the benchmark, once per version and way of measuring."""
 
 from __future__ import annotations
 
-import hashlib
+from functools import cached_property
 
 from models.artifact import load_model
 from models.registry import artifact_dir
 from models.registry import get_version
 from models.suggester import SuggestionModel
-from safeguards.coverage import tail_niches
-from safeguards.evaluate import EvaluationConfig
-from safeguards.evaluate import benchmark_fingerprint
-from safeguards.evaluate import evaluate_model
-from safeguards.evaluation import Evaluation
+from safeguards.evaluator import SuggestionEvaluator
+from safeguards.metrics import Evaluation
 from worker.context import PipelineContext
 from worker.data import ExamplePools
 
 
-def evaluation_key(pools: ExamplePools, config: EvaluationConfig) -> str:
-    """What an evaluation depends on besides the model: the benchmark and the tail niches."""
-    tail = tail_niches(pools.human_counts(), config.tail_share)
-    digest = hashlib.sha256(benchmark_fingerprint(pools.benchmark_examples()).encode())
-    digest.update(repr((sorted(tail), config)).encode())
-    return digest.hexdigest()
+class VersionEvaluator:
+    """The evaluator of one snapshot's benchmark and niche counts, for model versions: each
+    version's evaluation is kept on its registry row (``ModelVersion.evaluation``) and
+    reused while the evaluator's cache key is the same (the same benchmark, tail niches and
+    configuration), whatever layout it was stored in.
 
+    Args:
+        ctx: settings (the evaluation's configuration, ``Settings.evaluation``),
+            database and encoder (used from the first call on).
+        pools: the snapshot's examples: its benchmark and its human counts per niche.
 
-def evaluate_version(
-    ctx: PipelineContext,
-    version: str,
-    pools: ExamplePools,
-    model: SuggestionModel | None = None,
-) -> Evaluation:
-    """The version's evaluation, computed once and kept on its registry row."""
-    config = ctx.settings.evaluation
-    key = evaluation_key(pools, config)
-    with ctx.db.session() as session:
-        row = get_version(session, version)
-        cached = row.evaluation or {}
-        if cached.get("key") == key:
-            return Evaluation.from_dict(cached["evaluation"])
-        path, checksum = artifact_dir(ctx.settings, row), row.checksum
-    if model is None:
-        model, _ = load_model(path, ctx.encoder, checksum)
-    evaluation = evaluate_model(
-        model, pools.benchmark_examples(), ctx.encoder, pools.human_counts(), config
-    )
-    with ctx.db.session() as session:
-        get_version(session, version).evaluation = {
-            "key": key,
-            "evaluation": evaluation.to_dict(),
-        }
-    return evaluation
+    Example:
+        >>> evaluate_version = VersionEvaluator(ctx, pools)  # doctest: +SKIP
+        >>> evaluate_version("v3").value("vendi")  # doctest: +SKIP
+        87.2
+    """
+
+    def __init__(self, ctx: PipelineContext, pools: ExamplePools) -> None:
+        self.ctx = ctx
+        self.pools = pools
+
+    @cached_property
+    def evaluator(self) -> SuggestionEvaluator:
+        return SuggestionEvaluator(
+            self.pools.benchmark_examples(),
+            self.ctx.encoder,
+            self.pools.human_counts(),
+            self.ctx.settings.evaluation,
+        )
+
+    def __call__(self, version: str, model: SuggestionModel | None = None) -> Evaluation:
+        """The version's evaluation: the stored one when it was made the same way, else
+        measured now (on ``model``, or the version's artifact loaded) and stored.
+
+        Raises:
+            models.registry's and models.artifact's errors: an unknown version, or an
+            artifact that cannot be loaded.
+        """
+        with self.ctx.db.session() as session:
+            row = get_version(session, version)
+            stored = (row.evaluation or {}).get("evaluation")
+            if stored is not None:
+                cached = Evaluation.from_dict(stored)
+                if cached.cache_key == self.evaluator.cache_key:
+                    return cached
+            path, checksum = artifact_dir(self.ctx.settings, row), row.checksum
+        if model is None:
+            model, _ = load_model(path, self.ctx.encoder, checksum)
+        evaluation = self.evaluator(model)
+        with self.ctx.db.session() as session:
+            # The evaluation's details hold what its cache key is made of (Evaluation.cache_key).
+            get_version(session, version).evaluation = {"evaluation": evaluation.to_dict()}
+        return evaluation

@@ -60,9 +60,9 @@ from models.registry import production
 from models.registry import register
 from models.training import TrainingExample
 from safeguards.dedup import deduplicate
-from safeguards.evaluation import Evaluation
 from safeguards.gate import Decision
 from safeguards.gate import decide
+from safeguards.metrics import Evaluation
 from safeguards.mixing import mix_training_set
 from safeguards.quality import default_rules
 from safeguards.quality import filter_examples
@@ -74,7 +74,7 @@ from worker.data import example_pools
 from worker.encoding import encode_chunk
 from worker.encoding import plan_chunks
 from worker.encoding import precomputed
-from worker.evaluation import evaluate_version
+from worker.evaluation import VersionEvaluator
 from worker.faults import fault_point
 from worker.notify import when_generation_ends
 from worker.promotion import accept_generation
@@ -822,10 +822,11 @@ def evaluate(ctx: PipelineContext, generation_id: int, progress: Progress) -> di
     baseline = baseline_version(ctx)
     if candidate is None or parent is None or baseline is None:
         raise GenerationError("evaluate needs the candidate, the parent and the baseline")
+    evaluate_version = VersionEvaluator(ctx, pools)
     evaluations = {
-        "candidate": evaluate_version(ctx, candidate, pools),
-        "production": evaluate_version(ctx, parent, pools),
-        "baseline": evaluate_version(ctx, baseline, pools),
+        "candidate": evaluate_version(candidate),
+        "production": evaluate_version(parent),
+        "baseline": evaluate_version(baseline),
     }
     with ctx.db.session() as session:
         _get(session, generation_id).metrics = {

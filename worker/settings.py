@@ -35,7 +35,7 @@ from models.encoder import EncoderConfig
 from models.response_set import ResponseSetConfig
 from models.suggester import RetrievalConfig
 from safeguards.dedup import DedupConfig
-from safeguards.evaluate import EvaluationConfig
+from safeguards.evaluator import EvaluationConfig
 from safeguards.gate import Tolerances
 from safeguards.mixing import DEFAULT_SYNTHETIC_CAP
 from safeguards.quality import QualityConfig

@@ -76,8 +76,9 @@ from models.registry import artifact_dir
 from models.registry import get_version
 from models.registry import register
 from models.suggester import SuggestionModel
-from safeguards.detector import detector_figures
+from safeguards.detector import detector_metrics
 from safeguards.detector import first_firing
+from safeguards.metrics import metric_label
 from worker.baseline import train_baseline
 from worker.context import PipelineContext
 from worker.data import example_pools
@@ -98,24 +99,24 @@ ABLATION: Policy = "ablation"
 # Policies that get the trickle of fresh human examples unless --fresh-human says otherwise:
 # the production pipeline and its ablation (the same generations, no synthetic rows).
 FRESH_BY_DEFAULT: tuple[Policy, ...] = ("guarded", ABLATION)
-# The figures drawn, by what they show.
-PLOTTED = {
-    "similarity@3": "Relevance: closeness of the best top-3 suggestion (all niches)",
-    "head_similarity@3": "Relevance in common niches",
-    "tail_similarity@3": "Rare-niche coverage (tail similarity@3)",
-    "coverage": "Share of benchmark messages the model answers (triggering)",
-    "distinct_share": "Distinct suggestions / all suggestions",
-    "distinct_2": "Phrase variety (distinct-2)",
-    "entropy": "Spread of suggestions (entropy)",
-    "vendi": "Vendi score of the suggestions",
-}
-# Every figure of the per-generation tables: relevance (all, common, rare niches and
-# coverage) beside every diversity figure.
+# The metrics drawn (titled with their labels in safeguards.metrics' registry).
+PLOTTED = (
+    "similarity@3",
+    "head_similarity@3",
+    "tail_similarity@3",
+    "coverage",
+    "distinct_share",
+    "distinct_2",
+    "entropy",
+    "vendi",
+)
+# Every metric of the per-generation tables: relevance (all, common, rare niches and
+# coverage) beside every diversity metric.
 TABLED = (
     "similarity@3",
     "head_similarity@3",
     "tail_similarity@3",
-    "recall@3",
+    "accuracy@3",
     "coverage",
     "distinct_1",
     "distinct_2",
@@ -144,18 +145,18 @@ class Plan:
 
 @dataclass(frozen=True)
 class GenerationResult:
-    """One generation of one policy as the report shows it: the candidate's figures (by
-    name, safeguards.evaluate), the gate's verdict and each figure's, whether the policy
+    """One generation of one policy as the report shows it: the candidate's metrics (by
+    name, safeguards.metrics), the gate's verdict and each metric's, whether the policy
     promoted it, its bank size and training examples, what the generation labelled and
     learnt from, the comparison detector's panel, and its wall time in seconds."""
 
     policy: str
     generation: int
-    figures: dict[str, float]
+    metrics: dict[str, float]
     verdict: str
-    # Each figure's own verdict: which figure tripped the gate (the "no fresh human data"
+    # Each metric's own verdict: which metric tripped the gate (the "no fresh human data"
     # warning is a reason of its own, see ``fresh_warning``).
-    figure_verdicts: dict[str, str]
+    metric_verdicts: dict[str, str]
     reasons: list[str]
     promoted: bool
     bank_size: int
@@ -167,7 +168,7 @@ class GenerationResult:
     synthetic_trained: int = 0
     fresh_human: int = 0
     fresh_warning: bool = False
-    # The comparison detector's figures of the candidate's suggestions (safeguards.detector).
+    # The comparison detector's metrics of the candidate's suggestions (safeguards.detector).
     detector: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -505,7 +506,7 @@ def _result(
         ]
         stages = generation.stages
         gold = [r.reply for r in example_pools(session).benchmark]
-    figures = {f["name"]: f["value"] for f in candidate["figures"]}
+    metrics = {m["name"]: m["value"] for m in candidate["metrics"]}
     decision = generation.decision or {}
     counts = {
         name: stages.get(name, {}).get("counts", {}) for name in ("snapshot", "synthesize", "mix")
@@ -513,9 +514,9 @@ def _result(
     return GenerationResult(
         policy=policy,
         generation=number,
-        figures=figures,
+        metrics=metrics,
         verdict=str(decision.get("verdict", "pass")),
-        figure_verdicts={f["name"]: f["verdict"] for f in decision.get("figures", [])},
+        metric_verdicts={m["name"]: m["verdict"] for m in decision.get("metrics", [])},
         reasons=list(decision.get("reasons", [])),
         promoted=promoted,
         bank_size=int(manifest["bank_size"]),
@@ -525,7 +526,7 @@ def _result(
         synthetic_trained=int(counts["mix"].get("synthetic", 0)),
         fresh_human=fresh_human,
         fresh_warning=number > 0 and int(decision.get("fresh_human_examples", 1)) <= 0,
-        detector=detector_figures([t for row in shown for t in row], gold),
+        detector=detector_metrics([t for row in shown for t in row], gold),
         seconds=round(seconds, 2),
     )
 
@@ -537,7 +538,7 @@ def _result(
 def write_report(
     results: Sequence[GenerationResult], out: Path, command: str, plan: Plan
 ) -> list[Path]:
-    """results.json, summary.md and one PNG per plotted figure; return the files written."""
+    """results.json, summary.md and one PNG per plotted metric; return the files written."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(
         json.dumps([r.__dict__ for r in results], indent=2, ensure_ascii=False)
@@ -551,12 +552,12 @@ def write_report(
 def first_gate_event(
     results: Sequence[GenerationResult], policy: str, verdict: str
 ) -> tuple[int, list[str]] | None:
-    """The first generation where some figure got ``verdict`` (a block counts as a warning),
-    with the figures that got it; None when none did. The "no fresh human examples" warning
-    is not a figure's and does not count."""
+    """The first generation where some metric got ``verdict`` (a block counts as a warning),
+    with the metrics that got it; None when none did. The "no fresh human examples" warning
+    is not a metric's and does not count."""
     wanted = {"warn", "block"} if verdict == "warn" else {verdict}
     for r in sorted(results, key=lambda r: r.generation):
-        tripped = [name for name, v in r.figure_verdicts.items() if v in wanted]
+        tripped = [name for name, v in r.metric_verdicts.items() if v in wanted]
         if r.policy == policy and tripped:
             return r.generation, tripped
     return None
@@ -566,7 +567,7 @@ def detector_events(
     results: Sequence[GenerationResult], policy: str
 ) -> dict[str, tuple[int, str] | None]:
     """When each tier of the comparison detector (safeguards.detector) first fires for a
-    policy, and on which figure."""
+    policy, and on which metric."""
     rows = sorted((r for r in results if r.policy == policy), key=lambda r: r.generation)
     return first_firing([r.detector for r in rows])
 
@@ -596,9 +597,9 @@ def _summary(
         "## First warning and first block: the gate and the comparison detector",
         "",
         "Every candidate is judged, whatever the policy then does with it. The gate's columns "
-        "name the figures that tripped it (the no-fresh-human-data warning is not counted); "
+        "name the metrics that tripped it (the no-fresh-human-data warning is not counted); "
         "the detector (safeguards/detector.py: rootiq-ai/model-collapse-detection's tiers, "
-        "a drop of 10% (tier 1) or 20% (tier 3) below generation 0) names its figure.",
+        "a drop of 10% (tier 1) or 20% (tier 3) below generation 0) names its metric.",
         "",
         "| policy | gate: first warn (or block) | gate: first block | detector tier 1 "
         "| detector tier 3 |",
@@ -617,20 +618,20 @@ def _summary(
             "",
             f"## {policy}",
             "",
-            "| g | verdict (figures) | "
+            "| g | verdict (metrics) | "
             + " | ".join(TABLED)
             + " | bank | labelled | synthetic trained | fresh human | detector d-1 pooled "
             "| detector entropy | detector vocab |",
             "|---" * (len(TABLED) + 9) + "|",
         ]
         for r in rows:
-            tripped = [n for n, v in r.figure_verdicts.items() if v != "pass"]
+            tripped = [n for n, v in r.metric_verdicts.items() if v != "pass"]
             verdict = r.verdict + (f" ({', '.join(tripped)})" if tripped else "")
             if r.fresh_warning:
                 verdict += " (no fresh human data)"
             if not r.promoted:
                 verdict += ", not promoted"
-            cells = [f"{r.figures.get(n, math.nan):.3f}" for n in TABLED]
+            cells = [f"{r.metrics.get(n, math.nan):.3f}" for n in TABLED]
             lines.append(
                 f"| {r.generation} | {verdict} | "
                 + " | ".join(cells)
@@ -651,12 +652,13 @@ def _plots(results: Sequence[GenerationResult], out: Path) -> list[Path]:
 
     paths = []
     policies = [p for p in POLICIES if any(r.policy == p for r in results)]
-    for name, title in [*PLOTTED.items(), ("bank_size", "Distinct replies the model can suggest")]:
+    titles = {name: metric_label(name) for name in PLOTTED}
+    for name, title in [*titles.items(), ("bank_size", "Distinct replies the model can suggest")]:
         fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
         for policy in policies:
             rows = sorted((r for r in results if r.policy == policy), key=lambda r: r.generation)
             values = [
-                float(r.bank_size) if name == "bank_size" else r.figures.get(name, float("nan"))
+                float(r.bank_size) if name == "bank_size" else r.metrics.get(name, float("nan"))
                 for r in rows
             ]
             ax.plot([r.generation for r in rows], values, marker="o", label=policy)

@@ -80,7 +80,7 @@ def generation_list(ctx: Context) -> None:
 @click.argument("generation_id", type=int)
 @pass_ctx
 def generation_show(ctx: Context, generation_id: int) -> None:
-    """Stage, progress, counts, figures and the gate's decision of one generation."""
+    """Stage, progress, counts, metrics and the gate's decision of one generation."""
     from core.schema import Generation
     from webapp.report import describe_generation
 

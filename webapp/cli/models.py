@@ -47,7 +47,7 @@ def _show_model(ctx: Context, version: str) -> None:
     from models.artifact import read_manifest
     from models.registry import artifact_dir
     from models.registry import get_version
-    from safeguards.evaluation import Evaluation
+    from safeguards.metrics import Evaluation
 
     with ctx.db.session() as session:
         row = get_version(session, version)
@@ -77,11 +77,11 @@ def _show_model(ctx: Context, version: str) -> None:
     evaluation = Evaluation.from_dict(stored["evaluation"])
     size = evaluation.details.get("benchmark_size", "?")
     click.echo(f"evaluation on the benchmark ({size} messages):")
-    for figure in evaluation.figures.values():
-        primary = " (primary)" if figure.name == evaluation.primary else ""
-        direction = "higher" if figure.greater_is_better else "lower"
+    for metric in evaluation.metrics.values():
+        primary = " (primary)" if metric.name == evaluation.primary else ""
+        direction = "higher" if metric.greater_is_better else "lower"
         click.echo(
-            f"  {figure.name:28} {figure.value:8.4f}  {figure.kind:10} {direction} is better"
+            f"  {metric.name:28} {metric.value:8.4f}  {metric.kind:10} {direction} is better"
             f"{primary}"
         )
 

@@ -1,8 +1,10 @@
-"""The overview's charts: each gated figure over generations, next to the clean baseline and
+"""The overview's charts: each gated metric over generations, next to the clean baseline and
 the gate's tolerance band.
 
-The figures come from each generation's stored evaluations (``Generation.metrics``) and the
+The metrics come from each generation's stored evaluations (``Generation.metrics``) and the
 tolerances from its stored decision, so a chart shows what the gate saw when it decided.
+Both are read through ``safeguards.gate.upgrade_generation``, whatever layout they were
+stored in.
 The page embeds the result as JSON; ``static/dashboard.js`` draws it with Chart.js.
 """
 
@@ -15,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.schema import Generation
-from safeguards.evaluation import Evaluation
-from safeguards.evaluation import Figure
 from safeguards.gate import Tolerances
+from safeguards.gate import upgrade_generation
+from safeguards.metrics import Evaluation
+from safeguards.metrics import Metric
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ class Charted:
     candidate: Evaluation
     baseline: Evaluation | None
     tolerances: Tolerances
-    # Per figure, the tolerance the gate applied (absent for figures it did not gate).
+    # Per metric, the tolerance the gate applied (absent for metrics it did not gate).
     applied: dict[str, float]
 
 
@@ -47,17 +50,18 @@ def charted(generations: Sequence[Generation], url: Callable[[Generation], str])
     out: list[Charted] = []
     first_baseline: Evaluation | None = None
     for g in sorted(generations, key=lambda g: g.number):
-        metrics, decision = g.metrics or {}, g.decision or {}
-        if not metrics.get("candidate"):
-            continue
         try:
+            metrics, decision = upgrade_generation(g.metrics, g.decision)
+            if not metrics.get("candidate"):
+                continue
             candidate = Evaluation.from_dict(metrics["candidate"])
             baseline = (
                 Evaluation.from_dict(metrics["baseline"]) if metrics.get("baseline") else None
             )
             tolerances = Tolerances.from_dict(decision.get("tolerances", {}))
         except (KeyError, TypeError, ValueError):
-            # An evaluation stored under an older layout: leave it off rather than fail.
+            # An evaluation stored in a layout this code cannot read: leave it off rather
+            # than fail.
             log.warning("generation %s: stored evaluation cannot be read; not charted", g.number)
             continue
         if g.number == 0:
@@ -65,9 +69,9 @@ def charted(generations: Sequence[Generation], url: Callable[[Generation], str])
             baseline = baseline or candidate
             first_baseline = candidate
         applied = {
-            f["name"]: float(f["tolerance"])
-            for f in decision.get("figures", [])
-            if f.get("tolerance") is not None
+            m["name"]: float(m["tolerance"])
+            for m in decision.get("metrics", [])
+            if m.get("tolerance") is not None
         }
         out.append(
             Charted(
@@ -86,15 +90,15 @@ def charted(generations: Sequence[Generation], url: Callable[[Generation], str])
 
 
 def chart_names(points: Sequence[Charted]) -> list[str]:
-    """Relevance (the primary figure), coverage beside it (the share of messages answered),
-    the primary's rare-niche version, then every diversity figure."""
+    """Relevance (the primary metric), coverage beside it (the share of messages answered),
+    the primary's rare-niche version, then every diversity metric."""
     if not points:
         return []
     latest = points[-1].candidate
     names = [latest.primary]
-    if "coverage" in latest.figures:
+    if "coverage" in latest.metrics:
         names.append("coverage")
-    if f"tail_{latest.primary}" in latest.figures:
+    if f"tail_{latest.primary}" in latest.metrics:
         names.append(f"tail_{latest.primary}")
     names += [f.name for f in latest.of_kind("diversity")]
     return names
@@ -115,7 +119,7 @@ def build_charts(points: Sequence[Charted]) -> dict[str, Any]:
 
 
 def _chart(name: str, points: Sequence[Charted]) -> dict[str, Any] | None:
-    known = next((p.candidate.figures[name] for p in points if name in p.candidate.figures), None)
+    known = next((p.candidate.metrics[name] for p in points if name in p.candidate.metrics), None)
     if known is None:
         return None
     values: list[float | None] = []
@@ -124,8 +128,8 @@ def _chart(name: str, points: Sequence[Charted]) -> dict[str, Any] | None:
     high: list[float | None] = []
     tolerance = 0.0
     for p in points:
-        mine = p.candidate.figures.get(name)
-        base = p.baseline.figures.get(name) if p.baseline else None
+        mine = p.candidate.metrics.get(name)
+        base = p.baseline.metrics.get(name) if p.baseline else None
         tolerance = p.applied.get(name, p.tolerances.relative(name, known.kind))
         values.append(mine.value if mine else None)
         baseline.append(base.value if base else None)
@@ -148,7 +152,7 @@ def _chart(name: str, points: Sequence[Charted]) -> dict[str, Any] | None:
 
 
 def _band(
-    base: Figure | None, mine: Figure | None, tolerance: float, tail_examples: int
+    base: Metric | None, mine: Metric | None, tolerance: float, tail_examples: int
 ) -> tuple[float | None, float | None]:
     """The values within the gate's tolerance of the baseline (the gate's own arithmetic)."""
     if base is None:
@@ -156,7 +160,7 @@ def _band(
     allowed = tolerance * abs(base.value)
     support = (mine or base).support
     if base.kind == "tail" and tail_examples and support > 0:
-        # A tail figure may always move by one benchmark example (see safeguards.gate).
+        # A tail metric may always move by one benchmark example (see safeguards.gate).
         allowed = max(allowed, tail_examples / support)
     if base.greater_is_better:
         return max(0.0, base.value - allowed), base.value

@@ -1,5 +1,5 @@
 """What the generation page shows: stages, the counts through the pipeline, the gate's
-figures, and production's and the candidate's suggestions side by side on rare niches."""
+metrics, and production's and the candidate's suggestions side by side on rare niches."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from core.text import normalize
 from models.artifact import ArtifactError
 from models.artifact import read_manifest
 from models.registry import artifact_dir
-from safeguards.evaluate import benchmark_fingerprint
+from safeguards.evaluator import benchmark_fingerprint
+from safeguards.gate import upgrade_generation
 from worker.data import example_pools
 from worker.pipeline import STAGES
 from worker.settings import Settings
@@ -119,7 +120,7 @@ def generation_context(
     session: Session, settings: Settings, generation: Generation
 ) -> dict[str, Any]:
     counts = {name: record.get("counts", {}) for name, record in (generation.stages or {}).items()}
-    decision = generation.decision or {}
+    metrics, decision = upgrade_generation(generation.metrics, generation.decision)
     candidate = (
         session.scalars(
             select(ModelVersion).where(ModelVersion.version == generation.candidate_version)
@@ -139,11 +140,9 @@ def generation_context(
         "decision": decision,
         "candidate": candidate,
         "samples": tail_samples(session, generation),
-        # Generation 0 is not gated: its own figures are what every later one is held to.
-        "baseline_figures": (
-            (generation.metrics or {}).get("candidate", {}).get("figures", [])
-            if generation.number == 0
-            else []
+        # Generation 0 is not gated: its own metrics are what every later one is held to.
+        "baseline_metrics": (
+            metrics.get("candidate", {}).get("metrics", []) if generation.number == 0 else []
         ),
     }
 

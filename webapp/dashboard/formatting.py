@@ -1,4 +1,4 @@
-"""Template filters: times, ages and figures, the same way on every page."""
+"""Template filters: times, ages and metric values, the same way on every page."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def ago(value: dt.datetime | None, now: dt.datetime | None = None) -> str:
     return f"{days} day{'s' if days != 1 else ''} ago"
 
 
-@bp.app_template_filter("figure")
-def figure(value: float | None) -> str:
+@bp.app_template_filter("metric")
+def metric(value: float | None) -> str:
     """Three significant digits: enough to see a change the gate cares about."""
     return "—" if value is None else f"{value:.3g}"
 

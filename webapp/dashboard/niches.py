@@ -1,8 +1,9 @@
 """The niches page: coverage by niche and generation, and examples per niche by provenance.
 
 Coverage is relevance measured on each niche's benchmark examples (``per_niche`` in every
-evaluation's details). Niches are listed rarest first by human examples, which is also how
-the safeguards pick the tail.
+evaluation's details, read through ``safeguards.gate.upgrade_generation`` whatever layout it
+was stored in). Niches are listed rarest first by human examples, which is also how the
+safeguards pick the tail.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from sqlalchemy.orm import Session
 from core.provenance import Provenance
 from core.schema import Example
 from core.schema import Generation
+from safeguards.gate import upgrade_generation
+from safeguards.metrics import metric_label
 from webapp.dashboard.charts import VERDICT_MARKS
 
 # Shades of the heat map (CSS classes heat-0 .. heat-8): no inline styles, so the page
@@ -48,28 +51,30 @@ class Column:
     mark: str
 
 
-def niches_context(session: Session, figure: str) -> dict[str, Any]:
+def niches_context(session: Session, metric: str) -> dict[str, Any]:
+    """The heat map of one per-niche metric (the first of the choices when ``metric`` is not
+    one of them) over generations, and the examples per niche by provenance."""
     rows = _counts(session)
-    generations = [
-        g
-        for g in session.scalars(select(Generation).order_by(Generation.number))
-        if (g.metrics or {}).get("candidate", {}).get("details", {}).get("per_niche")
-    ]
-    figures = _figure_choices(generations)
-    if figure not in figures:
-        figure = figures[0] if figures else ""
+    evaluated: list[tuple[Generation, dict[str, Any], dict[str, Any]]] = []
+    for g in session.scalars(select(Generation).order_by(Generation.number)):
+        metrics, decision = upgrade_generation(g.metrics, g.decision)
+        if metrics.get("candidate", {}).get("details", {}).get("per_niche"):
+            evaluated.append((g, metrics["candidate"], decision))
+    choices = _metric_choices(evaluated[-1][1] if evaluated else None)
+    if metric not in choices:
+        metric = choices[0] if choices else ""
     columns = [
-        Column(g.number, g.id, VERDICT_MARKS.get((g.decision or {}).get("verdict", ""), g.status))
-        for g in generations
+        Column(g.number, g.id, VERDICT_MARKS.get(decision.get("verdict", ""), g.status))
+        for g, _, decision in evaluated
     ]
-    per_generation = [g.metrics["candidate"]["details"]["per_niche"] for g in generations]
-    latest = generations[-1].metrics["candidate"]["details"] if generations else {}
+    per_generation = [candidate["details"]["per_niche"] for _, candidate, _ in evaluated]
+    latest = evaluated[-1][1]["details"] if evaluated else {}
     tail = set(latest.get("tail_niches", []))
     for niches in per_generation:
         for niche in niches:
             rows.setdefault(niche, NicheRow(niche, {}))
     top = max(
-        (float(n[figure]) for niches in per_generation for n in niches.values() if figure in n),
+        (float(n[metric]) for niches in per_generation for n in niches.values() if metric in n),
         default=0.0,
     )
     for row in rows.values():
@@ -77,15 +82,15 @@ def niches_context(session: Session, figure: str) -> dict[str, Any]:
         if per_generation and row.niche in per_generation[-1]:
             row.benchmark = int(per_generation[-1][row.niche].get("count", 0))
         for niches in per_generation:
-            value = niches.get(row.niche, {}).get(figure)
+            value = niches.get(row.niche, {}).get(metric)
             row.cells.append(_cell(None if value is None else float(value), top))
     ordered = sorted(rows.values(), key=lambda r: (r.human, r.niche))
     return {
         "rows": ordered,
         "columns": columns,
-        "figure": figure,
-        "meaning": describe(figure) if figure else "",
-        "figures": figures,
+        "metric": metric,
+        "meaning": describe(metric) if metric else "",
+        "metrics": choices,
         "top": top,
         "shades": [f"heat-{i}" for i in range(SHADES + 1)],
         "provenances": [p.value for p in Provenance],
@@ -105,33 +110,25 @@ def _counts(session: Session) -> dict[str, NicheRow]:
     return rows
 
 
-def _figure_choices(generations: list[Generation]) -> list[str]:
-    """The per-niche figures: the gate's primary first, else recall at the primary's depth
-    (the app shows three suggestions, so recall@3 on the demo)."""
-    if not generations:
+def _metric_choices(candidate: dict[str, Any] | None) -> list[str]:
+    """The per-niche metrics of the latest candidate: the gate's primary first, then accuracy
+    at the primary's cut-off (the app shows three suggestions, so accuracy@3 on the demo)."""
+    if candidate is None:
         return []
-    candidate = generations[-1].metrics["candidate"]
     names: list[str] = []
     for niche in candidate["details"]["per_niche"].values():
         names = [k for k in niche if k != "count"]
         break
     primary = str(candidate.get("primary", ""))
-    preferred = [primary, f"recall@{primary.partition('@')[2] or 3}"]
+    preferred = [primary, f"accuracy@{primary.partition('@')[2] or 3}"]
     return sorted(names, key=lambda n: (preferred.index(n) if n in preferred else 2, n))
 
 
-def describe(figure: str) -> str:
-    """What a per-niche figure means, in a sentence."""
-    kind, _, k = figure.partition("@")
-    if kind == "recall":
-        return f"share of the niche's benchmark messages whose real reply is among the top {k}"
-    if kind == "similarity":
-        return f"mean cosine of the best of the top {k} suggestions to the real reply"
-    if kind == "mrr":
-        return (
-            "mean of 1 / rank of the first suggestion that matches the real reply (1: always first)"
-        )
-    return figure
+def describe(metric: str) -> str:
+    """What a per-niche metric means: its label in the registry (safeguards.metrics), to
+    follow the name in a sentence."""
+    label = metric_label(metric)
+    return label[:1].lower() + label[1:]
 
 
 def _cell(value: float | None, top: float) -> tuple[float | None, str]:

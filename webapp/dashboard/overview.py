@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from core.schema import Generation
 from core.schema import ModelVersion
 from models.registry import production
+from safeguards.gate import upgrade_decision
 from webapp.dashboard.charts import build_charts
 from webapp.dashboard.charts import charted
 
@@ -46,5 +47,7 @@ def _production(session: Session, row: ModelVersion | None) -> dict[str, Any] | 
 
 def _last_decision(generations: list[Generation]) -> Generation | None:
     """The newest generation the gate decided on (generation 0 is not gated)."""
-    decided = [g for g in generations if g.number > 0 and (g.decision or {}).get("figures")]
+    decided = [
+        g for g in generations if g.number > 0 and upgrade_decision(g.decision or {}).get("metrics")
+    ]
     return decided[-1] if decided else None

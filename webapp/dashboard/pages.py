@@ -32,9 +32,9 @@ def overview() -> str:
 
 @bp.get("/niches")
 def niches() -> str:
-    figure = request.args.get("figure", "")
+    metric = request.args.get("metric", "")
     with services().db.session() as session:
-        return render_template("dashboard/niches.html", **niches_context(session, figure))
+        return render_template("dashboard/niches.html", **niches_context(session, metric))
 
 
 @bp.get("/generations/<int:generation_id>")

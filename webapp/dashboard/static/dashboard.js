@@ -23,7 +23,7 @@
     return value === null || value === undefined ? "—" : Number(value.toPrecision(3)).toString();
   }
 
-  // One line chart per figure: the candidate's value at each generation, the clean baseline
+  // One line chart per metric: the candidate's value at each generation, the clean baseline
   // (dashed) and the band the gate tolerates (shaded, between two invisible lines).
   function drawCharts() {
     var data = readJson("chart-data");
@@ -101,7 +101,7 @@
   }
 
   // While a generation is queued or running, ask the server for its stages every two seconds
-  // and update the page in place; when it finishes, reload to show the decision and figures.
+  // and update the page in place; when it finishes, reload to show the decision and metrics.
   function followProgress() {
     var box = document.getElementById("progress");
     if (!box || box.dataset.active !== "true") {
