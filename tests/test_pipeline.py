@@ -383,6 +383,6 @@ def test_the_gate_decides_with_the_tolerances_of_the_settings(
         run_stage(loose, generation_id, stage)
     decision = generation(db, generation_id).decision
     assert decision["tolerances"]["per_metric"] == {**default_tolerances(), "vendi": 0.5}
-    tolerance = {f["name"]: f["tolerance"] for f in decision["figures"]}
+    tolerance = {m["name"]: m["tolerance"] for m in decision["metrics"]}
     assert tolerance["vendi"] == 0.5
     assert tolerance["distinct_2"] == default_tolerances()["distinct_2"]

@@ -7,13 +7,13 @@ import re
 from typing import Any
 
 from core.db import Database
-from core.settings import Settings
 from models.encoder import Encoder
 from models.registry import get_version
 from safeguards.metrics import Evaluation
 from worker.context import PipelineContext
 from worker.data import example_pools
 from worker.evaluation import VersionEvaluator
+from worker.settings import Settings
 
 
 def as_stored_before_schema_2(data: dict[str, Any]) -> dict[str, Any]:
