@@ -21,7 +21,7 @@ def _split(text: str, kinds: tuple[str, ...], what: str) -> tuple[str, int]:
     kind, sep, number = text.partition(":")
     if not sep or kind not in kinds or not number.isdigit():
         raise ValueError(
-            f"not a {what} reference: {text!r} (expected one of "
+            f"not {what} reference: {text!r} (expected one of "
             + ", ".join(f"'{k}:<id>'" for k in kinds)
             + ")"
         )
@@ -41,7 +41,7 @@ class PromptRef:
     def parse(cls, text: str) -> PromptRef:
         """``"incoming:12"`` -> ``PromptRef("incoming", 12)``; raises ValueError on anything
         else."""
-        kind, number = _split(text, get_args(PromptKind), "prompt")
+        kind, number = _split(text, get_args(PromptKind), "a prompt")
         return cls(kind, number)  # type: ignore[arg-type]
 
     def __str__(self) -> str:
@@ -61,7 +61,7 @@ class ExampleRef:
     def parse(cls, text: str) -> ExampleRef:
         """``"example:7"`` -> ``ExampleRef("example", 7)``; raises ValueError on anything
         else."""
-        kind, number = _split(text, get_args(ExampleKind), "example")
+        kind, number = _split(text, get_args(ExampleKind), "an example")
         return cls(kind, number)  # type: ignore[arg-type]
 
     @classmethod

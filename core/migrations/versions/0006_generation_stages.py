@@ -80,24 +80,26 @@ def upgrade() -> None:
         )
         for name, record in (recorded or {}).items()
     ]
-    if rows:
-        connection.execute(stages.insert(), rows)
+    # The column goes before the rows come in: on SQLite the batch rebuilds the generations
+    # table, and dropping the old one would cascade to every stage row already there.
     with op.batch_alter_table("generations", schema=None) as batch_op:
         batch_op.drop_column("stages")
+    if rows:
+        connection.execute(stages.insert(), rows)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("generations", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("stages", sa.JSON(), nullable=False, server_default="{}"))
     connection = op.get_bind()
     recorded: dict[int, dict[str, Any]] = {}
     for row in connection.execute(sa.select(stages).order_by(stages.c.id)).mappings():
         recorded.setdefault(row["generation_id"], {})[row["stage"]] = _record(row)
+    op.drop_table("generation_stages")
+    with op.batch_alter_table("generations", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("stages", sa.JSON(), nullable=False, server_default="{}"))
     for generation_id, records in recorded.items():
         connection.execute(
             generations.update().where(generations.c.id == generation_id).values(stages=records)
         )
-    op.drop_table("generation_stages")
 
 
 def _row(generation_id: int, name: str, record: dict[str, Any]) -> dict[str, Any]:
