@@ -30,11 +30,10 @@ from tqdm import tqdm
 from bench.common import BenchData
 from bench.common import prepare
 from bench.quality import one_of_100
-from core.settings import load_settings
-from models.adapter import AdapterConfig
 from models.adapter_training import train_adapter
 from models.encoder import Encoder
 from models.response_set import surface_key
+from worker.settings import load_settings
 
 EPOCHS = (0, 1, 2, 5, 10, 30)
 
@@ -54,7 +53,7 @@ def epochs_curve(data: BenchData, encoder: Encoder) -> list[dict[str, Any]]:
     )
     points = []
     for epochs in tqdm(EPOCHS, desc=f"{data.name}: epochs", unit="run"):
-        config = dataclasses.replace(AdapterConfig.from_settings(data.settings), epochs=epochs)
+        config = dataclasses.replace(data.settings.adapter, epochs=epochs)
         adapter, losses = train_adapter(
             train_messages,
             train_replies,
@@ -84,7 +83,8 @@ def main() -> None:
     parser.add_argument("--out", default="docs/figures/adapter_epochs.json")
     args = parser.parse_args()
 
-    encoder = Encoder.from_settings(load_settings({"data_dir": args.data_dir}))
+    settings = load_settings({"data_dir": args.data_dir})
+    encoder = Encoder.from_config(settings.encoder, settings.embedding_cache)
     folders: dict[str, tuple[Path, Path | None]] = {"demo": (Path(args.data_dir), None)}
     if args.data is not None:
         folders[args.data.name] = (Path(f"{args.data_dir}-{args.data.stem}"), args.data)

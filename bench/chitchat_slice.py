@@ -27,7 +27,7 @@ from pathlib import Path
 
 from core.demo import chitchat_conversations
 from core.demo import demo_rows
-from core.settings import load_settings
+from worker.settings import load_settings
 
 
 def slice_rows(pairs: int, seed: int) -> list[dict[str, str]]:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.settings import load_settings
 from models.encoder import Encoder
+from worker.settings import load_settings
 from worker.simulation import simulation_rows
 from worker.simulation import traffic_order
 
@@ -39,7 +39,8 @@ def main() -> None:
     settings = load_settings({"seed": 13})
     rows, _ = simulation_rows(args.data, settings)
     real = {e.message: e.reply for e in traffic_order(rows, settings)[1]}
-    encoder = Encoder.from_settings(settings.with_overrides(data_dir=args.run / "cache"))
+    cache = settings.with_overrides(data_dir=args.run / "cache").embedding_cache
+    encoder = Encoder.from_config(settings.encoder, cache)
     out = []
     with sqlite3.connect(args.run / args.policy / "replyguard.sqlite3") as db:
         generations = db.execute(

@@ -31,16 +31,15 @@ import numpy as np
 
 from bench.common import prepare
 from core.db import Database
-from core.settings import load_settings
 from models.encoder import Encoder
 from models.training import TrainingExample
 from safeguards.detector import detector_figures
 from safeguards.evaluate import BenchmarkExample
-from safeguards.evaluate import EvaluationConfig
 from safeguards.evaluate import evaluate_model
 from safeguards.gate import GATED_RELEVANCE
 from safeguards.gate import Tolerances
 from worker.context import PipelineContext
+from worker.settings import load_settings
 
 FIGURES = Path("docs/figures")
 
@@ -51,7 +50,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="collapse-noise-") as tmp:
-        encoder = Encoder.from_settings(load_settings({"data_dir": str(Path(tmp) / "cache")}))
+        settings = load_settings({"data_dir": str(Path(tmp) / "cache")})
+        encoder = Encoder.from_config(settings.encoder, settings.embedding_cache)
         data = prepare(args.data.name if args.data else "demo", Path(tmp), encoder, args.data)
         db = Database(data.settings)
         examples = [
@@ -60,7 +60,7 @@ def main() -> None:
         ]
         benchmark = [BenchmarkExample(r.message, r.reply, r.niche) for r in data.benchmark]
         counts = dict(Counter(r.niche for r in data.train + data.benchmark))
-        config = EvaluationConfig.from_settings(data.settings)
+        config = data.settings.evaluation
         panels: list[dict[str, float]] = []
         kinds: dict[str, str] = {}
         for seed in range(13, 13 + args.seeds):

@@ -16,8 +16,6 @@ from core.demo import chatterbot_rows
 from core.demo import load_demo
 from core.ingest import import_file
 from core.schema import Example
-from core.settings import Settings
-from core.settings import load_settings
 from models.artifact import load_model
 from models.encoder import Encoder
 from models.registry import artifact_dir
@@ -27,6 +25,8 @@ from worker.baseline import train_baseline
 from worker.context import PipelineContext
 from worker.data import Row
 from worker.data import example_pools
+from worker.settings import Settings
+from worker.settings import load_settings
 
 # The demo data of the benchmarks whose figures in docs/benchmarks.md were measured on the
 # chatterbot corpus (encoder backends, generation, latency): kept so that they can

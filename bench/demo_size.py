@@ -31,9 +31,9 @@ from core.demo import chitchat_conversations
 from core.demo import demo_rows
 from core.demo import load_demo
 from core.schema import Example
-from core.settings import load_settings
 from worker.baseline import train_baseline
 from worker.context import PipelineContext
+from worker.settings import load_settings
 
 
 def run(pairs: int | None, root: Path) -> dict[str, object]:

@@ -43,7 +43,6 @@ from core.demo import load_demo
 from core.provenance import Provenance
 from core.reservoir import benchmark_ids
 from core.schema import Example
-from core.settings import load_settings
 from models.artifact import load_model
 from models.encoder import BACKENDS
 from models.encoder import Encoder
@@ -58,6 +57,7 @@ from safeguards.relevance import first_match_ranks
 from safeguards.relevance import relevance_figures
 from worker.baseline import train_baseline
 from worker.context import PipelineContext
+from worker.settings import load_settings
 
 BATCHES = (64, 4, 1)
 MESSAGES = {64: 2_048, 4: 400, 1: 200}

@@ -29,12 +29,12 @@ from core.ingest import add_examples
 from core.provenance import Provenance
 from core.schema import Generation
 from core.schema import IncomingMessage
-from core.settings import load_settings
 from worker.baseline import train_baseline
 from worker.context import PipelineContext
 from worker.pipeline import STAGES
 from worker.pipeline import run_generation
 from worker.pipeline import start_generation
+from worker.settings import load_settings
 
 
 def build(ctx: PipelineContext, scale: int) -> dict[str, int]:

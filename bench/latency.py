@@ -23,10 +23,10 @@ from core.db import Database
 from core.demo import chatterbot_rows
 from core.keys import create_key
 from core.schema import Role
-from core.settings import load_settings
 from webapp.launch import free_port
 from webapp.launch import start_server
 from webapp.launch import stop_server
+from worker.settings import load_settings
 
 
 def main() -> None:

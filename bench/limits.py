@@ -24,10 +24,10 @@ from typing import Any
 
 from core.keys import create_key
 from core.schema import Role
-from core.settings import load_settings
 from models.encoder import Encoder
 from worker.broker import embedded_redis_url
 from worker.broker import stop_embedded_redis
+from worker.settings import load_settings
 
 ROUNDS = 3
 

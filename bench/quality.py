@@ -42,7 +42,6 @@ from tqdm import tqdm
 
 from bench.common import BenchData
 from bench.common import prepare
-from core.settings import load_settings
 from core.text import normalize
 from models.adapter import Adapter
 from models.encoder import Encoder
@@ -50,6 +49,7 @@ from models.response_set import surface_key
 from models.suggester import ScoringWeights
 from models.suggester import SuggestionModel
 from safeguards.relevance import first_match_ranks
+from worker.settings import load_settings
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the headless backend
@@ -302,9 +302,9 @@ def evaluate(data: BenchData, encoder: Encoder) -> dict[str, Any]:
     gold_vecs = encoder.encode(gold)
     train_replies = [r.reply for r in data.train]
     train_bank = bank_meaning(
-        encoder.encode(train_replies), train_replies, model, settings.diversity_ceiling
+        encoder.encode(train_replies), train_replies, model, settings.retrieval.diversity_ceiling
     )
-    gold_bank = bank_meaning(gold_vecs, gold, model, settings.diversity_ceiling)
+    gold_bank = bank_meaning(gold_vecs, gold, model, settings.retrieval.diversity_ceiling)
     steps.update()
 
     bank_scores = lexical_scores(
@@ -477,7 +477,8 @@ def main() -> None:
     if args.data is not None:
         folders[args.data.name] = (Path(f"{args.data_dir}-{args.data.stem}"), args.data)
     # One encoder (and embedding cache, in the demo's folder) for every data set.
-    encoder = Encoder.from_settings(load_settings({"data_dir": args.data_dir}))
+    settings = load_settings({"data_dir": args.data_dir})
+    encoder = Encoder.from_config(settings.encoder, settings.embedding_cache)
     reports: dict[str, dict[str, Any]] = {}
     for name, (folder, data_file) in folders.items():
         data = prepare(name, folder, encoder, data_file)

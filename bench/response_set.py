@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.settings import load_settings
 from core.text import normalize
 from models.encoder import Encoder
 from models.response_set import Curation
 from models.response_set import ResponseSetConfig
 from models.response_set import build_response_set
+from worker.settings import load_settings
 
 
 def chitchat_pairs() -> list[tuple[str, str]]:
@@ -72,7 +72,8 @@ def main() -> None:
     }
 
     sample = pairs[: args.build_sample]
-    encoder = Encoder.from_settings(load_settings())
+    settings = load_settings()
+    encoder = Encoder.from_config(settings.encoder, settings.embedding_cache)
     replies = [r for r, _ in sample]
     embeddings = encoder.encode(replies, show_progress=True)
     start = time.perf_counter()

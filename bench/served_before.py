@@ -24,13 +24,13 @@ from core.db import Database
 from core.ingest import ExampleIn
 from core.ingest import add_examples
 from core.provenance import Provenance
-from core.settings import load_settings
 from models.artifact import load_model
 from models.registry import artifact_dir
 from models.registry import production
 from worker.baseline import train_baseline
 from worker.context import PipelineContext
 from worker.data import example_pools
+from worker.settings import load_settings
 
 SHOWN = 3
 

@@ -43,12 +43,12 @@ from core.content import looks_like_code
 from core.content import personal_data
 from core.db import Database
 from core.schema import Example
-from core.settings import Settings
-from core.settings import load_settings
 from models.encoder import Encoder
 from models.response_set import surface_key
 from safeguards.relevance import best_similarity
 from safeguards.relevance import first_match_ranks
+from worker.settings import Settings
+from worker.settings import load_settings
 
 SHOWN = 3
 
@@ -175,7 +175,7 @@ def compare(
     settings = data.settings
     model = data.model
     after_rows = model.suggest_many(messages, k=SHOWN)
-    args = (encoder, settings.response_max_chars, settings.match_threshold)
+    args = (encoder, settings.response_set.max_chars, settings.match_threshold)
     return {
         "benchmark_examples": len(messages),
         "before": {
@@ -231,7 +231,7 @@ def main() -> None:
     args = parser.parse_args()
 
     encoder_settings = load_settings({"data_dir": args.data_dir})
-    encoder = Encoder.from_settings(encoder_settings)
+    encoder = Encoder.from_config(encoder_settings.encoder, encoder_settings.embedding_cache)
     folders: dict[str, tuple[Path, Path | None]] = {"demo": (Path(args.data_dir), None)}
     if args.data is not None:
         folders[args.data.name] = (Path(f"{args.data_dir}-{args.data.stem}"), args.data)

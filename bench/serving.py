@@ -46,7 +46,6 @@ from bench.common import encode_rate
 from core.db import Database
 from core.keys import create_key
 from core.schema import Role
-from core.settings import load_settings
 from models.encoder import Encoder
 from models.registry import artifact_dir
 from models.registry import production
@@ -55,6 +54,7 @@ from webapp.launch import gunicorn_command
 from webapp.launch import server_env
 from webapp.launch import start_server
 from webapp.launch import stop_server
+from worker.settings import load_settings
 
 LEVELS = {1: 400, 8: 1200, 32: 2400}
 SECONDS_PER_LEVEL = 60.0
@@ -270,10 +270,10 @@ def main() -> None:
     )
 
     sample = texts[-3_000:]
-    ceiling = batched_rate(Encoder(backend=settings.encoder_backend, cache_size=0), sample)
+    ceiling = batched_rate(Encoder(backend=settings.encoder.backend, cache_size=0), sample)
     torch_ceiling = batched_rate(Encoder(backend="torch", cache_size=0), sample)
     print(
-        f"encoder ceiling: {ceiling:.0f} messages/s ({settings.encoder_backend}, batches of 64); "
+        f"encoder ceiling: {ceiling:.0f} messages/s ({settings.encoder.backend}, batches of 64); "
         f"PyTorch: {torch_ceiling:.0f}/s"
     )
 
@@ -313,7 +313,7 @@ def main() -> None:
 
     at32 = {name: rows[-1]["throughput_rps"] for name, rows in results.items()}
     report = {
-        "encoder_backend": settings.encoder_backend,
+        "encoder_backend": settings.encoder.backend,
         "encoder_ceiling_per_s": round(ceiling, 1),
         "torch_ceiling_per_s": round(torch_ceiling, 1),
         **results,
@@ -326,7 +326,7 @@ def main() -> None:
         "ours_server": {
             "workers": args.workers,
             "threads": args.threads,
-            "encoder_threads": settings.encoder_threads or 1,
+            "encoder_threads": settings.encoder.threads or 1,
         },
     }
     out = Path(args.out)

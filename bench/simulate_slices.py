@@ -23,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.settings import load_settings
 from models.encoder import Encoder
+from worker.settings import load_settings
 from worker.simulation import FRESH_BY_DEFAULT
 from worker.simulation import POLICIES
 from worker.simulation import Plan
@@ -43,7 +43,8 @@ def main() -> None:
     rows, _ = simulation_rows("demo", settings)
     runs = []
     with tempfile.TemporaryDirectory(prefix="simulate-slices-") as tmp:
-        encoder = Encoder.from_settings(settings.with_overrides(data_dir=Path(tmp) / "cache"))
+        cache = settings.with_overrides(data_dir=Path(tmp) / "cache").embedding_cache
+        encoder = Encoder.from_config(settings.encoder, cache)
         for size in args.slices:
             fresh = {p: max(size // 5, 1) if p in FRESH_BY_DEFAULT else 0 for p in POLICIES}
             work = Path(tmp) / f"slice-{size}"

@@ -56,7 +56,7 @@ from core.files import fsync_path
 from core.files import sha256_file
 from core.schema import ModelStatus
 from core.schema import ModelVersion
-from core.settings import Settings
+from core.settings import CoreSettings
 
 FORMAT = 1
 KIND = "replyguard-backup"
@@ -132,7 +132,7 @@ class Snapshot:
 # The database
 
 
-def database_kind(settings: Settings) -> str:
+def database_kind(settings: CoreSettings) -> str:
     """ "sqlite" or "postgresql"; raises BackupError for any other database URL."""
     kind = make_url(settings.database).get_backend_name()
     if kind not in DATABASE_FILES:
@@ -140,7 +140,7 @@ def database_kind(settings: Settings) -> str:
     return kind
 
 
-def snapshot_database(settings: Settings, target: Path) -> Snapshot:
+def snapshot_database(settings: CoreSettings, target: Path) -> Snapshot:
     """Copy the live database into the folder ``target`` (file ``DATABASE_FILES[kind]``)
     and return what the copy holds. Raises BackupError when the database cannot be read or
     ``pg_dump`` is missing or fails."""
@@ -232,7 +232,7 @@ def _describe(connection: Connection, kind: str) -> Snapshot:
     return Snapshot(kind, revision, artifacts, production, counts)
 
 
-def holds_data(settings: Settings) -> list[str]:
+def holds_data(settings: CoreSettings) -> list[str]:
     """What restoring into ``settings``' database and data folder would overwrite: one line
     per non-empty table and per non-empty folder of :data:`DATA_FOLDERS`; empty when there is
     nothing. Raises BackupError when the database cannot be reached."""
@@ -272,7 +272,7 @@ def check_database_copy(source: Path, manifest: dict[str, Any]) -> Snapshot | No
     return None
 
 
-def restore_database(settings: Settings, source: Path, manifest: dict[str, Any]) -> None:
+def restore_database(settings: CoreSettings, source: Path, manifest: dict[str, Any]) -> None:
     """Replace the database's whole content with the backup's, in one transaction: on any
     error it is left as it was. Raises BackupError."""
     kind = manifest["database"]["kind"]
@@ -331,11 +331,11 @@ def _read_only(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
 
 
-def sqlite_path(settings: Settings) -> Path:
+def sqlite_path(settings: CoreSettings) -> Path:
     return Path(make_url(settings.database).database or "")
 
 
-def libpq(settings: Settings) -> tuple[str, dict[str, str]]:
+def libpq(settings: CoreSettings) -> tuple[str, dict[str, str]]:
     """The database URL as a libpq connection URI without its password, and an environment
     that passes the password as PGPASSWORD (so it never shows in a process list)."""
     url = make_url(settings.database)
@@ -432,7 +432,7 @@ def write_manifest(target: Path, snapshot: Snapshot, files: dict[str, Any]) -> d
     return manifest
 
 
-def read_manifest(source: Path, settings: Settings) -> dict[str, Any]:
+def read_manifest(source: Path, settings: CoreSettings) -> dict[str, Any]:
     """Read and check a backup's manifest against what this version of ReplyGuard and the
     target database can restore. Raises BackupError: no folder, no manifest (a partial
     backup), unreadable, unknown format, another database kind, a newer schema, or a file or

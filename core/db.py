@@ -14,7 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
-from core.settings import Settings
+from core.settings import CoreSettings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -22,7 +22,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 class Database:
     """One engine and session factory per process; created from settings, never at import."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: CoreSettings) -> None:
         self.settings = settings
         self.url = settings.database
         if self.url.startswith("sqlite"):

@@ -41,7 +41,7 @@ from core.ingest import insert_examples
 from core.ingest import validate_row
 from core.provenance import Provenance
 from core.schema import IncomingMessage
-from core.settings import Settings
+from core.settings import CoreSettings
 from core.settings import SettingsError
 from core.splits import Candidate
 from core.splits import stratified_pick
@@ -68,7 +68,7 @@ class Conversation:
     pairs: tuple[ExampleIn, ...]
 
 
-def demo_rows(settings: Settings, full: bool = False) -> list[DemoRow]:
+def demo_rows(settings: CoreSettings, full: bool = False) -> list[DemoRow]:
     """The rows of the demo data set that ``settings.demo_dataset`` names.
 
     Args:
@@ -96,7 +96,7 @@ def demo_rows(settings: Settings, full: bool = False) -> list[DemoRow]:
     return chitchat_rows(settings.demo_pairs, settings.demo_skew, settings.seed)
 
 
-def load_demo(session: Session, settings: Settings, full: bool = False) -> ImportReport:
+def load_demo(session: Session, settings: CoreSettings, full: bool = False) -> ImportReport:
     """Load the demo data (:func:`demo_rows`): most of it as human examples, and a share of
     its messages as *incoming traffic* (their replies never stored, so no generation ever
     trains on them). Loading it again adds nothing.
@@ -107,7 +107,9 @@ def load_demo(session: Session, settings: Settings, full: bool = False) -> Impor
     return load_with_traffic(session, settings, demo_rows(settings, full))
 
 
-def load_with_traffic(session: Session, settings: Settings, rows: list[DemoRow]) -> ImportReport:
+def load_with_traffic(
+    session: Session, settings: CoreSettings, rows: list[DemoRow]
+) -> ImportReport:
     """Load (source, example) rows, keeping ``settings.demo_traffic_fraction`` of each
     niche's messages (at least one, at most half) as incoming traffic with the replies hidden,
     and the other rows as examples. Returns the counts: added, duplicates, traffic."""
@@ -142,7 +144,7 @@ def load_examples(session: Session, rows: Sequence[DemoRow], skip: set[int]) -> 
     return report
 
 
-def traffic_indices(settings: Settings, rows: Sequence[DemoRow]) -> set[int]:
+def traffic_indices(settings: CoreSettings, rows: Sequence[DemoRow]) -> set[int]:
     """Indices of the rows whose messages are kept as incoming traffic: per niche,
     ``settings.demo_traffic_fraction`` of the messages (at least one, at most half), chosen
     by a hash seeded with ``settings.seed`` (core.splits.stratified_pick)."""

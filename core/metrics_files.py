@@ -13,6 +13,8 @@ import shutil
 import socket
 from pathlib import Path
 
+import psutil
+
 __all__ = ["MULTIPROC_VARIABLE", "metrics_folder", "prepare_metrics_folder"]
 
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -49,7 +51,7 @@ def prepare_metrics_folder(data_dir: Path) -> Path:
     if not chosen:
         for other in folder.parent.glob(f"{folder.name.rpartition('-')[0]}-*"):
             pid = other.name.rpartition("-")[2]
-            if other != folder and pid.isdigit() and not _running(int(pid)):
+            if other != folder and pid.isdigit() and not psutil.pid_exists(int(pid)):
                 shutil.rmtree(other, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.db"):
@@ -57,14 +59,3 @@ def prepare_metrics_folder(data_dir: Path) -> Path:
     os.environ[MULTIPROC_VARIABLE] = str(folder)
     os.environ[_PREPARED_BY] = str(os.getpid())
     return folder
-
-
-def _running(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (one we may not signal exists too)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -23,7 +23,7 @@ from core.provenance import Provenance
 from core.schema import Example
 from core.schema import ReservoirMember
 from core.schema import ReservoirRole
-from core.settings import Settings
+from core.settings import CoreSettings
 from core.splits import Candidate
 from core.splits import stratified_pick
 
@@ -37,7 +37,7 @@ def benchmark_ids(session: Session) -> set[int]:
     return member_ids(session, ReservoirRole.BENCHMARK)
 
 
-def ensure_anchor(session: Session, settings: Settings) -> int:
+def ensure_anchor(session: Session, settings: CoreSettings) -> int:
     """Choose the anchor among the human examples outside the benchmark, if there is none."""
     existing = member_ids(session, ReservoirRole.ANCHOR)
     if existing:
@@ -61,7 +61,7 @@ def ensure_anchor(session: Session, settings: Settings) -> int:
 
 
 def rebuild_reservoir(
-    session: Session, settings: Settings, actor: str, reason: str, include_benchmark: bool
+    session: Session, settings: CoreSettings, actor: str, reason: str, include_benchmark: bool
 ) -> dict[str, int]:
     """Choose the anchor again from today's human examples (and the benchmark, if asked).
 
@@ -102,7 +102,7 @@ def rebuild_reservoir(
     return after
 
 
-def ensure_benchmark(session: Session, settings: Settings) -> int:
+def ensure_benchmark(session: Session, settings: CoreSettings) -> int:
     """Create the benchmark split if there is none; return its size.
 
     Per niche, ``benchmark_fraction`` of the human examples (at least

@@ -27,7 +27,7 @@ from core.db import Database
 from core.schema import DeliveryStatus
 from core.schema import WebhookAttempt
 from core.schema import WebhookDelivery
-from core.settings import Settings
+from core.settings import CoreSettings
 
 SIGNATURE_HEADER = "X-ReplyGuard-Signature"
 # The test event: sent whatever notify_events says.
@@ -50,17 +50,17 @@ def verify_signature(body: bytes, secret: str, header: str) -> bool:
     return hmac.compare_digest(sign(body, secret), header)
 
 
-def urls(settings: Settings) -> list[str]:
+def urls(settings: CoreSettings) -> list[str]:
     """The configured webhook URLs (``notify_urls``: separated by spaces or commas)."""
     return [u for u in re.split(r"[\s,]+", settings.notify_urls) if u]
 
 
-def events(settings: Settings) -> set[str]:
+def events(settings: CoreSettings) -> set[str]:
     """The event types that are sent (``notify_events``)."""
     return {e.strip() for e in settings.notify_events.split(",") if e.strip()}
 
 
-def configuration_error(settings: Settings, url: str) -> str:
+def configuration_error(settings: CoreSettings, url: str) -> str:
     """Why nothing can be sent to ``url`` with these settings; empty when it can."""
     if not settings.notify_secret:
         return "REPLYGUARD_NOTIFY_SECRET is empty: notifications are never sent unsigned"
@@ -71,7 +71,7 @@ def configuration_error(settings: Settings, url: str) -> str:
 
 
 def record(
-    session: Session, settings: Settings, event: str, data: Mapping[str, Any]
+    session: Session, settings: CoreSettings, event: str, data: Mapping[str, Any]
 ) -> list[WebhookDelivery]:
     """Add one delivery of ``event`` per configured URL to the caller's transaction and
     return them (flushed: their ids are set), pending; none when the event is not in
@@ -120,13 +120,13 @@ class Outcome:
     retry_in: float | None
 
 
-def backoff(settings: Settings, attempt: int) -> float:
+def backoff(settings: CoreSettings, attempt: int) -> float:
     """Seconds to wait after failed attempt number ``attempt`` (1-based): the backoff
     setting, doubled after each failure."""
     return float(settings.notify_backoff_seconds * 2 ** (attempt - 1))
 
 
-def attempt(db: Database, settings: Settings, delivery_pk: int, last: bool = False) -> Outcome:
+def attempt(db: Database, settings: CoreSettings, delivery_pk: int, last: bool = False) -> Outcome:
     """Send the delivery once, record the attempt, and say what comes next.
 
     A 2xx answer delivers it. A connection error, a timeout or a RETRYABLE_STATUS answer is

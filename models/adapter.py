@@ -13,27 +13,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.settings import Settings
+from core.settings import DEFAULT_SEED
 
 
 @dataclass(frozen=True)
 class AdapterConfig:
+    """How the adapter is trained (models/adapter_training.py).
+
+    Args:
+        epochs: passes over the training pairs.
+        batch_size: pairs per step; the other replies of a batch are each pair's negatives.
+        learning_rate: AdamW's step size.
+        temperature: the in-batch softmax's temperature (cosines are divided by it).
+        weight_decay: AdamW's decay, pulling the map back toward the identity.
+        seed: of the shuffles, the initialisation and the held-out split (core.settings).
+    """
+
     epochs: int = 30
     batch_size: int = 128
     learning_rate: float = 2e-3
     temperature: float = 0.05
     weight_decay: float = 1e-4
-    seed: int = 13
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> AdapterConfig:
-        return cls(
-            epochs=settings.adapter_epochs,
-            batch_size=settings.adapter_batch_size,
-            learning_rate=settings.adapter_learning_rate,
-            temperature=settings.adapter_temperature,
-            seed=settings.seed,
-        )
+    seed: int = DEFAULT_SEED
 
 
 class Adapter:

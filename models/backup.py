@@ -36,7 +36,7 @@ from core.db import Database
 from core.files import fsync_path
 from core.schema import Generation
 from core.schema import GenerationStatus
-from core.settings import Settings
+from core.settings import CoreSettings
 from models.artifact import ArtifactError
 from models.artifact import verify
 from models.registry import artifact_dir
@@ -45,7 +45,7 @@ from models.registry import production
 __all__ = ["BackupError", "RestoreReport", "backup", "restore"]
 
 
-def backup(settings: Settings, target: Path, show_progress: bool = False) -> dict[str, Any]:
+def backup(settings: CoreSettings, target: Path, show_progress: bool = False) -> dict[str, Any]:
     """Back up the database and every model artifact it refers to into the new folder
     ``target``; return the manifest written.
 
@@ -95,7 +95,7 @@ class RestoreReport:
 
 
 def restore(
-    settings: Settings, source: Path, force: bool = False, show_progress: bool = False
+    settings: CoreSettings, source: Path, force: bool = False, show_progress: bool = False
 ) -> RestoreReport:
     """Restore the backup folder ``source`` into ``settings``' database and data folder.
 
@@ -172,7 +172,7 @@ def _swap_folders(data_dir: Path, staging: Path) -> None:
     fsync_path(data_dir)
 
 
-def _report(settings: Settings, manifest: dict[str, Any], replaced: list[str]) -> RestoreReport:
+def _report(settings: CoreSettings, manifest: dict[str, Any], replaced: list[str]) -> RestoreReport:
     """Bring the restored schema up to date and say what is now served."""
     db = Database(settings)
     try:
@@ -205,7 +205,7 @@ def _report(settings: Settings, manifest: dict[str, Any], replaced: list[str]) -
         db.dispose()
 
 
-def _artifact_source(settings: Settings, version: str, path: str) -> Path:
+def _artifact_source(settings: CoreSettings, version: str, path: str) -> Path:
     if not path.startswith("models/"):
         raise BackupError(f"model {version}: its artifact path {path!r} is not under models/")
     folder = settings.data_dir / path

@@ -14,12 +14,12 @@ import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core.settings import Settings
 from core.text import text_hash
 from models.onnx_encoder import OnnxModelError
 from models.onnx_encoder import OnnxTextEncoder
@@ -34,6 +34,29 @@ BACKENDS = ("torch", "onnx", "onnx-int8")
 
 class EncoderError(RuntimeError):
     """The encoder model cannot be loaded."""
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Which encoder runs, and how (the arguments of :class:`Encoder` of the same names).
+
+    Args:
+        path: a local sentence-transformers model folder; empty for the bundled
+            all-MiniLM-L6-v2.
+        backend: "torch", "onnx" or "onnx-int8" (ONNX Runtime, exported once per machine on
+            first use). int8 is the default: twice PyTorch's throughput, same recall@3
+            (docs/benchmarks.md).
+        threads: intra-op threads; 0 keeps the backend's default (one per core) in workers
+            and one in web processes (:meth:`Encoder.from_config`).
+        batch_size: texts per forward pass.
+        cache_size: embeddings kept in memory.
+    """
+
+    path: str = ""
+    backend: str = "onnx-int8"
+    threads: int = 0
+    batch_size: int = 64
+    cache_size: int = 50_000
 
 
 def default_model_path() -> Path:
@@ -102,11 +125,11 @@ class Encoder:
     def __init__(
         self,
         model_path: str | Path | None = None,
-        batch_size: int = 64,
-        cache_size: int = 50_000,
+        batch_size: int = EncoderConfig.batch_size,
+        cache_size: int = EncoderConfig.cache_size,
         disk_cache: Path | None = None,
-        backend: str = Settings.encoder_backend,
-        threads: int = 0,
+        backend: str = EncoderConfig.backend,
+        threads: int = EncoderConfig.threads,
     ) -> None:
         path = Path(model_path) if model_path else default_model_path()
         if not (path / "modules.json").exists() and not (path / "config.json").exists():
@@ -137,19 +160,25 @@ class Encoder:
         self.encoded_count = 0
 
     @classmethod
-    def from_settings(cls, settings: Settings, serving: bool = False) -> Encoder:
-        """``serving=True`` for web processes: no disk cache (a request must not wait on a
-        SQLite write) and, unless REPLYGUARD_ENCODER_THREADS says otherwise, one thread, so
-        that the other cores answer HTTP. Under 32 concurrent clients on 2 cores, the encoder's
-        default thread pool (which spins between runs) halved throughput
-        (docs/benchmarks.md)."""
+    def from_config(
+        cls, config: EncoderConfig, disk_cache: Path | None = None, serving: bool = False
+    ) -> Encoder:
+        """The encoder ``config`` describes, with the embedding cache file ``disk_cache``
+        (None: memory only). ``serving=True`` for web processes: no disk cache (a request must
+        not wait on a SQLite write) and, unless ``config.threads`` says otherwise, one thread,
+        so that the other cores answer HTTP. Under 32 concurrent clients on 2 cores, the
+        encoder's default thread pool (which spins between runs) halved throughput
+        (docs/benchmarks.md).
+
+        Raises:
+            EncoderError: as the constructor."""
         return cls(
-            settings.encoder_path or None,
-            batch_size=settings.encode_batch_size,
-            cache_size=settings.embedding_cache_size,
-            disk_cache=None if serving else settings.embedding_cache,
-            backend=settings.encoder_backend,
-            threads=settings.encoder_threads or (1 if serving else 0),
+            config.path or None,
+            batch_size=config.batch_size,
+            cache_size=config.cache_size,
+            disk_cache=None if serving else disk_cache,
+            backend=config.backend,
+            threads=config.threads or (1 if serving else 0),
         )
 
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:

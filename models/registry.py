@@ -19,7 +19,7 @@ from core.actions import NotFound
 from core.db import Database
 from core.schema import ModelStatus
 from core.schema import ModelVersion
-from core.settings import Settings
+from core.settings import CoreSettings
 from models.artifact import ArtifactError
 from models.artifact import verify
 from models.artifact import write_model
@@ -70,7 +70,7 @@ def get_version(session: Session, version: str) -> ModelVersion:
 
 def register(
     db: Database,
-    settings: Settings,
+    settings: CoreSettings,
     model: SuggestionModel,
     generation: int,
     parent: str | None,
@@ -126,13 +126,13 @@ def register(
     return stored
 
 
-def artifact_dir(settings: Settings, row: ModelVersion) -> Path:
+def artifact_dir(settings: CoreSettings, row: ModelVersion) -> Path:
     return settings.data_dir / row.artifact_path
 
 
 def promote(
     session: Session,
-    settings: Settings,
+    settings: CoreSettings,
     version: str,
     actor: str,
     reason: str,

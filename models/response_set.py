@@ -54,6 +54,10 @@ from core.content import personal_data
 from core.text import normalize
 from models.bank import ResponseBank
 
+# At or above this encoder cosine two replies say the same thing (module docstring): the
+# response set's clusters and the suggester's diversity ceiling (models.suggester), one value.
+SAME_MEANING = 0.85
+
 
 class Rule(enum.StrEnum):
     """The rules a reply must pass to be suggested, in the order they are checked."""
@@ -79,16 +83,7 @@ class ResponseSetConfig:
     max_chars: int = 40
     max_words: int = 8
     min_support: int = 3
-    cluster_threshold: float = 0.85
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> ResponseSetConfig:
-        return cls(
-            max_chars=settings.response_max_chars,
-            max_words=settings.response_max_words,
-            min_support=settings.response_min_support,
-            cluster_threshold=settings.diversity_ceiling,
-        )
+    cluster_threshold: float = SAME_MEANING
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
-from core.settings import Settings
 from models.adapter import Adapter
 from models.bank import ResponseBank
 from models.encoder import Encoder
 from models.index import build_index
 from models.index import search
+from models.response_set import SAME_MEANING
 from models.response_set import surface_key
 
 # A suggestion at or above this encoder cosine to the message is the message said back.
@@ -52,19 +52,20 @@ class ScoringWeights:
 
 @dataclass(frozen=True)
 class RetrievalConfig:
+    """How a model finds its suggestions.
+
+    Args:
+        knn_neighbours: training messages nearest to the message whose replies vote.
+        candidates: replies scored per message before diversity and triggering.
+        diversity_ceiling: two suggestions at or above this cosine say the same thing, and
+            only the better one is shown (models.response_set.SAME_MEANING says why 0.85).
+        exact_index_limit: above this many rows a FAISS index is approximate (HNSW).
+    """
+
     knn_neighbours: int = 20
     candidates: int = 50
-    diversity_ceiling: float = 0.85
+    diversity_ceiling: float = SAME_MEANING
     exact_index_limit: int = 50_000
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RetrievalConfig:
-        return cls(
-            knn_neighbours=settings.knn_neighbours,
-            candidates=settings.candidates,
-            diversity_ceiling=settings.diversity_ceiling,
-            exact_index_limit=settings.exact_index_limit,
-        )
 
 
 @dataclass(frozen=True)

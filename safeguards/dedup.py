@@ -52,6 +52,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from core.settings import DEFAULT_SEED
 from core.text import pair_hash
 from safeguards.evaluation import TextEncoder
 
@@ -107,7 +108,7 @@ class DedupConfig:
     nprobe: int = 8
     train_size: int | None = None
     chunk_size: int = 2048
-    seed: int = 0
+    seed: int = DEFAULT_SEED
 
     def __post_init__(self) -> None:
         if not -1.0 <= self.threshold <= 1.0:

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from core.settings import DEFAULT_SEED
 from core.text import normalize
 
 # Word characters, keeping contractions whole ("don't" is one token, not "don" and "t").
@@ -122,7 +123,7 @@ def suggestion_entropy(texts: Sequence[str]) -> tuple[float, float]:
 
 
 def vendi_score(
-    embeddings: np.ndarray, sample_size: int | None = DEFAULT_VENDI_SAMPLE, seed: int = 0
+    embeddings: np.ndarray, sample_size: int | None = DEFAULT_VENDI_SAMPLE, seed: int = DEFAULT_SEED
 ) -> float:
     """Vendi score with the cosine kernel, through the d x d covariance.
 
@@ -196,7 +197,7 @@ def diversity_figures(
     suggestions: Sequence[Sequence[str]],
     embeddings: np.ndarray,
     vendi_sample_size: int | None = DEFAULT_VENDI_SAMPLE,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
 ) -> dict[str, float]:
     """Every diversity figure of one model's suggestions.
 

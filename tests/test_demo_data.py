@@ -25,11 +25,11 @@ from core.demo import load_demo
 from core.demo import niche_sizes
 from core.schema import Example
 from core.schema import IncomingMessage
-from core.settings import Settings
 from core.settings import SettingsError
-from core.settings import load_settings
 from core.text import normalize
 from webapp.cli import main
+from worker.settings import Settings
+from worker.settings import load_settings
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "demo-data.md"
 # The whole corpus: 131,569 turn pairs, less 215 that fail validation (an empty turn, a turn

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from core.db import Database
-from core.settings import Settings
 from models import onnx_export
 from models.adapter import AdapterConfig
 from models.artifact import MANIFEST
@@ -37,6 +36,7 @@ from models.suggester import RetrievalConfig
 from models.suggester import SuggestionModel
 from models.training import TrainingExample
 from models.training import train_model
+from worker.settings import Settings
 
 TEXTS = [
     "are we still on for lunch today?",

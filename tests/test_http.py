@@ -22,10 +22,8 @@ from core.keys import create_key
 from core.schema import Example
 from core.schema import IncomingMessage
 from core.schema import Role
+from tests.helpers import gunicorn
 from tests.helpers import make_settings
-from webapp.launch import free_port
-from webapp.launch import start_server
-from webapp.launch import stop_server
 
 pytestmark = pytest.mark.integration
 
@@ -50,10 +48,8 @@ def served(trained_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         token, _ = create_key(session, "http", Role.CLIENT, "tester")
         staff, _ = create_key(session, "http staff", Role.REVIEWER, "tester")
     db.dispose()
-    port = free_port()
-    process = start_server(data_dir, port, workers=1, threads=4, log=data_dir / "server.log")
-    yield Served(f"http://127.0.0.1:{port}", token, staff, data_dir)
-    stop_server(process)
+    with gunicorn(data_dir) as server:
+        yield Served(server.base, token, staff, data_dir)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ from flask.testing import FlaskClient
 from core.keys import create_key
 from core.schema import Role
 from core.settings import SettingsError
-from core.settings import load_settings
 from models.encoder import Encoder
 from tests.helpers import FAST_TRAINING
 from tests.helpers import make_settings
@@ -26,6 +25,7 @@ from webapp.launch import free_port
 from webapp.limits import storage_uri
 from worker.broker import embedded_redis_url
 from worker.broker import stop_embedded_redis
+from worker.settings import load_settings
 
 FEEDBACK = "/v1/feedback"
 DAY = 24 * 3600

@@ -37,12 +37,10 @@ from core.schema import Role
 from core.settings import SettingsError
 from models.registry import production
 from models.registry import promote
+from tests.helpers import gunicorn
 from tests.helpers import make_settings
 from tests.test_api import error_of
 from tests.test_serving import new_candidate
-from webapp.launch import free_port
-from webapp.launch import start_server
-from webapp.launch import stop_server
 from webapp.observe import EXTENSION
 from webapp.observe import VERDICTS
 from webapp.observe import DatabaseCollector
@@ -86,7 +84,7 @@ def requests_to(
 def settings_of(app: APIFlask, **overrides: Any) -> None:
     """Change the running app's settings (each request reads them)."""
     svc = app.extensions["replyguard"]
-    svc.settings = svc.settings.with_overrides(**overrides)
+    svc.pipeline.settings = svc.settings.with_overrides(**overrides)
 
 
 @pytest.fixture
@@ -435,12 +433,9 @@ def served(trained_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     stale = metrics_folder(data_dir, gone.pid)
     stale.mkdir(parents=True)
     (stale / "counter_1.db").write_bytes(b"stale")
-    port = free_port()
-    log = data_dir / "server.log"
-    process = start_server(data_dir, port, workers=2, threads=8, log=log)
-    folder = metrics_folder(data_dir, process.pid)
-    yield Server(f"http://127.0.0.1:{port}", token, data_dir, folder, log, stale)
-    stop_server(process)
+    with gunicorn(data_dir, workers=2, threads=8) as server:
+        folder = metrics_folder(data_dir, server.process.pid)
+        yield Server(server.base, token, data_dir, folder, server.log, stale)
 
 
 def http(

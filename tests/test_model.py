@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.settings import Settings
 from models.adapter import AdapterConfig
 from models.encoder import DiskCache
 from models.encoder import Encoder
@@ -19,6 +18,7 @@ from models.suggester import SuggestionModel
 from models.training import TrainingExample
 from models.training import TrainingReport
 from models.training import train_model
+from worker.settings import Settings
 
 PAIRS = [
     ("Hello", "Hi there!", "greetings"),
@@ -171,3 +171,26 @@ def test_adapter_training_gives_back_the_process_thread_count() -> None:
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_triggering_threshold_is_calibrated_on_human_rows_only(encoder: Encoder) -> None:
+    # The same 96 rows twice: all written by people, then with every second row the model's
+    # own (synthetic rows exist because the parent answered their message: calibrating on
+    # them set the threshold for easy messages and cut benchmark coverage by 12%).
+    endings = ("please", "today", "again", "now", "for real", "honestly", "then", "ok")
+    rows = [TrainingExample(f"{m} {end}", r, n) for end in endings for m, r, n in PAIRS[:12]]
+    config = AdapterConfig(epochs=1, batch_size=8)
+    _, human_only = train(encoder, rows, config)
+    mixed_rows = [
+        TrainingExample(e.message, e.reply, e.niche, human=i % 2 == 0) for i, e in enumerate(rows)
+    ]
+    _, mixed = train(encoder, mixed_rows, config)
+    assert human_only.validation_examples > 0
+    from models.training import _held_out
+
+    expected = sum(
+        1
+        for e, held in zip(mixed_rows, _held_out(mixed_rows, config.seed), strict=True)
+        if held and e.human
+    )
+    assert 0 < mixed.validation_examples == expected < human_only.validation_examples

@@ -31,7 +31,6 @@ from core.schema import GenerationStatus
 from core.schema import ModelVersion
 from core.schema import WebhookAttempt
 from core.schema import WebhookDelivery
-from core.settings import Settings
 from models.artifact import load_model
 from models.encoder import Encoder
 from models.registry import artifact_dir
@@ -53,6 +52,7 @@ from worker.pipeline import mark_failed
 from worker.pipeline import run_stage
 from worker.promotion import override
 from worker.promotion import rollback
+from worker.settings import Settings
 
 SECRET = "s3cret-for-tests"
 PUBLIC = "https://replyguard.example.test"

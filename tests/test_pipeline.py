@@ -19,10 +19,10 @@ from core.schema import Generation
 from core.schema import IncomingMessage
 from core.schema import ModelVersion
 from core.schema import SyntheticCandidate
-from core.settings import Settings
 from models.encoder import Encoder
 from models.registry import production
 from models.registry import promote
+from safeguards.gate import NOISY_FIGURES
 from worker.context import PipelineContext
 from worker.pipeline import STAGES
 from worker.pipeline import GenerationBusy
@@ -34,6 +34,7 @@ from worker.pipeline import stage_guard
 from worker.pipeline import start_generation
 from worker.promotion import override
 from worker.promotion import rollback
+from worker.settings import Settings
 from worker.stages import SynthesizeStage
 
 
@@ -367,3 +368,20 @@ def test_no_stage_starts_while_another_process_runs_the_generation(
     # Free again (as when its holder exits, even by SIGKILL): the stage runs, once.
     assert run_stage(ctx, generation_id, "snapshot") is True
     assert generation(db, generation_id).stages["snapshot"]["attempts"] == 1
+
+
+def test_the_gate_decides_with_the_tolerances_of_the_settings(
+    ctx: PipelineContext, db: Database
+) -> None:
+    # REPLYGUARD_GATE_TOLERANCES reaches the gate stage: the decision is made, and stored,
+    # with Vendi's tolerance from the settings and every other one from safeguards.gate.
+    settings = ctx.settings.with_overrides(gate_tolerances={"vendi": 0.5})
+    loose = PipelineContext(settings, db, ctx.encoder)
+    generation_id = start_generation(loose, "tester")
+    for stage in STAGES[: STAGES.index("gate") + 1]:
+        run_stage(loose, generation_id, stage)
+    decision = generation(db, generation_id).decision
+    assert decision["tolerances"]["per_figure"] == {**NOISY_FIGURES, "vendi": 0.5}
+    tolerance = {f["name"]: f["tolerance"] for f in decision["figures"]}
+    assert tolerance["vendi"] == 0.5
+    assert tolerance["distinct_2"] == NOISY_FIGURES["distinct_2"]

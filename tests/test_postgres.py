@@ -2,7 +2,7 @@
 
 The rest of the suite runs on SQLite; production runs on PostgreSQL, where the triggers, the
 partial unique index and the generation lock are different SQL. One throwaway cluster serves
-the whole session (tests/pg.py); every test gets its own empty database.
+the whole session (tests/pg.py, on pytest-postgresql); every test gets its own empty database.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from core.schema import GenerationStatus
 from core.schema import ModelStatus
 from core.schema import ModelVersion
 from core.schema import SyntheticCandidate
-from core.settings import Settings
 from models.artifact import verify
 from models.encoder import Encoder
 from models.registry import artifact_dir
@@ -48,6 +47,7 @@ from worker.pipeline import GenerationBusy
 from worker.pipeline import run_generation
 from worker.pipeline import start_generation
 from worker.promotion import override
+from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,6 @@ from core.db import Database
 from core.schema import AuditEntry
 from core.schema import ModelStatus
 from core.schema import ModelVersion
-from core.settings import Settings
 from models.artifact import ArtifactError
 from models.artifact import load_model
 from models.artifact import write_model
@@ -24,6 +23,7 @@ from models.registry import artifact_dir
 from models.registry import production
 from models.registry import promote
 from models.registry import register
+from worker.settings import Settings
 
 
 def production_model(db: Database, settings: Settings, encoder: Encoder):  # type: ignore[no-untyped-def]

@@ -13,7 +13,6 @@ from sqlalchemy import select
 from core.db import Database
 from core.schema import AuditEntry
 from core.schema import Generation
-from core.settings import Settings
 from models.artifact import load_model
 from models.encoder import Encoder
 from models.registry import artifact_dir
@@ -28,6 +27,7 @@ from tests.helpers import FAST_TRAINING
 from worker.context import PipelineContext
 from worker.pipeline import run_generation
 from worker.pipeline import start_generation
+from worker.settings import Settings
 
 Row = tuple[str, str | None, bool]  # reply, conversation, human
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from celery.schedules import crontab
 
-from core.settings import load_settings
 from worker.celery_app import celery_settings
+from worker.settings import load_settings
 
 
 def test_no_schedule_by_default() -> None:

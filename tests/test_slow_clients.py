@@ -26,13 +26,11 @@ import pytest
 from core.db import Database
 from core.keys import create_key
 from core.schema import Role
+from tests.helpers import gunicorn
 from tests.helpers import make_settings
 from webapp.buffering import HEAD_LIMIT
 from webapp.launch import BUFFERING_WORKER
-from webapp.launch import free_port
 from webapp.launch import gunicorn_command
-from webapp.launch import start_server
-from webapp.launch import stop_server
 
 pytestmark = pytest.mark.integration
 
@@ -53,10 +51,8 @@ def server(
     with db.session() as session:
         token, _ = create_key(session, "slow-clients", Role.CLIENT, "tester")
     db.dispose()
-    port = free_port()
-    process = start_server(data_dir, port, workers=1, threads=THREADS, log=data_dir / "server.log")
-    yield port, token
-    stop_server(process)
+    with gunicorn(data_dir, threads=THREADS) as server:
+        yield server.port, token
 
 
 def suggest(port: int, token: str, message: str) -> tuple[int, float]:

@@ -37,10 +37,8 @@ from models.encoder import Encoder
 from models.registry import artifact_dir
 from models.registry import get_version
 from models.registry import register
+from tests.helpers import gunicorn
 from tests.helpers import make_settings
-from webapp.launch import free_port
-from webapp.launch import start_server
-from webapp.launch import stop_server
 
 pytestmark = pytest.mark.integration
 
@@ -109,11 +107,9 @@ def test_10000_requests_at_32_clients_through_five_swaps_without_error_or_growth
     assert register(db, settings, model, generation=0, parent="v1", metadata={}).version == "v2"
     db.dispose()
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = start_server(data_dir, port, workers=2, threads=32, log=data_dir / "server.log")
-    try:
-        workers = web_workers(server.pid)
+    with gunicorn(data_dir, workers=2, threads=32) as server:
+        port, base = server.port, server.base
+        workers = web_workers(server.process.pid)
         assert len(workers) == 2
         tickets = itertools.count()
         answered: Counter[tuple[int, str]] = Counter()
@@ -171,9 +167,7 @@ def test_10000_requests_at_32_clients_through_five_swaps_without_error_or_growth
         for thread in threads:
             thread.join(300)
         assert not any(thread.is_alive() for thread in threads)
-        assert web_workers(server.pid) == workers  # no worker restarted on the way
-    finally:
-        stop_server(server)
+        assert web_workers(server.process.pid) == workers  # no worker restarted on the way
 
     assert sum(answered.values()) >= REQUESTS
     assert {status for status, _ in answered} == {200}, answered

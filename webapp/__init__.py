@@ -10,11 +10,8 @@ from apiflask import APIFlask
 from celery.signals import setup_logging
 from flask import Flask
 
-from core.db import Database
 from core.incoming import IncomingLog
 from core.logs import configure_logging
-from core.settings import Settings
-from core.settings import load_settings
 from models.encoder import Encoder
 from webapp.batching import MicroBatcher
 from webapp.keycache import KeyCache
@@ -24,6 +21,7 @@ from webapp.state import Services
 from worker.celery_app import celery_init_app
 from worker.celery_app import celery_settings
 from worker.context import PipelineContext
+from worker.settings import load_settings
 
 __all__ = ["create_app", "create_worker_app"]
 
@@ -52,14 +50,14 @@ def create_app(
     }
     configure_logging(settings.log_level)
 
-    db = _with_pipeline(app, settings)
-    encoder = encoder or Encoder.from_settings(settings, serving=True)
+    encoder = encoder or Encoder.from_config(settings.encoder, serving=True)
+    runtime = PipelineContext.from_settings(settings, encoder)
+    db = runtime.db
+    _with_celery(app, runtime)
     holder = ModelHolder(db, encoder, settings.production_check_seconds)
     holder.refresh()
     services = Services(
-        settings,
-        db,
-        encoder,
+        runtime,
         holder,
         IncomingLog(db, settings.incoming_retention),
         MicroBatcher(threads=settings.batch_threads),
@@ -104,7 +102,8 @@ def create_worker_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     # Celery's worker would put its own plain-text handlers on the root logger; a receiver
     # of this signal tells it that logging is taken care of. Its --loglevel still counts.
     setup_logging.connect(_worker_logging, weak=False)
-    _with_pipeline(app, settings)
+    # The encoder loads when the first task needs it, with the workers' threads and cache.
+    _with_celery(app, PipelineContext.from_settings(settings))
     return app
 
 
@@ -114,10 +113,7 @@ def _worker_logging(loglevel: int | str | None = None, **_: Any) -> None:
     configure_logging(level or "INFO")
 
 
-def _with_pipeline(app: Flask, settings: Settings) -> Database:
-    """Open the database (migrated) and attach Celery with the pipeline's context."""
-    db = Database(settings)
-    db.upgrade()
-    app.config["CELERY"] = celery_settings(settings)
-    celery_init_app(app, PipelineContext(settings, db))
-    return db
+def _with_celery(app: Flask, runtime: PipelineContext) -> None:
+    """Attach Celery, its tasks running with ``runtime``."""
+    app.config["CELERY"] = celery_settings(runtime.settings)
+    celery_init_app(app, runtime)

@@ -112,13 +112,7 @@ def suggest(body: dict[str, Any]) -> dict[str, Any]:
 )
 def feedback(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     chosen, typed, shown = body["chosen"], body["typed"], body["suggestions"]
-    if (chosen is None) == (typed is None):
-        raise ApiError(422, "give exactly one of 'chosen' (an index) or 'typed' (a text)")
-    if chosen is not None:
-        if not 0 <= chosen < len(shown):
-            raise ApiError(
-                422, f"'chosen' must index the {len(shown)} suggestion(s) shown (0-based)"
-            )
+    if chosen is not None:  # FeedbackIn checked that exactly one is given, and the index
         reply, provenance = shown[chosen], Provenance.HUMAN_SELECTED
     else:
         reply, provenance = typed, Provenance.HUMAN
@@ -137,10 +131,14 @@ def feedback(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
             try:
                 get_version(session, body["model_version"])
             except UnknownVersion:
+                problem = (
+                    f"there is no model version {body['model_version']!r}; GET /v1/models "
+                    "lists them"
+                )
                 raise ApiError(
                     422,
-                    f"model_version: there is no model version {body['model_version']!r}; "
-                    "GET /v1/models lists them",
+                    f"invalid input: model_version: {problem}",
+                    details={"fields": {"model_version": [problem]}},
                 ) from None
         added, _ = add_examples(session, [example], source="api:feedback", model_version=version)
         if added:

@@ -12,7 +12,6 @@ from core.schema import CuratedReply
 from core.schema import ReplyBlock
 from models.curation import add_block
 from models.curation import add_curated
-from models.response_set import ResponseSetConfig
 from webapp.auth import STAFF
 from webapp.auth import auth
 from webapp.auth import current_caller
@@ -38,10 +37,7 @@ def list_curation() -> dict[str, Any]:
     with services().db.session() as session:
         curated = session.scalars(select(CuratedReply).order_by(CuratedReply.id)).all()
         blocks = session.scalars(select(ReplyBlock).order_by(ReplyBlock.id)).all()
-        return {
-            "curated": [_curated(r) for r in curated],
-            "blocks": [_block(r) for r in blocks],
-        }
+        return {"curated": curated, "blocks": blocks}
 
 
 @bp.post("/curated")
@@ -68,13 +64,13 @@ def curate(body: dict[str, Any]) -> dict[str, Any]:
     with svc.db.session() as session:
         row = add_curated(
             session,
-            ResponseSetConfig.from_settings(svc.settings),
+            svc.settings.response_set,
             body["text"],
             body["niche"],
             body["reason"],
             current_caller().actor,
         )
-        return {"curated": [_curated(row)], "blocks": []}
+        return {"curated": [row], "blocks": []}
 
 
 @bp.post("/blocks")
@@ -101,26 +97,4 @@ def block(body: dict[str, Any]) -> dict[str, Any]:
         row = add_block(
             session, body["kind"], body["value"], body["reason"], current_caller().actor
         )
-        return {"curated": [], "blocks": [_block(row)]}
-
-
-def _curated(row: CuratedReply) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "text": row.text,
-        "niche": row.niche,
-        "reason": row.reason,
-        "created_by": row.created_by,
-        "created_at": row.created_at.isoformat(),
-    }
-
-
-def _block(row: ReplyBlock) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "kind": row.kind,
-        "value": row.value,
-        "reason": row.reason,
-        "created_by": row.created_by,
-        "created_at": row.created_at.isoformat(),
-    }
+        return {"curated": [], "blocks": [row]}

@@ -29,7 +29,7 @@ from gunicorn.glogging import Logger
 from core.logs import formatter
 from core.metrics_files import MULTIPROC_VARIABLE
 from core.metrics_files import prepare_metrics_folder
-from core.settings import load_settings
+from core.settings import CoreSettings
 
 
 class JsonLogger(Logger):
@@ -81,8 +81,8 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 # Before gunicorn imports the worker class (see the module docstring).
-prepare_metrics_folder(load_settings().data_dir)
-# The web encoder runs one thread per process (Encoder.from_settings(serving=True)); the
+prepare_metrics_folder(CoreSettings.load().data_dir)
+# The web encoder runs one thread per process (Encoder.from_config(serving=True)); the
 # tokenizer's own thread pool would compete with the request threads. Read by the tokenizers
 # library when it first tokenizes, so the workers forked from here inherit it.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -29,18 +29,6 @@ bp = APIBlueprint("keys", __name__, url_prefix="/v1/keys", tag="API keys")
 ADMIN = [Role.ADMIN.value]
 
 
-def key_summary(row: ApiKey) -> dict[str, Any]:
-    """A key as the API shows it (never its hash)."""
-    return {
-        "id": row.id,
-        "prefix": row.prefix,
-        "name": row.name,
-        "role": row.role,
-        "created_at": row.created_at.isoformat(),
-        "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
-    }
-
-
 @bp.get("")
 @bp.auth_required(auth, roles=ADMIN)
 @bp.output(KeysOut)
@@ -49,7 +37,7 @@ def key_summary(row: ApiKey) -> dict[str, Any]:
 )
 def list_all() -> dict[str, Any]:
     with services().db.session() as session:
-        return {"keys": [key_summary(row) for row in list_keys(session)]}
+        return {"keys": list_keys(session)}
 
 
 @bp.post("")
@@ -68,7 +56,7 @@ def list_all() -> dict[str, Any]:
 def create(body: dict[str, Any]) -> dict[str, Any]:
     with services().db.session() as session:
         token, row = create_key(session, body["name"], Role(body["role"]), current_caller().actor)
-        return {**key_summary(row), "token": token}
+        return {"key": row, "token": token}
 
 
 @bp.post("/<int:key_id>/revoke")
@@ -87,8 +75,7 @@ def create(body: dict[str, Any]) -> dict[str, Any]:
         **RATE_LIMITED,
     },
 )
-def revoke(key_id: int, body: dict[str, Any]) -> dict[str, Any]:
+def revoke(key_id: int, body: dict[str, Any]) -> ApiKey:
     # Unknown id 404, revoked already 409, via webapp/errors.py's ActionRefused handler.
     with services().db.session() as session:
-        row = revoke_key(session, key_id, current_caller().actor, body["reason"])
-        return key_summary(row)
+        return revoke_key(session, key_id, current_caller().actor, body["reason"])

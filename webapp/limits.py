@@ -36,11 +36,11 @@ from limits import parse_many
 from redis.exceptions import RedisError
 
 from core.settings import ENV_PREFIX
-from core.settings import Settings
 from core.settings import SettingsError
 from webapp.auth import Caller
 from webapp.auth import auth
 from webapp.state import services
+from worker.settings import Settings
 
 __all__ = [
     "breach",

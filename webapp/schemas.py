@@ -7,6 +7,7 @@ from typing import Any
 
 from apiflask import Schema
 from apiflask.fields import Boolean
+from apiflask.fields import DateTime
 from apiflask.fields import Dict
 from apiflask.fields import Float
 from apiflask.fields import Integer
@@ -19,6 +20,7 @@ from apiflask.validators import OneOf
 from apiflask.validators import Range
 from flask import current_app
 from marshmallow import ValidationError
+from marshmallow import validates_schema
 
 from core.ingest import DEFAULT_NICHE
 from core.ingest import IMPORTABLE
@@ -67,7 +69,7 @@ def _settings() -> Any:
 
 class _SettingMaximum:
     """The upper bound of a Range or Length validator: the running app's setting ``setting``
-    (core.settings.Settings), read in the app context at each validation and when the OpenAPI
+    (worker.settings.Settings), read in the app context at each validation and when the OpenAPI
     document is generated (apispec reads ``max``). So the document states the bound that the
     deployment enforces (``REPLYGUARD_MAX_K=20`` makes both 20), from the one setting."""
 
@@ -221,6 +223,21 @@ class FeedbackIn(Schema):
         load_default=None,
         metadata={"description": "The model version that made the suggestions (GET /v1/models)."},
     )
+
+    @validates_schema
+    def _one_answer(self, data: dict[str, Any], **_: Any) -> None:
+        # Rules across fields, raised under a field's name so that the 422's details.fields
+        # names it like any other invalid field.
+        chosen, typed = data.get("chosen"), data.get("typed")
+        if (chosen is None) == (typed is None):
+            message = "give exactly one of 'chosen' (an index) or 'typed' (a text)"
+            raise ValidationError(message, field_name="chosen" if chosen is not None else "typed")
+        shown = data.get("suggestions", [])
+        if chosen is not None and chosen >= len(shown):
+            raise ValidationError(
+                f"'chosen' must index the {len(shown)} suggestion(s) shown (0-based)",
+                field_name="chosen",
+            )
 
 
 class FeedbackOut(Schema):
@@ -405,24 +422,30 @@ class BlockIn(Schema):
 
 
 class CuratedOut(Schema):
+    """A curated reply: dumps a ``CuratedReply`` row."""
+
     id = Integer(required=True)
     text = String(required=True)
     niche = String(required=True)
     reason = String(required=True)
     created_by = String(required=True)
-    created_at = String(required=True, metadata={"format": "date-time"})
+    created_at = DateTime(required=True, format="iso")
 
 
 class BlockOut(Schema):
+    """A block: dumps a ``ReplyBlock`` row."""
+
     id = Integer(required=True)
     kind = String(required=True, validate=OneOf([k.value for k in BlockKind]))
     value = String(required=True)
     reason = String(required=True)
     created_by = String(required=True)
-    created_at = String(required=True, metadata={"format": "date-time"})
+    created_at = DateTime(required=True, format="iso")
 
 
 class BankOut(Schema):
+    """Dumps ``{"curated": [CuratedReply rows], "blocks": [ReplyBlock rows]}``."""
+
     curated = List(Nested(CuratedOut), required=True)
     blocks = List(Nested(BlockOut), required=True)
 
@@ -433,20 +456,29 @@ class KeyIn(Schema):
 
 
 class KeyOut(Schema):
+    """A key as the API shows it (never its hash): dumps an ``ApiKey`` row."""
+
     id = Integer(required=True)
     prefix = String(
         required=True, metadata={"description": "The token's first characters, to tell keys apart."}
     )
     name = String(required=True)
     role = String(required=True, validate=OneOf([r.value for r in Role]))
-    created_at = String(required=True)
-    revoked_at = String(required=True, allow_none=True)
+    created_at = DateTime(required=True, format="iso")
+    revoked_at = DateTime(required=True, allow_none=True, format="iso")
 
 
 class NewKeyOut(KeyOut):
-    """A key just created: the only answer that carries its token."""
+    """A key just created, the only answer that carries its token: dumps
+    ``{"key": ApiKey row, "token": str}``."""
 
     token = String(required=True, metadata={"description": "Shown once, never stored."})
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        # The token is never stored, so it is not on the row: it comes beside it.
+        if attr == "token":
+            return obj["token"]
+        return super().get_attribute(obj["key"], attr, default)
 
 
 class RevokedKeyOut(KeyOut):
@@ -455,4 +487,6 @@ class RevokedKeyOut(KeyOut):
 
 
 class KeysOut(Schema):
+    """Dumps ``{"keys": [ApiKey rows]}``."""
+
     keys = List(Nested(KeyOut), required=True)

@@ -73,7 +73,7 @@ def run_everything(
         base = f"http://{host}:{port}"
         wait_ready(base, children["web"])
         click.echo(
-            f"\nServing on {base} (worker and web logs in {logs}).\n"
+            f"\nServing on {base} (logs of run, the worker and the web server in {logs}).\n"
             f"{keys}\n"
             "Try:\n"
             '  curl -H "Authorization: Bearer $KEY" '
@@ -98,6 +98,8 @@ def run_everything(
         for child in children.values():
             stop_server(child)
         stop_embedded_redis()
+    # Only after a clean stop: the operator knows the ports are free and nothing was lost.
+    click.echo(f"Stopped. Everything is kept in {settings.data_dir.resolve()}.")
 
 
 def _one_generation(ctx: PipelineContext, follow: Callable[[int], str]) -> None:

@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from core.settings import Settings
+from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 

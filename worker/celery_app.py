@@ -17,9 +17,9 @@ from celery.schedules import crontab
 from flask import Flask
 from flask import current_app
 
-from core.settings import Settings
 from worker.broker import celery_config
 from worker.context import PipelineContext
+from worker.settings import Settings
 
 EXTENSION = "replyguard.worker"
 

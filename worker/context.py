@@ -1,22 +1,22 @@
-"""What every stage needs: settings, the database and the encoder (loaded once, on first use)."""
+"""The one runtime object of a process: settings, the database and the encoder (loaded once,
+on first use). A web process (webapp.state.Services.pipeline, also its Celery app's), a Celery
+worker (worker.celery_app.pipeline_context) and the command line (webapp.cli.base.Context)
+each hold one; every stage of a generation takes it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from core.db import Database
-from core.settings import Settings
 from models.adapter import Adapter
-from models.adapter import AdapterConfig
 from models.curation import load_curation
 from models.encoder import Encoder
-from models.response_set import ResponseSetConfig
-from models.suggester import RetrievalConfig
 from models.suggester import ScoringWeights
 from models.suggester import SuggestionModel
 from models.training import TrainingExample
 from models.training import TrainingReport
 from models.training import train_model
+from worker.settings import Settings
 
 
 class PipelineContext:
@@ -44,7 +44,9 @@ class PipelineContext:
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            self._encoder = Encoder.from_settings(self.settings)
+            self._encoder = Encoder.from_config(
+                self.settings.encoder, self.settings.embedding_cache
+            )
         return self._encoder
 
     def train(
@@ -61,9 +63,9 @@ class PipelineContext:
         return train_model(
             self.encoder,
             examples,
-            AdapterConfig.from_settings(self.settings),
-            RetrievalConfig.from_settings(self.settings),
-            ResponseSetConfig.from_settings(self.settings),
+            self.settings.adapter,
+            self.settings.retrieval,
+            self.settings.response_set,
             curation,
             self.settings.triggering_target_coverage,
             start=start,
@@ -73,7 +75,11 @@ class PipelineContext:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings, encoder: Encoder | None = None) -> PipelineContext:
+    def from_settings(
+        cls, settings: Settings, encoder: Encoder | None = None, show_progress: bool = False
+    ) -> PipelineContext:
+        """The context of ``settings``, with its database opened and migrated to the newest
+        schema (the constructor's arguments say the rest)."""
         db = Database(settings)
         db.upgrade()
-        return cls(settings, db, encoder)
+        return cls(settings, db, encoder, show_progress)

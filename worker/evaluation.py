@@ -32,7 +32,7 @@ def evaluate_version(
     model: SuggestionModel | None = None,
 ) -> Evaluation:
     """The version's evaluation, computed once and kept on its registry row."""
-    config = EvaluationConfig.from_settings(ctx.settings)
+    config = ctx.settings.evaluation
     key = evaluation_key(pools, config)
     with ctx.db.session() as session:
         row = get_version(session, version)

@@ -36,11 +36,11 @@ from core.schema import AuditEntry
 from core.schema import DeliveryStatus
 from core.schema import Generation
 from core.schema import GenerationStatus
-from core.settings import Settings
 from models.registry import production
 from worker.broker import ensure_broker
 from worker.celery_app import pipeline_context
 from worker.celery_app import sender
+from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ from core.schema import GenerationStatus
 from core.schema import ModelStatus
 from core.schema import ModelVersion
 from core.schema import SyntheticCandidate
-from core.settings import Settings
 from models.registry import get_version
 from models.registry import promote
 from worker.notify import when_production_changes
+from worker.settings import Settings
 
 
 def accept_generation(

@@ -69,8 +69,6 @@ from core.schema import CandidateStatus
 from core.schema import Generation
 from core.schema import IncomingMessage
 from core.schema import SyntheticCandidate
-from core.settings import Settings
-from models.adapter import AdapterConfig
 from models.adapter_training import train_adapter
 from models.artifact import load_model
 from models.artifact import read_manifest
@@ -89,6 +87,7 @@ from worker.pipeline import Pipeline
 from worker.pipeline import run_generation
 from worker.pipeline import start_generation
 from worker.promotion import accept_generation
+from worker.settings import Settings
 from worker.stages import Counts
 from worker.stages import DeduplicateStage
 from worker.stages import FilterStage
@@ -468,7 +467,7 @@ class _TrainBootstrap:
                 model.bank_embeddings[ids],
                 ids,
                 np.ones(len(pairs), dtype=np.float32),
-                AdapterConfig.from_settings(ctx.settings),
+                ctx.settings.adapter,
                 start=model.adapter,
             )
         tuned = SuggestionModel(

@@ -27,11 +27,9 @@ def bank() -> None:
 def bank_add(ctx: Context, text: str, niche: str, reason: str) -> None:
     """Add TEXT as a canned reply: served within seconds, without retraining."""
     from models.curation import add_curated
-    from models.response_set import ResponseSetConfig
 
     with ctx.db.session() as session:
-        config = ResponseSetConfig.from_settings(ctx.settings)
-        add_curated(session, config, text, niche, reason, CLI_ACTOR)
+        add_curated(session, ctx.settings.response_set, text, niche, reason, CLI_ACTOR)
     click.echo(f"added {text!r} to the response set ({niche})")
 
 

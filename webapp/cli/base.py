@@ -11,13 +11,13 @@ import click
 
 from core.actions import ActionRefused
 from core.db import Database
-from core.settings import Settings
 from core.settings import SettingsError
-from core.settings import load_settings
 from core.text import REASON
 from core.text import InvalidText
 from core.text import TextRule
 from core.text import clean_text
+from worker.settings import Settings
+from worker.settings import load_settings
 
 if TYPE_CHECKING:
     from worker.context import PipelineContext
@@ -27,12 +27,12 @@ CLI_ACTOR = "cli"
 
 
 class Context:
-    """Settings and database, built lazily so `--help` stays fast and side-effect free."""
+    """The settings and the runtime (worker.context.PipelineContext: the migrated database,
+    the encoder on first use), built lazily so `--help` stays fast and side-effect free."""
 
     def __init__(self, data_dir: str | None) -> None:
         self._overrides = {"data_dir": data_dir} if data_dir else {}
         self._settings: Settings | None = None
-        self._db: Database | None = None
         self._pipeline: PipelineContext | None = None
 
     @property
@@ -50,15 +50,13 @@ class Context:
         from worker.context import PipelineContext
 
         if self._pipeline is None:
-            self._pipeline = PipelineContext(self.settings, self.db, show_progress=True)
+            self._pipeline = PipelineContext.from_settings(self.settings, show_progress=True)
         return self._pipeline
 
     @property
     def db(self) -> Database:
-        if self._db is None:
-            self._db = Database(self.settings)
-            self._db.upgrade()
-        return self._db
+        """The pipeline's database, migrated when first opened."""
+        return self.pipeline.db
 
 
 pass_ctx = click.make_pass_decorator(Context)

@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 
 from core.actions import ActionRefused
-from core.settings import load_settings
 from webapp.cli.base import main
 from webapp.cli.data import report_file
+from worker.settings import load_settings
 
 
 @main.command()
@@ -107,7 +107,8 @@ def simulate(
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
-        encoder = Encoder.from_settings(base.with_overrides(data_dir=work / "cache"))
+        cache = base.with_overrides(data_dir=work / "cache").embedding_cache
+        encoder = Encoder.from_config(base.encoder, cache)
         results = run_simulation(policies, plan, rows, base, encoder, work, click.echo)  # type: ignore[arg-type]
         command = (
             f"replyguard simulate --policy {policy} --generations {generations} "

@@ -25,7 +25,6 @@ from core.actions import ActionRefused
 from core.generations import active_generation
 from core.schema import Generation
 from core.schema import ModelVersion
-from core.settings import Settings
 from core.text import REASON
 from core.text import InvalidText
 from core.text import clean_text
@@ -39,6 +38,7 @@ from worker.promotion import check_override
 from worker.promotion import check_rollback
 from worker.promotion import override
 from worker.promotion import rollback
+from worker.settings import Settings
 
 Action = Callable[[Session, Settings, str, str, str], ModelVersion]
 Check = Callable[[Session, str], Any]

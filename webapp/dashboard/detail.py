@@ -16,7 +16,6 @@ from core.schema import Generation
 from core.schema import GenerationStatus
 from core.schema import ModelVersion
 from core.schema import SyntheticCandidate
-from core.settings import Settings
 from core.text import normalize
 from models.artifact import ArtifactError
 from models.artifact import read_manifest
@@ -25,6 +24,7 @@ from safeguards.evaluate import benchmark_fingerprint
 from worker.data import example_pools
 from worker.pipeline import PIPELINE
 from worker.pipeline import STAGES
+from worker.settings import Settings
 
 RULE_LABELS = {
     "empty_reply": "empty reply",

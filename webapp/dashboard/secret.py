@@ -14,8 +14,8 @@ import stat
 from pathlib import Path
 
 from core.files import atomic_write
-from core.settings import Settings
 from core.settings import SettingsError
+from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from core.references import ExampleRef
 from core.schema import CandidateStatus
 from core.schema import SyntheticCandidate
-from safeguards.dedup import DedupConfig
 from safeguards.dedup import deduplicate
 from worker.context import PipelineContext
 from worker.data import example_pools
@@ -50,7 +49,7 @@ class DeduplicateStage:
             rows,
             pools.stored,
             precomputed(ctx, generation_id),
-            DedupConfig(threshold=ctx.settings.dedup_threshold, seed=ctx.settings.seed),
+            ctx.settings.dedup,
         )
         with ctx.db.session() as session:
             reset(session, rows)

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from core.schema import CandidateStatus
 from core.schema import SyntheticCandidate
-from safeguards.quality import QualityConfig
 from safeguards.quality import default_rules
 from safeguards.quality import filter_examples
 from worker.context import PipelineContext
@@ -38,12 +37,8 @@ class FilterStage:
         stage marked: a rerun judges and counts them all again."""
         with ctx.db.session() as session:
             rows = staged(session, generation_id)
-        config = QualityConfig(
-            min_reply_chars=ctx.settings.quality_min_reply_chars,
-            max_reply_chars=ctx.settings.quality_max_reply_chars,
-            min_relevance=ctx.settings.quality_min_relevance,
-        )
-        result = filter_examples(rows, default_rules(config, precomputed(ctx, generation_id)))
+        rules = default_rules(ctx.settings.quality, precomputed(ctx, generation_id))
+        result = filter_examples(rows, rules)
         removed = {rejected.example.id: rejected.rule for rejected in result.removed}
         with ctx.db.session() as session:
             reset(session, rows)

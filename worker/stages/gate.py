@@ -55,7 +55,7 @@ class GateStage:
             Evaluation.from_dict(metrics["production"]),
             Evaluation.from_dict(metrics["baseline"]),
             history,
-            None,
+            ctx.settings.tolerances,
             fresh,
         )
         with ctx.db.session() as session:
