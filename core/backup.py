@@ -51,6 +51,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.actions import Conflict
 from core.db import alembic_config
 from core.files import BLOCK
+from core.files import atomic_write
 from core.files import fsync_path
 from core.files import sha256_file
 from core.schema import ModelStatus
@@ -426,12 +427,7 @@ def write_manifest(target: Path, snapshot: Snapshot, files: dict[str, Any]) -> d
         },
         "files": dict(sorted(files.items())),
     }
-    fd, temporary = tempfile.mkstemp(dir=target, prefix=f".{MANIFEST}.")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(manifest, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, target / MANIFEST)
+    atomic_write(target / MANIFEST, json.dumps(manifest, indent=2).encode())
     fsync_path(target)
     return manifest
 

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.actions import Conflict
 from core.actions import Invalid
+from core.generations import active_generation
 from core.provenance import Provenance
 from core.schema import Example
-from core.schema import Generation
 from core.schema import ReservoirMember
 from core.schema import ReservoirRole
 from core.settings import CoreSettings
@@ -73,7 +73,7 @@ def rebuild_reservoir(
     """
     if not reason.strip():
         raise Invalid("rebuilding the reservoir needs a reason")
-    running = session.scalars(select(Generation).where(Generation.lock == "active")).first()
+    running = active_generation(session)
     if running is not None:
         raise Conflict(
             f"generation {running.number} is {running.status}: rebuild the reservoir when it "

@@ -10,18 +10,22 @@ from typing import ClassVar
 from sqlalchemy import JSON
 from sqlalchemy import CheckConstraint
 from sqlalchemy import DateTime
+from sqlalchemy import Float
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
 from sqlalchemy import Integer
 from sqlalchemy import String
 from sqlalchemy import Text
 from sqlalchemy import TypeDecorator
+from sqlalchemy import UniqueConstraint
 from sqlalchemy import event
 from sqlalchemy import inspect
 from sqlalchemy import text
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import attribute_keyed_dict
 from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import relationship
 
 from core.provenance import Provenance
 from core.provenance import ProvenanceImmutableError
@@ -271,8 +275,14 @@ class Generation(Base):
     # allows one generation at a time across every web server and worker.
     lock: Mapped[str | None] = mapped_column(String(8), unique=True, default=None)
     stage: Mapped[str] = mapped_column(String(32), default="")
-    # Per stage: status, started/finished times, seconds, progress and counts.
-    stages: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Per stage that has started: status, timings, progress and counts (generation_stages),
+    # loaded with the generation, in the order the stages started.
+    stage_runs: Mapped[dict[str, GenerationStage]] = relationship(
+        collection_class=attribute_keyed_dict("stage"),
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="GenerationStage.id",
+    )
     # Evaluations of candidate, production and baseline; and the gate's decision.
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     decision: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -282,6 +292,80 @@ class Generation(Base):
     requested_by: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+    @property
+    def stages(self) -> dict[str, dict[str, Any]]:
+        """Every started stage's record as a plain mapping (:meth:`GenerationStage.record`),
+        by stage name in the order they started: what the API, the command line and the
+        dashboard show."""
+        return {name: run.record() for name, run in self.stage_runs.items()}
+
+
+class StageStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class GenerationStage(Base):
+    """One stage of one generation: its state, timings, progress and counts.
+
+    A row of its own, so that recording progress is a one-row update that never rewrites
+    another stage's record. The row appears when the stage first starts; a stage found
+    ``running`` with no live process holding the generation's stage lock was interrupted.
+    """
+
+    __tablename__ = "generation_stages"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_values(StageStatus)})", name="ck_generation_stages_status"),
+        UniqueConstraint("generation_id", "stage", name="uq_generation_stages_stage"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"))
+    stage: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default=StageStatus.PENDING.value)
+    # Runs started, the interrupted ones included, and who ran the latest ("host:pid").
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str] = mapped_column(String(200), default="")
+    # Who resumed the generation at this stage, if anyone did.
+    resumed_by: Mapped[str] = mapped_column(String(100), default="")
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+    seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    # 0 to 1.
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str] = mapped_column(Text, default="")
+    # What the stage hands on to the later ones (the snapshot's watermark and prompts).
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    def record(self) -> dict[str, Any]:
+        """The stage as a mapping: ``status``, ``progress``, ``attempts``, ``worker``, and
+        when they are set ``resumed_by``, ``started_at`` and ``finished_at`` (ISO 8601,
+        UTC), ``seconds``, ``counts``, ``error`` and ``data``."""
+        record: dict[str, Any] = {
+            "status": self.status,
+            "progress": self.progress,
+            "attempts": self.attempts,
+            "worker": self.worker,
+        }
+        if self.resumed_by:
+            record["resumed_by"] = self.resumed_by
+        if self.started_at is not None:
+            record["started_at"] = self.started_at.isoformat()
+        if self.finished_at is not None:
+            record["finished_at"] = self.finished_at.isoformat()
+        if self.seconds is not None:
+            record["seconds"] = self.seconds
+        if self.counts or self.status == StageStatus.DONE:
+            record["counts"] = self.counts
+        if self.error:
+            record["error"] = self.error
+        if self.data:
+            record["data"] = self.data
+        return record
 
 
 class CandidateStatus(enum.StrEnum):

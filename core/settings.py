@@ -229,7 +229,7 @@ class CoreSettings(BaseSettings):
 
     # Generations
     # Prompts the production model labels per generation: a seeded uniform sample of the
-    # incoming traffic (worker/pipeline.py, _prompt_pool); 0 labels none (no self-training).
+    # incoming traffic (worker/stages/snapshot.py, prompt_pool); 0 labels none (no self-training).
     # Refused when the settings are loaded, not in the middle of a generation.
     synthesize_max_prompts: int = Field(default=2_000, ge=0)
     # 0 writes the top suggestion; above 0 samples among the top suggestions.

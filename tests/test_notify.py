@@ -26,6 +26,7 @@ from core import webhooks
 from core.db import Database
 from core.schema import DeliveryStatus
 from core.schema import Generation
+from core.schema import GenerationStage
 from core.schema import GenerationStatus
 from core.schema import ModelVersion
 from core.schema import WebhookAttempt
@@ -271,7 +272,9 @@ def _candidate(ctx: PipelineContext, encoder: Encoder, decision: dict[str, Any])
             status=GenerationStatus.RUNNING.value,
             lock="active",
             stage="gate",
-            stages={stage: {"status": "done"} for stage in STAGES[:-1]},
+            stage_runs={
+                stage: GenerationStage(stage=stage, status="done") for stage in STAGES[:-1]
+            },
             decision=decision,
             parent_version=version,
             candidate_version=candidate.version,

@@ -35,6 +35,7 @@ from worker.pipeline import start_generation
 from worker.promotion import override
 from worker.promotion import rollback
 from worker.settings import Settings
+from worker.stages import SynthesizeStage
 
 
 @pytest.fixture
@@ -163,7 +164,7 @@ def test_stages_are_idempotent(ctx: PipelineContext, db: Database) -> None:
     # A worker died mid-stage: the stage is marked unfinished and runs again from its start.
     with db.session() as session:
         g = session.get_one(Generation, generation_id)
-        g.stages = {**g.stages, "synthesize": {"status": "running"}}
+        g.stage_runs["synthesize"].status = "running"
     run_stage(ctx, generation_id, "synthesize")
     run_stage(ctx, generation_id, "synthesize")  # done: a no-op
     with db.session() as session:
@@ -179,12 +180,10 @@ def test_stages_are_idempotent(ctx: PipelineContext, db: Database) -> None:
 def test_a_failing_stage_marks_the_generation_failed_and_releases_the_lock(
     ctx: PipelineContext, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import worker.pipeline as pipeline
-
     def broken(*_: Any) -> dict[str, Any]:
         raise OSError("disk full")
 
-    monkeypatch.setitem(pipeline.STAGE_FUNCTIONS, "synthesize", broken)
+    monkeypatch.setattr(SynthesizeStage, "run", broken)
     generation_id = start_generation(ctx, "tester")
     with pytest.raises(OSError, match="disk full"):
         run_generation(ctx, generation_id)
@@ -285,13 +284,13 @@ def test_rollback_returns_to_an_archived_version_only(ctx: PipelineContext, db: 
 def test_a_crash_while_recording_the_candidate_leaves_no_orphan_candidate(
     ctx: PipelineContext, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import worker.pipeline as pipeline
+    import worker.stages.train as train
 
     generation_id = start_generation(ctx, "tester")
     number = generation(db, generation_id).number
     for stage in STAGES[: STAGES.index("train")]:
         run_stage(ctx, generation_id, stage)
-    real_get = pipeline._get
+    real_get = train.get_generation
 
     def versions_of_this_generation(session: Any) -> list[ModelVersion]:
         return list(session.scalars(select(ModelVersion).where(ModelVersion.generation == number)))
@@ -302,10 +301,10 @@ def test_a_crash_while_recording_the_candidate_leaves_no_orphan_candidate(
             raise OSError("killed")
         return real_get(session, gid)
 
-    monkeypatch.setattr(pipeline, "_get", crash_while_recording)
+    monkeypatch.setattr(train, "get_generation", crash_while_recording)
     with pytest.raises(OSError, match="killed"):
         run_stage(ctx, generation_id, "train")
-    monkeypatch.setattr(pipeline, "_get", real_get)
+    monkeypatch.setattr(train, "get_generation", real_get)
     with db.session() as session:
         statuses = [r.status for r in versions_of_this_generation(session)]
     assert statuses == ["building"], "the candidate must not outlive the crash on its own"

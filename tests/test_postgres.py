@@ -57,6 +57,7 @@ TABLES = {
     "audit_log",
     "curated_replies",
     "examples",
+    "generation_stages",
     "generations",
     "incoming_messages",
     "reply_blocks",
@@ -199,10 +200,10 @@ def test_a_lost_start_race_is_refused_by_the_lock(
     start_generation(ctx, "first")
     # The second caller checks before the first one's row is visible to it: only the
     # database's unique lock can stop it.
-    real_active = pipeline._active
+    real_active = pipeline.active_generation
     calls = iter([None])
     monkeypatch.setattr(
-        pipeline, "_active", lambda session: next(calls, None) or real_active(session)
+        pipeline, "active_generation", lambda session: next(calls, None) or real_active(session)
     )
     with pytest.raises(GenerationBusy, match="generation 1 "):
         start_generation(ctx, "second")

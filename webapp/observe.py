@@ -53,7 +53,9 @@ from core import logs
 from core.db import Database
 from core.metrics_files import MULTIPROC_VARIABLE
 from core.schema import Generation
+from core.schema import GenerationStage
 from core.schema import GenerationStatus
+from core.schema import StageStatus
 from models.registry import production
 from safeguards.metrics import Evaluation
 from webapp import metrics
@@ -252,10 +254,20 @@ class DatabaseCollector:
         unread = [gid for gid, _, status in rows if gid not in self._settled]
         stages: dict[int, dict[str, float]] = {}
         if unread:
+            # The recorded seconds of each finished stage (worker/pipeline.py finish_stage).
             found = session.execute(
-                select(Generation.id, Generation.stages).where(Generation.id.in_(unread))
+                select(
+                    GenerationStage.generation_id, GenerationStage.stage, GenerationStage.seconds
+                )
+                .where(
+                    GenerationStage.generation_id.in_(unread),
+                    GenerationStage.status == StageStatus.DONE.value,
+                )
+                .order_by(GenerationStage.id)
             )
-            stages = {gid: _stage_seconds(record) for gid, record in found}
+            for gid, stage, value in found:
+                if value is not None:
+                    stages.setdefault(gid, {})[stage] = value
         verdicts = dict.fromkeys(VERDICTS.values(), 0)
         active = 0
         seconds: dict[str, list[float]] = {}
@@ -303,15 +315,6 @@ class DatabaseCollector:
         for stage, value in (last[1] if last else {}).items():
             latest.add_metric([stage], value)
         return [total, running, durations, latest]
-
-
-def _stage_seconds(stages: dict[str, Any]) -> dict[str, float]:
-    """The recorded seconds of each finished stage (worker/pipeline.py finish_stage)."""
-    return {
-        name: float(record["seconds"])
-        for name, record in stages.items()
-        if record.get("status") == "done" and isinstance(record.get("seconds"), int | float)
-    }
 
 
 def _production(session: Session) -> list[Metric]:

@@ -10,9 +10,10 @@ When off, a call costs one string comparison.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from pathlib import Path
+
+from core.files import atomic_write
 
 # Read once, at import: never set in production.
 PAUSE_STAGE = os.environ.get("REPLYGUARD_FAULT_PAUSE_STAGE") or None
@@ -34,16 +35,9 @@ def fault_point(data_dir: Path, stage: str) -> None:
         return
     folder = data_dir / "faults"
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(str(os.getpid()))
-    try:
-        # link() creates the marker with its content at once, and only if it is not there.
-        os.link(tmp, folder / f"{stage}.paused")
-    except FileExistsError:
+    # The marker appears with its content at once, and only if it is not there yet.
+    if not atomic_write(folder / f"{stage}.paused", str(os.getpid()).encode(), replace=False):
         return
-    finally:
-        os.unlink(tmp)
     release = folder / f"{stage}.release"
     deadline = time.monotonic() + PAUSE_LIMIT_SECONDS
     while not release.exists():

@@ -9,14 +9,14 @@ asks for a reason).
 
 from __future__ import annotations
 
-import datetime as dt
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.actions import Conflict
 from core.actions import Invalid
 from core.actions import NotFound
+from core.generations import end_generation
+from core.generations import holds_lock
 from core.ingest import ExampleIn
 from core.ingest import add_examples
 from core.provenance import Provenance
@@ -64,11 +64,9 @@ def accept_generation(
     )
     promote(session, settings, generation.candidate_version, actor, reason, action=action)
     verdict = (generation.decision or {}).get("verdict", "pass")
-    generation.status = (
-        GenerationStatus.WARNED.value if verdict == "warn" else GenerationStatus.PASSED.value
+    end_generation(
+        generation, GenerationStatus.WARNED if verdict == "warn" else GenerationStatus.PASSED
     )
-    generation.lock = None
-    generation.finished_at = dt.datetime.now(dt.UTC)
     return len(added)
 
 
@@ -80,9 +78,7 @@ def block_generation(session: Session, generation: Generation) -> None:
         candidate = get_version(session, generation.candidate_version)
         if candidate.status != ModelStatus.PRODUCTION.value:
             candidate.status = ModelStatus.BLOCKED.value
-    generation.status = GenerationStatus.BLOCKED.value
-    generation.lock = None
-    generation.finished_at = dt.datetime.now(dt.UTC)
+    end_generation(generation, GenerationStatus.BLOCKED)
 
 
 def check_override(session: Session, version: str) -> tuple[ModelVersion, Generation | None]:
@@ -103,7 +99,7 @@ def check_override(session: Session, version: str) -> tuple[ModelVersion, Genera
         raise Conflict(
             f"{version} is {row.status}: only a candidate or a blocked version can be promoted"
         )
-    if generation is not None and generation.lock == "active":
+    if generation is not None and holds_lock(generation):
         raise Conflict(
             f"generation {generation.number} is still {generation.status}: wait for the "
             f"gate's decision on {version} before overriding it"

@@ -3,9 +3,10 @@
     replyguard simulate --policy replace|accumulate|guarded|bootstrap|ablation|all
                         --generations 8 [--slice N] [--fresh-human N] --out DIR
 
-Every policy runs the same stage functions as the workers (``worker.pipeline``) on its own
-copy of one data folder (the same clean baseline, generation 0, trained once); only what a
-policy changes is written here:
+Every policy runs the workers' pipeline (``worker.pipeline``) on its own copy of one data
+folder (the same clean baseline, generation 0, trained once), with its own stages swapped in
+for some of the pipeline's (:data:`POLICY_PIPELINES`); only what a policy changes is written
+here:
 
 - ``guarded``: the production pipeline as shipped: quality rules, deduplication, the capped
   and tail-weighted accumulate mix, and the gate deciding what is promoted.
@@ -53,7 +54,6 @@ import numpy as np
 from sqlalchemy import delete
 from sqlalchemy import insert
 from sqlalchemy import select
-from sqlalchemy import update
 
 from core.demo import DemoRow
 from core.demo import demo_rows
@@ -64,6 +64,7 @@ from core.ingest import FileExamples
 from core.ingest import insert_examples
 from core.ingest import read_examples
 from core.provenance import Provenance
+from core.references import ExampleRef
 from core.schema import CandidateStatus
 from core.schema import Generation
 from core.schema import IncomingMessage
@@ -82,16 +83,24 @@ from safeguards.metrics import metric_label
 from worker.baseline import train_baseline
 from worker.context import PipelineContext
 from worker.data import example_pools
-from worker.pipeline import STAGES
-from worker.pipeline import begin_stage
-from worker.pipeline import fail_stage
-from worker.pipeline import finish_stage
-from worker.pipeline import generation_dir
-from worker.pipeline import run_stage
+from worker.pipeline import PIPELINE
+from worker.pipeline import Pipeline
+from worker.pipeline import run_generation
 from worker.pipeline import start_generation
-from worker.pipeline import write_json
 from worker.promotion import accept_generation
 from worker.settings import Settings
+from worker.stages import Counts
+from worker.stages import DeduplicateStage
+from worker.stages import FilterStage
+from worker.stages import MixStage
+from worker.stages import Progress
+from worker.stages import PromoteStage
+from worker.stages import TrainStage
+from worker.stages.filter import FilterCounts
+from worker.stages.records import TrainingItem
+from worker.stages.records import write_training_set
+from worker.stages.staging import kept_ids
+from worker.stages.staging import mark_kept
 
 Policy = Literal["replace", "accumulate", "guarded", "bootstrap", "ablation"]
 POLICIES: tuple[Policy, ...] = ("replace", "accumulate", "guarded", "bootstrap", "ablation")
@@ -290,14 +299,7 @@ def run_policy(
         started = time.perf_counter()
         arrived = _arrive(ctx, traffic[(number - 1) * plan.slice : number * plan.slice], fresh)
         generation_id = start_generation(ctx, actor=f"simulate:{policy}")
-        for stage in STAGES:
-            custom = _CUSTOM.get((policy, stage))
-            if custom is None:
-                run_stage(ctx, generation_id, stage)
-            else:
-                _run_custom(ctx, generation_id, stage, custom)
-        with ctx.db.session() as session:
-            status = session.get_one(Generation, generation_id).status
+        status = run_generation(ctx, generation_id, POLICY_PIPELINES[policy])
         result = _result(
             ctx,
             policy,
@@ -330,161 +332,189 @@ def _arrive(ctx: PipelineContext, chunk: Sequence[ExampleIn], fresh: int) -> int
         return added
 
 
-def _run_custom(
-    ctx: PipelineContext,
-    generation_id: int,
-    stage: str,
-    fn: Callable[[PipelineContext, int], dict[str, Any]],
-) -> None:
-    if not begin_stage(ctx, generation_id, stage):
-        return
-    started = time.perf_counter()
-    try:
-        counts = fn(ctx, generation_id)
-    except BaseException as exc:
-        fail_stage(ctx, generation_id, stage, exc)
-        raise
-    finish_stage(ctx, generation_id, stage, counts, time.perf_counter() - started)
+# ---------------------------------------------------------------------------------------
+# The stages a policy swaps into the pipeline
 
 
-def _keep_everything(ctx: PipelineContext, generation_id: int) -> dict[str, Any]:
-    """No quality rules, no deduplication: every synthetic reply is kept."""
-    with ctx.db.session() as session:
-        result = session.execute(
-            update(SyntheticCandidate)
-            .where(SyntheticCandidate.generation_id == generation_id)
-            .values(status=CandidateStatus.KEPT.value)
-        )
-        kept = int(getattr(result, "rowcount", 0) or 0)
-    return {"checked": kept, "kept": kept, "removed": {}}
+@dataclass(frozen=True)
+class _Skipped(Counts):
+    skipped: bool = True
 
 
-def _mix_replace(ctx: PipelineContext, generation_id: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _MixedAnyway(Counts):
+    human: int
+    synthetic: int
+    human_share: float
+
+
+@dataclass(frozen=True)
+class _PromotedAnyway(Counts):
+    # What the gate said (recorded, not obeyed).
+    verdict: str | None
+    promoted: bool
+    synthetic_added: int
+
+
+@dataclass(frozen=True)
+class _BootstrapCounts(Counts):
+    examples: int
+    bank_size: int
+    candidate: str
+
+
+class _KeepEverything:
+    """No quality rules: every synthetic reply is kept."""
+
+    name = FilterStage.name
+    label = "Quality rules (none: every reply kept)"
+
+    def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> FilterCounts:
+        with ctx.db.session() as session:
+            kept = mark_kept(session, generation_id)
+        return FilterCounts(checked=kept, kept=kept, removed={})
+
+
+class _NoDeduplication:
+    """No deduplication."""
+
+    name = DeduplicateStage.name
+    label = "Duplicate removal (none)"
+
+    def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> _Skipped:
+        return _Skipped()
+
+
+class _MixReplace:
     """Only what the previous model just wrote: no human example at all."""
-    refs = _candidate_refs(ctx, generation_id)
-    write_json(
-        generation_dir(ctx, generation_id) / "training_set.json",
-        [{"ref": ref, "weight": 1.0} for ref in refs],
-    )
-    return {"human": 0, "synthetic": len(refs), "human_share": 0.0}
+
+    name = MixStage.name
+    label = "Training on the model's replies only"
+
+    def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> _MixedAnyway:
+        refs = _kept_refs(ctx, generation_id)
+        write_training_set(ctx, generation_id, [TrainingItem(ref, 1.0) for ref in refs])
+        return _MixedAnyway(human=0, synthetic=len(refs), human_share=0.0)
 
 
-def _mix_accumulate(ctx: PipelineContext, generation_id: int) -> dict[str, Any]:
+class _MixAccumulate:
     """Every stored example and this generation's replies, unweighted and uncapped."""
-    from worker.data import example_pools
 
-    with ctx.db.session() as session:
-        pools = example_pools(session)
-    stored = [f"example:{r.id}" for r in pools.human + pools.human_selected + pools.synthetic]
-    refs = stored + _candidate_refs(ctx, generation_id)
-    write_json(
-        generation_dir(ctx, generation_id) / "training_set.json",
-        [{"ref": ref, "weight": 1.0} for ref in refs],
-    )
-    return {
-        "human": len(pools.human),
-        "synthetic": len(refs) - len(pools.human),
-        "human_share": len(pools.human) / max(len(refs), 1),
-    }
+    name = MixStage.name
+    label = "Mixing everything, uncapped"
 
-
-def _promote_always(ctx: PipelineContext, generation_id: int) -> dict[str, Any]:
-    """Promote whatever the gate said (recorded, not obeyed)."""
-    with ctx.db.session() as session:
-        generation = session.get_one(Generation, generation_id)
-        verdict = generation.decision.get("verdict")
-        added = accept_generation(
-            session, ctx.settings, generation, "simulate", "policy ignores the gate"
+    def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> _MixedAnyway:
+        with ctx.db.session() as session:
+            pools = example_pools(session)
+        stored = [
+            ExampleRef.example(r.id) for r in pools.human + pools.human_selected + pools.synthetic
+        ]
+        refs = stored + _kept_refs(ctx, generation_id)
+        write_training_set(ctx, generation_id, [TrainingItem(ref, 1.0) for ref in refs])
+        return _MixedAnyway(
+            human=len(pools.human),
+            synthetic=len(refs) - len(pools.human),
+            human_share=len(pools.human) / max(len(refs), 1),
         )
-    return {"verdict": verdict, "promoted": True, "synthetic_added": added}
 
 
-def _train_bootstrap(ctx: PipelineContext, generation_id: int) -> dict[str, Any]:
+class _PromoteAlways:
+    """Promote whatever the gate said (recorded, not obeyed)."""
+
+    name = PromoteStage.name
+    label = "Promote (whatever the gate said)"
+
+    def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> _PromotedAnyway:
+        with ctx.db.session() as session:
+            generation = session.get_one(Generation, generation_id)
+            verdict = generation.decision.get("verdict")
+            added = accept_generation(
+                session, ctx.settings, generation, "simulate", "policy ignores the gate"
+            )
+        return _PromotedAnyway(verdict=verdict, promoted=True, synthetic_added=added)
+
+
+class _TrainBootstrap:
     """Fine-tune production on the replies it just wrote: its adapter trained further on
     those pairs alone; its response set, signal weights and triggering threshold kept; the
     pairs added to its nearest-message index (each votes for the reply it was given)."""
-    with ctx.db.session() as session:
-        generation = session.get_one(Generation, generation_id)
-        parent = get_version(session, generation.parent_version or "")
-        path, checksum = artifact_dir(ctx.settings, parent), parent.checksum
-        number, parent_version = generation.number, parent.version
-        pairs = session.execute(
-            select(SyntheticCandidate.message, SyntheticCandidate.reply)
-            .where(
-                SyntheticCandidate.generation_id == generation_id,
-                SyntheticCandidate.status == CandidateStatus.KEPT.value,
+
+    name = TrainStage.name
+    label = "Fine-tuning production on its own replies"
+
+    def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> _BootstrapCounts:
+        with ctx.db.session() as session:
+            generation = session.get_one(Generation, generation_id)
+            parent = get_version(session, generation.parent_version or "")
+            path, checksum = artifact_dir(ctx.settings, parent), parent.checksum
+            number, parent_version = generation.number, parent.version
+            pairs = session.execute(
+                select(SyntheticCandidate.message, SyntheticCandidate.reply)
+                .where(
+                    SyntheticCandidate.generation_id == generation_id,
+                    SyntheticCandidate.status == CandidateStatus.KEPT.value,
+                )
+                .order_by(SyntheticCandidate.id)
+            ).all()
+        model, _ = load_model(path, ctx.encoder, checksum)
+        reply_id = {text: i for i, text in enumerate(model.bank.texts)}
+        ids = np.asarray([reply_id[reply] for _, reply in pairs], dtype=np.int64)
+        adapter, losses = model.adapter, list[float]()
+        messages = np.zeros((0, ctx.encoder.dim), dtype=np.float32)
+        if pairs:
+            messages = ctx.encoder.encode([m for m, _ in pairs])
+            adapter, losses = train_adapter(
+                messages,
+                model.bank_embeddings[ids],
+                ids,
+                np.ones(len(pairs), dtype=np.float32),
+                ctx.settings.adapter,
+                start=model.adapter,
             )
-            .order_by(SyntheticCandidate.id)
-        ).all()
-    model, _ = load_model(path, ctx.encoder, checksum)
-    reply_id = {text: i for i, text in enumerate(model.bank.texts)}
-    ids = np.asarray([reply_id[reply] for _, reply in pairs], dtype=np.int64)
-    adapter, losses = model.adapter, list[float]()
-    messages = np.zeros((0, ctx.encoder.dim), dtype=np.float32)
-    if pairs:
-        messages = ctx.encoder.encode([m for m, _ in pairs])
-        adapter, losses = train_adapter(
-            messages,
-            model.bank_embeddings[ids],
-            ids,
-            np.ones(len(pairs), dtype=np.float32),
-            ctx.settings.adapter,
-            start=model.adapter,
+        tuned = SuggestionModel(
+            ctx.encoder,
+            adapter,
+            model.bank,
+            model.bank_embeddings,
+            np.vstack([model.message_embeddings, messages]),
+            np.concatenate([model.message_reply_ids, ids]),
+            model.weights,
+            model.retrieval,
+            triggering=model.triggering,
         )
-    tuned = SuggestionModel(
-        ctx.encoder,
-        adapter,
-        model.bank,
-        model.bank_embeddings,
-        np.vstack([model.message_embeddings, messages]),
-        np.concatenate([model.message_reply_ids, ids]),
-        model.weights,
-        model.retrieval,
-        triggering=model.triggering,
-    )
-    metadata = {
-        "training": {
-            "examples": len(pairs),
-            "provenance_counts": {"synthetic": len(pairs)} if pairs else {},
-            "final_loss": losses[-1] if losses else None,
-            "held": "response set, weights and triggering threshold of the parent",
-            "generation_id": generation_id,
+        metadata = {
+            "training": {
+                "examples": len(pairs),
+                "provenance_counts": {"synthetic": len(pairs)} if pairs else {},
+                "final_loss": losses[-1] if losses else None,
+                "held": "response set, weights and triggering threshold of the parent",
+                "generation_id": generation_id,
+            }
         }
-    }
 
-    def record(session: Any, version: Any) -> None:
-        session.get_one(Generation, generation_id).candidate_version = version.version
+        def record(session: Any, version: Any) -> None:
+            session.get_one(Generation, generation_id).candidate_version = version.version
 
-    version = register(ctx.db, ctx.settings, tuned, number, parent_version, metadata, record)
-    return {"examples": len(pairs), "bank_size": len(model.bank), "candidate": version.version}
-
-
-def _candidate_refs(ctx: PipelineContext, generation_id: int) -> list[str]:
-    with ctx.db.session() as session:
-        ids = session.scalars(
-            select(SyntheticCandidate.id)
-            .where(
-                SyntheticCandidate.generation_id == generation_id,
-                SyntheticCandidate.status == CandidateStatus.KEPT.value,
-            )
-            .order_by(SyntheticCandidate.id)
+        version = register(ctx.db, ctx.settings, tuned, number, parent_version, metadata, record)
+        return _BootstrapCounts(
+            examples=len(pairs), bank_size=len(model.bank), candidate=version.version
         )
-        return [f"candidate:{i}" for i in ids]
 
 
-_KEEP_ALL: dict[str, Callable[[PipelineContext, int], dict[str, Any]]] = {
-    "filter": _keep_everything,
-    "deduplicate": lambda ctx, gid: {"skipped": True},
-    "promote": _promote_always,
-}
-_CUSTOM: dict[tuple[str, str], Callable[[PipelineContext, int], dict[str, Any]]] = {
-    **{("replace", stage): fn for stage, fn in _KEEP_ALL.items()},
-    ("replace", "mix"): _mix_replace,
-    **{("accumulate", stage): fn for stage, fn in _KEEP_ALL.items()},
-    ("accumulate", "mix"): _mix_accumulate,
-    **{("bootstrap", stage): fn for stage, fn in _KEEP_ALL.items()},
-    ("bootstrap", "mix"): _mix_replace,
-    ("bootstrap", "train"): _train_bootstrap,
+def _kept_refs(ctx: PipelineContext, generation_id: int) -> list[ExampleRef]:
+    with ctx.db.session() as session:
+        return [ExampleRef.candidate(i) for i in kept_ids(session, generation_id)]
+
+
+# No quality rules, no deduplication, every candidate promoted.
+_UNGUARDED = (_KeepEverything(), _NoDeduplication(), _PromoteAlways())
+# Each policy's pipeline: the production one with the policy's stages swapped in.
+POLICY_PIPELINES: dict[Policy, Pipeline] = {
+    "guarded": PIPELINE,
+    ABLATION: PIPELINE,
+    "replace": PIPELINE.with_stages(*_UNGUARDED, _MixReplace()),
+    "accumulate": PIPELINE.with_stages(*_UNGUARDED, _MixAccumulate()),
+    "bootstrap": PIPELINE.with_stages(*_UNGUARDED, _MixReplace(), _TrainBootstrap()),
 }
 
 

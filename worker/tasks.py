@@ -24,11 +24,12 @@ from celery.signals import task_prerun
 
 from core.logs import bind
 from core.logs import unbind
+from core.schema import Generation
+from core.schema import GenerationStatus
 from worker.celery_app import SOFT_LIMIT
 from worker.celery_app import TIME_LIMIT
 from worker.celery_app import pipeline_context
-from worker.encoding import encode_chunk
-from worker.encoding import plan_chunks
+from worker.pipeline import PIPELINE
 from worker.pipeline import STAGES
 from worker.pipeline import GenerationBusy
 from worker.pipeline import begin_stage
@@ -37,6 +38,8 @@ from worker.pipeline import finish_stage
 from worker.pipeline import run_stage
 from worker.pipeline import stage_guard
 from worker.pipeline import start_generation
+from worker.stages import EncodeStage
+from worker.stages.encode import encode_chunk
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,9 @@ def _stage_task(stage: str):  # type: ignore[no-untyped-def]
     return task
 
 
+_ENCODE = EncodeStage()
+
+
 @shared_task(
     name="replyguard.stage.encode",
     soft_time_limit=SOFT_LIMIT,
@@ -71,28 +77,29 @@ def _stage_task(stage: str):  # type: ignore[no-untyped-def]
     reject_on_worker_lost=True,
 )
 def encode_stage(generation_id: int) -> int:
-    """Plan the chunks, then fan them out to every worker; the chord's callback finishes the
-    stage and moves the generation on. Does nothing while another worker runs a stage of the
-    generation."""
+    """The encode stage (worker/stages/encode.py) shared out: plan the chunks, then fan them
+    out to every worker; the chord's callback records the stage done, with the counts the
+    plan gave (those of an inline run), and moves the generation on. Does nothing while
+    another worker runs a stage of the generation."""
     ctx = pipeline_context()
     with stage_guard(ctx, generation_id) as free:
         if not free:
             return 0
-        if not begin_stage(ctx, generation_id, "encode"):
+        if not begin_stage(ctx, generation_id, _ENCODE.name):
             advance(generation_id)
             return 0
         try:
-            chunks = plan_chunks(ctx, generation_id)
+            plan = _ENCODE.plan(ctx, generation_id)
         except BaseException as exc:
-            fail_stage(ctx, generation_id, "encode", exc)
+            fail_stage(ctx, generation_id, _ENCODE.name, exc)
             raise
-    header = [encode_chunk_task.s(generation_id, index) for index in range(chunks)]
-    callback = encode_done.si(generation_id, chunks, time.time())
+    header = [encode_chunk_task.s(generation_id, index) for index in range(plan.chunks)]
+    callback = encode_done.si(generation_id, plan.as_counts(), time.time())
     if header:
         chord(header)(callback)
     else:
         callback.delay()
-    return chunks
+    return plan.chunks
 
 
 @shared_task(
@@ -107,18 +114,20 @@ def encode_chunk_task(generation_id: int, index: int) -> int:
     try:
         return encode_chunk(ctx, generation_id, index)
     except BaseException as exc:
-        fail_stage(ctx, generation_id, "encode", exc)
+        fail_stage(ctx, generation_id, _ENCODE.name, exc)
         raise
 
 
 @shared_task(name="replyguard.encode.done", soft_time_limit=60, acks_late=True)
-def encode_done(generation_id: int, chunks: int, started: float) -> str | None:
+def encode_done(generation_id: int, counts: dict[str, Any], started: float) -> str | None:
     ctx = pipeline_context()
-    finish_stage(ctx, generation_id, "encode", {"chunks": chunks}, time.time() - started)
+    finish_stage(ctx, generation_id, _ENCODE.name, counts, time.time() - started)
     return advance(generation_id)
 
 
-STAGE_TASKS = {stage: encode_stage if stage == "encode" else _stage_task(stage) for stage in STAGES}
+STAGE_TASKS = {
+    stage: encode_stage if stage == _ENCODE.name else _stage_task(stage) for stage in STAGES
+}
 
 # The log fields bound for each running task, by task id (worker/tasks' own tasks only).
 _bound: dict[str, contextvars.Token[Mapping[str, Any]]] = {}
@@ -146,16 +155,12 @@ def advance(generation_id: int) -> str | None:
 
     Waits out a short Redis outage (PUBLISH_RETRY); raises kombu's OperationalError when
     Redis stays away longer."""
-    from core.schema import Generation
-    from core.schema import GenerationStatus
-    from worker.pipeline import next_stage
-
     ctx = pipeline_context()
     with ctx.db.session() as session:
         generation = session.get_one(Generation, generation_id)
         if not GenerationStatus(generation.status).active:
             return None
-        stage = next_stage(generation.stages)
+        stage = PIPELINE.next_stage(generation.stage_runs)
     if stage is not None:
         STAGE_TASKS[stage].apply_async((generation_id,), retry=True, retry_policy=PUBLISH_RETRY)
     return stage

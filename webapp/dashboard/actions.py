@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.actions import ActionRefused
+from core.generations import active_generation
 from core.schema import Generation
 from core.schema import ModelVersion
 from core.text import REASON
@@ -70,9 +71,7 @@ def start_generation() -> Any:
     svc = services()
     with svc.db.session() as session:
         current = production(session)
-        active = session.scalars(
-            select(Generation).where(Generation.lock == "active")
-        ).one_or_none()
+        active = active_generation(session)
         context = {"production": current.version if current else None, "active": active}
     if request.method == "GET":
         return render_template("dashboard/start.html", **context)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.references import ExampleRef
 from core.schema import CandidateStatus
 from core.schema import Example
 from core.schema import Generation
@@ -22,21 +23,10 @@ from models.registry import artifact_dir
 from safeguards.evaluator import benchmark_fingerprint
 from safeguards.gate import upgrade_generation
 from worker.data import example_pools
+from worker.pipeline import PIPELINE
 from worker.pipeline import STAGES
 from worker.settings import Settings
 
-STAGE_LABELS = {
-    "snapshot": "Snapshot of the data and prompts",
-    "synthesize": "Production writes synthetic replies",
-    "encode": "Embedding the texts to compare",
-    "filter": "Quality rules",
-    "deduplicate": "Duplicate removal",
-    "mix": "Mixing with human data",
-    "train": "Training the candidate",
-    "evaluate": "Evaluation on the benchmark",
-    "gate": "The gate decides",
-    "promote": "Promote or block",
-}
 RULE_LABELS = {
     "empty_reply": "empty reply",
     "echoes_message": "reply repeats the message",
@@ -92,8 +82,7 @@ def stage_rows(generation: Generation) -> list[StageRow]:
         rows.append(
             StageRow(
                 name=name,
-                # A stage added to the pipeline later still shows, under its own name.
-                label=STAGE_LABELS.get(name, name.replace("_", " ").capitalize()),
+                label=PIPELINE[name].label,
                 status=str(record.get("status", "pending")),
                 progress=float(record.get("progress", 0.0) or 0.0),
                 seconds=record.get("seconds"),
@@ -169,18 +158,22 @@ def duplicates(session: Session, generation_id: int) -> list[Duplicate]:
 
 
 def _duplicate(session: Session, row: SyntheticCandidate) -> Duplicate:
-    kind, _, ref = row.duplicate_of.partition(":")
+    try:
+        ref: ExampleRef | None = ExampleRef.parse(row.duplicate_of)
+    except ValueError:
+        ref = None
     message = reply = detail = ""
-    if kind == "example" and ref.isdigit():
-        example = session.get(Example, int(ref))
+    if ref is not None and ref.kind == "example":
+        example = session.get(Example, ref.id)
         if example is not None:
             message, reply = example.message, example.reply
             detail = f"stored {example.provenance} example #{example.id}"
-    elif kind == "candidate" and ref.isdigit():
-        other = session.get(SyntheticCandidate, int(ref))
+    elif ref is not None:
+        other = session.get(SyntheticCandidate, ref.id)
         if other is not None:
             message, reply = other.message, other.reply
             detail = "another synthetic reply of this generation"
+    kind = ref.kind if ref is not None else ""
     return Duplicate(
         row.message, row.reply, row.similarity, kind, message, reply, detail or row.duplicate_of
     )

@@ -8,6 +8,7 @@ from flask import url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.generations import holds_lock
 from core.schema import Generation
 from core.schema import ModelVersion
 from models.registry import production
@@ -23,7 +24,7 @@ def overview_context(session: Session) -> dict[str, Any]:
     return {
         "production": _production(session, current),
         "last_decision": _last_decision(generations),
-        "active": next((g for g in generations if g.lock == "active"), None),
+        "active": next((g for g in generations if holds_lock(g)), None),
         "generations": list(reversed(generations)),
         "charts": build_charts(points),
         "has_trend": len(points) > 1,

@@ -9,6 +9,7 @@ from flask import render_template
 from flask import request
 from sqlalchemy import select
 
+from core.generations import active_generation
 from core.schema import AuditEntry
 from core.schema import Generation
 from core.schema import ModelStatus
@@ -71,9 +72,7 @@ def models() -> str:
                 )
             )
         }
-        active = session.scalars(
-            select(Generation).where(Generation.lock == "active")
-        ).one_or_none()
+        active = active_generation(session)
         has_production = any(r.status == ModelStatus.PRODUCTION.value for r in rows)
         return render_template(
             "dashboard/models.html",

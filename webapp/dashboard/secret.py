@@ -8,14 +8,12 @@ fallback key: a key anyone can read in the source would let anyone forge a sessi
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import secrets
 import stat
-import tempfile
 from pathlib import Path
 
+from core.files import atomic_write
 from core.settings import SettingsError
 from worker.settings import Settings
 
@@ -46,19 +44,9 @@ def stored_key(path: Path) -> str:
 
 def _create(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    # mkstemp creates the file 0600. The key is written in full before it gets its name, and
-    # link() refuses to replace an existing file: of several workers starting at once, one
-    # key wins and no worker ever reads half a key.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48))
-            handle.flush()
-            os.fsync(handle.fileno())
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)
-    finally:
-        os.unlink(tmp)
+    # Created 0600 and written in full before it gets its name, which an existing key keeps:
+    # of several workers starting at once, one key wins and no worker ever reads half a key.
+    atomic_write(path, secrets.token_urlsafe(48).encode(), replace=False)
 
 
 def _read(path: Path) -> str:

@@ -1,49 +1,80 @@
-"""The encode stage: embeddings of a generation's texts, in chunks that workers share.
+"""Stage 3, encode: embeddings of a generation's texts, in chunks that workers share.
 
 Filtering and deduplication need an embedding of every synthetic message and reply and of
 every stored example. The texts are planned once, split into chunks, and each chunk is
-encoded by whichever worker takes it (a Celery chord, see ``worker.tasks``) into the
-generation's folder in the shared data folder; the later stages read them back. Inline runs
-(the command line, the simulation) encode the chunks one after another.
+encoded by whichever worker takes it into the generation's folder in the shared data folder;
+the later stages read them back (:func:`precomputed`). The Celery workers share the chunks
+through a chord (worker/tasks.py); run inline (the command line, the collapse experiment)
+they go one after another. Both record the same counts (:meth:`EncodeStage.counts`).
 """
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
 
+from core.files import atomic_write
 from core.schema import Example
-from core.schema import Generation
 from core.schema import SyntheticCandidate
 from core.text import text_hash
 from models.encoder import Encoder
 from worker.context import PipelineContext
 from worker.faults import fault_point
+from worker.stages.base import Counts
+from worker.stages.base import Progress
+from worker.stages.base import generation_dir
+from worker.stages.base import get_generation
+from worker.stages.records import read_snapshot
 
 CHUNK_SIZE = 512
 
 
+@dataclass(frozen=True)
+class EncodeCounts(Counts):
+    chunks: int
+    # Distinct texts in the plan: the chunks' embeddings cover them all.
+    texts: int
+
+
+class EncodeStage:
+    name = "encode"
+    label = "Embedding the texts to compare"
+
+    def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> EncodeCounts:
+        """Plan, then encode every chunk one after another (the inline run)."""
+        plan = self.plan(ctx, generation_id)
+        for index in range(plan.chunks):
+            encode_chunk(ctx, generation_id, index)
+            progress((index + 1) / plan.chunks)
+        return plan
+
+    def plan(self, ctx: PipelineContext, generation_id: int) -> EncodeCounts:
+        """Write the plan (:func:`plan_texts`); return its chunks and texts, which are also
+        the stage's counts, however its chunks are then encoded."""
+        texts = plan_texts(ctx, generation_id)
+        return EncodeCounts(chunks=(texts + CHUNK_SIZE - 1) // CHUNK_SIZE, texts=texts)
+
+
 def chunk_dir(ctx: PipelineContext, generation_id: int) -> Path:
-    path = ctx.settings.data_dir / "generations" / str(generation_id) / "embeddings"
+    path = generation_dir(ctx, generation_id) / "embeddings"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def plan_chunks(ctx: PipelineContext, generation_id: int) -> int:
-    """Write the list of distinct texts to encode; return how many chunks it makes.
+def plan_texts(ctx: PipelineContext, generation_id: int) -> int:
+    """Write the list of distinct texts to encode; return how many there are.
 
     The texts are the generation's synthetic replies and the examples stored up to its
     snapshot's watermark, so planning again (a resumed or redelivered encode stage) writes
     the same plan, and chunks already encoded stay valid."""
     with ctx.db.session() as session:
-        generation = session.get_one(Generation, generation_id)
-        watermark = generation.stages["snapshot"]["data"]["watermark"]
+        watermark = read_snapshot(get_generation(session, generation_id)).watermark
         staged = session.execute(
             select(SyntheticCandidate.message, SyntheticCandidate.reply).where(
                 SyntheticCandidate.generation_id == generation_id
@@ -53,13 +84,13 @@ def plan_chunks(ctx: PipelineContext, generation_id: int) -> int:
             select(Example.message, Example.reply).where(Example.id <= watermark)
         ).all()
     texts = sorted({t for pair in [*staged, *stored] for t in pair})
-    folder = chunk_dir(ctx, generation_id)
-    _atomic_write(folder / "plan.json", json.dumps(texts).encode())
-    return (len(texts) + CHUNK_SIZE - 1) // CHUNK_SIZE
+    atomic_write(chunk_dir(ctx, generation_id) / "plan.json", json.dumps(texts).encode())
+    return len(texts)
 
 
 def encode_chunk(ctx: PipelineContext, generation_id: int, index: int) -> int:
-    """Encode one chunk of the plan (idempotent: a chunk already written is skipped)."""
+    """Encode chunk ``index`` of the plan; return how many texts it encoded (0 when the
+    chunk was written already: it is skipped)."""
     folder = chunk_dir(ctx, generation_id)
     target = folder / f"{index:05d}.npy"
     if target.exists():
@@ -67,12 +98,10 @@ def encode_chunk(ctx: PipelineContext, generation_id: int, index: int) -> int:
     texts = json.loads((folder / "plan.json").read_text())[
         index * CHUNK_SIZE : (index + 1) * CHUNK_SIZE
     ]
-    vectors = ctx.encoder.encode(texts)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".npy")
-    with os.fdopen(fd, "wb") as handle:
-        np.save(handle, vectors)
-    os.replace(tmp, target)
-    fault_point(ctx.settings.data_dir, "encode")
+    buffer = io.BytesIO()
+    np.save(buffer, ctx.encoder.encode(texts))
+    atomic_write(target, buffer.getvalue())
+    fault_point(ctx.settings.data_dir, EncodeStage.name)
     return len(texts)
 
 
@@ -110,10 +139,3 @@ class PrecomputedEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([self.known[h] for h in hashes])
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)

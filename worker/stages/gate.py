@@ -1,0 +1,64 @@
+"""Stage 9, gate: the safeguards decide pass, warn or block, with metrics and reasons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from core.schema import Generation
+from core.schema import GenerationStatus
+from safeguards.gate import decide
+from safeguards.metrics import Evaluation
+from worker.context import PipelineContext
+from worker.faults import fault_point
+from worker.stages.base import Counts
+from worker.stages.base import Progress
+from worker.stages.base import get_generation
+from worker.stages.records import SNAPSHOT
+
+
+@dataclass(frozen=True)
+class GateCounts(Counts):
+    verdict: str
+    reasons: int
+
+
+class GateStage:
+    name = "gate"
+    label = "The gate decides"
+
+    def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> GateCounts:
+        """Decide on the evaluate stage's evaluations, against the candidates of the
+        generations promoted before and the fresh human examples of the snapshot; store the
+        decision on the generation."""
+        with ctx.db.session() as session:
+            generation = get_generation(session, generation_id)
+            metrics = generation.metrics
+            fresh = int(generation.stage_runs[SNAPSHOT].counts["fresh_human"])
+            history = [
+                Evaluation.from_dict(g.metrics["candidate"])
+                for g in session.scalars(
+                    select(Generation)
+                    .where(
+                        Generation.number < generation.number,
+                        Generation.status.in_(
+                            [GenerationStatus.PASSED.value, GenerationStatus.WARNED.value]
+                        ),
+                    )
+                    .order_by(Generation.number)
+                )
+                if g.metrics.get("candidate")
+            ]
+        decision = decide(
+            Evaluation.from_dict(metrics["candidate"]),
+            Evaluation.from_dict(metrics["production"]),
+            Evaluation.from_dict(metrics["baseline"]),
+            history,
+            ctx.settings.tolerances,
+            fresh,
+        )
+        with ctx.db.session() as session:
+            get_generation(session, generation_id).decision = decision.to_dict()
+        fault_point(ctx.settings.data_dir, self.name)
+        return GateCounts(verdict=decision.verdict, reasons=len(decision.reasons))
