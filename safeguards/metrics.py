@@ -128,7 +128,16 @@ METRICS: tuple[MetricSpec, ...] = (
         "closeness of the best top-{k} suggestion to the real reply, answered messages",
         gated=False,
     ),
-    MetricSpec("coverage", "relevance", "share of messages the model answers (coverage)"),
+    # Coverage moves with the triggering threshold, a quantile of held-out scores: 1.6%
+    # relative sd between two seeds on the 10,000-pair demo (docs/collapse.md "Noise"), so
+    # 7% is 3 sd of a retrain's difference; the relevance kind's 3% was 1.3 sd and blocked
+    # retrains that changed nothing.
+    MetricSpec(
+        "coverage",
+        "relevance",
+        "share of messages the model answers (coverage)",
+        tolerance=0.07,
+    ),
     # Diversity: all held. The tolerances given here are for the metrics that move more
     # between retrains than the kind's 5% allows (3 sd of the difference of two retrains).
     MetricSpec("distinct_1", "diversity", "Word variety (distinct-1)", tolerance=0.12),

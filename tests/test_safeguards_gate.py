@@ -265,7 +265,8 @@ def test_a_decision_stored_before_schema_2_reads_under_the_current_names() -> No
     assert [m.name for m in decision.metrics] == ["accuracy@3", "tail_mrr@10", "distinct_share"]
     assert decision.metric("accuracy@3").label.endswith("(accuracy@3)")
     assert decision.metric("distinct_share").verdict == "block"
-    assert decision.tolerances == Tolerances()
+    # The tolerances it was decided with, not today's defaults.
+    assert decision.tolerances.per_metric == stored["decision"]["tolerances"]["per_figure"]
     assert decision.reasons == tuple(stored["decision"]["reasons"])
     upgraded = upgrade_decision(stored["decision"])
     assert upgraded["overridden_by"] == "reviewer"

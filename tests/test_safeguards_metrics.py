@@ -222,6 +222,7 @@ def test_names_the_registry_does_not_know(name: str) -> None:
 
 def test_the_registry_gives_the_gate_its_default_tolerances() -> None:
     assert default_tolerances() == {
+        "coverage": 0.07,
         "distinct_1": 0.12,
         "distinct_2": 0.11,
         "vendi": 0.07,
