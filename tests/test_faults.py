@@ -64,15 +64,34 @@ from worker.pipeline import GenerationBusy
 pytestmark = pytest.mark.integration
 
 # One adapter epoch: a generation trains in seconds. Replies sampled among the top
-# suggestions (temperature 1) rather than the top one, for 100 prompts of the traffic, keep
-# the candidate's suggestions varied enough for the gate to pass it on this data, so its
-# promote stage promotes and keeps the synthetic rows: the harder half of "all kept or all
-# discarded". (With every prompt labelled, a uniform sample since issue 14, the candidate's
-# distinct share fell 6.8% and the gate blocked it.)
+# suggestions (temperature 1) for 100 prompts of the traffic. The gate's verdict is not what
+# this test is about, but a pass is the harder half of "synthetic rows all kept or all
+# discarded" (promote keeps them); on this small data the candidate's Vendi and distinct
+# share move by about their tolerances between code changes (7.1% against 7% once), so the
+# gate gets tolerances this data always passes: 50% for every held metric.
+LOOSE = dict.fromkeys(
+    [
+        "similarity@3",
+        "coverage",
+        "tail_similarity@3",
+        "tail_accuracy@1",
+        "tail_accuracy@3",
+        "tail_mrr@10",
+        "distinct_1",
+        "distinct_2",
+        "distinct_share",
+        "entropy",
+        "entropy_norm",
+        "vendi",
+        "pairwise_distance",
+    ],
+    0.5,
+)
 WORKER_ENV = {
     "REPLYGUARD_ADAPTER_EPOCHS": "1",
     "REPLYGUARD_SYNTHESIZE_TEMPERATURE": "1.0",
     "REPLYGUARD_SYNTHESIZE_MAX_PROMPTS": "100",
+    "REPLYGUARD_GATE_TOLERANCES": json.dumps(LOOSE),
 }
 
 
