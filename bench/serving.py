@@ -282,7 +282,12 @@ def main() -> None:
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     probes = texts[-3_000 - STALL_PROBES : -3_000]
     port = free_port()
-    server = start_server(data_dir, port, workers=args.workers, threads=args.threads)
+    # The server's own lines, to read when a level fails.
+    server_log = data_dir / "logs" / "bench-serving.log"
+    server_log.parent.mkdir(parents=True, exist_ok=True)
+    server = start_server(
+        data_dir, port, workers=args.workers, threads=args.threads, log=server_log
+    )
     try:
         results["ours"] = levels("ours", port, "/v1/suggestions", headers, texts[:per_server])
         stalls["ours"] = stalled_probe(port, headers, probes)
