@@ -162,3 +162,57 @@ def test_a_prompt_reference_reads_what_it_writes() -> None:
     assert str(PromptRef("incoming", 9)) == "incoming:9"
     with pytest.raises(ValueError, match="not a prompt reference"):
         PromptRef.parse("candidate:3")
+
+
+def _upgrade(settings_dir: str, database_url: str, start: Any) -> None:
+    # In a process of its own, as each gunicorn or Celery worker migrates on start; all
+    # of them at the same moment (the barrier), past their imports.
+    database = Database(make_settings(Path(settings_dir), database_url=database_url))
+    try:
+        start.wait(timeout=60)
+        database.upgrade()
+    finally:
+        database.dispose()
+
+
+def check_concurrent_upgrades(database: Database, data_dir: Path, url: str) -> None:
+    """Four processes start at once on a database one migration behind: every one succeeds
+    and the schema is at head once (a second run of 0006 would fail creating its table)."""
+    import multiprocessing
+
+    database.upgrade()
+    _at(database, "0005", "downgrade")
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(4)
+    processes = [
+        context.Process(target=_upgrade, args=(str(data_dir), url, start)) for _ in range(4)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [p.exitcode for p in processes] == [0, 0, 0, 0]
+    with database.engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).all() == [
+            ("0006",)
+        ]
+
+
+def test_processes_starting_together_migrate_one_at_a_time(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data")
+    database = Database(settings)
+    try:
+        check_concurrent_upgrades(database, tmp_path / "data", "")
+    finally:
+        database.dispose()
+
+
+@pytest.mark.integration
+def test_processes_starting_together_migrate_one_at_a_time_on_postgresql(
+    tmp_path: Path, pg_url: str
+) -> None:
+    database = Database(make_settings(tmp_path / "data", database_url=pg_url))
+    try:
+        check_concurrent_upgrades(database, tmp_path / "data", pg_url)
+    finally:
+        database.dispose()
