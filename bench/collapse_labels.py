@@ -44,10 +44,17 @@ def main() -> None:
     out = []
     with sqlite3.connect(args.run / args.policy / "replyguard.sqlite3") as db:
         generations = db.execute(
-            "SELECT id, number, stages FROM generations WHERE number > 0 ORDER BY number"
+            "SELECT id, number FROM generations WHERE number > 0 ORDER BY number"
         ).fetchall()
-        for generation_id, number, stages_json in generations:
-            stages = json.loads(stages_json)
+        for generation_id, number in generations:
+            # Each stage's counts, from its row in the stage table (migration 0006).
+            counts = {
+                stage: json.loads(stage_counts)
+                for stage, stage_counts in db.execute(
+                    "SELECT stage, counts FROM generation_stages WHERE generation_id = ?",
+                    (generation_id,),
+                )
+            }
             pairs = db.execute(
                 "SELECT message, reply FROM synthetic_candidates WHERE generation_id = ?",
                 (generation_id,),
@@ -58,7 +65,6 @@ def main() -> None:
                 written = encoder.encode([w for w, _ in labelled])
                 truth = encoder.encode([t for _, t in labelled])
                 cosine = (written * truth).sum(axis=1)
-            counts = {s: stages.get(s, {}).get("counts", {}) for s in stages}
             out.append(
                 {
                     "generation": number,
