@@ -3,6 +3,7 @@ production that changes only through the gate (or an audited override or rollbac
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -385,3 +386,29 @@ def test_the_gate_decides_with_the_tolerances_of_the_settings(
     tolerance = {m["name"]: m["tolerance"] for m in decision["metrics"]}
     assert tolerance["vendi"] == 0.5
     assert tolerance["distinct_2"] == default_tolerances()["distinct_2"]
+
+
+def test_generation_show_reads_like_a_report_and_defaults_to_the_latest(
+    ctx: PipelineContext, db: Database
+) -> None:
+    from click.testing import CliRunner
+
+    from webapp.cli import main
+
+    generation_id = start_generation(ctx, "tester")
+    run_generation(ctx, generation_id)
+    latest = generation(db, generation_id)
+    cli = CliRunner()
+    data_dir = str(ctx.settings.data_dir)
+    by_id = cli.invoke(main, ["--data-dir", data_dir, "generation", "show", str(generation_id)])
+    default = cli.invoke(main, ["--data-dir", data_dir, "generation", "show"])
+    assert by_id.exit_code == default.exit_code == 0, default.output
+    assert default.output == by_id.output
+    assert default.output.startswith(f"generation {latest.number} (id {generation_id}): ")
+    # Counts as a person reads them: no Python None, no float printed to 16 digits.
+    stages = default.output.split("  stages:")[1].split("  metrics")[0]
+    assert "None" not in stages
+    assert not re.search(r"\d\.\d{5,}", stages), stages
+    missing = cli.invoke(main, ["--data-dir", data_dir, "generation", "show", "999"])
+    assert missing.exit_code == 1
+    assert "no generation with id 999; `replyguard generation list` shows them" in missing.output

@@ -26,9 +26,11 @@ def describe_generation(g: Generation) -> str:
         seconds = f"{record['seconds']:.1f} s" if "seconds" in record else ""
         progress = f"{100 * record.get('progress', 0):.0f}%"
         counts = record.get("counts", {})
-        shown = ", ".join(f"{k} {v}" for k, v in counts.items() if not isinstance(v, (list, dict)))
+        shown = ", ".join(
+            f"{k} {_value(v)}" for k, v in counts.items() if not isinstance(v, (list, dict))
+        )
         nested = ", ".join(
-            f"{k}: " + ", ".join(f"{a} {b}" for a, b in v.items())
+            f"{k}: " + ", ".join(f"{a} {_value(b)}" for a, b in v.items())
             for k, v in counts.items()
             if isinstance(v, dict)
         )
@@ -48,3 +50,13 @@ def describe_generation(g: Generation) -> str:
     for reason in decision.get("reasons", []):
         lines.append(f"  - {reason}")
     return "\n".join(lines)
+
+
+def _value(value: Any) -> str:
+    """A count as a person reads it: "-" for nothing, four significant digits for a share or
+    a score (0.8314, not 0.8314035916824196), whole numbers and names as they are."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

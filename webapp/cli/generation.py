@@ -77,17 +77,30 @@ def generation_list(ctx: Context) -> None:
 
 
 @generation.command("show")
-@click.argument("generation_id", type=int)
+@click.argument("generation_id", type=int, required=False)
 @pass_ctx
-def generation_show(ctx: Context, generation_id: int) -> None:
-    """Stage, progress, counts, metrics and the gate's decision of one generation."""
+def generation_show(ctx: Context, generation_id: int | None) -> None:
+    """Stage, progress, counts, metrics and the gate's decision of one generation (by its id,
+    as `generation list` shows it; without one, the latest)."""
+    from sqlalchemy import select
+
     from core.schema import Generation
     from webapp.report import describe_generation
 
     with ctx.db.session() as session:
-        row = session.get(Generation, generation_id)
-        if row is None:
-            raise click.ClickException(f"no generation with id {generation_id}")
+        if generation_id is None:
+            row = session.scalars(
+                select(Generation).where(Generation.number > 0).order_by(Generation.number.desc())
+            ).first()
+            if row is None:
+                raise click.ClickException("no generations yet: `replyguard generation start`")
+        else:
+            row = session.get(Generation, generation_id)
+            if row is None:
+                raise click.ClickException(
+                    f"no generation with id {generation_id}; `replyguard generation list` "
+                    "shows them"
+                )
         click.echo(describe_generation(row))
 
 
