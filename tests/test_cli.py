@@ -123,3 +123,37 @@ def test_models_show_prints_the_evaluation_the_gate_compares(db: Database) -> No
     code, output = run(db, "models", "show", "v9")
     assert code == 1
     assert "no model version 'v9'; `replyguard models list` shows them" in output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["models", "list"],
+        ["models", "show", "v1"],
+        ["generation", "list"],
+        ["generation", "show"],
+        ["keys", "list"],
+        ["keys", "create", "--name", "app", "--role", "client"],
+        ["bank", "list"],
+        ["reservoir", "show"],
+        ["data", "stats"],
+    ],
+)
+def test_a_command_in_the_wrong_folder_says_so_and_creates_nothing(
+    tmp_path: Path, command: list[str]
+) -> None:
+    nowhere = tmp_path / "not-a-data-folder"
+    result = CliRunner().invoke(main, ["--data-dir", str(nowhere), *command])
+    assert result.exit_code == 1, result.output
+    assert f"no ReplyGuard data in {nowhere.resolve()} (no database there)" in result.output
+    assert "--data-dir or REPLYGUARD_DATA_DIR" in result.output
+    assert not (nowhere / "replyguard.sqlite3").exists()
+
+
+def test_the_commands_that_set_a_data_folder_up_still_create_it(tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh"
+    result = CliRunner().invoke(main, ["--data-dir", str(fresh), "db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert (fresh / "replyguard.sqlite3").exists()
+    listed = CliRunner().invoke(main, ["--data-dir", str(fresh), "models", "list"])
+    assert listed.exit_code == 0, listed.output

@@ -4,10 +4,12 @@ answer to a refused action."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
 import click
+from sqlalchemy.engine import make_url
 
 from core.actions import ActionRefused
 from core.db import Database
@@ -34,6 +36,10 @@ class Context:
         self._overrides = {"data_dir": data_dir} if data_dir else {}
         self._settings: Settings | None = None
         self._pipeline: PipelineContext | None = None
+        # Only the commands that set a data folder up (run, db upgrade, data import and
+        # load-demo) may create its database; any other command run in the wrong folder would
+        # leave an empty one behind and answer "no models yet".
+        self.may_create = False
 
     @property
     def settings(self) -> Settings:
@@ -50,8 +56,21 @@ class Context:
         from worker.context import PipelineContext
 
         if self._pipeline is None:
+            self._refuse_a_missing_database()
             self._pipeline = PipelineContext.from_settings(self.settings, show_progress=True)
         return self._pipeline
+
+    def _refuse_a_missing_database(self) -> None:
+        url = make_url(self.settings.database)
+        if self.may_create or url.get_backend_name() != "sqlite" or not url.database:
+            return
+        if not Path(url.database).exists():
+            raise click.ClickException(
+                f"no ReplyGuard data in {self.settings.data_dir.resolve()} (no database there): "
+                "run this from the folder that holds the data folder, or name it with "
+                "--data-dir or REPLYGUARD_DATA_DIR; `replyguard run` or `replyguard db upgrade` "
+                "sets up a new one"
+            )
 
     @property
     def db(self) -> Database:

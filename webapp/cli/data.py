@@ -37,6 +37,7 @@ def data_load_demo(ctx: Context, full: bool) -> None:
     REPLYGUARD_DEMO_PAIRS turn pairs in 35 skewed niches) or the English chatterbot corpus
     (chatterbot: about 2,300 pairs in 21 niches). A fifth of each niche's messages are kept as
     incoming traffic, replies hidden."""
+    ctx.may_create = True
     try:
         with ctx.db.session() as session:
             report = load_demo(session, ctx.settings, full=full)
@@ -62,6 +63,7 @@ def data_import(ctx: Context, file: Path, provenance: str | None, skip_invalid: 
     """Import a JSONL or CSV file with message, reply and optional niche, provenance.
 
     Other columns are ignored (and named). Exits non-zero when nothing could be imported."""
+    ctx.may_create = True
     # A refused file (FileRefused, ImportFailed, NothingToImport) says what and where.
     with ctx.db.session() as session:
         report = import_file(

@@ -18,6 +18,7 @@ def db() -> None:
 @pass_ctx
 def db_upgrade(ctx: Context) -> None:
     """Create or migrate the schema to the newest version."""
+    ctx.may_create = True
     ctx.db.upgrade()
     click.echo(f"database ready: {_safe_url(ctx.settings.database)}")
 

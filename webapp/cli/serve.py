@@ -83,6 +83,7 @@ def serve(ctx: Context, host: str, port: int, workers: int, threads: int, access
 def run(ctx: Context, host: str, port: int, no_generation: bool) -> None:
     """Everything on one machine: database, demo data, the clean baseline, an embedded Redis,
     a worker and the web server; then one guarded generation; then keep serving."""
+    ctx.may_create = True
     from core.logs import configure_logging
     from webapp.supervisor import run_everything
 
