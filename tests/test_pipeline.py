@@ -412,3 +412,11 @@ def test_generation_show_reads_like_a_report_and_defaults_to_the_latest(
     missing = cli.invoke(main, ["--data-dir", data_dir, "generation", "show", "999"])
     assert missing.exit_code == 1
     assert "no generation with id 999; `replyguard generation list` shows them" in missing.output
+
+
+def test_the_clean_baselines_generation_is_created_before_it_finishes(db: Database) -> None:
+    # Its row spans the training (it said finished a few microseconds before it was created).
+    with db.session() as session:
+        baseline = session.scalars(select(Generation).where(Generation.number == 0)).one()
+        assert baseline.finished_at is not None
+        assert baseline.created_at < baseline.finished_at

@@ -61,6 +61,8 @@ def train_baseline(ctx: PipelineContext, actor: str) -> tuple[ModelVersion, Trai
     evaluate it, and promote it when nothing is in production yet."""
     if baseline_version(ctx) is not None:
         raise NoTrainingData("the clean baseline exists already; it is trained once")
+    # Its generation row spans the training, as a generation's does (created, then finished).
+    started = dt.datetime.now(dt.UTC)
     with ctx.db.session() as session:
         ensure_benchmark(session, ctx.settings)
         ensure_anchor(session, ctx.settings)
@@ -87,6 +89,7 @@ def train_baseline(ctx: PipelineContext, actor: str) -> tuple[ModelVersion, Trai
                 metrics={"candidate": evaluation.to_dict(include_suggestions=False)},
                 decision={"verdict": "pass", "reasons": ["The clean baseline: human data only."]},
                 requested_by=actor,
+                created_at=started,
                 finished_at=dt.datetime.now(dt.UTC),
             )
         )
