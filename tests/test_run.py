@@ -65,6 +65,9 @@ def test_run_serves_then_stops_its_children_and_redis_on_sigterm(tmp_path: Path)
     finally:
         if process.poll() is None:
             stop_server(process)
+        # A failed wait leaves the pipe open; closed here, not by a later test's collection.
+        if process.stdout is not None:
+            process.stdout.close()
     text = output.decode(errors="replace")
     assert process.returncode == 0, text[-2000:]
     assert "SIGTERM: stopping the web server, the worker and Redis" in text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 from sqlalchemy import select
 
@@ -104,9 +106,10 @@ def generation_show(ctx: Context, generation_id: int | None) -> None:
         click.echo(describe_generation(row))
 
 
-def follow(ctx: Context, generation_id: int) -> str:
+def follow(ctx: Context, generation_id: int, check: Callable[[], None] | None = None) -> str:
     """Poll the generation, one progress bar per stage, print its report when it ends;
-    return its final status."""
+    return its final status. ``check`` is called at every poll and may raise to stop
+    following (`replyguard run`'s stop signal)."""
     import time
 
     from tqdm import tqdm
@@ -118,6 +121,8 @@ def follow(ctx: Context, generation_id: int) -> str:
 
     bars: dict[str, tqdm] = {}  # type: ignore[type-arg]
     while True:
+        if check is not None:
+            check()
         with ctx.db.session() as session:
             row = session.get_one(Generation, generation_id)
             stages, status = dict(row.stages), row.status

@@ -124,7 +124,7 @@ def run(ctx: Context, host: str, port: int, no_generation: bool) -> None:
         port,
         "\n".join(lines),
         run_generation=not no_generation,
-        follow=lambda generation_id: follow(ctx, generation_id),
+        follow=lambda generation_id, check: follow(ctx, generation_id, check),
     )
 
 
