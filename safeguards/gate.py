@@ -79,6 +79,7 @@ from safeguards.metrics import MetricKind
 from safeguards.metrics import comparable_details
 from safeguards.metrics import default_tolerances
 from safeguards.metrics import gated_by_default
+from safeguards.metrics import is_current
 from safeguards.metrics import metric_spec
 from safeguards.metrics import relative_loss
 from safeguards.metrics import rename_metric
@@ -304,11 +305,8 @@ def upgrade_decision(data: Mapping[str, Any], depth: int = OLD_DEPTH) -> dict[st
     Raises:
         ValueError: a schema version this code does not know.
     """
-    schema = data.get("schema", 1)
-    if schema == SCHEMA_VERSION:
+    if is_current(data, "decision"):
         return dict(data)
-    if schema != 1:
-        raise ValueError(f"decision schema {schema!r} is not supported ({SCHEMA_VERSION})")
     upgraded = {key: value for key, value in data.items() if key != "figures"}
     upgraded["schema"] = SCHEMA_VERSION
     if "figures" in data:

@@ -466,6 +466,19 @@ _OLD_NAME = re.compile(r"^(?P<group>head_|tail_)?(?:recall@(?P<k>\d+)|(?P<mrr>mr
 OLD_DEPTH = 10
 
 
+def is_current(data: Mapping[str, Any], what: str) -> bool:
+    """Whether a stored record (an evaluation, a decision) is in schema :data:`SCHEMA_VERSION`
+    (True) or in schema 1, the one before today's names (False; no ``"schema"`` key is 1).
+
+    Raises:
+        ValueError: a schema version this code does not know, naming ``what`` it is.
+    """
+    schema = data.get("schema", 1)
+    if schema not in (1, SCHEMA_VERSION):
+        raise ValueError(f"{what} schema {schema!r} is not supported ({SCHEMA_VERSION})")
+    return bool(schema == SCHEMA_VERSION)
+
+
 def upgrade_evaluation(data: Mapping[str, Any]) -> dict[str, Any]:
     """An evaluation dict in the current layout, whatever layout it was stored in.
 
@@ -488,11 +501,8 @@ def upgrade_evaluation(data: Mapping[str, Any]) -> dict[str, Any]:
     Raises:
         ValueError: a schema version this code does not know.
     """
-    schema = data.get("schema", 1)
-    if schema == SCHEMA_VERSION:
+    if is_current(data, "evaluation"):
         return dict(data)
-    if schema != 1:
-        raise ValueError(f"evaluation schema {schema!r} is not supported ({SCHEMA_VERSION})")
     details = dict(data.get("details", {}))
     config = dict(details.get("config", {}))
     depth = int(config.get("depth", OLD_DEPTH))
