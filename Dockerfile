@@ -15,31 +15,39 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # REPLYGUARD_DATA_DIR: model artifacts, generation outputs and the embedding cache; every
 # process (web, workers, beat) must see the same folder.
 
-# PyTorch's CPU wheel index: a plain `torch==X` from PyPI is the multi-GB CUDA build on Linux,
-# and the CPU index's `X+cpu` wins over it as the higher version. TORCH_VERSION must equal the
-# pin in pyproject.toml (tests/test_compose.py checks that).
+# The installer the Makefile uses, at the version pyproject.toml's [tool.uv] requires; it
+# installs every package at the version uv.lock pins, with its hash, and resolves nothing.
+ARG UV_VERSION=0.13.10
+RUN pip install "uv==${UV_VERSION}"
+
+# PyTorch's CPU wheel index: a plain `torch==X` from PyPI is the multi-GB CUDA build on Linux.
+# The lock takes the same CPU build from the development machines' disk, so the image takes
+# it from this index instead. TORCH_VERSION must equal the pin in pyproject.toml
+# (tests/test_compose.py checks that).
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ARG TORCH_VERSION=2.13.0
 
-# Torch alone first: the largest layer and the one that changes least. The build fails if a
-# CUDA build got in anyway.
-RUN pip install --extra-index-url "${TORCH_INDEX}" "torch==${TORCH_VERSION}" \
+# Torch alone first: the largest layer and the one that changes least. Its own dependencies
+# come pinned from the lock below. The build fails if a CUDA build got in anyway.
+RUN uv pip install --system --no-deps --index-url "${TORCH_INDEX}" "torch==${TORCH_VERSION}+cpu" \
  && python -c "import sys, torch; sys.exit(f'torch {torch.__version__} is a CUDA build' if torch.version.cuda else 0)"
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# Every other package, as the lock pins it (with its hash); the `image` extra adds Flower, the
+# Celery monitor behind the `flower` service, which the service itself does not import.
+COPY pyproject.toml uv.lock README.md ./
+RUN uv export --frozen --no-dev --extra image --no-emit-project --no-emit-package torch \
+      --output-file /tmp/requirements.txt \
+ && uv pip install --system --no-deps --require-hashes -r /tmp/requirements.txt \
+ && rm /tmp/requirements.txt
 COPY core core
 COPY models models
 COPY safeguards safeguards
 COPY worker worker
 COPY webapp webapp
-# The CPU index again, so that nothing in the resolution can swap torch for a CUDA build.
-RUN pip install --extra-index-url "${TORCH_INDEX}" . \
+# The project itself; its dependencies are all installed above.
+RUN uv pip install --system --no-deps . \
  && python -c "import sys, torch; sys.exit(f'torch {torch.__version__} is a CUDA build' if torch.version.cuda else 0)"
-
-# Flower (the Celery monitor behind the `flower` service) is not a dependency of the project
-# in pyproject.toml; it is installed here, for the image only, as an explicit extra step.
-RUN pip install "flower>=2.0,<3"
 
 # A non-root user owns the data folder; a named volume mounted at /data (or at /data/cache,
 # for a machine-local embedding cache: docs/deploy.md) starts with this ownership. The source

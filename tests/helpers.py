@@ -155,3 +155,17 @@ def human_count(db: Database) -> int:
         return int(
             session.scalar(select(func.count(Example.id)).where(Example.provenance == "human")) or 0
         )
+
+
+def makefile_variable(name: str) -> str:
+    """The value of ``NAME := value`` (or ``NAME ?= value``) in the repository's Makefile.
+
+    Raises:
+        AssertionError: the Makefile does not set it.
+    """
+    makefile = Path(__file__).resolve().parent.parent / "Makefile"
+    for line in makefile.read_text(encoding="utf-8").splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.rstrip(":?+ ").strip() == name:
+            return value.strip()
+    raise AssertionError(f"the Makefile sets no {name}")

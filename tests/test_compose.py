@@ -38,6 +38,10 @@ from urllib.parse import urlsplit
 import click
 import pytest
 from packaging.requirements import Requirement
+from packaging.version import Version
+from uv import find_uv_bin
+
+from tests.helpers import makefile_variable
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -717,8 +721,9 @@ def test_beat_and_flower_run_the_webapp_make_celery_app(
     assert 5555 in published(flower)
     host_ip, _ = published(flower)[5555]
     assert host_ip == "127.0.0.1", "Flower has no login: publish it on loopback only"
-    # Flower is not a project dependency: the image must install it itself.
-    assert any("flower" in requirement_names(reqs) for _, reqs in pip_installs())
+    # Flower is not a dependency of the service: the image installs it through its extra.
+    image_extra = pyproject()["project"]["optional-dependencies"]["image"]
+    assert "flower" in requirement_names(image_extra)
 
 
 def test_the_data_volume_is_shared_by_web_worker_and_beat(
@@ -813,16 +818,53 @@ def test_the_image_installs_the_cpu_torch_pinned_in_pyproject() -> None:
     ]
     assert torch_installs, "install torch explicitly, from the CPU index"
     for options, requirement in torch_installs:
-        assert str(Requirement(requirement).specifier) == f"=={pin}", requirement
+        (specifier,) = Requirement(requirement).specifier
+        assert specifier.operator == "==", requirement
+        assert Version(specifier.version) == Version(f"{pin}+cpu"), requirement
         assert TORCH_CPU_INDEX in index_urls(options), options
     project = [options for options, requirements in installs if "." in requirements]
-    assert len(project) == 1, "install the project once, with `pip install .`"
-    assert TORCH_CPU_INDEX in index_urls(project[0])
+    assert len(project) == 1, "install the project once"
+    assert "--no-deps" in project[0], "the project's dependencies come from the lock"
     first_torch = next(
         i for i, (_, reqs) in enumerate(installs) if "torch" in requirement_names(reqs)
     )
     first_project = next(i for i, (_, reqs) in enumerate(installs) if "." in reqs)
     assert first_torch < first_project, "torch from the CPU index before the project"
+
+
+def test_the_image_installs_every_other_package_from_the_lock() -> None:
+    """The image resolves nothing: `uv export --frozen` writes the lock's pins with their
+    hashes, and one hash-checked install without dependency resolution takes them, torch
+    excepted (the CPU index's build, installed before)."""
+    exports = [
+        tokens
+        for keyword, rest in dockerfile_instructions()
+        if keyword == "RUN"
+        for tokens in shell_commands(rest)
+        if tokens[:2] == ["uv", "export"]
+    ]
+    assert len(exports) == 1, "export the lock once"
+    (export,) = exports
+    assert "--frozen" in export and "--no-dev" in export
+    assert option_value(export, "--no-emit-package") == "torch"
+    assert option_value(export, "--extra") == "image", "the image extra brings Flower"
+    target = option_value(export, "--output-file", "-o")
+    locked = [
+        (options, requirements)
+        for options, requirements in pip_installs()
+        if option_value(options, "-r", "--requirement") == target
+    ]
+    assert len(locked) == 1, f"install {target} once"
+    options = locked[0][0]
+    assert "--require-hashes" in options and "--no-deps" in options, options
+    sources = [
+        source
+        for keyword, rest in dockerfile_instructions()
+        if keyword == "COPY"
+        for source in exec_form(rest)[:-1]
+    ]
+    assert "uv.lock" in sources, "the Dockerfile must COPY uv.lock"
+    assert dockerfile_args().get("UV_VERSION") == makefile_variable("UV_VERSION")
 
 
 def test_the_image_is_slim_offline_non_root_with_a_data_volume() -> None:
@@ -889,7 +931,9 @@ def context_files(sources: Sequence[str]) -> list[str]:
 
 
 @pytest.mark.integration
-def test_pip_install_dot_puts_every_file_the_service_reads_in_the_image(tmp_path: Path) -> None:
+def test_installing_the_project_puts_every_file_the_service_reads_in_the_image(
+    tmp_path: Path,
+) -> None:
     """The image installs the project as a wheel (not editable): a template, stylesheet or
     migration left out of pyproject's package-data is missing in production only."""
     sources = [
@@ -905,9 +949,10 @@ def test_pip_install_dot_puts_every_file_the_service_reads_in_the_image(tmp_path
     for name in files:
         (context / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, context / name)
-    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
+    # The wheel that the image's `uv pip install .` builds, by the same installer.
+    build = [find_uv_bin(), "build", "--wheel", "--quiet", "--out-dir", str(tmp_path / "wheel")]
     done = subprocess.run(
-        [*pip_wheel, "--quiet", "--wheel-dir", str(tmp_path / "wheel"), str(context)],
+        [*build, str(context)],
         capture_output=True,
         text=True,
         timeout=300,
