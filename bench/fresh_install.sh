@@ -27,7 +27,7 @@ done
 serving=$(date +%s.%N)
 kill -INT -- -$pid 2>/dev/null || true
 wait $pid 2>/dev/null || true
-test_seconds=null
+test_seconds=None
 if [[ "${TEST:-0}" == 1 ]]; then
   test_start=$(date +%s.%N)
   make test > "$work/test.log" 2>&1 || { tail -n 40 "$work/test.log"; echo "make test failed"; exit 1; }
