@@ -82,6 +82,7 @@ CHEERFUL_WORDS = frozenset(
     }
 )
 
+_NO_INTENTS = "the catalogue has no intents"
 _SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 _WORDS = re.compile(r"[a-z]+")
 
@@ -292,7 +293,10 @@ def _parse(text: str, source: str) -> Catalogue:
             Intent(entry.name, entry.group, entry.tone, entry.stance, tuple(entry.replies))
         )
     catalogue = Catalogue(shape.version, tuple(intents))
-    problems.extend(validate(catalogue))
+    content = validate(catalogue)
+    if shape.intents and not intents:
+        content.remove(_NO_INTENTS)  # it has entries, every one malformed (listed above)
+    problems.extend(content)
     if problems:
         raise InvalidCatalogue(source, problems)
     return catalogue
@@ -339,7 +343,7 @@ def validate(
     if catalogue.version != VERSION:
         problems.append(f"version {catalogue.version!r} is not one this loader reads ({VERSION})")
     if not catalogue.intents:
-        problems.append("the catalogue has no intents")
+        problems.append(_NO_INTENTS)
     seen_names: set[str] = set()
     owner: dict[str, tuple[Intent, str]] = {}  # surface key -> the first intent and reply
     for intent in catalogue.intents:
