@@ -129,11 +129,15 @@ def int8_recipe() -> str:
 def _export(source: Path, folder: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
+    from core.logs import adopt_transformers_logging
+
+    # transformers, just imported, writes to standard error unless told otherwise.
+    adopt_transformers_logging()
     log.info("exporting the encoder to ONNX, once for this machine (about 15 s): %s", source)
     # The exporter (PyTorch's legacy ONNX export through optimum) warns about its own
     # deprecations and leaves a temporary folder to the garbage collector: noise to users, and
     # errors under warnings-as-errors. Its output is checked by loading it.
-    with warnings.catch_warnings(), _quiet_quantiser():
+    with warnings.catch_warnings(), _quiet_export():
         warnings.simplefilter("ignore")
         # Exported from the source's weights; the folder gets the configuration, the tokenizer
         # and the ONNX files, not a second copy of the PyTorch weights.
@@ -182,10 +186,20 @@ def _quantise(model: Any, folder: Path) -> None:
         )
 
 
+# Loggers whose warnings during the export are about the export itself, dropped while it runs
+# (their errors still show). sentence-transformers announces that the folder has no ONNX file
+# so it exports one, and advises saving it: this module exports on purpose and saves it (to the
+# cache). transformers warns that `torch_dtype` is deprecated: optimum's exporter passes it, not
+# us, and nothing here can change it. Both reached the console of every first run.
+QUIET_DURING_EXPORT = ("sentence_transformers.backend", "transformers")
+
+
 @contextlib.contextmanager
-def _quiet_quantiser() -> Iterator[None]:
-    """Drop the quantiser's log records (it advises a graph pre-processing pass on the root
-    logger; that pass changed nothing here, and cost seconds), and only those."""
+def _quiet_export() -> Iterator[None]:
+    """Drop the libraries' warnings about the export while it runs: those of
+    :data:`QUIET_DURING_EXPORT`, and the quantiser's log records (it advises a graph
+    pre-processing pass on the root logger; that pass changed nothing here, and cost
+    seconds), and only those."""
     import onnxruntime
 
     package = str(Path(onnxruntime.__file__).parent / "quantization")
@@ -194,11 +208,17 @@ def _quiet_quantiser() -> Iterator[None]:
         return not record.pathname.startswith(package)
 
     root = logging.getLogger()
+    loggers = [logging.getLogger(name) for name in QUIET_DURING_EXPORT]
+    levels = [logger.level for logger in loggers]
     root.addFilter(elsewhere)
+    for logger in loggers:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.ERROR))
     try:
         yield
     finally:
         root.removeFilter(elsewhere)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 # The libraries that make the export and its int8 file (torch traces the graph, optimum and

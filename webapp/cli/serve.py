@@ -87,11 +87,10 @@ def run(ctx: Context, host: str, port: int, no_generation: bool) -> None:
     from core.logs import configure_logging
     from webapp.supervisor import run_everything
 
-    logs = ctx.settings.data_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
     # The console is for the person who typed the command (what happens, in sentences); this
-    # process's JSON log lines go to a file beside the worker's and the web server's.
-    configure_logging(ctx.settings.log_level, (logs / "run.log").open("a", encoding="utf-8"))
+    # process's JSON log lines, and the libraries' warnings and log lines, go to a file beside
+    # the worker's and the web server's.
+    configure_logging(ctx.settings.log_level, path=ctx.settings.data_dir / "logs" / "run.log")
 
     click.echo(f"data folder: {ctx.settings.data_dir.resolve()}")
     from models.registry import production
