@@ -85,6 +85,7 @@ def run(ctx: Context, host: str, port: int, no_generation: bool) -> None:
     a worker and the web server; then one guarded generation; then keep serving."""
     ctx.may_create = True
     from core.logs import configure_logging
+    from webapp.supervisor import RUN_ACTOR
     from webapp.supervisor import run_everything
 
     # The console is for the person who typed the command (what happens, in sentences); this
@@ -110,7 +111,8 @@ def run(ctx: Context, host: str, port: int, no_generation: bool) -> None:
         )
     if not has_model:
         click.echo("training the clean baseline (generation 0, human data only)...")
-        train_clean_baseline(ctx)
+        # Done by `run` itself on a new data folder, not by a command someone typed.
+        train_clean_baseline(ctx, RUN_ACTOR)
     with ctx.db.session() as session:
         keys = quickstart_keys(session)
         lines = [
