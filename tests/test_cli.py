@@ -16,6 +16,7 @@ from core.schema import AuditEntry
 from core.schema import Example
 from core.schema import Generation
 from models.encoder import Encoder
+from tests.helpers import LIBRARY_LINES
 from tests.helpers import make_settings
 from webapp.cli import main
 from webapp.supervisor import RUN_ACTOR
@@ -161,20 +162,6 @@ def test_the_commands_that_set_a_data_folder_up_still_create_it(tmp_path: Path) 
     assert (fresh / "replyguard.sqlite3").exists()
     listed = CliRunner().invoke(main, ["--data-dir", str(fresh), "models", "list"])
     assert listed.exit_code == 0, listed.output
-
-
-# What a console must never show: the libraries' own lines (log records, warnings) and
-# progress bars that do not say what they count.
-LIBRARY_LINES = (
-    "torch_dtype",
-    "is deprecated",
-    "No 'model.onnx' found",
-    "heavily recommended",
-    "Batches",
-    "it/s]",
-    "Warning:",
-    '"level"',
-)
 
 
 @pytest.mark.integration  # trains a clean baseline

@@ -1,11 +1,15 @@
-"""Progress on the console (core/progress.py): labelled, a bar on a terminal, plain lines in a
-file or a pipe; and `generation start --wait`'s stage lines (webapp/cli/generation.py)."""
+"""What the console of a command shows: progress (core/progress.py) labelled, a bar on a
+terminal and plain lines in a file or a pipe, `generation start --wait`'s stage lines
+(webapp/cli/generation.py); and no library's own lines (core/logs.py, the encoder's export)."""
 
 from __future__ import annotations
 
 import io
+import logging
 import re
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -15,10 +19,13 @@ from core.generations import finish_run
 from core.generations import new_generation
 from core.generations import record_progress
 from core.generations import start_run
+from core.logs import adopt_transformers_logging
+from core.logs import configure_logging
 from core.progress import BYTES
 from core.progress import Progress
 from core.schema import Generation
 from core.schema import GenerationStatus
+from models import onnx_export
 from webapp.cli.generation import follow
 from worker.pipeline import STAGES
 
@@ -142,3 +149,56 @@ def test_following_a_generation_off_a_terminal_prints_one_labelled_line_per_step
     ]
     assert all(PLAIN.match(line) for line in lines)
     assert "failed" in captured.out
+
+
+def test_the_exports_own_announcements_are_dropped_while_it_runs_and_only_then(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """sentence-transformers says it exports and advises saving, transformers that optimum
+    passes a deprecated argument: warnings about the export itself, kept off every console
+    and log. Errors still show, and the loggers' levels are restored afterwards."""
+    backend = logging.getLogger("sentence_transformers.backend.utils")
+    modeling = logging.getLogger("transformers.modeling_utils")
+    before = [logging.getLogger(name).level for name in onnx_export.QUIET_DURING_EXPORT]
+    with caplog.at_level(logging.INFO), onnx_export._quiet_export():
+        backend.warning("No 'model.onnx' found in '/x'. Exporting the model to ONNX.")
+        modeling.warning("`torch_dtype` is deprecated! Use `dtype` instead!")
+        modeling.error("a real failure")
+    after = [logging.getLogger(name).level for name in onnx_export.QUIET_DURING_EXPORT]
+    with caplog.at_level(logging.INFO):
+        backend.warning("after the export")
+    assert [r.getMessage() for r in caplog.records] == ["a real failure", "after the export"]
+    assert after == before
+
+
+def test_transformers_lines_go_to_the_log_not_standard_error(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """transformers writes to standard error with a handler of its own: adopted, its lines
+    reach the process's log file (here a configured one) and the console has none."""
+    from transformers.utils import logging as hf_logging
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        configure_logging("INFO", path=tmp_path / "logs" / "cli.log")
+        adopt_transformers_logging()
+        hf_logging.get_logger("transformers.modeling_utils").warning("a transformers warning")
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("a library's deprecation", DeprecationWarning, stacklevel=1)
+    finally:
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(level)
+        logging.captureWarnings(False)
+        hf_logging.enable_default_handler()
+        hf_logging.disable_propagation()
+    console = capfd.readouterr()
+    assert "a transformers warning" not in console.err + console.out
+    assert "a library's deprecation" not in console.err + console.out
+    logged = (tmp_path / "logs" / "cli.log").read_text()
+    assert '"logger": "transformers.modeling_utils"' in logged
+    assert "a transformers warning" in logged
+    assert '"logger": "py.warnings"' in logged
