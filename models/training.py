@@ -103,8 +103,12 @@ def train_model(
     """
     if not examples:
         raise ValueError("cannot train a model on zero examples")
-    messages = encoder.encode([e.message for e in examples], show_progress=show_progress)
-    replies = encoder.encode([e.reply for e in examples], show_progress=show_progress)
+    messages = encoder.encode(
+        [e.message for e in examples], show_progress, what="messages of the training set"
+    )
+    replies = encoder.encode(
+        [e.reply for e in examples], show_progress, what="replies of the training set"
+    )
     weights_arr = np.asarray([e.weight for e in examples], dtype=np.float32)
     # Only rows a person wrote are held out: the model's own replies (synthetic) and the ones
     # users tapped (human_selected) exist because the parent answered their message, so
