@@ -43,7 +43,10 @@ from tqdm import tqdm
 from bench.common import BenchData
 from bench.common import prepare
 from core.ingest import IMPORTABLE
+from core.ingest import FileRefused
 from core.ingest import ImportFailed
+from core.ingest import NothingToImport
+from core.ingest import read_examples
 from core.provenance import Provenance
 from core.ranking import BATCH
 from core.ranking import one_of_100
@@ -397,6 +400,27 @@ def print_report(name: str, report: dict[str, Any]) -> None:
         )
 
 
+def check_data(path: Path, provenance: Provenance, skip_invalid: bool) -> str | None:
+    """Read and validate a ``--data`` file before anything is trained, as it will be imported.
+
+    Args:
+        path: a JSONL or CSV file of message/reply[/niche][/provenance] rows.
+        provenance: of the rows without a ``provenance`` column (``--provenance``).
+        skip_invalid: whether invalid rows may be left out (``--skip-invalid``).
+
+    Returns:
+        None when the file can be imported, else why not, naming this command's own options
+        (core.ingest's errors name none).
+    """
+    try:
+        read_examples(path, provenance, skip_invalid)
+    except ImportFailed as exc:
+        return exc.with_hints("pass --skip-invalid")
+    except (FileRefused, NothingToImport) as exc:
+        return str(exc)
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="var/bench-quality", help="the demo's folder")
@@ -421,6 +445,11 @@ def main() -> None:
     parser.add_argument("--plot", default="docs/figures/quality-triggering.png")
     args = parser.parse_args()
 
+    provenance = Provenance(args.provenance)
+    if args.data is not None:
+        refusal = check_data(args.data, provenance, args.skip_invalid)
+        if refusal:
+            parser.exit(2, f"{parser.prog}: error: {refusal}\n")
     folders: dict[str, tuple[Path, Path | None]] = {"demo": (Path(args.data_dir), None)}
     if args.data is not None:
         folders[args.data.name] = (Path(f"{args.data_dir}-{args.data.stem}"), args.data)
@@ -429,13 +458,7 @@ def main() -> None:
     encoder = Encoder.from_config(settings.encoder, settings.embedding_cache)
     reports: dict[str, dict[str, Any]] = {}
     for name, (folder, data_file) in folders.items():
-        try:
-            data = prepare(
-                name, folder, encoder, data_file, Provenance(args.provenance), args.skip_invalid
-            )
-        except ImportFailed as exc:
-            # The rows' errors, then this command's own options to get past them.
-            parser.exit(2, f"{parser.prog}: error: {exc.with_hints('pass --skip-invalid')}\n")
+        data = prepare(name, folder, encoder, data_file, provenance, args.skip_invalid)
         reports[name] = evaluate(data, encoder)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
