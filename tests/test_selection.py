@@ -19,11 +19,11 @@ from core.db import Database
 from core.demo import chatterbot_rows
 from core.ingest import import_file
 from core.provenance import Provenance
-from core.schema import Example
 from core.ranking import first_place_share
 from core.ranking import one_of_100
 from core.ranking import ranking_batch
 from core.ranking import ranking_columns
+from core.schema import Example
 from models.adapter import AdapterConfig
 from models.artifact import read_manifest
 from models.encoder import Encoder
