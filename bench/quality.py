@@ -2,6 +2,12 @@
 
 Usage (from the repository root):
     .venv/bin/python -m bench.quality [--data FILE.jsonl] [--data-dir var/bench-quality]
+        [--provenance human|human_selected] [--skip-invalid]
+
+``--data`` takes message/reply pairs as users have them: JSONL or CSV, ``niche``,
+``provenance`` and ``conversation`` optional (rows that name no provenance are
+``--provenance``, human by default). The file is checked before anything is trained; a file
+with invalid rows is refused with each row's line (``--skip-invalid`` leaves them out).
 
 One run measures, on the demo data's benchmark split and, with ``--data``, on the benchmark
 split of that file imported into a data folder of its own (as ``replyguard data import``
