@@ -75,6 +75,29 @@ def ranking_columns(n: int, seed: int, batch: int = BATCH) -> np.ndarray:
     return columns
 
 
+def pair_block(
+    messages: np.ndarray, replies: np.ndarray, columns: np.ndarray, chunk: int = 1024
+) -> np.ndarray:
+    """Inner products of each message with the replies it is ranked against, without the
+    (n, n) matrix: ``out[i, c] = messages[i] . replies[columns[i, c]]``.
+
+    Args:
+        messages: (n, d) float32 rows.
+        replies: (n, d) float32 rows.
+        columns: (n, batch) from :func:`ranking_columns`.
+        chunk: messages multiplied at once ((chunk, n) floats in memory).
+
+    Returns:
+        (n, batch) float32.
+    """
+    out = np.empty(columns.shape, dtype=np.float32)
+    for start in range(0, len(messages), chunk):
+        rows = slice(start, start + chunk)
+        full = messages[rows] @ replies.T
+        out[rows] = np.take_along_axis(full, columns[rows], axis=1)
+    return out
+
+
 def first_place_share(block: np.ndarray) -> float:
     """The share of rows whose first column scores highest (ties shared, 1/(t+1)).
 

@@ -39,6 +39,7 @@ import numpy as np
 
 from core.ranking import BATCH
 from core.ranking import first_place_share
+from core.ranking import pair_block
 from core.ranking import ranking_batch
 from core.ranking import ranking_columns
 from core.settings import DEFAULT_SEED
@@ -137,11 +138,15 @@ def knn_votes(model: SuggestionModel, messages: np.ndarray) -> np.ndarray:
 
 
 def pair_signals(
-    model: SuggestionModel, messages: np.ndarray, replies: np.ndarray, texts: Sequence[str]
+    model: SuggestionModel,
+    messages: np.ndarray,
+    replies: np.ndarray,
+    texts: Sequence[str],
+    columns: np.ndarray | None = None,
 ) -> PairSignals:
-    """Every signal's score of every (message, reply) pair, as the model scores any reply
-    text: the dual encoder ``adapter(message) . reply``; the bank signals score a reply by
-    the response-set entry it means (:func:`bank_entries`), and give 0 to a text that means
+    """Every signal's score of (message, reply) pairs, as the model scores any reply text:
+    the dual encoder ``adapter(message) . reply``; the bank signals score a reply by the
+    response-set entry it means (:func:`bank_entries`), and give 0 to a text that means
     none, as they would in serving.
 
     Args:
@@ -149,20 +154,29 @@ def pair_signals(
         messages: (n, d) float32 unit rows, the encoder's embeddings of the messages.
         replies: (m, d) float32 unit rows, the encoder's embeddings of the reply texts.
         texts: (m,) the reply texts.
+        columns: None for every pair; else (n, batch) reply indices per message
+            (core.ranking.ranking_columns): only those pairs are scored, never an (n, m)
+            matrix (what 1-of-100 needs, on any number of messages).
 
     Returns:
-        :class:`PairSignals` of (n, m) matrices.
+        :class:`PairSignals` of (n, m) matrices, or of (n, batch) blocks with ``columns``.
     """
     entries = bank_entries(model, replies, texts)
-    member = entries >= 0
-    columns = np.where(member, entries, 0)
-    knn = np.where(member[None, :], knn_votes(model, messages)[:, columns], 0.0)
-    prior = np.where(member, model.bank.prior[columns], 0.0)
-    return PairSignals(
-        dual=model.adapter.apply(messages) @ replies.T,
-        knn=knn.astype(np.float32),
-        prior=np.broadcast_to(prior.astype(np.float32), knn.shape),
-    )
+    if columns is None:
+        columns = np.broadcast_to(np.arange(len(texts)), (len(messages), len(texts)))
+        dual = model.adapter.apply(messages) @ replies.T
+    else:
+        dual = pair_block(model.adapter.apply(messages), replies, columns)
+    knn = np.zeros(columns.shape, dtype=np.float32)
+    prior = np.zeros(columns.shape, dtype=np.float32)
+    if len(model.bank):
+        meant = entries[columns]
+        member = meant >= 0
+        where = np.where(member, meant, 0)
+        votes = np.take_along_axis(knn_votes(model, messages), where, axis=1)
+        knn = np.where(member, votes, 0.0).astype(np.float32)
+        prior = np.where(member, model.bank.prior[where], 0.0).astype(np.float32)
+    return PairSignals(dual=dual.astype(np.float32), knn=knn, prior=prior)
 
 
 def scaled(adapter: Adapter, scale: float) -> Adapter:
@@ -290,12 +304,11 @@ def select(
     if not batch:
         raise ValueError(f"model selection needs at least 2 held-out messages, not {n}")
     columns = ranking_columns(n, config.seed, batch)
-    rows = np.arange(n)[:, None]
-    signals = pair_signals(probe, messages, replies, texts)
-    knn, prior = signals.knn[rows, columns], signals.prior[rows, columns]
+    signals = pair_signals(probe, messages, replies, texts, columns)
+    knn, prior = signals.knn, signals.prior
 
     def block(adapter: Adapter) -> np.ndarray:
-        return (adapter.apply(messages) @ replies.T)[rows, columns]
+        return pair_block(adapter.apply(messages), replies, columns)
 
     options = _weight_options(weights)
     identity = Adapter.identity(messages.shape[1])

@@ -208,19 +208,24 @@ class SuggestionModel:
         return result
 
     def pair_scores(
-        self, messages: np.ndarray, replies: np.ndarray, texts: Sequence[str]
+        self,
+        messages: np.ndarray,
+        replies: np.ndarray,
+        texts: Sequence[str],
+        columns: np.ndarray | None = None,
     ) -> np.ndarray:
-        """(n, m) the model's score of each (message, reply text) pair, for 1-of-100
+        """The model's score of (message, reply text) pairs, for 1-of-100
         (models.selection.pair_signals says how a reply outside the bank is scored).
 
         Args:
             messages: (n, d) the encoder's unit rows of the messages.
             replies: (m, d) the encoder's unit rows of the reply texts.
             texts: (m,) the reply texts.
+            columns: None for all (n, m) pairs; else (n, batch) reply indices per message.
         """
         from models.selection import pair_signals  # models.selection imports this module
 
-        return pair_signals(self, messages, replies, texts).scores(self.weights)
+        return pair_signals(self, messages, replies, texts, columns).scores(self.weights)
 
     def suggest(self, message: str, k: int = 3, niche: str | None = None) -> list[Suggestion]:
         return self.suggest_many([message], k, [niche])[0]

@@ -30,8 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from core.ranking import one_of_100
+from core.ranking import first_place_share
+from core.ranking import pair_block
 from core.ranking import ranking_batch
+from core.ranking import ranking_columns
 from core.settings import DEFAULT_SEED
 from safeguards.coverage import DEFAULT_TAIL_SHARE
 from safeguards.coverage import coverage
@@ -196,8 +198,8 @@ class SuggestionEvaluator:
     def ranking(self, model: Suggester) -> dict[str, float]:
         """1-of-100 on the benchmark (Henderson et al. 2019, core.ranking): the plain
         encoder's (message . reply cosine) always, the model's when it scores pairs
-        (``pair_scores(messages, replies, texts) -> (n, n)``, as SuggestionModel does), both
-        on the same batches.
+        (``pair_scores(messages, replies, texts, columns) -> (n, batch)``, as SuggestionModel
+        does), both on the same batches (core.ranking.ranking_columns).
 
         Returns:
             ``plain_one_of_100`` and ``one_of_100`` by name; empty for a benchmark of fewer
@@ -207,15 +209,14 @@ class SuggestionEvaluator:
         batch = ranking_batch(len(self.benchmark))
         if not batch:
             return {}
-        seed = self.config.seed
-        out = {
-            "plain_one_of_100": one_of_100(self.message_vectors @ self.gold_vectors.T, seed, batch)
-        }
+        columns = ranking_columns(len(self.benchmark), self.config.seed, batch)
+        plain = pair_block(self.message_vectors, self.gold_vectors, columns)
+        out = {"plain_one_of_100": first_place_share(plain)}
         pair_scores = getattr(model, "pair_scores", None)
         if callable(pair_scores):
             gold = [example.reply for example in self.benchmark]
-            scores = pair_scores(self.message_vectors, self.gold_vectors, gold)
-            out["one_of_100"] = one_of_100(np.asarray(scores), seed, batch)
+            block = pair_scores(self.message_vectors, self.gold_vectors, gold, columns)
+            out["one_of_100"] = first_place_share(np.asarray(block))
         return out
 
     def __call__(self, model: Suggester) -> Evaluation:

@@ -185,6 +185,16 @@ def test_an_adapter_that_helps_is_chosen(encoder: Encoder) -> None:
     assert best["one_of_100"] == figures["held_out_one_of_100"]
     assert (best["epochs"], best["form"]) == (figures["epochs"], figures["form"])
     assert isinstance(report, TrainingReport) and report.weights == model.weights
+    # The model scores any (message, reply) pair; 1-of-100 needs only each message's batch.
+    messages = encoder.encode([e.message for e in examples[:150]])
+    replies = encoder.encode([e.reply for e in examples[:150]])
+    texts = [e.reply for e in examples[:150]]
+    columns = ranking_columns(150, seed=5)
+    every = model.pair_scores(messages, replies, texts)
+    assert every.shape == (150, 150)
+    block = model.pair_scores(messages, replies, texts, columns)
+    assert np.allclose(np.take_along_axis(every, columns, axis=1), block, atol=1e-6)
+    assert one_of_100(every, seed=5) == first_place_share(block)
 
 
 def test_training_and_evaluation_record_both_figures(trained_dir: Path) -> None:
