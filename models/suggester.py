@@ -207,6 +207,26 @@ class SuggestionModel:
             result.append(Candidates(ids, dual, knn, self.bank.prior[ids]))
         return result
 
+    def pair_scores(
+        self,
+        messages: np.ndarray,
+        replies: np.ndarray,
+        texts: Sequence[str],
+        columns: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The model's score of (message, reply text) pairs, for 1-of-100
+        (models.selection.pair_signals says how a reply outside the bank is scored).
+
+        Args:
+            messages: (n, d) the encoder's unit rows of the messages.
+            replies: (m, d) the encoder's unit rows of the reply texts.
+            texts: (m,) the reply texts.
+            columns: None for all (n, m) pairs; else (n, batch) reply indices per message.
+        """
+        from models.selection import pair_signals  # models.selection imports this module
+
+        return pair_signals(self, messages, replies, texts, columns).scores(self.weights)
+
     def suggest(self, message: str, k: int = 3, niche: str | None = None) -> list[Suggestion]:
         return self.suggest_many([message], k, [niche])[0]
 

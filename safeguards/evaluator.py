@@ -30,6 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from core.ranking import first_place_share
+from core.ranking import pair_block
+from core.ranking import ranking_batch
+from core.ranking import ranking_columns
 from core.settings import DEFAULT_SEED
 from safeguards.coverage import DEFAULT_TAIL_SHARE
 from safeguards.coverage import coverage
@@ -186,6 +190,35 @@ class SuggestionEvaluator:
         """The gold replies' embeddings, ``(len(benchmark), dim)``: encoded on first use."""
         return self.encoder.encode([example.reply for example in self.benchmark])
 
+    @cached_property
+    def message_vectors(self) -> np.ndarray:
+        """The benchmark messages' embeddings, ``(len(benchmark), dim)``: encoded on first use."""
+        return self.encoder.encode([example.message for example in self.benchmark])
+
+    def ranking(self, model: Suggester) -> dict[str, float]:
+        """1-of-100 on the benchmark (Henderson et al. 2019, core.ranking): the plain
+        encoder's (message . reply cosine) always, the model's when it scores pairs
+        (``pair_scores(messages, replies, texts, columns) -> (n, batch)``, as SuggestionModel
+        does), both on the same batches (core.ranking.ranking_columns).
+
+        Returns:
+            ``plain_one_of_100`` and ``one_of_100`` by name; empty for a benchmark of fewer
+            than 2 messages. Fewer than 100 messages are ranked among all of them
+            (``details["ranked_among"]`` says how many).
+        """
+        batch = ranking_batch(len(self.benchmark))
+        if not batch:
+            return {}
+        columns = ranking_columns(len(self.benchmark), self.config.seed, batch)
+        plain = pair_block(self.message_vectors, self.gold_vectors, columns)
+        out = {"plain_one_of_100": first_place_share(plain)}
+        pair_scores = getattr(model, "pair_scores", None)
+        if callable(pair_scores):
+            gold = [example.reply for example in self.benchmark]
+            block = pair_scores(self.message_vectors, self.gold_vectors, gold, columns)
+            out["one_of_100"] = first_place_share(np.asarray(block))
+        return out
+
     def __call__(self, model: Suggester) -> Evaluation:
         """Relevance (overall, head niches), tail coverage and diversity of a model.
 
@@ -242,6 +275,9 @@ class SuggestionEvaluator:
                 float(closeness[answered].mean()) if answered.any() else 0.0
             )
 
+        # Ranking real replies, beside the plain encoder on the same batches (not gated).
+        overall.update(self.ranking(model))
+
         shown = [row[: config.diversity_k] for row in suggestions]
         # The rows of the suggestions shown, from the same encoding (one block per message).
         shown_vectors = np.concatenate([block[: config.diversity_k] for block in vectors])
@@ -266,6 +302,7 @@ class SuggestionEvaluator:
         details = {
             **self.identity,
             "suggestions_shown": flat,
+            "ranked_among": ranking_batch(len(self.benchmark)),
             "head_count": report.head_count,
             "tail_count": report.tail_count,
             "per_niche": report.per_niche,

@@ -18,6 +18,10 @@ tolerance. Names follow the field:
 - ``mrr@k``: mean reciprocal rank of the first matching suggestion, counting only the top
   ``k`` (the evaluation's depth, 10 by default).
 - ``similarity@k``: mean cosine of the real reply and the closest of the top ``k``.
+- ``one_of_100``: the share of benchmark messages whose real reply the model ranks first
+  among 100 real replies (Henderson et al. 2019); ``plain_one_of_100`` the same for the plain
+  encoder; ``held_out_`` in front: measured at training on the held-out tenth of training
+  messages, where the model was chosen (models.selection).
 - ``head_`` and ``tail_`` in front of a relevance metric: the same over the benchmark
   examples of the common and the rarest niches (``safeguards.coverage``).
 
@@ -126,6 +130,35 @@ METRICS: tuple[MetricSpec, ...] = (
         "answered_similarity@k",
         "relevance",
         "closeness of the best top-{k} suggestion to the real reply, answered messages",
+        gated=False,
+    ),
+    # The 1-of-100 ranking accuracy (Henderson et al. 2019, core.ranking): each real reply
+    # ranked among 99 real replies of other messages by the model's score of the pair. Not
+    # held by the gate: training already chose the model that ranks best on held-out data,
+    # never below the plain encoder (models.selection); shown beside the plain encoder's.
+    MetricSpec(
+        "one_of_100",
+        "relevance",
+        "the real reply ranks first among 100 real replies (1-of-100)",
+        gated=False,
+    ),
+    MetricSpec(
+        "plain_one_of_100",
+        "relevance",
+        "the plain encoder, untrained: the real reply ranks first among 100 (1-of-100)",
+        gated=False,
+    ),
+    MetricSpec(
+        "held_out_one_of_100",
+        "relevance",
+        "held-out training messages: the real reply ranks first among 100 (1-of-100)",
+        gated=False,
+    ),
+    MetricSpec(
+        "held_out_plain_one_of_100",
+        "relevance",
+        "held-out training messages, the plain encoder: the real reply ranks first among 100 "
+        "(1-of-100)",
         gated=False,
     ),
     # Coverage moves with the triggering threshold, a quantile of held-out scores: 1.6%

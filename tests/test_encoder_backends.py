@@ -30,10 +30,9 @@ from models.onnx_export import exported_model
 from models.onnx_export import int8_recipe
 from models.registry import artifact_dir
 from models.registry import production
-from models.response_set import Curation
 from models.response_set import ResponseSetConfig
-from models.suggester import RetrievalConfig
 from models.suggester import SuggestionModel
+from models.training import TrainingConfig
 from models.training import TrainingExample
 from models.training import train_model
 from worker.settings import Settings
@@ -130,11 +129,11 @@ def _small_model(encoder: Encoder) -> SuggestionModel:
     model, _ = train_model(
         encoder,
         examples,
-        AdapterConfig(epochs=1),
-        RetrievalConfig(),
-        ResponseSetConfig(min_support=1),
-        Curation(),
-        target_coverage=1.0,
+        TrainingConfig(
+            adapter=AdapterConfig(epochs=1),
+            response_set=ResponseSetConfig(min_support=1),
+            target_coverage=1.0,
+        ),
     )
     return model
 

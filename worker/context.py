@@ -11,8 +11,10 @@ from core.db import Database
 from models.adapter import Adapter
 from models.curation import load_curation
 from models.encoder import Encoder
+from models.selection import SelectionConfig
 from models.suggester import ScoringWeights
 from models.suggester import SuggestionModel
+from models.training import TrainingConfig
 from models.training import TrainingExample
 from models.training import TrainingReport
 from models.training import train_model
@@ -63,15 +65,24 @@ class PipelineContext:
         return train_model(
             self.encoder,
             examples,
-            self.settings.adapter,
-            self.settings.retrieval,
-            self.settings.response_set,
+            self.training_config,
             curation,
-            self.settings.triggering_target_coverage,
             start=start,
             show_progress=self.show_progress,
             weights=weights,
             inherited=inherited,
+        )
+
+    @property
+    def training_config(self) -> TrainingConfig:
+        """The settings' adapter, retrieval, response-set, coverage and seed for training."""
+        settings = self.settings
+        return TrainingConfig(
+            adapter=settings.adapter,
+            retrieval=settings.retrieval,
+            response_set=settings.response_set,
+            target_coverage=settings.triggering_target_coverage,
+            selection=SelectionConfig(seed=settings.seed),
         )
 
     @classmethod

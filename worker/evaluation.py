@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Any
 
 from models.artifact import load_model
+from models.artifact import read_manifest
 from models.registry import artifact_dir
 from models.registry import get_version
 from models.suggester import SuggestionModel
 from safeguards.evaluator import SuggestionEvaluator
 from safeguards.metrics import Evaluation
+from safeguards.metrics import Metric
 from worker.context import PipelineContext
 from worker.data import ExamplePools
 
@@ -61,9 +64,47 @@ class VersionEvaluator:
                     return cached
             path, checksum = artifact_dir(self.ctx.settings, row), row.checksum
         if model is None:
-            model, _ = load_model(path, self.ctx.encoder, checksum)
-        evaluation = self.evaluator(model)
+            model, manifest = load_model(path, self.ctx.encoder, checksum)
+        else:
+            manifest = read_manifest(path)
+        evaluation = with_training_figures(self.evaluator(model), manifest)
         with self.ctx.db.session() as session:
             # The evaluation's details hold what its cache key is made of (Evaluation.cache_key).
             get_version(session, version).evaluation = {"evaluation": evaluation.to_dict()}
         return evaluation
+
+
+# The held-out figures of models.selection (the manifest's training.selection) recorded in
+# the evaluation under these names (safeguards.metrics registers them).
+TRAINING_FIGURES = ("held_out_one_of_100", "held_out_plain_one_of_100")
+
+
+def with_training_figures(evaluation: Evaluation, manifest: dict[str, Any]) -> Evaluation:
+    """The evaluation with what training measured on its held-out messages beside the
+    benchmark's: the chosen model's and the plain encoder's held-out 1-of-100 (metrics,
+    not gated) and the chosen epochs, form and weights (``details["training_selection"]``).
+
+    Args:
+        evaluation: the benchmark evaluation of the model.
+        manifest: the model artifact's manifest; one without ``training.selection`` (a
+            model trained on too few examples to hold any out, or before selection
+            existed) leaves the evaluation as it is.
+
+    Returns:
+        A new :class:`Evaluation`, or ``evaluation`` itself.
+    """
+    selection = (manifest.get("training") or {}).get("selection") or {}
+    figures = [
+        Metric.measured(name, float(selection[name]), int(selection.get("held_out_messages", 0)))
+        for name in TRAINING_FIGURES
+        if name in selection and name not in evaluation.metrics
+    ]
+    if not figures:
+        return evaluation
+    chosen = {k: selection.get(k) for k in ("epochs", "form", "scale", "weights", "ranked_among")}
+    return Evaluation.of(
+        [*evaluation.metrics.values(), *figures],
+        evaluation.primary,
+        evaluation.suggestions,
+        {**evaluation.details, "training_selection": chosen},
+    )
