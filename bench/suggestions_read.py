@@ -31,9 +31,9 @@ if os.environ.get("PYTHONPATH"):
     # An older tree on PYTHONPATH comes first (see the module docstring).
     sys.path.insert(0, os.environ["PYTHONPATH"].split(os.pathsep)[0])
 
-from bench.common import prepare  # noqa: E402
-from models.encoder import Encoder  # noqa: E402
-from worker.settings import load_settings  # noqa: E402
+from bench.common import prepare
+from models.encoder import Encoder
+from worker.settings import load_settings
 
 SHOWN = 3
 
