@@ -13,6 +13,7 @@ import numpy as np
 from core.text import normalize
 from models.adapter import Adapter
 from models.adapter import AdapterConfig
+from models.catalogue import Catalogue
 from models.encoder import Encoder
 from models.response_set import Curation
 from models.response_set import ResponseSet
@@ -76,6 +77,7 @@ def train_model(
     show_progress: bool = False,
     weights: ScoringWeights | None = None,
     inherited: Sequence[str] = (),
+    catalogue: Catalogue | None = None,
 ) -> tuple[SuggestionModel, TrainingReport]:
     """Train the adapter, build the response set, choose the signal weights and the
     triggering threshold on held-out messages, and build the model.
@@ -97,6 +99,8 @@ def train_model(
         response_config, curation: the response set's rules and the team's additions/blocks.
         target_coverage: share of held-out messages the model should answer, in (0, 1].
         inherited: the parent's served replies (see models.response_set.build_response_set).
+        catalogue: the starter catalogue of intents, served beside the mined replies and
+            seeding their intents (models.response_set.build_response_set); None: none.
 
     Raises:
         ValueError: no examples, or a response set left empty by its rules.
@@ -141,6 +145,7 @@ def train_model(
             curation,
             encoder.encode,
             inherited,
+            catalogue,
         )
 
     chosen = weights or ScoringWeights()
