@@ -280,6 +280,9 @@ class _Entry:
     intent: str | None = None
     tone: str = UNKNOWN_TONE
     stance: str | None = None
+    # The conversations that wrote it (a catalogue reply: those that wrote it word for word,
+    # maybe none; a curated one: the support threshold).
+    support: float = 0.0
 
 
 def build_response_set(
@@ -392,6 +395,7 @@ def build_response_set(
                 float(len(support)),
                 Source.MINED,
                 embeddings[best.first_row],
+                support=float(len(support)),
             )
         )
     report.mined = len(entries)
@@ -407,8 +411,7 @@ def build_response_set(
         [bank_id_of_key.get(k, -1) if k is not None else -1 for k in row_keys], dtype=np.int64
     )
     count_array = np.asarray([e.count for e in entries], dtype=np.float32)
-    log_counts = np.log1p(count_array)
-    prior = (log_counts / max(float(log_counts.max(initial=0.0)), 1e-12)).astype(np.float32)
+    prior = _intent_prior(entries, config.min_support)
     dim = embeddings.shape[1]
     vectors = [e.vector for e in entries]
     matrix = np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, dim), np.float32)
@@ -424,6 +427,21 @@ def build_response_set(
         sources=[e.source.value for e in entries],
     )
     return ResponseSet(bank, matrix, row_ids, report)
+
+
+def _intent_prior(entries: list[_Entry], floor: int) -> np.ndarray:
+    """(m,) float32 in [0, 1]: each reply's prior is its intent's, log(1 + support) scaled
+    to [0, 1], where an intent's support is the conversations that wrote any of its
+    replies (at least ``floor``, the support threshold: a catalogue intent no row wrote
+    gets that modest prior). Replies of one meaning share one prior, so which of them is
+    shown is the signals' choice, not their popularity's (docs/DESIGN: "top-N candidates
+    by score (+ the intent's prior)")."""
+    support: dict[str, float] = {}
+    for entry in entries:
+        key = entry.intent or ""
+        support[key] = support.get(key, 0.0) + entry.support
+    logs = np.log1p(np.asarray([max(support[e.intent or ""], floor) for e in entries]))
+    return (logs / max(float(logs.max(initial=0.0)), 1e-12)).astype(np.float32)
 
 
 def _catalogue_entries(
@@ -461,6 +479,7 @@ def _catalogue_entries(
             intent.name,
             intent.tone.value,
             intent.stance.value if intent.stance else None,
+            float(support),
         )
     return entries
 
@@ -499,7 +518,14 @@ def _add_curated(
     for item, vector in zip(fresh, encoded, strict=True):
         bank_id_of_key[surface_key(item.text)] = len(entries)
         entries.append(
-            _Entry(item.text, [item.niche], float(config.min_support), Source.CURATED, vector)
+            _Entry(
+                item.text,
+                [item.niche],
+                float(config.min_support),
+                Source.CURATED,
+                vector,
+                support=float(config.min_support),
+            )
         )
 
 

@@ -37,6 +37,7 @@ from models.intents import propagate
 from models.intents import unnamed_name
 from models.response_set import SAME_MEANING
 from models.response_set import surface_key
+from models.tone import GRIEF_INTENTS
 from models.tone import ToneDetector
 
 # A suggestion at or above this encoder cosine to the message is the message said back.
@@ -211,6 +212,13 @@ class SuggestionModel:
             np.asarray([t == Tone.SYMPATHETIC.value for t in bank.tones], dtype=bool)
         )
         self._stances = list(bank.stances)
+        # (g,) the replies that presume a loss: for sensitive messages only (models.tone).
+        self._grief = np.flatnonzero(np.isin(np.asarray(bank.intents), list(GRIEF_INTENTS)))
+        # (p, m): 1 where a distress prototype votes for the reply's intent (models.tone).
+        voted = [set(intents) for intents in self.tone.replies]
+        self._prototype_votes = np.asarray(
+            [[intent in names for intent in bank.intents] for names in voted], dtype=np.float32
+        ).reshape(len(voted), len(bank))
 
     def candidates(self, messages: Sequence[str]) -> list[Candidates]:
         """Score every candidate reply of each message by each signal."""
@@ -297,12 +305,21 @@ class SuggestionModel:
             match = None
             if niche is not None:
                 match = np.array([niche in self._niche_sets[r] for r in cands.ids], np.float32)
+            if delicate:
+                # The distress prototypes vote for their sympathetic intents as the nearest
+                # training messages vote for their replies (models.tone.DISTRESS_REPLIES):
+                # a corpus with little sad news has few messages to vote for sympathy.
+                share = self.tone.prototype_votes(vector, weights.knn_temperature)
+                votes = (share @ self._prototype_votes[:, cands.ids]).astype(np.float32)
+                cands.knn = np.maximum(cands.knn, votes)
             scores = cands.normalised(weights, match)
             order = np.lexsort((cands.ids, -cands.dual, -scores))
             ids = cands.ids[order]
             allowed = self._allowed(ids, message, vector)
             if delicate:
                 allowed &= np.isin(ids, self._sympathetic)
+            else:
+                allowed &= ~np.isin(ids, self._grief)
             out.append(self._diverse(ids[allowed], scores[order][allowed], k))
         return out
 
@@ -338,13 +355,16 @@ class SuggestionModel:
             return self
         count = float(self.bank.counts.min(initial=1.0))
         counts = np.concatenate([self.bank.counts, np.full(len(texts), count, np.float32)])
-        log_counts = np.log1p(counts)
+        # The trained priors stay (they are intents', models.response_set); a curated reply
+        # gets the lowest, as the trained set gives it the lowest support.
+        low = float(self.bank.prior.min(initial=0.0))
+        prior = np.concatenate([self.bank.prior, np.full(len(texts), low, np.float32)])
         intents, tones, stances = self._intents_of(list(texts), embeddings)
         bank = ResponseBank(
             [*self.bank.texts, *texts],
             [*self.bank.niches, *([n] for n in niches)],
             counts,
-            (log_counts / max(float(log_counts.max(initial=0.0)), 1e-12)).astype(np.float32),
+            prior.astype(np.float32),
             intents=[*self.bank.intents, *intents],
             tones=[*self.bank.tones, *tones],
             stances=[*self.bank.stances, *stances],

@@ -101,37 +101,71 @@ DISTRESS = re.compile(
     r")\b"
 )
 
-# Messages the encoder should find close to sensitive ones (not the evaluation's messages).
-DISTRESS_PROTOTYPES = (
-    "my grandmother passed away yesterday",
-    "my father died this morning",
-    "we lost our baby",
-    "my friend was killed in an accident",
-    "the doctor told me I have a serious illness",
-    "my mother is very sick in hospital",
-    "he is in intensive care",
-    "I was badly hurt and ended up in the emergency room",
-    "I had a bad fall and broke my wrist",
-    "we were in a terrible crash on the motorway",
-    "our home burned down",
-    "a man attacked me in the street",
-    "I am in danger and scared",
-    "my partner ended our relationship",
-    "my husband wants a divorce",
-    "I was let go from my job",
-    "I am unemployed and can't pay the bills",
-    "I did not pass my exams",
-    "our old dog passed away",
-    "we had to say goodbye to our cat",
-    "I feel hopeless and sad all the time",
-    "I keep having panic attacks",
-    "I am so anxious I can't breathe",
-    "I'm going through a really hard time",
-    "everything went wrong and I'm devastated",
-    "I feel like giving up",
-    "I am grieving",
-    "bad news, the results came back and it's not good",
+# Messages the encoder should find close to sensitive ones (not the evaluation's messages),
+# each with the sympathetic catalogue intents that answer it well: for a sensitive message
+# the nearest prototypes vote for their intents as the nearest training messages vote for
+# their replies (models.suggester), so a breakup gets "I'm here for you", not "Rest up".
+DISTRESS_REPLIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "my grandmother passed away yesterday",
+        ("sorry_for_your_loss", "condolences", "thinking_of_you"),
+    ),
+    ("my father died this morning", ("sorry_for_your_loss", "condolences", "here_for_you")),
+    ("we lost our baby", ("sorry_for_your_loss", "here_for_you", "sending_love")),
+    ("my friend was killed in an accident", ("sorry_for_your_loss", "thats_awful", "here_for_you")),
+    (
+        "the doctor told me I have a serious illness",
+        ("sorry_to_hear", "here_for_you", "sending_love"),
+    ),
+    ("my mother is very sick in hospital", ("sorry_to_hear", "thinking_of_you", "need_anything")),
+    ("he is in intensive care", ("thinking_of_you", "sending_love", "here_for_you")),
+    (
+        "I was badly hurt and ended up in the emergency room",
+        ("oh_no", "are_you_ok", "get_well_soon"),
+    ),
+    ("I had a bad fall and broke my wrist", ("oh_no", "get_well_soon", "rest_up")),
+    ("I have a terrible flu", ("get_well_soon", "rest_up", "feeling_better_question")),
+    ("we were in a terrible crash on the motorway", ("are_you_ok", "oh_no", "what_happened")),
+    ("our home burned down", ("thats_awful", "are_you_ok", "need_anything")),
+    ("a man attacked me in the street", ("are_you_ok", "thats_awful", "stay_safe")),
+    ("I am in danger and scared", ("stay_safe", "are_you_ok", "here_for_you")),
+    (
+        "my partner ended our relationship",
+        ("sorry_to_hear", "here_for_you", "you_deserve_better"),
+    ),
+    ("my husband wants a divorce", ("sorry_to_hear", "here_for_you", "want_to_talk")),
+    ("I was let go from my job", ("sorry_to_hear", "thats_awful", "it_will_get_better")),
+    (
+        "I am unemployed and can't pay the bills",
+        ("sounds_hard", "need_anything", "it_will_get_better"),
+    ),
+    (
+        "I failed an important exam and feel terrible",
+        ("sorry_to_hear", "oh_no", "it_will_get_better"),
+    ),
+    ("our old dog passed away", ("sorry_for_your_loss", "sorry_to_hear", "sending_love")),
+    (
+        "we had to say goodbye to our cat",
+        ("sorry_for_your_loss", "sending_love", "thinking_of_you"),
+    ),
+    ("I feel hopeless and sad all the time", ("here_for_you", "want_to_talk", "sounds_hard")),
+    ("I keep having panic attacks", ("here_for_you", "want_to_talk", "take_care_of_yourself")),
+    ("I am so anxious I can't breathe", ("here_for_you", "are_you_ok", "take_care_of_yourself")),
+    ("I'm going through a really hard time", ("here_for_you", "want_to_talk", "sounds_hard")),
+    ("everything went wrong and I'm devastated", ("sorry_to_hear", "here_for_you", "sounds_hard")),
+    ("I feel like giving up", ("here_for_you", "want_to_talk", "it_will_get_better")),
+    ("I am grieving", ("thinking_of_you", "here_for_you", "take_all_the_time")),
+    (
+        "bad news, the results came back and it's not good",
+        ("sorry_to_hear", "here_for_you", "thinking_of_you"),
+    ),
 )
+DISTRESS_PROTOTYPES = tuple(message for message, _ in DISTRESS_REPLIES)
+
+# Sympathetic intents that presume a loss: suggested for a sensitive message only (on the
+# demo model, "my phone died, that's why I didn't answer" got "Deeply sorry for your loss",
+# which reads as mockery).
+GRIEF_INTENTS = frozenset({"sorry_for_your_loss", "condolences", "rest_in_peace"})
 
 # Everyday messages that share words with sad news, or good news, or small mishaps.
 EVERYDAY_PROTOTYPES = (
@@ -145,6 +179,7 @@ EVERYDAY_PROTOTYPES = (
     "that concert was sick",
     "I'm so broke this month haha",
     "I aced my exam!",
+    "I passed all my exams, so happy",
     "I got a new job!",
     "we just got engaged",
     "the operation went fine and she's home",
@@ -233,6 +268,27 @@ class ToneDetector:
         self.config = config or ToneConfig()
         self.distress = encoder.encode(list(DISTRESS_PROTOTYPES))
         self.everyday = encoder.encode(list(EVERYDAY_PROTOTYPES))
+        # Each distress prototype's sympathetic intents (DISTRESS_REPLIES).
+        self.replies = tuple(intents for _, intents in DISTRESS_REPLIES)
+
+    def prototype_votes(self, embedding: np.ndarray, temperature: float) -> np.ndarray:
+        """What the distress prototypes say about a sensitive message, as the nearest
+        training messages do in the suggester's nearest-message signal: each prototype's
+        share of the votes (softmax of its cosine at ``temperature``) times the cosine of
+        the nearest prototype.
+
+        Args:
+            embedding: (d,) float32, unit norm: the message's encoder embedding.
+            temperature: the nearest-message signal's (models.suggester.ScoringWeights).
+
+        Returns:
+            (p,) float64 in [0, 1]: each prototype's vote, in :data:`DISTRESS_REPLIES`'s
+            order (it goes to every intent listed beside that prototype).
+        """
+        sims = self.distress @ embedding
+        votes = np.exp((sims.astype(np.float64) - 1.0) / temperature)
+        nearest = max(float(sims.max()), 0.0)
+        return np.asarray(votes / max(float(votes.sum()), 1e-12) * nearest)
 
     def detect(self, message: str, embedding: np.ndarray | None) -> Sensitivity:
         """Whether ``message`` is sensitive.
