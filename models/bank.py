@@ -32,8 +32,9 @@ class ResponseBank:
     each one means (built by models.response_set).
 
     ``counts`` is each reply's support: the distinct conversations that wrote its meaning.
-    ``prior`` is log(1 + support) scaled to [0, 1]: replies many people write are safer
-    suggestions, but the scale stays small so rarer replies still surface.
+    ``prior`` is its intent's log(1 + support) scaled to [0, 1] (models.response_set):
+    meanings many people write are safer suggestions, but the scale stays small so rarer
+    replies still surface.
 
     Only human-written examples count. A reply the model wrote for itself must not make
     that reply more popular: that is the feedback loop by which self-training collapses

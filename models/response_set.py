@@ -18,9 +18,19 @@ order and each counted when it removes a reply:
    one API key's feedback is one conversation (core.schema.Example.conversation), so no
    single client can lift a reply over the threshold, however often it sends it.
 
-Each cluster is served as one canonical text, its member written in the most conversations,
-with the cluster's support as its prior. Curated replies (added by a reviewer) skip rule 5
-but not rules 1-4.
+Each cluster is served as one canonical text, its member written in the most conversations.
+Curated replies (added by a reviewer) skip rule 5 but not rules 1-4.
+
+The response set is organised by intent (Kannan et al. 2016, sections 4-5; docs/DESIGN):
+every reply served has an intent, a tone and a source. The starter catalogue's replies
+(models/catalogue.yaml) that pass rules 1-4 are served as they are (source ``catalogue``),
+and a training row whose reply is one of them up to case and punctuation belongs to it. A
+mined or curated reply joins a catalogue intent by propagation over the reply graph
+(models.intents, measured in docs/benchmarks.md "Intent propagation"), taking its tone and
+stance; the others form unnamed clusters (``unnamed-<hash>``, tone unknown) that the report
+lists for a reviewer to name. A reply's prior is its intent's: log(1 + the conversations
+that wrote any of its replies), scaled to [0, 1], at least the support threshold's (the
+modest prior of a catalogue intent no row wrote).
 
 Defaults, measured on the chitchat demo corpus (131,569 reply turns, docs/benchmarks.md):
 among the replies written in at least three conversations, 99% are at most 31 characters

@@ -88,7 +88,7 @@ DISTRESS = re.compile(
     r"robbed|stolen|broke into|break in|"
     r"following me|stalk(ed|ing|er)|threaten(ed|ing)|"
     # breakup, job, exams
-    r"broke up|break ?up|broken up|divorce|divorcing|separated|split up|dumped|"
+    r"broke up|break ?up|broken up|divorce[ds]?|divorcing|separated|split up|dumped|"
     r"cheated on|left me|"
     r"laid off|laying off|lay ?offs?|fired|lost (my|his|her) job|out of work|unemployed|"
     r"evicted|eviction|bankrupt|can'?t afford|losing the house|"
