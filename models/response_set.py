@@ -84,6 +84,11 @@ SAME_MEANING = 0.85
 # apart, and the same reply at two times, "see you at 7"/"see you at 8" (0.79), which one
 # list need not show twice. Chosen between those measured pairs, not tuned.
 UNNAMED_CLUSTER = 0.75
+# A training row whose reply is not served votes for the nearest catalogue reply at or above
+# this cosine: the nearest-seed rule's precision there is 0.978 on tests/data/intent_check.tsv
+# (docs/benchmarks.md "Intent propagation"; at 0.70 it is 0.937, and sampled chitchat rows
+# showed opposite stances such as "Yeah hopefully" -> "Hopefully not").
+ROW_INTENT = 0.75
 
 
 class Rule(enum.StrEnum):
@@ -171,6 +176,8 @@ class ResponseSetReport:
         mined: mined replies served; ``joined`` of them (and of the curated ones not in the
             catalogue) joined a catalogue intent by propagation (models.intents).
         intents: catalogue intents with at least one served reply.
+        rows_joined: training rows whose reply is not served that vote for the nearest
+            catalogue reply (:func:`_rows_to_catalogue`).
         unnamed: the unnamed clusters, for a reviewer to name: each a dict with ``intent``
             (its ``unnamed-<hash>`` name), ``replies`` (its texts, the leader first),
             ``support`` (the leader's) and ``nearest`` (the catalogue intent it came closest
@@ -189,6 +196,7 @@ class ResponseSetReport:
     joined: int = 0
     intents: int = 0
     unnamed: list[dict[str, Any]] = field(default_factory=list)
+    rows_joined: int = 0
     config: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -205,6 +213,7 @@ class ResponseSetReport:
             "joined": self.joined,
             "intents": self.intents,
             "unnamed": [dict(u) for u in self.unnamed],
+            "rows_joined": self.rows_joined,
             "config": dict(self.config),
         }
 
@@ -420,6 +429,7 @@ def build_response_set(
     row_ids = np.asarray(
         [bank_id_of_key.get(k, -1) if k is not None else -1 for k in row_keys], dtype=np.int64
     )
+    report.rows_joined = _rows_to_catalogue(row_ids, embeddings, entries)
     count_array = np.asarray([e.count for e in entries], dtype=np.float32)
     prior = _intent_prior(entries, config.min_support)
     dim = embeddings.shape[1]
@@ -437,6 +447,32 @@ def build_response_set(
         sources=[e.source.value for e in entries],
     )
     return ResponseSet(bank, matrix, row_ids, report)
+
+
+def _rows_to_catalogue(row_ids: np.ndarray, embeddings: np.ndarray, entries: list[_Entry]) -> int:
+    """Rows whose reply is not served vote for the catalogue reply nearest to it when their
+    cosine is at least :data:`ROW_INTENT`: their message then counts in the
+    nearest-message signal for that reply's intent ("i'm so sorry to hear about your mom"
+    for "So sorry to hear that"). Only the catalogue's text is ever shown, so no one's words
+    reach anyone else. Changes ``row_ids`` in place; returns how many rows it joined.
+
+    Args:
+        row_ids: (n,) int64, -1 for a row not in the response set.
+        embeddings: (n, d) float32 unit rows: each row's reply.
+        entries: the bank being built.
+    """
+    catalogue_ids = np.asarray(
+        [i for i, e in enumerate(entries) if e.source == Source.CATALOGUE], dtype=np.int64
+    )
+    unmatched = np.flatnonzero(row_ids == -1)
+    if not len(catalogue_ids) or not len(unmatched):
+        return 0
+    index = faiss.IndexFlatIP(embeddings.shape[1])
+    index.add(np.ascontiguousarray(np.vstack([entries[i].vector for i in catalogue_ids])))
+    sims, found = index.search(np.ascontiguousarray(embeddings[unmatched], dtype=np.float32), 1)
+    near = sims[:, 0] >= ROW_INTENT
+    row_ids[unmatched[near]] = catalogue_ids[found[near, 0]]
+    return int(near.sum())
 
 
 def _intent_prior(entries: list[_Entry], floor: int) -> np.ndarray:

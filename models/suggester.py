@@ -37,7 +37,6 @@ from models.intents import propagate
 from models.intents import unnamed_name
 from models.response_set import SAME_MEANING
 from models.response_set import surface_key
-from models.tone import GRIEF_INTENTS
 from models.tone import ToneDetector
 
 # A suggestion at or above this encoder cosine to the message is the message said back.
@@ -212,8 +211,6 @@ class SuggestionModel:
             np.asarray([t == Tone.SYMPATHETIC.value for t in bank.tones], dtype=bool)
         )
         self._stances = list(bank.stances)
-        # (g,) the replies that presume a loss: for sensitive messages only (models.tone).
-        self._grief = np.flatnonzero(np.isin(np.asarray(bank.intents), list(GRIEF_INTENTS)))
         # (p, m): 1 where a distress prototype votes for the reply's intent (models.tone).
         voted = [set(intents) for intents in self.tone.replies]
         self._prototype_votes = np.asarray(
@@ -273,7 +270,7 @@ class SuggestionModel:
     ) -> list[list[Suggestion]]:
         """Top-k suggestions of different intents for each message (one encoder pass for
         all), best first, never the message said back and never a blocked reply; for a
-        sensitive message (models.tone) only sympathetic replies. Which of them to show is
+        sensitive message (models.tone) only sympathetic replies, for any other none. Which of them to show is
         :attr:`triggering`'s call (``triggering.shown(suggestions)``: every one shown
         reaches the threshold)."""
         base = self.encoder.encode(messages)
@@ -316,10 +313,11 @@ class SuggestionModel:
             order = np.lexsort((cands.ids, -cands.dual, -scores))
             ids = cands.ids[order]
             allowed = self._allowed(ids, message, vector)
-            if delicate:
-                allowed &= np.isin(ids, self._sympathetic)
-            else:
-                allowed &= ~np.isin(ids, self._grief)
+            # Sympathy answers sensitive messages, and only sympathy does: on the demo model
+            # "my phone died" got "Deeply sorry for your loss" and "I passed my driving
+            # test" got "Oh no, I'm so sorry" while these were allowed elsewhere.
+            sympathetic = np.isin(ids, self._sympathetic)
+            allowed &= sympathetic if delicate else ~sympathetic
             out.append(self._diverse(ids[allowed], scores[order][allowed], k))
         return out
 

@@ -162,10 +162,6 @@ DISTRESS_REPLIES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 DISTRESS_PROTOTYPES = tuple(message for message, _ in DISTRESS_REPLIES)
 
-# Sympathetic intents that presume a loss: suggested for a sensitive message only (on the
-# demo model, "my phone died, that's why I didn't answer" got "Deeply sorry for your loss",
-# which reads as mockery).
-GRIEF_INTENTS = frozenset({"sorry_for_your_loss", "condolences", "rest_in_peace"})
 
 # Everyday messages that share words with sad news, or good news, or small mishaps.
 EVERYDAY_PROTOTYPES = (
