@@ -12,6 +12,7 @@ import numpy as np
 from core.text import normalize
 from models.adapter import Adapter
 from models.adapter import AdapterConfig
+from models.catalogue import Catalogue
 from models.encoder import Encoder
 from models.response_set import Curation
 from models.response_set import ResponseSet
@@ -93,6 +94,7 @@ def train_model(
     show_progress: bool = False,
     weights: ScoringWeights | None = None,
     inherited: Sequence[str] = (),
+    catalogue: Catalogue | None = None,
 ) -> tuple[SuggestionModel, TrainingReport]:
     """Train the adapter, build the response set, choose the adapter's epochs and form, the
     signal weights and the triggering threshold on held-out messages, and build the model.
@@ -127,6 +129,8 @@ def train_model(
         start: the adapter to continue from (a generation starts from production's).
         weights: signal weights to keep instead of searching them.
         inherited: the parent's served replies (see models.response_set.build_response_set).
+        catalogue: the starter catalogue of intents, served beside the mined replies and
+            seeding their intents (models.response_set.build_response_set); None: none.
 
     Returns:
         (the model, its training report with the selection's figures).
@@ -186,6 +190,7 @@ def train_model(
             curation,
             encoder.encode,
             inherited,
+            catalogue,
         )
 
     chosen = weights or ScoringWeights()

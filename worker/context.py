@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from core.db import Database
 from models.adapter import Adapter
+from models.catalogue import load_catalogue
 from models.curation import load_curation
 from models.encoder import Encoder
 from models.selection import SelectionConfig
@@ -58,8 +59,9 @@ class PipelineContext:
         weights: ScoringWeights | None = None,
         inherited: Sequence[str] = (),
     ) -> tuple[SuggestionModel, TrainingReport]:
-        """Train a model with the settings' configuration and the team's current curation
-        (models.training.train_model says what goes in and out)."""
+        """Train a model with the settings' configuration, the team's current curation and
+        the starter catalogue of intents (models.training.train_model says what goes in and
+        out)."""
         with self.db.session() as session:
             curation = load_curation(session)
         return train_model(
@@ -71,6 +73,7 @@ class PipelineContext:
             show_progress=self.show_progress,
             weights=weights,
             inherited=inherited,
+            catalogue=load_catalogue(),
         )
 
     @property
