@@ -138,6 +138,44 @@ METRICS: tuple[MetricSpec, ...] = (
         "share of messages the model answers (coverage)",
         tolerance=0.07,
     ),
+    # The everyday benchmark (safeguards.everyday): what a person would tap among the
+    # suggestions shown for labelled everyday messages, and what would be wrong to show.
+    # Reported, not held by tolerance: the gate's own rule blocks any inappropriate
+    # suggestion on a sensitive message (safeguards.gate, Tolerances.sensitive_rule).
+    MetricSpec(
+        "tappable@k",
+        "relevance",
+        "a top-{k} suggestion shown is one a person would tap, everyday messages (tappable@{k})",
+        gated=False,
+    ),
+    MetricSpec(
+        "inappropriate@k",
+        "relevance",
+        "a top-{k} suggestion shown is a wrong reply, everyday messages (inappropriate@{k})",
+        greater_is_better=False,
+        gated=False,
+    ),
+    MetricSpec(
+        "sensitive_tappable@k",
+        "relevance",
+        "a top-{k} suggestion shown is one a person would tap, sensitive everyday messages "
+        "(sensitive_tappable@{k})",
+        gated=False,
+    ),
+    MetricSpec(
+        "sensitive_inappropriate@k",
+        "relevance",
+        "a top-{k} suggestion shown is a wrong reply, sensitive everyday messages "
+        "(sensitive_inappropriate@{k})",
+        greater_is_better=False,
+        gated=False,
+    ),
+    MetricSpec(
+        "everyday_coverage",
+        "relevance",
+        "share of everyday messages the model answers (everyday coverage)",
+        gated=False,
+    ),
     # Diversity: all held. The tolerances given here are for the metrics that move more
     # between retrains than the kind's 5% allows (3 sd of the difference of two retrains).
     MetricSpec("distinct_1", "diversity", "Word variety (distinct-1)", tolerance=0.12),
@@ -156,6 +194,14 @@ METRICS: tuple[MetricSpec, ...] = (
         "diversity",
         "Difference between suggestions shown together (pairwise distance)",
         tolerance=0.07,
+    ),
+    # Of the everyday benchmark's suggestions: reported beside the held ones, not held.
+    MetricSpec("everyday_intents", "diversity", "Intents served on everyday messages", gated=False),
+    MetricSpec(
+        "everyday_distinct",
+        "diversity",
+        "Different suggestions shown on everyday messages",
+        gated=False,
     ),
 )
 GROUPS: tuple[NicheGroup, ...] = (
@@ -334,7 +380,15 @@ class MetricChange:
 
 # Evaluation details that say how an evaluation was measured: two evaluations are comparable,
 # and a stored one may stand in for a new one, only when these agree.
-COMPARABLE_DETAILS = ("benchmark_fingerprint", "benchmark_size", "tail_niches", "config")
+# "everyday_fingerprint" is the everyday benchmark's (safeguards.everyday): absent from
+# evaluations made before it, which comparable_details then leaves out.
+COMPARABLE_DETAILS = (
+    "benchmark_fingerprint",
+    "benchmark_size",
+    "tail_niches",
+    "config",
+    "everyday_fingerprint",
+)
 
 
 def comparable_details(details: Mapping[str, Any]) -> dict[str, Any]:
