@@ -92,6 +92,12 @@ WORKER_ENV = {
     "REPLYGUARD_SYNTHESIZE_TEMPERATURE": "1.0",
     "REPLYGUARD_SYNTHESIZE_MAX_PROMPTS": "100",
     "REPLYGUARD_GATE_TOLERANCES": json.dumps(LOOSE),
+    # The gate's sensitive rule (any inappropriate suggestion for a sensitive everyday
+    # message blocks) is not what this test is about either, and today's model shows some
+    # (a laugh or a greeting after bad news, until suggestions carry intents and tones): on,
+    # it would block every candidate and the pass half would never run. tests/test_everyday.py
+    # tests the rule.
+    "REPLYGUARD_GATE_SENSITIVE_RULE": "false",
 }
 
 
