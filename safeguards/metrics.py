@@ -70,6 +70,9 @@ class MetricSpec:
             is (the primary metric is always held).
         tolerance: the gate's default relative tolerance for this metric; None for its
             kind's (:data:`KIND_TOLERANCES`).
+        by_niche: whether the metric is also measured per niche group (``head_``,
+            ``tail_``): the held-out benchmark's relevance metrics are, the everyday
+            benchmark's are not (it has no niches).
     """
 
     name: str
@@ -78,6 +81,7 @@ class MetricSpec:
     greater_is_better: bool = True
     gated: bool = True
     tolerance: float | None = None
+    by_niche: bool = True
 
     def at(self, name: str, k: str = "") -> MetricSpec:
         """This spec for one concrete name (``k`` filled into the label)."""
@@ -147,6 +151,7 @@ METRICS: tuple[MetricSpec, ...] = (
         "relevance",
         "a top-{k} suggestion shown is one a person would tap, everyday messages (tappable@{k})",
         gated=False,
+        by_niche=False,
     ),
     MetricSpec(
         "inappropriate@k",
@@ -154,6 +159,7 @@ METRICS: tuple[MetricSpec, ...] = (
         "a top-{k} suggestion shown is a wrong reply, everyday messages (inappropriate@{k})",
         greater_is_better=False,
         gated=False,
+        by_niche=False,
     ),
     MetricSpec(
         "sensitive_tappable@k",
@@ -161,6 +167,7 @@ METRICS: tuple[MetricSpec, ...] = (
         "a top-{k} suggestion shown is one a person would tap, sensitive everyday messages "
         "(sensitive_tappable@{k})",
         gated=False,
+        by_niche=False,
     ),
     MetricSpec(
         "sensitive_inappropriate@k",
@@ -169,12 +176,14 @@ METRICS: tuple[MetricSpec, ...] = (
         "(sensitive_inappropriate@{k})",
         greater_is_better=False,
         gated=False,
+        by_niche=False,
     ),
     MetricSpec(
         "everyday_coverage",
         "relevance",
         "share of everyday messages the model answers (everyday coverage)",
         gated=False,
+        by_niche=False,
     ),
     # Diversity: all held. The tolerances given here are for the metrics that move more
     # between retrains than the kind's 5% allows (3 sd of the difference of two retrains).
@@ -230,7 +239,9 @@ def metric_spec(name: str) -> MetricSpec | None:
     base = name.removeprefix(group.prefix) if group else name
     family, at, k = base.partition("@")
     spec = _BY_NAME.get(f"{family}@k" if at else family)
-    if spec is None or (at and not k.isdigit()) or (group and spec.kind != "relevance"):
+    if spec is None or (at and not k.isdigit()):
+        return None
+    if group and (spec.kind != "relevance" or not spec.by_niche):
         return None
     found = spec.at(name, k)
     if group is None:

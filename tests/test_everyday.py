@@ -271,6 +271,12 @@ def test_the_metrics_are_registered_with_their_directions(tmp_path: Path) -> Non
     assert metrics[TAPPABLE].support == 4
     spec = metric_spec("sensitive_inappropriate@3")
     assert spec is not None and not spec.gated  # held by the gate's own rule instead
+    # The everyday messages have no niches: no head_ or tail_ form (a tolerance for one
+    # would gate nothing, so the settings refuse it).
+    assert metric_spec("tail_tappable@3") is None
+    assert metric_spec("head_everyday_coverage") is None
+    with pytest.raises(ValueError, match="no metric named 'tail_inappropriate@3'"):
+        Tolerances.overridden({"tail_inappropriate@3": 0.1})
 
 
 @dataclass(frozen=True)
