@@ -15,6 +15,7 @@ import pytest
 from core.db import Database
 from models.catalogue import Tone
 from models.catalogue import load_catalogue
+from models.encoder import Encoder
 from models.registry import get_version
 from safeguards.evaluator import BenchmarkExample
 from safeguards.evaluator import SuggestionEvaluator
@@ -33,8 +34,12 @@ from safeguards.gate import decide
 from safeguards.metrics import Evaluation
 from safeguards.metrics import Metric
 from safeguards.metrics import metric_spec
+from worker.context import PipelineContext
+from worker.data import example_pools
+from worker.evaluation import VersionEvaluator
 from worker.evaluation import catalogue_vocabulary
 from worker.evaluation import everyday_benchmark
+from worker.settings import Settings
 from worker.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -325,7 +330,7 @@ def test_what_triggering_would_not_show_does_not_count(tmp_path: Path) -> None:
     assert score_lists(benchmark, shown).values()[SENSITIVE_INAPPROPRIATE] == 0.5
 
 
-class Encoder:
+class OneVector:
     dim = 2
 
     def encode(self, texts: list[str]) -> Any:
@@ -341,8 +346,8 @@ def test_the_evaluator_measures_the_everyday_benchmark_and_keys_on_it(tmp_path: 
         {"my grandma passed away this morning": [Chip("Lol", 0.9)], "hi there": [Chip("Hi", 1)]},
         threshold=0.5,
     )
-    plain = SuggestionEvaluator(benchmark, Encoder(), {"greetings": 2})
-    measured = SuggestionEvaluator(benchmark, Encoder(), {"greetings": 2}, everyday=everyday)
+    plain = SuggestionEvaluator(benchmark, OneVector(), {"greetings": 2})
+    measured = SuggestionEvaluator(benchmark, OneVector(), {"greetings": 2}, everyday=everyday)
     assert plain.cache_key != measured.cache_key
     evaluation = measured(model)
     assert evaluation.cache_key == measured.cache_key
@@ -390,6 +395,39 @@ def test_the_metrics_are_in_every_models_evaluation(db: Database) -> None:
     # Up to ten kept; a message may have more than one wrong suggestion.
     kept = len(summary["sensitive_examples"])
     assert min(10, summary["sensitive_inappropriate"]) <= kept <= 10
+
+
+def test_an_evaluation_stored_before_the_benchmark_reads_and_is_measured_again(
+    settings: Settings, db: Database, encoder: Encoder
+) -> None:
+    everyday = {TAPPABLE, INAPPROPRIATE, SENSITIVE_TAPPABLE, SENSITIVE_INAPPROPRIATE}
+    everyday |= {"everyday_coverage", "everyday_intents", "everyday_distinct"}
+    with db.session() as session:
+        row = get_version(session, "v1")
+        current = row.evaluation["evaluation"]
+        details = {
+            k: v
+            for k, v in current["details"].items()
+            if k not in {"everyday", "everyday_fingerprint"}
+        }
+        before = {
+            **current,
+            "metrics": [m for m in current["metrics"] if m["name"] not in everyday],
+            "details": details,
+        }
+        row.evaluation = {"evaluation": before}
+        pools = example_pools(session)
+    old = Evaluation.from_dict(before)  # read as it is: it lacks the new metrics
+    assert TAPPABLE not in old.metrics and "similarity@3" in old.metrics
+    evaluate = VersionEvaluator(PipelineContext(settings, db, encoder), pools)
+    assert old.cache_key != evaluate.evaluator.cache_key
+    again = evaluate("v1")
+    assert everyday <= set(again.metrics)
+    assert again.value(TAPPABLE) == Evaluation.from_dict(current).value(TAPPABLE)
+    with db.session() as session:
+        assert TAPPABLE in {
+            m["name"] for m in get_version(session, "v1").evaluation["evaluation"]["metrics"]
+        }
 
 
 # ---------------------------------------------------------------------------------------

@@ -41,12 +41,7 @@ from worker.stages import SynthesizeStage
 
 @pytest.fixture
 def ctx(settings: Settings, db: Database, encoder: Encoder) -> PipelineContext:
-    # The gate's sensitive rule is off here: these tests are about stages, data and
-    # promotion, and today's model shows an inappropriate suggestion on some sensitive
-    # everyday message (a greeting or a "yeah" after bad news), so with the rule on every
-    # candidate would be blocked and the promote paths would never run. tests/test_everyday.py
-    # tests the rule.
-    return PipelineContext(settings.with_overrides(gate_sensitive_rule=False), db, encoder)
+    return PipelineContext(settings, db, encoder)
 
 
 def counts(db: Database) -> dict[str, int]:

@@ -32,12 +32,9 @@ def test_a_generation_runs_end_to_end_on_a_worker(
     client, reviewer, client_key = api
     humans = human_count(db)
     assert client.post("/v1/generations", headers=client_key).status_code == 403
-    # Two workers: the encode stage's chunks are shared between them. The gate's sensitive
-    # rule off: this test is about the worker, and with today's model (an inappropriate
-    # suggestion on some sensitive everyday message) the rule would block every candidate,
-    # leaving the promoted path untested; tests/test_everyday.py tests the rule.
-    start_worker(REPLYGUARD_GATE_SENSITIVE_RULE="false")
-    start_worker(REPLYGUARD_GATE_SENSITIVE_RULE="false")
+    # Two workers: the encode stage's chunks are shared between them.
+    start_worker()
+    start_worker()
     response = client.post("/v1/generations", headers=reviewer)
     assert response.status_code == 202, response.get_data(as_text=True)
     generation_id = response.json["generation_id"]
