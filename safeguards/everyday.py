@@ -4,8 +4,8 @@ The held-out benchmark (safeguards.evaluator) asks whether a suggestion matches 
 person happened to reply. A reply suggestion is judged by a simpler question: of the three
 chips shown, would the person tap one, and would any of them hurt? Smart Reply measured the
 first as the share of messages whose suggestions were used (Kannan et al., KDD 2016, "Smart
-Reply: Automated Response Suggestion for Email", section 7) and kept suggestions off
-messages where they would be wrong; ML Kit's Smart Reply does not suggest on sensitive
+Reply: Automated Response Suggestion for Email"), whose triggering model also decides when
+not to suggest at all; ML Kit's Smart Reply does not suggest on sensitive
 topics at all ("don't suggest on sensitive topics": its model returns no suggestions for
 them). The everyday benchmark, ``safeguards/everyday.yaml``, is our own data: 464 chat
 messages as people type them, in 45 situations (plans, thanks, good news, a joke, a death, a
