@@ -10,6 +10,9 @@ One ``suggest_many`` call over every benchmark message, at the depth the deepest
 needs; every metric is then computed from those suggestions, so relevance and diversity
 always describe the same outputs. Each text is encoded once: the gold replies once per
 evaluator, the suggestions once per evaluation; the metric functions take the embeddings.
+With an everyday benchmark (safeguards.everyday), one more call over its labelled messages
+gives tappable@3, inappropriate@3 and the rest, on what the model would show (its triggering
+applied).
 
 Example:
     >>> evaluator = SuggestionEvaluator(benchmark, encoder, niche_counts)  # doctest: +SKIP
@@ -40,6 +43,9 @@ from safeguards.coverage import coverage
 from safeguards.coverage import tail_niches
 from safeguards.diversity import DEFAULT_VENDI_SAMPLE
 from safeguards.diversity import diversity_metrics
+from safeguards.everyday import EverydayBenchmark
+from safeguards.everyday import score_lists
+from safeguards.everyday import shown_lists
 from safeguards.metrics import Evaluation
 from safeguards.metrics import Metric
 from safeguards.metrics import measurement_key
@@ -137,6 +143,9 @@ class SuggestionEvaluator:
         niche_counts: human examples per niche, which decides which niches are the tail
             (the rarest ``config.tail_share`` of the benchmark's niches).
         config: see :class:`EvaluationConfig`; its defaults when None.
+        everyday: the labelled everyday messages (safeguards.everyday.load_everyday); each
+            evaluation then has their metrics and ``details["everyday"]``. None leaves them
+            out (an evaluation as made before they existed).
 
     Raises:
         ValueError: an empty benchmark.
@@ -153,6 +162,7 @@ class SuggestionEvaluator:
         encoder: TextEncoder,
         niche_counts: Mapping[str, int],
         config: EvaluationConfig | None = None,
+        everyday: EverydayBenchmark | None = None,
     ) -> None:
         if not benchmark:
             raise ValueError("the benchmark is empty: there is nothing to evaluate on")
@@ -162,18 +172,24 @@ class SuggestionEvaluator:
         self.niches = [example.niche for example in self.benchmark]
         self.tail = tail_niches(niche_counts, self.config.tail_share, among=set(self.niches))
         self.fingerprint = benchmark_fingerprint(self.benchmark)
+        self.everyday = everyday
 
     @property
     def identity(self) -> dict[str, Any]:
         """What every evaluation of this evaluator records about how it was made
         (safeguards.metrics.COMPARABLE_DETAILS): what the gate requires to agree between two
         evaluations, and what the cache key is made of."""
-        return {
+        identity: dict[str, Any] = {
             "benchmark_fingerprint": self.fingerprint,
             "benchmark_size": len(self.benchmark),
             "tail_niches": list(self.tail),
             "config": self.config.to_dict(),
         }
+        if self.everyday is not None:
+            # An evaluation stored before the everyday benchmark (or on other labels) has
+            # another cache key, so each model version is measured again once.
+            identity["everyday_fingerprint"] = self.everyday.fingerprint
+        return identity
 
     @property
     def primary_metric(self) -> str:
@@ -231,7 +247,10 @@ class SuggestionEvaluator:
         Returns:
             An :class:`Evaluation` with primary ``config.primary``; ``suggestions`` holds each
             message's top-``depth`` texts and ``details`` the tail niches, per-niche metrics
-            and sizes besides :attr:`identity`.
+            and sizes besides :attr:`identity`. With an everyday benchmark, its metrics
+            (tappable@3, inappropriate@3, their sensitive forms, everyday coverage, intents
+            and distinct suggestions) and ``details["everyday"]``: the counts and examples of
+            inappropriate suggestions (safeguards.everyday.EverydayScores.summary).
 
         Raises:
             ValueError: the model answered another number of messages.
@@ -307,4 +326,8 @@ class SuggestionEvaluator:
             "tail_count": report.tail_count,
             "per_niche": report.per_niche,
         }
+        if self.everyday is not None:
+            scores = score_lists(self.everyday, shown_lists(model, self.everyday))
+            metrics += scores.metrics()
+            details["everyday"] = scores.summary()
         return Evaluation.of(metrics, config.primary, suggestions, details)

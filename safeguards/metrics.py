@@ -74,6 +74,9 @@ class MetricSpec:
             is (the primary metric is always held).
         tolerance: the gate's default relative tolerance for this metric; None for its
             kind's (:data:`KIND_TOLERANCES`).
+        by_niche: whether the metric is also measured per niche group (``head_``,
+            ``tail_``): the held-out benchmark's relevance metrics are, the everyday
+            benchmark's are not (it has no niches).
     """
 
     name: str
@@ -82,6 +85,7 @@ class MetricSpec:
     greater_is_better: bool = True
     gated: bool = True
     tolerance: float | None = None
+    by_niche: bool = True
 
     def at(self, name: str, k: str = "") -> MetricSpec:
         """This spec for one concrete name (``k`` filled into the label)."""
@@ -171,6 +175,49 @@ METRICS: tuple[MetricSpec, ...] = (
         "share of messages the model answers (coverage)",
         tolerance=0.07,
     ),
+    # The everyday benchmark (safeguards.everyday): what a person would tap among the
+    # suggestions shown for labelled everyday messages, and what would be wrong to show.
+    # Reported, not held by tolerance: the gate's own rule blocks any inappropriate
+    # suggestion on a sensitive message (safeguards.gate, Tolerances.sensitive_rule).
+    MetricSpec(
+        "tappable@k",
+        "relevance",
+        "a top-{k} suggestion shown is one a person would tap, everyday messages (tappable@{k})",
+        gated=False,
+        by_niche=False,
+    ),
+    MetricSpec(
+        "inappropriate@k",
+        "relevance",
+        "a top-{k} suggestion shown is a wrong reply, everyday messages (inappropriate@{k})",
+        greater_is_better=False,
+        gated=False,
+        by_niche=False,
+    ),
+    MetricSpec(
+        "sensitive_tappable@k",
+        "relevance",
+        "a top-{k} suggestion shown is one a person would tap, sensitive everyday messages "
+        "(sensitive_tappable@{k})",
+        gated=False,
+        by_niche=False,
+    ),
+    MetricSpec(
+        "sensitive_inappropriate@k",
+        "relevance",
+        "a top-{k} suggestion shown is a wrong reply, sensitive everyday messages "
+        "(sensitive_inappropriate@{k})",
+        greater_is_better=False,
+        gated=False,
+        by_niche=False,
+    ),
+    MetricSpec(
+        "everyday_coverage",
+        "relevance",
+        "share of everyday messages the model answers (everyday coverage)",
+        gated=False,
+        by_niche=False,
+    ),
     # Diversity: all held. The tolerances given here are for the metrics that move more
     # between retrains than the kind's 5% allows (3 sd of the difference of two retrains).
     MetricSpec("distinct_1", "diversity", "Word variety (distinct-1)", tolerance=0.12),
@@ -189,6 +236,14 @@ METRICS: tuple[MetricSpec, ...] = (
         "diversity",
         "Difference between suggestions shown together (pairwise distance)",
         tolerance=0.07,
+    ),
+    # Of the everyday benchmark's suggestions: reported beside the held ones, not held.
+    MetricSpec("everyday_intents", "diversity", "Intents served on everyday messages", gated=False),
+    MetricSpec(
+        "everyday_distinct",
+        "diversity",
+        "Different suggestions shown on everyday messages",
+        gated=False,
     ),
 )
 GROUPS: tuple[NicheGroup, ...] = (
@@ -217,7 +272,9 @@ def metric_spec(name: str) -> MetricSpec | None:
     base = name.removeprefix(group.prefix) if group else name
     family, at, k = base.partition("@")
     spec = _BY_NAME.get(f"{family}@k" if at else family)
-    if spec is None or (at and not k.isdigit()) or (group and spec.kind != "relevance"):
+    if spec is None or (at and not k.isdigit()):
+        return None
+    if group and (spec.kind != "relevance" or not spec.by_niche):
         return None
     found = spec.at(name, k)
     if group is None:
@@ -367,7 +424,15 @@ class MetricChange:
 
 # Evaluation details that say how an evaluation was measured: two evaluations are comparable,
 # and a stored one may stand in for a new one, only when these agree.
-COMPARABLE_DETAILS = ("benchmark_fingerprint", "benchmark_size", "tail_niches", "config")
+# "everyday_fingerprint" is the everyday benchmark's (safeguards.everyday): absent from
+# evaluations made before it, which comparable_details then leaves out.
+COMPARABLE_DETAILS = (
+    "benchmark_fingerprint",
+    "benchmark_size",
+    "tail_niches",
+    "config",
+    "everyday_fingerprint",
+)
 
 
 def comparable_details(details: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,27 +1,66 @@
-"""Evaluating model versions on the benchmark, once per version and way of measuring."""
+"""Evaluating model versions on the benchmark, once per version and way of measuring; and
+the everyday benchmark, checked against the intent catalogue (``worker`` is where ``models``
+and ``safeguards`` meet, docs/architecture.md)."""
 
 from __future__ import annotations
 
+import functools
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from models.artifact import load_model
 from models.artifact import read_manifest
+from models.catalogue import load_catalogue
 from models.registry import artifact_dir
 from models.registry import get_version
+from models.response_set import surface_key
 from models.suggester import SuggestionModel
 from safeguards.evaluator import SuggestionEvaluator
+from safeguards.everyday import EverydayBenchmark
+from safeguards.everyday import IntentVocabulary
+from safeguards.everyday import load_everyday
 from safeguards.metrics import Evaluation
 from safeguards.metrics import Metric
 from worker.context import PipelineContext
 from worker.data import ExamplePools
 
 
+def catalogue_vocabulary() -> IntentVocabulary:
+    """The shipped intent catalogue (models/catalogue.yaml) as the everyday benchmark reads
+    it: each intent's tone, and its replies by surface form (models.response_set.surface_key).
+
+    Raises:
+        models.catalogue.InvalidCatalogue: the shipped catalogue is broken.
+    """
+    return IntentVocabulary.of(load_catalogue().intents, surface_key)
+
+
+def everyday_benchmark(path: Path | None = None) -> EverydayBenchmark:
+    """The everyday benchmark (safeguards/everyday.yaml, or ``path``), its labels checked
+    against the shipped catalogue; the shipped one is read once per process.
+
+    Raises:
+        safeguards.everyday.InvalidEveryday: the file breaks the format or names an intent
+            the catalogue does not have (each problem named by situation and message).
+        OSError: ``path`` cannot be read.
+    """
+    if path is None:
+        return _shipped_everyday()
+    return load_everyday(catalogue_vocabulary(), path)
+
+
+@functools.cache
+def _shipped_everyday() -> EverydayBenchmark:
+    return load_everyday(catalogue_vocabulary())
+
+
 class VersionEvaluator:
     """The evaluator of one snapshot's benchmark and niche counts, for model versions: each
     version's evaluation is kept on its registry row (``ModelVersion.evaluation``) and
-    reused while the evaluator's cache key is the same (the same benchmark, tail niches and
-    configuration), whatever layout it was stored in.
+    reused while the evaluator's cache key is the same (the same benchmark, everyday
+    benchmark, tail niches and configuration), whatever layout it was stored in. Every
+    evaluation includes the everyday benchmark's metrics (:func:`everyday_benchmark`).
 
     Args:
         ctx: settings (the evaluation's configuration, ``Settings.evaluation``),
@@ -45,6 +84,7 @@ class VersionEvaluator:
             self.ctx.encoder,
             self.pools.human_counts(),
             self.ctx.settings.evaluation,
+            everyday=everyday_benchmark(),
         )
 
     def __call__(self, version: str, model: SuggestionModel | None = None) -> Evaluation:
