@@ -81,6 +81,9 @@ class Suggestion:
     text: str
     # In [0, 1]; see the module docstring.
     score: float
+    # The intent the reply is served under (the bank's; an unnamed cluster's name for a mined
+    # reply that joined none): what the everyday benchmark judges (safeguards.everyday).
+    intent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -456,7 +459,7 @@ class SuggestionModel:
                 continue
             chosen.append(rid)
             intents.add(int(self._intent_codes[rid]))
-            picked.append(Suggestion(rid, self.bank.texts[rid], round(score, 6)))
+            picked.append(self._suggestion(rid, score))
         if k < 2 or not picked or self._stances[picked[0].reply_id] != Stance.YES.value:
             return picked
         if any(self._stances[p.reply_id] == Stance.NO.value for p in picked):
@@ -467,9 +470,12 @@ class SuggestionModel:
                 continue
             if not self._fits(rid, chosen, intents):
                 continue
-            no = Suggestion(rid, self.bank.texts[rid], round(score, 6))
+            no = self._suggestion(rid, score)
             return [picked[0], no, *picked[1:]][:k]
         return picked
+
+    def _suggestion(self, rid: int, score: float) -> Suggestion:
+        return Suggestion(rid, self.bank.texts[rid], round(score, 6), self.bank.intents[rid])
 
     def _fits(self, rid: int, chosen: list[int], intents: set[int]) -> bool:
         """Whether ``rid`` may join a list holding ``chosen`` (of ``intents``)."""

@@ -615,7 +615,7 @@ def shown_lists(
             objects with ``text`` (``models.suggester.SuggestionModel``); an ``intent``
             attribute, when they have one, is the intent they were served under (a name;
             an object with a ``name`` gives that). A ``triggering`` attribute
-            (``answers(suggestions) -> bool``) decides whether a list is shown.
+            (``shown(suggestions) -> suggestions``) decides which of a list are shown.
         benchmark: the labelled messages.
         rows: the model's suggestions for ``benchmark.texts()`` when already computed
             (at least :data:`SHOWN` each); None asks the model.
@@ -628,10 +628,9 @@ def shown_lists(
     triggering = getattr(model, "triggering", None)
     shown: list[list[Suggested]] = []
     for row in rows:
-        if not row or (triggering is not None and not triggering.answers(row)):
-            shown.append([])
-            continue
-        shown.append([(str(s.text), _intent_name(s)) for s in list(row)[:SHOWN]])
+        # Only the suggestions that reach the threshold are shown (Triggering.shown).
+        visible = list(row) if triggering is None else list(triggering.shown(row))
+        shown.append([(str(s.text), _intent_name(s)) for s in visible[:SHOWN]])
     return shown
 
 

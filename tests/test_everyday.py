@@ -296,7 +296,11 @@ class Threshold:
     threshold: float
 
     def answers(self, suggestions: list[Chip]) -> bool:
-        return bool(suggestions) and suggestions[0].score >= self.threshold
+        return bool(self.shown(suggestions))
+
+    def shown(self, suggestions: list[Chip]) -> list[Chip]:
+        """As models.suggester.Triggering: every suggestion shown reaches the threshold."""
+        return [s for s in suggestions if s.score >= self.threshold]
 
 
 class Scripted:
@@ -312,7 +316,7 @@ class Scripted:
 
 def test_what_triggering_would_not_show_does_not_count(tmp_path: Path) -> None:
     benchmark = small(tmp_path)
-    laughing = [Chip("Haha", 0.2), Chip("Sorry for your loss", 0.1)]
+    laughing = [Chip("Sorry for your loss", 0.3), Chip("Haha", 0.2)]
     model = Scripted(
         {
             "thanks so much for yesterday": [Chip("No worries", 0.9, "no_worries")],
@@ -326,8 +330,11 @@ def test_what_triggering_would_not_show_does_not_count(tmp_path: Path) -> None:
     # Shown, the laughter is inappropriate.
     model.triggering = Threshold(0.0)
     shown = shown_lists(model, benchmark)
-    assert shown[2] == [("Haha", None), ("Sorry for your loss", None)]
+    assert shown[2] == [("Sorry for your loss", None), ("Haha", None)]
     assert score_lists(benchmark, shown).values()[SENSITIVE_INAPPROPRIATE] == 0.5
+    # A list's suggestions below the threshold are not shown, even when the first is.
+    model.triggering = Threshold(0.25)
+    assert shown_lists(model, benchmark)[2] == [("Sorry for your loss", None)]
 
 
 class OneVector:
