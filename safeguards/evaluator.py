@@ -8,10 +8,12 @@ sentence-transformers' ``SentenceEvaluator``, with a ``primary_metric``).
 
 One ``suggest_many`` call over every benchmark message, at the depth the deepest metric
 needs; every metric is then computed from those suggestions, so relevance and diversity
-always describe the same outputs. Each text is encoded once: the gold replies once per
-evaluator, the suggestions once per evaluation; the metric functions take the embeddings.
-With an everyday benchmark (safeguards.everyday), one more call over its labelled messages
-gives tappable@3, inappropriate@3 and the rest, on what the model would show (its triggering
+always describe the same outputs. Each text is encoded once: the gold replies and the
+messages once per evaluator, the suggestions once per evaluation; the metric functions take
+the embeddings. 1-of-100 (Henderson et al. 2019) ranks each gold reply among 99 others by
+the plain encoder's cosine and, for a model that scores pairs, by the model's score. With an
+everyday benchmark (safeguards.everyday), one more call over its labelled messages gives
+tappable@3, inappropriate@3 and the rest, on what the model would show (its triggering
 applied).
 
 Example:
