@@ -122,11 +122,34 @@ def _field(bank: Any, name: str, reply_id: int) -> str | None:
     return None if values is None else str(values[reply_id])
 
 
+def table(before: Path, after: Path) -> str:
+    """A markdown table of what a client is shown for each message, before and after."""
+
+    def cell(row: dict[str, Any]) -> str:
+        texts = [s["text"] for s in row["suggestions"] if s["shown"]]
+        return " / ".join(t.replace("|", "/") for t in texts) or "(nothing)"
+
+    old = json.loads(before.read_text())["rows"]
+    new = json.loads(after.read_text())["rows"]
+    lines = ["| message | before | after |", "|---|---|---|"]
+    for a, b in zip(old, new, strict=True):
+        lines.append(f"| {a['message']} | {cell(a)} | {cell(b)} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"), help="print a table"
+    )
     args = parser.parse_args()
+    if args.compare:
+        print(table(*args.compare))
+        return
+    if args.data_dir is None or args.out is None:
+        parser.error("--data-dir and --out are needed to read a model")
     settings = load_settings({"data_dir": str(args.data_dir)})
     encoder = Encoder.from_config(settings.encoder, settings.embedding_cache)
     data = prepare("demo", args.data_dir, encoder)

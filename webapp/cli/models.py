@@ -71,6 +71,12 @@ def _show_model(ctx: Context, version: str) -> None:
             f"trained on {training['examples']} examples ({provenance}); response set of "
             f"{kept['served']} replies of {kept['replies']} distinct (removed: {removed})"
         )
+        if "catalogue" in kept:  # models trained before the response set had intents: none
+            click.echo(
+                f"by intent: {kept['catalogue']} catalogue replies of {kept['intents']} "
+                f"intents, {kept['mined']} mined ({kept['joined']} joined an intent), "
+                f"{len(kept['unnamed'])} unnamed clusters for a reviewer to name"
+            )
     if "evaluation" not in stored:
         click.echo("not evaluated yet (a generation evaluates its candidate in its evaluate stage)")
         return
