@@ -10,7 +10,7 @@ import numpy as np
 @dataclass
 class ResponseBank:
     """The response set's replies with their niches, support and a frequency prior
-    (built by models.response_set).
+    (built by models.response_set), and where known their intent, tone and source.
 
     ``counts`` is each reply's support: the distinct conversations that wrote its meaning.
     ``prior`` is log(1 + support) scaled to [0, 1]: replies many people write are safer
@@ -28,6 +28,14 @@ class ResponseBank:
     niches: list[list[str]]
     counts: np.ndarray
     prior: np.ndarray
+    # Per reply, where the response set knows it (None for the whole bank of a model built
+    # before intents, or for one reply it has no value for): the intent it carries
+    # (models/catalogue.yaml's name), that intent's tone, and where it came from
+    # ("catalogue", "mined" or "curated"). Readers treat a missing value as no intent and
+    # "mined" (models.served).
+    intents: list[str | None] | None = None
+    tones: list[str | None] | None = None
+    sources: list[str | None] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
