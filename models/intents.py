@@ -169,9 +169,12 @@ class Overlay:
     intents: tuple[IntentState, ...]
     skipped: tuple[Skipped, ...] = ()
 
-    def catalogue(self) -> Catalogue:
-        """The effective catalogue: every intent that is not disabled."""
-        return Catalogue(self.version, tuple(s.intent for s in self.intents if not s.disabled))
+    def catalogue(self, disabled: bool = False) -> Catalogue:
+        """The effective catalogue: every intent that is not disabled (with ``disabled``, the
+        disabled ones too, for looking names up)."""
+        return Catalogue(
+            self.version, tuple(s.intent for s in self.intents if disabled or not s.disabled)
+        )
 
     def get(self, name: str) -> IntentState | None:
         """The intent called ``name`` now (disabled or not), or None."""
