@@ -59,7 +59,7 @@ def test_add_and_its_refusals(db: Database) -> None:
     code, output = run(db, *ADD)
     assert code == 1
     assert "Error: an intent is called 'on_it' already: choose another name" in output
-    bad = [*ADD[:3], "on_it_too", *ADD[3:]]
+    bad = [*ADD[:2], "on_it_too", *ADD[3:]]
     bad[bad.index("On the case")] = "Call me on 415 555 0132"
     code, output = run(db, *bad)
     assert code == 1
