@@ -37,6 +37,7 @@ def rows(db: Database, table: type) -> int:
         ["models", "rollback", "v1"],
         ["generation", "fail", "1"],
         ["reservoir", "rebuild"],
+        ["intents", "disable", "ok"],
     ],
 )
 @pytest.mark.parametrize(
@@ -135,6 +136,7 @@ def test_models_show_prints_the_evaluation_the_gate_compares(db: Database) -> No
         ["keys", "list"],
         ["keys", "create", "--name", "app", "--role", "client"],
         ["bank", "list"],
+        ["intents", "list"],
         ["reservoir", "show"],
         ["data", "stats"],
     ],
