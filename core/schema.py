@@ -221,7 +221,7 @@ class ReplyBlock(Base):
 
 
 class IntentAction(enum.StrEnum):
-    """What a reviewer did to the catalogue of intents (models.intents)."""
+    """What a reviewer did to the catalogue of intents (models.intent_edits)."""
 
     # A new intent: its name, group, tone, stance and replies.
     ADD = "add"
@@ -235,7 +235,7 @@ class IntentAction(enum.StrEnum):
 class IntentEdit(Base):
     """One reviewer edit to the shipped catalogue of intents (models/catalogue.yaml).
 
-    The edits are an overlay, applied in order over the catalogue (models.intents): the file
+    The edits are an overlay, applied in order over the catalogue (models.intent_edits): the file
     stays what ships with the code, and every change is who did what, when and why. Rows are
     only ever added (a disabled intent is re-enabled by another edit), so the count of rows
     tells every web process that something changed. ``intent`` is the intent's name when the

@@ -1,5 +1,5 @@
 """Reviewers' edits to the intents through the API (/v1/intents), and what reviewers read:
-GET /v1/bank lists the served response set by intent (models/intents.py, models/served.py)."""
+GET /v1/bank lists the served response set by intent (models/intent_edits.py, models/served.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`replyguard intents ...` and `replyguard bank list`: the same rules and listing as the API
-(models/intents.py, models/served.py), refusals as `Error: ...` with exit code 1."""
+(models/intent_edits.py, models/served.py), refusals as `Error: ...` with exit code 1."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from sqlalchemy import select
 from core.db import Database
 from core.schema import AuditEntry
 from models.artifact import read_bank
-from models.intents import load_overlay
+from models.intent_edits import load_overlay
 from models.registry import artifact_dir
 from models.registry import production
 from tests.test_cli import run

@@ -1,5 +1,5 @@
 """The dashboard's Intents pages and Response set page through the Flask test client: the
-same rules as the API and the command line (models/intents.py), a reason and the CSRF token
+same rules as the API and the command line (models/intent_edits.py), a reason and the CSRF token
 on every form, refusals shown with their status, every edit audited."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from werkzeug.test import TestResponse
 from core.schema import AuditEntry
 from core.schema import IntentEdit
 from core.schema import Role
-from models.intents import load_overlay
+from models.intent_edits import load_overlay
 from tests.test_dashboard import csrf_from
 from tests.test_dashboard import make_token
 from tests.test_dashboard import sign_in

@@ -14,7 +14,7 @@ from core.schema import ReplyBlock
 from models.curation import add_block
 from models.curation import add_curated
 from models.curation import load_curation
-from models.intents import load_overlay
+from models.intent_edits import load_overlay
 from models.served import ServedIntent
 from models.served import served_by_intent
 from webapp.auth import STAFF

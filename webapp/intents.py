@@ -1,5 +1,5 @@
 """Reviewers' edits to the catalogue of intents through the API (reviewer or admin). The rules
-live in models.intents, shared with the dashboard and the command line; a refusal is answered
+live in models.intent_edits, shared with the dashboard and the command line; a refusal is answered
 by webapp/errors.py (404 unknown intent, 409 a name taken or a state that does not fit, 422 a
 rule broken)."""
 
@@ -9,14 +9,14 @@ from typing import Any
 
 from apiflask import APIBlueprint
 
-from models.intents import IntentState
-from models.intents import Overlay
-from models.intents import add_intent
-from models.intents import add_reply
-from models.intents import disable_intent
-from models.intents import enable_intent
-from models.intents import load_overlay
-from models.intents import rename_intent
+from models.intent_edits import IntentState
+from models.intent_edits import Overlay
+from models.intent_edits import add_intent
+from models.intent_edits import add_reply
+from models.intent_edits import disable_intent
+from models.intent_edits import enable_intent
+from models.intent_edits import load_overlay
+from models.intent_edits import rename_intent
 from webapp.auth import STAFF
 from webapp.auth import auth
 from webapp.auth import current_caller

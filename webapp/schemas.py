@@ -46,8 +46,8 @@ from models.catalogue import MAX_REPLIES
 from models.catalogue import MIN_REPLIES
 from models.catalogue import Stance
 from models.catalogue import Tone
-from models.intents import MAX_NAME_CHARS
-from models.intents import Source
+from models.intent_edits import MAX_NAME_CHARS
+from models.intent_edits import Source
 from models.served import ReplySource
 from webapp.errors import ApiError
 
@@ -515,7 +515,7 @@ class BankListOut(BankOut):
     )
 
 
-# A name or group of the catalogue of intents (models.intents: the same rule and bound).
+# A name or group of the catalogue of intents (models.intent_edits: the same rule and bound).
 _SNAKE_CASE = r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$"
 _SNAKE_CASE_ERROR = (
     "write it in snake_case (lower-case letters, digits and single underscores, starting with "

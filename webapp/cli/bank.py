@@ -62,7 +62,7 @@ def bank_list(ctx: Context, curation_only: bool) -> None:
     from models.artifact import ArtifactError
     from models.artifact import read_bank
     from models.curation import load_curation
-    from models.intents import load_overlay
+    from models.intent_edits import load_overlay
     from models.registry import artifact_dir
     from models.registry import production
     from models.served import served_by_intent

@@ -1,5 +1,5 @@
 """`replyguard intents`: the catalogue of intents as reviewers made it, and their edits (the
-rules live in models.intents, shared with the API and the dashboard; every edit is audited)."""
+rules live in models.intent_edits, shared with the API and the dashboard; every edit is audited)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from webapp.cli.base import reason_option
 
 REPLY_TEXT = TextParam(CURATION)
 # The models are imported by the commands that run, not here: `--help` stays fast (numpy and
-# faiss come with models.catalogue). The tone and stance are checked by models.intents.
+# faiss come with models.catalogue). The tone and stance are checked by models.intent_edits.
 TONES = "sympathetic, affectionate, positive, neutral, negative or humorous"
 
 
@@ -29,7 +29,7 @@ def intents() -> None:
 @pass_ctx
 def intents_list(ctx: Context, group: str | None) -> None:
     """Every intent by group: tone, stance, source, disabled or not, and its replies."""
-    from models.intents import load_overlay
+    from models.intent_edits import load_overlay
 
     with ctx.db.session() as session:
         overlay = load_overlay(session)
@@ -88,7 +88,7 @@ def intents_add(
     reason: str,
 ) -> None:
     """Add the intent NAME (snake_case) with its replies."""
-    from models.intents import add_intent
+    from models.intent_edits import add_intent
 
     with ctx.db.session() as session:
         state = add_intent(
@@ -112,7 +112,7 @@ def intents_add(
 @pass_ctx
 def intents_add_reply(ctx: Context, name: str, reply: str, reason: str) -> None:
     """Add REPLY to the intent NAME."""
-    from models.intents import add_reply
+    from models.intent_edits import add_reply
 
     with ctx.db.session() as session:
         add_reply(session, ctx.settings.response_set, name, reply, reason, CLI_ACTOR)
@@ -126,7 +126,7 @@ def intents_add_reply(ctx: Context, name: str, reply: str, reason: str) -> None:
 @pass_ctx
 def intents_rename(ctx: Context, name: str, new_name: str, reason: str) -> None:
     """Rename the intent NAME to NEW_NAME."""
-    from models.intents import rename_intent
+    from models.intent_edits import rename_intent
 
     with ctx.db.session() as session:
         rename_intent(session, ctx.settings.response_set, name, new_name, reason, CLI_ACTOR)
@@ -139,7 +139,7 @@ def intents_rename(ctx: Context, name: str, new_name: str, reason: str) -> None:
 @pass_ctx
 def intents_disable(ctx: Context, name: str, reason: str) -> None:
     """Disable the intent NAME: out of the catalogue until enabled."""
-    from models.intents import disable_intent
+    from models.intent_edits import disable_intent
 
     with ctx.db.session() as session:
         disable_intent(session, ctx.settings.response_set, name, reason, CLI_ACTOR)
@@ -152,7 +152,7 @@ def intents_disable(ctx: Context, name: str, reason: str) -> None:
 @pass_ctx
 def intents_enable(ctx: Context, name: str, reason: str) -> None:
     """Enable the disabled intent NAME again."""
-    from models.intents import enable_intent
+    from models.intent_edits import enable_intent
 
     with ctx.db.session() as session:
         enable_intent(session, ctx.settings.response_set, name, reason, CLI_ACTOR)

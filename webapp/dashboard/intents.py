@@ -5,7 +5,7 @@ model's served replies by intent.
 Every form carries the CSRF token (webapp/dashboard/guard.py refuses a POST without it) and a
 reason, checked by the one text validation as the other forms' reasons are (400 when it is
 missing). The work is done by the functions the API and the command line call
-(models.intents): a refusal (core/actions.py) is shown on the page, with its HTTP status,
+(models.intent_edits): a refusal (core/actions.py) is shown on the page, with its HTTP status,
 and the form keeps what was typed.
 """
 
@@ -31,14 +31,14 @@ from models.catalogue import MIN_REPLIES
 from models.catalogue import Stance
 from models.catalogue import Tone
 from models.curation import load_curation
-from models.intents import MAX_NAME_CHARS
-from models.intents import IntentState
-from models.intents import add_intent
-from models.intents import add_reply
-from models.intents import disable_intent
-from models.intents import enable_intent
-from models.intents import load_overlay
-from models.intents import rename_intent
+from models.intent_edits import MAX_NAME_CHARS
+from models.intent_edits import IntentState
+from models.intent_edits import add_intent
+from models.intent_edits import add_reply
+from models.intent_edits import disable_intent
+from models.intent_edits import enable_intent
+from models.intent_edits import load_overlay
+from models.intent_edits import rename_intent
 from models.served import served_by_intent
 from webapp.dashboard.blueprint import bp
 from webapp.dashboard.guard import current_reviewer
@@ -177,7 +177,7 @@ def _reason() -> str:
 
 
 def _edit(name: str, action: str, edit: Edit, done: str) -> Any:
-    """Check the reason, run ``edit`` (models.intents), and show the intent's page: on
+    """Check the reason, run ``edit`` (models.intent_edits), and show the intent's page: on
     success after a redirect with ``done``, on a refusal with its message and status."""
     svc = services()
     try:

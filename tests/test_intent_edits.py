@@ -1,4 +1,4 @@
-"""Reviewers' edits to the intents (models/intents.py): the effective catalogue, the rules of
+"""Reviewers' edits to the intents (models/intent_edits.py): the effective catalogue, the rules of
 each action, the audit log and the revision; and the served response set by intent
 (models/served.py)."""
 
@@ -22,20 +22,20 @@ from models.catalogue import Tone
 from models.catalogue import load_catalogue
 from models.curation import add_block
 from models.curation import add_curated
-from models.intents import Edit
-from models.intents import IntentConflict
-from models.intents import InvalidIntent
-from models.intents import Source
-from models.intents import UnknownIntent
-from models.intents import add_intent
-from models.intents import add_reply
-from models.intents import apply_edits
-from models.intents import disable_intent
-from models.intents import effective_catalogue
-from models.intents import enable_intent
-from models.intents import load_overlay
-from models.intents import rename_intent
-from models.intents import revision
+from models.intent_edits import Edit
+from models.intent_edits import IntentConflict
+from models.intent_edits import InvalidIntent
+from models.intent_edits import Source
+from models.intent_edits import UnknownIntent
+from models.intent_edits import add_intent
+from models.intent_edits import add_reply
+from models.intent_edits import apply_edits
+from models.intent_edits import disable_intent
+from models.intent_edits import effective_catalogue
+from models.intent_edits import enable_intent
+from models.intent_edits import load_overlay
+from models.intent_edits import rename_intent
+from models.intent_edits import revision
 from models.response_set import Block
 from models.response_set import CuratedReply
 from models.response_set import Curation
