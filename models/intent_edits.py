@@ -187,6 +187,13 @@ class Overlay:
             grouped.setdefault(state.intent.group, []).append(state)
         return {group: tuple(members) for group, members in grouped.items()}
 
+    def disabled_names(self) -> frozenset[str]:
+        """The names a served model's bank may carry for a disabled intent: its name now and
+        its shipped name (a model is trained with the names of its day)."""
+        names = {s.name for s in self.intents if s.disabled}
+        names |= {s.shipped_name for s in self.intents if s.disabled and s.shipped_name}
+        return frozenset(names)
+
     def current_names(self) -> dict[str, str]:
         """Each shipped intent's name now, by its shipped name (disabled ones included): what
         a model trained on the shipped names reads its intents as."""

@@ -5,8 +5,8 @@ support (the distinct conversations that wrote it) and, for models built with in
 intent, tone and source of each reply. :func:`served_by_intent` lists the bank a web process
 serves as reviewers read it: each intent with its replies, each reply with its support and
 source. The API (GET /v1/bank), the command line (`replyguard bank list`) and the dashboard
-all call it with the production model's bank and the product team's curation, so they list
-the same thing.
+all call :func:`served_listing` with the production model's bank (it reads the product team's
+curation and the reviewers' edits to the intents), so they list the same thing.
 
 A bank without intent data (models built before intents) lists every reply under no intent
 (``None``) and as ``mined``, except the replies the product team curated, which are
@@ -22,8 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from sqlalchemy.orm import Session
+
 from models.bank import ResponseBank
 from models.catalogue import Catalogue
+from models.curation import load_curation
+from models.intent_edits import load_overlay
 from models.response_set import Curation
 from models.response_set import surface_key
 
@@ -71,12 +75,15 @@ class ServedIntent:
             catalogue does not have it).
         tone: its tone, as the bank has it or else as the catalogue has it.
         replies: its served replies.
+        disabled: a reviewer disabled the intent: none of its replies is suggested
+            (models.intent_edits; webapp.serving applies it).
     """
 
     intent: str | None
     group: str | None
     tone: str | None
     replies: tuple[ServedReply, ...]
+    disabled: bool = False
 
     @property
     def support(self) -> int:
@@ -84,7 +91,10 @@ class ServedIntent:
 
 
 def served_by_intent(
-    bank: ResponseBank, curation: Curation, catalogue: Catalogue | None = None
+    bank: ResponseBank,
+    curation: Curation,
+    catalogue: Catalogue | None = None,
+    disabled: frozenset[str] = frozenset(),
 ) -> tuple[ServedIntent, ...]:
     """The served response set, by intent.
 
@@ -94,6 +104,8 @@ def served_by_intent(
         curation: the product team's curated replies and blocks (models.curation).
         catalogue: the catalogue that gives each intent's group (and tone, where the bank
             has none); None: no groups.
+        disabled: the names of the intents reviewers disabled
+            (models.intent_edits.Overlay.disabled_names).
 
     Returns:
         The intents in the catalogue's order, then those the catalogue does not know (by
@@ -132,8 +144,23 @@ def served_by_intent(
         known = catalogue.get(name) if catalogue and name is not None else None
         tone = tones.get(name) or (known.tone.value if known else None)
         ranked = sorted(replies[name], key=lambda r: (-r.support, r.text))
-        result.append(ServedIntent(name, known.group if known else None, tone, tuple(ranked)))
+        group = known.group if known else None
+        off = name is not None and name in disabled
+        result.append(ServedIntent(name, group, tone, tuple(ranked), off))
     return tuple(result)
+
+
+def served_listing(session: Session, bank: ResponseBank) -> tuple[ServedIntent, ...]:
+    """:func:`served_by_intent` of ``bank`` with the curation and the intents as stored now.
+
+    Args:
+        session: the database.
+        bank: the production model's bank as trained.
+    """
+    overlay = load_overlay(session)
+    return served_by_intent(
+        bank, load_curation(session), overlay.catalogue(disabled=True), overlay.disabled_names()
+    )
 
 
 def _at(values: Sequence[T] | None, index: int) -> T | None:

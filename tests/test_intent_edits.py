@@ -446,3 +446,22 @@ def test_curated_marks_win_over_the_banks_source(empty_db: Database) -> None:
         bank(["Sounds good to me"], [4], intents=[None], sources=["mined"]), curation
     )
     assert listing[0].replies[0].source == ReplySource.CURATED
+
+
+def test_disabled_names_are_the_names_now_and_as_shipped() -> None:
+    overlay = apply_edits(
+        SMALL,
+        [
+            Edit(IntentAction.RENAME, "ok", new_name="okay"),
+            Edit(IntentAction.DISABLE, "okay"),
+            Edit(IntentAction.ADD, "on_it", group="work", tone="neutral", replies=("A", "B")),
+            Edit(IntentAction.DISABLE, "on_it"),
+        ],
+    )
+    assert overlay.disabled_names() == {"okay", "ok", "on_it"}
+
+
+def test_a_disabled_intent_is_marked_in_the_served_listing() -> None:
+    served = bank(["Ok", "Yep"], [2, 3], intents=["ok", "yes"])
+    listing = served_by_intent(served, Curation(), SMALL, frozenset({"ok"}))
+    assert [(i.intent, i.disabled) for i in listing] == [("ok", True), ("yes", False)]

@@ -244,3 +244,22 @@ def test_the_bank_without_a_model_lists_no_intents(tmp_path: Any, encoder: Any) 
     answer = app.test_client().get("/v1/bank", headers={"Authorization": f"Bearer {token}"})
     assert answer.get_json() == {"curated": [], "blocks": [], "model": None, "intents": []}
     app.extensions["replyguard"].db.dispose()
+
+
+def test_a_disabled_intent_is_not_suggested_from_the_next_check(
+    app: APIFlask, client: FlaskClient, reviewer_headers: Headers
+) -> None:
+    # A bank that records intents (the `intents` branch's models): two replies of 'thanks'.
+    holder = app.extensions["replyguard"].holder
+    bank = holder.get().trained.bank
+    bank.intents = ["thanks", "thanks", *([None] * (len(bank) - 2))]
+    reason = {"reason": "reads as sarcastic here"}
+    answer = client.post("/v1/intents/thanks/disable", json=reason, headers=reviewer_headers)
+    assert answer.status_code == 200
+    # The app checks every request (production_check_seconds=0), as web processes do every
+    # few seconds: the edit's revision changed, the model is rebuilt without them.
+    assert {0, 1} <= holder.get().model.blocked_ids
+    listing = client.get("/v1/bank", headers=reviewer_headers).get_json()["intents"]
+    assert (listing[0]["intent"], listing[0]["disabled"]) == ("thanks", True)
+    client.post("/v1/intents/thanks/enable", json=reason, headers=reviewer_headers)
+    assert not {0, 1} & holder.get().model.blocked_ids

@@ -13,10 +13,8 @@ from core.schema import CuratedReply
 from core.schema import ReplyBlock
 from models.curation import add_block
 from models.curation import add_curated
-from models.curation import load_curation
-from models.intent_edits import load_overlay
 from models.served import ServedIntent
-from models.served import served_by_intent
+from models.served import served_listing
 from webapp.auth import STAFF
 from webapp.auth import auth
 from webapp.auth import current_caller
@@ -56,8 +54,7 @@ def list_curation() -> dict[str, Any]:
         if loaded is not None:
             # The bank as trained, with the curation as stored: what `replyguard bank list`
             # lists from the artifact too (the served bank is this plus the curated replies).
-            names = load_overlay(session).catalogue(disabled=True)
-            listing = served_by_intent(loaded.trained.bank, load_curation(session), names)
+            listing = served_listing(session, loaded.trained.bank)
         return {
             "curated": curated,
             "blocks": blocks,
@@ -73,6 +70,7 @@ def served_dict(intent: ServedIntent) -> dict[str, Any]:
         "group": intent.group,
         "tone": intent.tone,
         "support": intent.support,
+        "disabled": intent.disabled,
         "replies": [
             {
                 "text": r.text,

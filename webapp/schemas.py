@@ -494,6 +494,12 @@ class ServedIntentOut(Schema):
     group = String(required=True, allow_none=True)
     tone = String(required=True, allow_none=True)
     support = Integer(required=True, metadata={"description": "Its replies' support, summed."})
+    disabled = Boolean(
+        required=True,
+        metadata={
+            "description": "A reviewer disabled the intent: none of its replies is suggested."
+        },
+    )
     replies = List(Nested(ServedReplyOut), required=True)
 
 

@@ -62,16 +62,14 @@ def bank_list(ctx: Context, curation_only: bool) -> None:
     from models.artifact import ArtifactError
     from models.artifact import read_bank
     from models.curation import load_curation
-    from models.intent_edits import load_overlay
     from models.registry import artifact_dir
     from models.registry import production
-    from models.served import served_by_intent
+    from models.served import served_listing
 
     with ctx.db.session() as session:
         curation = load_curation(session)
         row = production(session)
         target = (row.version, artifact_dir(ctx.settings, row), row.checksum) if row else None
-        names = load_overlay(session).catalogue(disabled=True)
     for item in curation.curated:
         click.echo(f"curated  {item.niche:20} {item.text}")
     for block in curation.blocks:
@@ -86,14 +84,17 @@ def bank_list(ctx: Context, curation_only: bool) -> None:
     version, path, checksum = target
     # The artifact's bank alone (no encoder, no index): the same listing as the API's.
     try:
-        listing = served_by_intent(read_bank(path, checksum), curation, names)
+        trained = read_bank(path, checksum)
     except ArtifactError as exc:
         raise click.ClickException(f"production model {version} cannot be read: {exc}") from None
+    with ctx.db.session() as session:
+        listing = served_listing(session, trained)
     count = sum(len(i.replies) for i in listing)
     click.echo(f"served by {version}: {count} replies, {len(listing)} intents (support, source)")
     for intent in listing:
         about = ", ".join(x for x in (intent.group, intent.tone) if x)
-        click.echo(f"{intent.intent or '(no intent)'}" + (f" ({about})" if about else ""))
+        off = " DISABLED: none of its replies is suggested" if intent.disabled else ""
+        click.echo(f"{intent.intent or '(no intent)'}" + (f" ({about})" if about else "") + off)
         for reply in intent.replies:
             blocked = "  BLOCKED" if reply.blocked else ""
             click.echo(f"  {reply.support:6} {reply.source.value:9} {reply.text}{blocked}")

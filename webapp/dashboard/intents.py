@@ -39,7 +39,7 @@ from models.intent_edits import disable_intent
 from models.intent_edits import enable_intent
 from models.intent_edits import load_overlay
 from models.intent_edits import rename_intent
-from models.served import served_by_intent
+from models.served import served_listing
 from webapp.dashboard.blueprint import bp
 from webapp.dashboard.guard import current_reviewer
 from webapp.dashboard.guard import error_page
@@ -209,8 +209,7 @@ def bank() -> Any:
         loaded = None
     with svc.db.session() as session:
         curation = load_curation(session)
-        names = load_overlay(session).catalogue(disabled=True)
-    listing = served_by_intent(loaded.trained.bank, curation, names) if loaded else ()
+        listing = served_listing(session, loaded.trained.bank) if loaded else ()
     return render_template(
         "dashboard/bank.html",
         version=loaded.version if loaded else None,
