@@ -149,6 +149,32 @@ def load_model(
     return model, manifest
 
 
+def read_bank(directory: Path, expected_checksum: str | None = None) -> ResponseBank:
+    """The response bank of a verified artifact, without its encoder or indexes (for listing
+    it: ``replyguard bank list``).
+
+    Reads the optional per-reply ``intents``, ``tones`` and ``sources`` of ``bank.json``
+    where the artifact has them (None where it does not).
+
+    Raises:
+        ArtifactError: the artifact is missing, partial, corrupt or unreadable.
+    """
+    verify(directory, expected_checksum)
+    try:
+        meta = json.loads((directory / "bank.json").read_text())
+        return ResponseBank(
+            texts=meta["texts"],
+            niches=meta["niches"],
+            counts=np.load(directory / "bank_counts.npy"),
+            prior=np.load(directory / "bank_prior.npy"),
+            intents=meta.get("intents"),
+            tones=meta.get("tones"),
+            sources=meta.get("sources"),
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        raise ArtifactError(f"{directory}: cannot be loaded ({exc})") from None
+
+
 def _write_files(model: SuggestionModel, directory: Path) -> None:
     np.savez(directory / "adapter.npz", weight=model.adapter.weight, bias=model.adapter.bias)
     bank = {

@@ -42,6 +42,7 @@ def rows(db: Database, table: type) -> int:
         ["models", "rollback", "v1"],
         ["generation", "fail", "1"],
         ["reservoir", "rebuild"],
+        ["intents", "disable", "ok"],
     ],
 )
 @pytest.mark.parametrize(
@@ -140,6 +141,7 @@ def test_models_show_prints_the_evaluation_the_gate_compares(db: Database) -> No
         ["keys", "list"],
         ["keys", "create", "--name", "app", "--role", "client"],
         ["bank", "list"],
+        ["intents", "list"],
         ["reservoir", "show"],
         ["data", "stats"],
     ],
