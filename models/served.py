@@ -129,7 +129,8 @@ def served_by_intent(
                 curation.blocked(text),
             )
         )
-        tones.setdefault(intent, _at(bank.tones, i))
+        if tones.get(intent) is None:  # the first reply that has one gives the intent's
+            tones[intent] = _at(bank.tones, i)
     for key, reply in curated.items():
         # Served without retraining (webapp.serving), unless blocked.
         if key not in held and not curation.blocked(reply.text):
