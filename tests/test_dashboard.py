@@ -7,6 +7,7 @@ tests/test_dashboard_browser.py.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import re
 import stat
@@ -30,10 +31,15 @@ from models.encoder import Encoder
 from models.registry import production
 from safeguards.metrics import Evaluation
 from safeguards.metrics import Metric
+from safeguards.metrics import metric_label
 from tests.helpers import FAST_TRAINING
 from tests.helpers import make_settings
+from webapp.dashboard import overview
 from webapp.dashboard.charts import build_charts
 from webapp.dashboard.charts import charted
+from webapp.dashboard.detail import response_set_report
+from webapp.dashboard.overview import SHOWCASE
+from webapp.dashboard.overview import showcase_messages
 from webapp.dashboard.secret import secret_key
 from worker.context import PipelineContext
 from worker.pipeline import run_next_stage
@@ -540,3 +546,97 @@ def test_a_reason_goes_through_the_same_text_validation_as_the_api(
     assert audit_count(app) == before
     with app.extensions["replyguard"].db.session() as session:
         assert production(session).version == "v1"
+
+
+def _figure_rows(page: str) -> dict[str, list[str]]:
+    """The overview's figures table: each row's label and its cells."""
+    table = re.search(r'<table class="metrics" id="figures">(.*?)</table>', page, re.S)
+    assert table, "no figures table on the overview"
+    return {
+        html.unescape(label): [
+            html.unescape(c) for c in re.findall(r'<td class="num">([^<]*)</td>', cells)
+        ]
+        for label, cells in re.findall(
+            r'<th scope="row">([^<]*)</th>(.*?)</tr>', table.group(1), re.S
+        )
+    }
+
+
+def test_the_overview_shows_productions_figures_from_its_stored_evaluation(
+    app: APIFlask, reviewer: FlaskClient
+) -> None:
+    with app.extensions["replyguard"].db.session() as session:
+        row = production(session)
+        assert row is not None
+        stored = Evaluation.from_dict(row.evaluation["evaluation"])
+        report = response_set_report(app.extensions["replyguard"].settings, row)
+    rows = _figure_rows(text(reviewer.get("/dashboard/")))
+    tappable = metric_label("tappable@3")
+    assert (
+        tappable
+        == "A top-3 suggestion shown is one a person would tap, everyday messages (tappable@3)"
+    )
+    assert rows[tappable] == [f"{100 * stored.value('tappable@3'):.1f}%"]
+    for name in ("inappropriate@3", "sensitive_inappropriate@3", "one_of_100", "plain_one_of_100"):
+        assert re.fullmatch(r"\d{1,3}\.\d%", rows[metric_label(name)][0]), (name, rows)
+    assert rows["Replies the model can suggest (response set size)"] == [f"{report['served']:,}"]
+    assert report["served"] == report["catalogue"] + report["mined"] + report["curated"]
+    assert "None" not in str(rows) and "" not in [cell for cells in rows.values() for cell in cells]
+
+
+def test_a_model_measured_before_the_everyday_metrics_shows_not_measured(
+    app: APIFlask, reviewer: FlaskClient
+) -> None:
+    missing = {"tappable@3", "inappropriate@3", "sensitive_tappable@3", "sensitive_inappropriate@3"}
+    missing |= {"one_of_100", "plain_one_of_100"}
+    with app.extensions["replyguard"].db.session() as session:
+        row = production(session)
+        assert row is not None
+        stored = Evaluation.from_dict(row.evaluation["evaluation"])
+        older = Evaluation.of(
+            [m for name, m in stored.metrics.items() if name not in missing],
+            stored.primary,
+            stored.suggestions,
+            stored.details,
+        )
+        row.evaluation = {"evaluation": older.to_dict()}
+    rows = _figure_rows(text(reviewer.get("/dashboard/")))
+    for name in missing:
+        assert rows[metric_label(name)] == ["not measured"], name
+    # What the artifact's manifest holds is still shown.
+    assert rows["Replies the model can suggest (response set size)"] != ["not measured"]
+
+
+def test_the_overview_shows_what_production_suggests_for_the_everyday_messages(
+    app: APIFlask, reviewer: FlaskClient
+) -> None:
+    messages = showcase_messages()
+    assert [m.text for m in messages] == list(SHOWCASE)
+    assert 8 <= len(SHOWCASE) <= 12 and any(m.sensitive for m in messages)
+    model = app.extensions["replyguard"].holder.get().model
+    expected = [
+        [s.text for s in model.triggering.shown(row)][:3]
+        for row in model.suggest_many(list(SHOWCASE), k=3)
+    ]
+    page = text(reviewer.get("/dashboard/"))
+    table = re.search(r'<table class="metrics" id="showcase">(.*?)</table>', page, re.S)
+    assert table, "no everyday messages on the overview"
+    rows = re.findall(
+        r"<tr>\s*<th scope=\"row\">“([^”]*)”.*?</th>\s*<td>(.*?)</td>", table.group(1), re.S
+    )
+    assert [html.unescape(message) for message, _ in rows] == list(SHOWCASE)
+    for (message, cell), texts in zip(rows, expected, strict=True):
+        shown = [html.unescape(t).strip() for t in re.findall(r"<li[^>]*>([^<]*)<small", cell)]
+        assert shown == texts, message
+        if not texts:
+            assert "(no suggestion)" in cell, message
+    # Each suggestion is shown with its intent.
+    assert any(expected) and 'class="intent"' in table.group(1)
+
+
+def test_the_showcase_refuses_a_message_the_everyday_benchmark_does_not_have(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(overview, "SHOWCASE", (*SHOWCASE, "not an everyday message"))
+    with pytest.raises(KeyError, match="not an everyday message"):
+        overview.showcase_messages()

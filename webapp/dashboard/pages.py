@@ -27,8 +27,12 @@ AUDIT_LIMIT = 200
 
 @bp.get("/")
 def overview() -> str:
-    with services().db.session() as session:
-        return render_template("dashboard/overview.html", **overview_context(session))
+    found = services()
+    with found.db.session() as session:
+        return render_template(
+            "dashboard/overview.html",
+            **overview_context(session, found.settings, found.holder),
+        )
 
 
 @bp.get("/niches")
