@@ -76,6 +76,18 @@ class RetrievalConfig:
 
 
 @dataclass(frozen=True)
+class ReplyLabel:
+    """What a reply added to a trained bank means, when it is known: the intent it serves
+    (a catalogue intent's name), that intent's tone and stance (models.catalogue), and where
+    the reply comes from (models.bank.Source)."""
+
+    intent: str
+    tone: str
+    stance: str | None
+    source: str
+
+
+@dataclass(frozen=True)
 class Suggestion:
     reply_id: int
     text: str
@@ -362,15 +374,23 @@ class SuggestionModel:
         )
 
     def with_curated(
-        self, texts: Sequence[str], niches: Sequence[str], embeddings: np.ndarray
+        self,
+        texts: Sequence[str],
+        niches: Sequence[str],
+        embeddings: np.ndarray,
+        labels: Sequence[ReplyLabel | None] | None = None,
     ) -> SuggestionModel:
-        """A copy whose bank also holds these curated replies (served at once, before any
-        retraining; the next trained model holds them in its own response set).
+        """A copy whose bank also holds these replies (curated replies, and the replies of
+        intents reviewers added: served at once, before any retraining; the next trained
+        model holds them in its own response set).
 
         Args:
-            texts: the curated replies not in the bank yet.
+            texts: the replies not in the bank yet.
             niches: each one's niche.
             embeddings: (len(texts), d) float32, unit rows.
+            labels: each reply's intent, tone, stance and source where it is known (a
+                reviewer's intent); None (for all, or for one) joins the reply to an intent
+                by propagation from the bank's catalogue replies, as a curated reply.
         """
         if not texts:
             return self
@@ -381,6 +401,11 @@ class SuggestionModel:
         low = float(self.bank.prior.min(initial=0.0))
         prior = np.concatenate([self.bank.prior, np.full(len(texts), low, np.float32)])
         intents, tones, stances = self._intents_of(list(texts), embeddings)
+        sources = [Source.CURATED.value] * len(texts)
+        for i, label in enumerate(labels or ()):
+            if label is not None:
+                intents[i], tones[i], stances[i] = label.intent, label.tone, label.stance
+                sources[i] = label.source
         bank = ResponseBank(
             [*self.bank.texts, *texts],
             [*self.bank.niches, *([n] for n in niches)],
@@ -389,7 +414,7 @@ class SuggestionModel:
             intents=[*self.bank.intents, *intents],
             tones=[*self.bank.tones, *tones],
             stances=[*self.bank.stances, *stances],
-            sources=[*self.bank.sources, *([Source.CURATED.value] * len(texts))],
+            sources=[*self.bank.sources, *sources],
         )
         model = SuggestionModel(
             self.encoder,

@@ -245,6 +245,44 @@ def test_a_block_reaches_every_web_process_at_once_and_outlives_the_next_generat
 
 
 @pytest.mark.integration
+def test_a_reviewers_new_intent_is_served_by_every_web_process_and_the_next_model(
+    data_dir: Path, encoder: Encoder
+) -> None:
+    """An intent a reviewer adds (models.intent_edits) is served at once, under its name, by
+    a web process that was not told (it reads the edit's revision at its next check: every
+    request here, every few seconds in production), and enters the next trained model."""
+    first, second = _app(data_dir, encoder), _app(data_dir, encoder)
+    staff = _key(first, "reviewer")
+    replies = ["Ticket filed with support", "I filed a support ticket"]
+    ask = {"message": "did you file the support ticket?", "k": 10, "force": True}
+    before = second.test_client().post("/v1/suggestions", json=ask, headers=staff).get_json()
+    assert not set(replies) & {s["text"] for s in before["suggestions"]}
+    intent = {
+        "name": "ticket_filed",
+        "group": "work",
+        "tone": "neutral",
+        "replies": replies,
+        "reason": "the support team answers this all day",
+    }
+    assert first.test_client().post("/v1/intents", json=intent, headers=staff).status_code == 201
+    after = second.test_client().post("/v1/suggestions", json=ask, headers=staff).get_json()
+    shown = [s["text"] for s in after["suggestions"]]
+    # One reply of the new intent: a list holds one reply per intent.
+    assert len(set(replies) & set(shown)) == 1, shown
+    served = second.extensions["replyguard"].holder.get().model
+    [rid] = [i for i, t in enumerate(served.bank.texts) if t in shown and t in replies]
+    assert (served.bank.intents[rid], served.bank.sources[rid]) == ("ticket_filed", "catalogue")
+
+    services = second.extensions["replyguard"]
+    ctx = PipelineContext(services.settings, services.db, encoder)
+    gid = start_generation(ctx, "tester")
+    run_generation(ctx, gid)
+    assert set(replies) <= set(_candidate_bank(services.settings, services.db, encoder, gid))
+    for app in (first, second):
+        app.extensions["replyguard"].db.dispose()
+
+
+@pytest.mark.integration
 def test_a_curated_reply_is_served_without_training(data_dir: Path, encoder: Encoder) -> None:
     app = _app(data_dir, encoder)
     client = app.test_client()

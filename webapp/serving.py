@@ -29,16 +29,20 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.db import Database
+from core.ingest import DEFAULT_NICHE
 from models.artifact import ArtifactError
 from models.artifact import load_model
+from models.bank import Source
 from models.curation import load_curation
 from models.curation import revision
 from models.encoder import Encoder
+from models.intent_edits import Overlay
 from models.intent_edits import load_overlay
 from models.intent_edits import revision as intents_revision
 from models.registry import production
 from models.response_set import Curation
 from models.response_set import surface_key
+from models.suggester import ReplyLabel
 from models.suggester import SuggestionModel
 from webapp import metrics
 
@@ -142,11 +146,7 @@ class ModelHolder:
                     changed, edited = revision(session), intents_revision(session)
                     if changed != current.curation or edited != current.intents:
                         self._current = _curated(
-                            current,
-                            load_curation(session),
-                            changed,
-                            load_overlay(session).disabled_names(),
-                            edited,
+                            current, load_curation(session), changed, load_overlay(session), edited
                         )
                     return
         except SQLAlchemyError as exc:
@@ -189,17 +189,16 @@ class ModelHolder:
         try:
             with self.db.session() as session:
                 changed, curation = revision(session), load_curation(session)
-                edited = intents_revision(session)
-                disabled = load_overlay(session).disabled_names()
+                edited, overlay = intents_revision(session), load_overlay(session)
         except SQLAlchemyError as exc:
             log.warning("cannot read the curation, serving %s without it: %s", target.version, exc)
-            changed, curation, edited, disabled = (-1, -1), Curation(), (-1, -1), frozenset()
+            changed, curation, edited, overlay = (-1, -1), Curation(), (-1, -1), None
         previous = self._current
         self._current = _curated(
             Loaded(target.version, target.checksum, model, model),
             curation,
             changed,
-            disabled,
+            overlay,
             edited,
         )
         self.last_error = self.public_error = None
@@ -219,29 +218,59 @@ def _curated(
     loaded: Loaded,
     curation: Curation,
     changed: tuple[int, int],
-    disabled: frozenset[str] = frozenset(),
+    overlay: Overlay | None = None,
     edited: tuple[int, int] = (0, 0),
 ) -> Loaded:
-    """``loaded`` with the team's curated replies added to its bank, its blocks applied and
-    the replies of the ``disabled`` intents (models.intent_edits.Overlay.disabled_names) never
-    suggested, where its bank records each reply's intent.
+    """``loaded`` with the team's hand on it: curated replies and the replies of intents
+    reviewers added or extended (``overlay``, models.intent_edits) joined to its bank, its
+    blocks applied, and the replies of disabled intents never suggested (where its bank
+    records each reply's intent).
 
-    Starts again from the trained model each time (curation only grows, and a few curated
-    replies are encoded in milliseconds), so a model never carries a stale overlay.
+    Starts again from the trained model each time (a few added replies are encoded in
+    milliseconds), so a model never carries a stale overlay.
     """
     base = loaded.trained
     known = {surface_key(t) for t in base.bank.texts}
-    fresh = [c for c in curation.curated if surface_key(c.text) not in known]
-    fresh = [c for c in fresh if not curation.blocked(c.text)]
+    texts: list[str] = []
+    niches: list[str] = []
+    labels: list[ReplyLabel | None] = []
+    for item in curation.curated:
+        if surface_key(item.text) not in known and not curation.blocked(item.text):
+            known.add(surface_key(item.text))
+            texts.append(item.text)
+            niches.append(item.niche)
+            labels.append(None)
+    disabled: frozenset[str] = frozenset()
+    if overlay is not None:
+        disabled = overlay.disabled_names()
+        for state in overlay.intents:
+            if state.disabled:
+                continue
+            # What a trained bank lacks: the replies reviewers added (an intent of their own,
+            # or one more reply of a shipped intent), served under their intent at once.
+            fresh = state.intent.replies if state.source == "reviewer" else state.added
+            for text in fresh:
+                if surface_key(text) in known or curation.blocked(text):
+                    continue
+                known.add(surface_key(text))
+                texts.append(text)
+                niches.append(DEFAULT_NICHE)
+                stance = state.intent.stance
+                labels.append(
+                    ReplyLabel(
+                        state.name,
+                        state.intent.tone.value,
+                        stance.value if stance else None,
+                        Source.CATALOGUE.value,
+                    )
+                )
     model = base
-    if fresh:
-        texts = [c.text for c in fresh]
-        model = base.with_curated(texts, [c.niche for c in fresh], base.encoder.encode(texts))
-    # The trained bank's intents: a copy with curated replies appended keeps its replies first.
-    intents = base.bank.intents or []
+    if texts:
+        model = base.with_curated(texts, niches, base.encoder.encode(texts), labels)
+    intents = model.bank.intents
     model.blocked_ids = frozenset(
         i
         for i, text in enumerate(model.bank.texts)
-        if curation.blocked(text) or (i < len(intents) and intents[i] in disabled)
+        if curation.blocked(text) or intents[i] in disabled
     )
     return Loaded(loaded.version, loaded.checksum, model, base, changed, edited)

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 from core.db import Database
 from models.adapter import Adapter
-from models.catalogue import load_catalogue
 from models.curation import load_curation
 from models.encoder import Encoder
+from models.intent_edits import load_overlay
 from models.selection import SelectionConfig
 from models.suggester import ScoringWeights
 from models.suggester import SuggestionModel
@@ -60,10 +60,11 @@ class PipelineContext:
         inherited: Sequence[str] = (),
     ) -> tuple[SuggestionModel, TrainingReport]:
         """Train a model with the settings' configuration, the team's current curation and
-        the starter catalogue of intents (models.training.train_model says what goes in and
-        out)."""
+        the catalogue of intents as reviewers left it (the starter catalogue with their edits:
+        models.intent_edits; models.training.train_model says what goes in and out)."""
         with self.db.session() as session:
             curation = load_curation(session)
+            catalogue = load_overlay(session).catalogue()
         return train_model(
             self.encoder,
             examples,
@@ -73,7 +74,7 @@ class PipelineContext:
             show_progress=self.show_progress,
             weights=weights,
             inherited=inherited,
-            catalogue=load_catalogue(),
+            catalogue=catalogue,
         )
 
     @property
