@@ -180,6 +180,12 @@ def test_transformers_lines_go_to_the_log_not_standard_error(
 
     root = logging.getLogger()
     level, handlers = root.level, list(root.handlers)
+    # Another test (or the code it ran) may have set transformers' own level higher.
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_warning()
+    # An earlier test's capture (logging.captureWarnings(True) once per process) would keep
+    # pytest's own recorder in place: start from no capture, as a new process does.
+    logging.captureWarnings(False)
     try:
         configure_logging("INFO", path=tmp_path / "logs" / "cli.log")
         adopt_transformers_logging()
@@ -195,6 +201,7 @@ def test_transformers_lines_go_to_the_log_not_standard_error(
         logging.captureWarnings(False)
         hf_logging.enable_default_handler()
         hf_logging.disable_propagation()
+        hf_logging.set_verbosity(verbosity)
     console = capfd.readouterr()
     assert "a transformers warning" not in console.err + console.out
     assert "a library's deprecation" not in console.err + console.out

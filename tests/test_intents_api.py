@@ -181,7 +181,8 @@ def test_client_keys_cannot_edit(client: FlaskClient, client_headers: Headers) -
 def test_the_bank_lists_the_served_set_keeping_curated_and_blocks(
     app: APIFlask, client: FlaskClient, reviewer_headers: Headers
 ) -> None:
-    curated = {"text": "Let me check and get back to you", "reason": "canned"}
+    # Not a catalogue reply (those are served already).
+    curated = {"text": "Support replies within a day", "reason": "canned"}
     assert (
         client.post("/v1/bank/curated", json=curated, headers=reviewer_headers).status_code == 201
     )
@@ -195,20 +196,22 @@ def test_the_bank_lists_the_served_set_keeping_curated_and_blocks(
     assert [c["text"] for c in answer["curated"]] == [curated["text"]]
     assert [b["value"] for b in answer["blocks"]] == [blocked]
     assert answer["model"] == "v1"
-    # The demo model was trained before intents: one list, no intent, every reply mined.
-    [only] = answer["intents"]
-    assert only["intent"] is None
-    replies = {r["text"]: r for r in only["replies"]}
-    assert len(replies) == len(trained) + 1
-    assert replies[curated["text"]]["source"] == "curated"
-    assert replies[curated["text"]]["support"] == 0
-    assert replies[blocked]["blocked"] is True
-    mined = [r for r in only["replies"] if r["text"] != curated["text"]]
-    assert {r["source"] for r in mined} == {"mined"}
-    assert [r["support"] for r in mined] == sorted((r["support"] for r in mined), reverse=True)
-    assert {r["text"]: r["support"] for r in mined} == {
-        t: int(c) for t, c in zip(trained.texts, trained.counts, strict=True)
-    }
+    # Every served reply once, under the intent its bank gives it, with its source.
+    listed = {r["text"]: (i["intent"], r) for i in answer["intents"] for r in i["replies"]}
+    assert len(listed) == len(trained) + 1
+    assert listed[curated["text"]][1]["source"] == "curated"
+    assert listed[blocked][1]["blocked"] is True
+    for text, intent, source, count in zip(
+        trained.texts, trained.intents, trained.sources, trained.counts, strict=True
+    ):
+        assert listed[text][1]["source"] == source
+        assert listed[text][1]["support"] == int(count)
+        if source == "catalogue":
+            assert listed[text][0] == intent
+    assert {"catalogue", "curated"} <= {r["source"] for _, r in listed.values()}
+    for group in answer["intents"]:
+        supports = [r["support"] for r in group["replies"]]
+        assert supports == sorted(supports, reverse=True)
 
 
 def test_the_bank_lists_by_intent_when_the_model_has_intents(
