@@ -75,7 +75,7 @@ def main() -> None:
     settings = load_settings()
     encoder = Encoder.from_config(settings.encoder, settings.embedding_cache)
     replies = [r for r, _ in sample]
-    embeddings = encoder.encode(replies, show_progress=True)
+    embeddings = encoder.encode(replies, show_progress=True, what="replies of the sample")
     start = time.perf_counter()
     built = build_response_set(
         replies,

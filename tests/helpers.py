@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import subprocess
 import threading
 import time
@@ -51,6 +52,28 @@ LIBRARY_LINES = (
     "Warning:",
     '"level"',
 )
+
+
+# A progress line of a command: what is encoded, or which stage of which generation; its
+# share done, and what else it says.
+PROGRESS_LINE = re.compile(
+    r"^(encoding [\d,]+ [a-z ]+ of the [a-z ]+( \([\d,]+ more from the cache\))?"
+    r"|generation \d+, stage \d+/\d+ [a-z]+ \([a-z ]+\)): \d{1,3}%( .*)?$"
+)
+
+
+def check_console(text: str) -> None:
+    """Assert that a command's console output, written to a pipe or a file, has none of the
+    libraries' lines (:data:`LIBRARY_LINES`), no carriage return, and only labelled progress
+    lines (:data:`PROGRESS_LINE`), among them the end of encoding the training messages."""
+    assert "\r" not in text
+    assert not [line for line in LIBRARY_LINES if line in text], text[-4000:]
+    progress = [line for line in text.splitlines() if re.search(r": \d{1,3}%", line)]
+    assert not [line for line in progress if not PROGRESS_LINE.match(line)], text[-4000:]
+    assert any(
+        re.match(r"encoding [\d,]+ messages of the training set: 100% \(", line)
+        for line in progress
+    ), text[-4000:]
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
+import subprocess
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,3 +212,24 @@ def test_transformers_lines_go_to_the_log_not_standard_error(
     assert '"logger": "transformers.modeling_utils"' in logged
     assert "a transformers warning" in logged
     assert '"logger": "py.warnings"' in logged
+
+
+def test_a_commands_log_lines_go_to_cli_log_not_the_console(tmp_path: Path) -> None:
+    """A command that opens the pipeline (here the database's migrations, whose INFO lines
+    alembic logs) writes its log lines as JSON into the data folder's logs/cli.log; the console
+    has the command's sentence only."""
+    data_dir = tmp_path / "data"
+    replyguard = str(Path(sys.executable).parent / "replyguard")
+    result = subprocess.run(
+        [replyguard, "--data-dir", str(data_dir), "db", "upgrade"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "REPLYGUARD_LOG_LEVEL": "INFO"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("database ready: sqlite:///")
+    assert len(result.stdout.splitlines()) == 1
+    assert result.stderr == ""
+    logged = (data_dir / "logs" / "cli.log").read_text()
+    assert '"logger": "alembic.runtime.migration"' in logged

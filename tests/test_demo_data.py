@@ -252,7 +252,8 @@ def test_cli_loads_the_whole_corpus_with_full(tmp_path: Path) -> None:
     # "already present" in a folder that held nothing.
     settings = default_settings()
     rows = demo_rows(settings, full=True)
-    kept = [ex for i, (_, ex) in enumerate(rows) if i not in traffic_indices(settings, rows)]
+    hidden = traffic_indices(settings, rows)
+    kept = [ex for i, (_, ex) in enumerate(rows) if i not in hidden]
     repeats = len(kept) - len({pair_hash(ex.message, ex.reply) for ex in kept})
     assert repeats > 100  # 204 in chitchat-dataset 0.1.x
     assert examples == len(kept) - repeats

@@ -35,6 +35,7 @@ from models.suggester import SuggestionModel
 from models.training import TrainingConfig
 from models.training import TrainingExample
 from models.training import train_model
+from tests.helpers import LIBRARY_LINES
 from worker.settings import Settings
 
 TEXTS = [
@@ -170,6 +171,10 @@ def test_two_processes_exporting_on_a_fresh_machine_leave_one_export(tmp_path: P
         out, err = process.communicate(timeout=300)
         assert process.returncode == 0, err.decode(errors="replace")[-2000:]
         assert b"(1, 384)" in out
+        # The libraries' announcements of the export (sentence-transformers' "No 'model.onnx'
+        # found ... Exporting", transformers' `torch_dtype` deprecation) stay off the console.
+        console = (out + err).decode(errors="replace")
+        assert not [line for line in LIBRARY_LINES if line in console], console[-2000:]
     exports = list((tmp_path / "replyguard" / "encoders").iterdir())
     assert len(exports) == 1, exports  # no staging folder left behind
     assert (exports[0] / INT8_FILE).is_file()

@@ -28,8 +28,8 @@ class PipelineContext:
     db: its database.
     encoder: an encoder to share; None loads one from the settings when a stage needs it
         (commands that only queue or inspect generations never load it).
-    show_progress: tqdm progress bars (the command line); workers record progress in the
-        database instead.
+    show_progress: progress lines on the console, each saying what it counts (the command
+        line; core/progress.py); workers record progress in the database instead.
     """
 
     def __init__(
