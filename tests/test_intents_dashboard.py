@@ -184,7 +184,8 @@ def test_the_response_set_page_lists_the_served_replies_by_intent(
         add_curated(
             session,
             app.extensions["replyguard"].settings.response_set,
-            "Let me check and get back to you",
+            # Not a catalogue reply (those are served already).
+            "Support replies within a day",
             "general",
             "canned",
             "tester",
@@ -192,8 +193,7 @@ def test_the_response_set_page_lists_the_served_replies_by_intent(
     bank = app.extensions["replyguard"].holder.get().trained.bank
     page = text(robin.get("/dashboard/bank"))
     assert f"The {len(bank) + 1} replies the production model <strong>v1</strong>" in page
-    assert "<h2>No intent" in page
     rows = re.findall(r'<td class="num">(\d+)</td>\s*<td><span class="badge source-(\w+)">', page)
     assert len(rows) == len(bank) + 1
     assert ("0", "curated") in rows
-    assert {source for _, source in rows} == {"mined", "curated"}
+    assert {"catalogue", "curated"} <= {source for _, source in rows}
