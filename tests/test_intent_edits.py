@@ -379,19 +379,21 @@ def bank(texts: list[str], counts: list[int], **per_reply: list[str | None] | No
     )
 
 
-def test_a_bank_without_intents_is_one_list_of_mined_replies() -> None:
+def test_a_bank_without_intents_lists_each_reply_as_its_own_unnamed_cluster() -> None:
+    """A bank made before intents (models.bank: each reply its own unnamed cluster, mined)."""
     listing = served_by_intent(
         bank(["hi", "Okay", "On my way"], [3, 9, 5]),
         Curation((CuratedReply("On my way", "chat"),)),
         SMALL,
     )
-    [only] = listing
-    assert (only.intent, only.group, only.tone) == (None, None, None)
-    assert [(r.text, r.support, r.source) for r in only.replies] == [
-        ("Okay", 9, ReplySource.MINED),
-        ("On my way", 5, ReplySource.CURATED),
-        ("hi", 3, ReplySource.MINED),
-    ]
+    assert len(listing) == 3
+    assert all(i.intent is None or i.intent.startswith("unnamed-") for i in listing)
+    sources = {r.text: (r.support, r.source) for i in listing for r in i.replies}
+    assert sources == {
+        "Okay": (9, ReplySource.MINED),
+        "On my way": (5, ReplySource.CURATED),
+        "hi": (3, ReplySource.MINED),
+    }
 
 
 def test_a_bank_with_intents_lists_by_intent_in_the_catalogues_order() -> None:
@@ -425,14 +427,9 @@ def test_a_bank_with_intents_lists_by_intent_in_the_catalogues_order() -> None:
     ]
 
 
-def test_a_bank_with_fewer_values_than_replies_reads_the_rest_as_none() -> None:
-    listing = served_by_intent(
-        bank(["Ok", "Yep"], [1, 1], intents=["ok"], sources=["catalogue"]), Curation()
-    )
-    assert [(i.intent, [r.source for r in i.replies]) for i in listing] == [
-        ("ok", [ReplySource.CATALOGUE]),
-        (None, [ReplySource.MINED]),
-    ]
+def test_a_bank_with_fewer_values_than_replies_is_refused() -> None:
+    with pytest.raises(ValueError, match="differ in length"):
+        bank(["Ok", "Yep"], [1, 1], intents=["ok"], sources=["catalogue"])
 
 
 def test_curated_marks_win_over_the_banks_source(empty_db: Database) -> None:
