@@ -7,9 +7,11 @@ finish on the model they started with. A version that fails to load (corrupt, pa
 logged and skipped, and the current model keeps serving.
 
 The same check reads the product team's curation (models.curation): a new block is applied
-to the served model's bank at once (its ids are never suggested), and a new curated reply is
-encoded and added to the served bank, so both take effect within ``check_seconds`` on every
-web process, without waiting for a generation.
+to the served model's bank at once (its ids are never suggested), a lifted one is no longer
+applied, and a new curated reply is encoded and added to the served bank, so each takes
+effect within ``check_seconds`` on every web process, without waiting for a generation.
+Block patterns run on RE2 (core.patterns), so applying one to the bank in a request thread
+costs time linear in the bank, whatever the pattern.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class Loaded:
     # The model as its artifact holds it.
     trained: SuggestionModel
     # The curation revision (models.curation.revision) ``model`` reflects.
-    curation: tuple[int, int] = (0, 0)
+    curation: tuple[int, ...] = (0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,7 @@ class ModelHolder:
                 changed, curation = revision(session), load_curation(session)
         except SQLAlchemyError as exc:
             log.warning("cannot read the curation, serving %s without it: %s", target.version, exc)
-            changed, curation = (-1, -1), Curation()
+            changed, curation = (-1, -1, -1), Curation()
         previous = self._current
         self._current = _curated(
             Loaded(target.version, target.checksum, model, model), curation, changed
@@ -197,11 +199,12 @@ def _log_failure(loading: Future[None]) -> None:
         log.error("loading the production model failed: %s", error, exc_info=error)
 
 
-def _curated(loaded: Loaded, curation: Curation, changed: tuple[int, int]) -> Loaded:
+def _curated(loaded: Loaded, curation: Curation, changed: tuple[int, ...]) -> Loaded:
     """``loaded`` with the team's curated replies added to its bank and its blocks applied.
 
-    Starts again from the trained model each time (curation only grows, and a few curated
-    replies are encoded in milliseconds), so a model never carries a stale overlay.
+    Starts again from the trained model each time (a few curated replies are encoded in
+    milliseconds), so a model never carries a stale overlay: a lifted block is simply absent
+    from ``curation``.
     """
     base = loaded.trained
     known = {surface_key(t) for t in base.bank.texts}
