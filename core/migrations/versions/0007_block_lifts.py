@@ -21,9 +21,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("lifted_by", sa.String(length=100), nullable=False, server_default="")
         )
-        batch_op.add_column(
-            sa.Column("lift_reason", sa.Text(), nullable=False, server_default="")
-        )
+        batch_op.add_column(sa.Column("lift_reason", sa.Text(), nullable=False, server_default=""))
 
 
 def downgrade() -> None:
