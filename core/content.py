@@ -214,15 +214,15 @@ def _word_set(words: str) -> frozenset[str]:
 # Characters read as letters inside a word ("sh1t", "@ss", "$hit", "sh!+"), per
 # better-profanity's own leetspeak table; "1" and "|" can be an i or an l ("he11"), so a
 # word is read both ways.
-_LEET_I = str.maketrans("013456789@$!|+€", "oieasgtbgasiite")
-_LEET_L = str.maketrans("013456789@$!|+€", "oleasgtbgasilte")
+_LEET_I = str.maketrans("013456789@$!¡|+€", "oieasgtbgasiiite")
+_LEET_L = str.maketrans("013456789@$!¡|+€", "oleasgtbgasiilte")
 # Censoring marks that stand for one or two letters inside a word ("f*ck", "f**k", "sh#t").
-_WILDCARDS = "*#%"
+_WILDCARDS = "*#%^"
 # What may stand at the edges of a word without being part of it ("*hugs*", "no!!").
-_EDGES = "*#%!|+"
+_EDGES = "*#%^!¡|+"
 # A word as the rules read it: letters and digits, with the symbols above inside it. Every
 # other character (spaces, hyphens, dots, apostrophes, underscores) separates words.
-_WORD = regex.compile(r"[\p{L}\p{N}*#%@$!|+€]+")
+_WORD = regex.compile(r"[\p{L}\p{N}*#%^@$!¡|+€]+")
 _LETTER = regex.compile(r"\p{L}")
 _VOWELS = frozenset("aeiou")
 # What follows a word in a compound that is still that word ("fuckyou", "fuckoff"). Not
@@ -493,7 +493,7 @@ def _match_word(word: str, lexicon: _WordList) -> str | None:
 def _wildcard(word: str, lexicon: _WordList) -> str | None:
     """A word with censoring marks inside ("f*ck", "f**k", "sl*t"): each run of marks
     stands for one letter more or less than its length."""
-    parts = regex.split(r"([*#%]+)", word)
+    parts = regex.split(r"([*#%^]+)", word)
     pattern = "".join(
         f"[a-z]{{{max(1, len(p) - 1)},{len(p) + 1}}}"
         if p and p[0] in _WILDCARDS
