@@ -344,3 +344,27 @@ def test_the_dashboard_blocks_and_lifts_with_a_reason(app: APIFlask, client: Fla
     assert ("bank.lift", r"\bcall me\b", "calls are fine now") in _audit(app)
     with app.extensions["replyguard"].db.session() as session:
         assert load_curation(session).blocks == ()
+
+
+def test_disguised_profanity_cannot_be_curated(empty_db: Database) -> None:
+    from models.curation import RefusedReply
+    from models.curation import add_curated
+    from tests.test_content import DISGUISED
+
+    config = ResponseSetConfig()
+    for text in DISGUISED:
+        with empty_db.session() as session, pytest.raises(RefusedReply, match="sensitive"):
+            add_curated(session, config, text, "general", "test", "tester")
+    result = CliRunner().invoke(
+        main,
+        [
+            "--data-dir",
+            str(empty_db.settings.data_dir),
+            "bank",
+            "add",
+            "f\u200buck",
+            "--reason",
+            "x",
+        ],
+    )
+    assert result.exit_code == 1 and "sensitive" in result.output

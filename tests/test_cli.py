@@ -37,6 +37,7 @@ def rows(db: Database, table: type) -> int:
         ["models", "rollback", "v1"],
         ["generation", "fail", "1"],
         ["reservoir", "rebuild"],
+        ["bank", "unblock", "1"],
     ],
 )
 @pytest.mark.parametrize(

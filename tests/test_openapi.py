@@ -38,6 +38,7 @@ from core.keys import create_key
 from core.schema import ApiKey
 from core.schema import Generation
 from core.schema import ModelVersion
+from core.schema import ReplyBlock
 from core.schema import Role
 from core.text import MESSAGE
 from core.text import REASON
@@ -48,7 +49,7 @@ from worker.broker import stop_embedded_redis
 pytestmark = pytest.mark.integration
 
 # Generated requests of each kind (valid, invalid) per operation and role: hypothesis'
-# max_examples. 19 operations x 4 callers x 2 kinds x 30 is at most 4,560 requests; fewer in
+# max_examples. 20 operations x 4 callers x 2 kinds x 30 is at most 4,560 requests; fewer in
 # fact (an operation without input has one request): 40 s on the 2 cores here, loaded.
 EXAMPLES = 30
 # Far above what the test sends: no 429 unless a test asks for one.
@@ -140,6 +141,7 @@ def _existing(app: APIFlask) -> dict[str, list[Any]]:
             "key_id": list(
                 session.scalars(select(ApiKey.id).where(ApiKey.name == "openapi-spare"))
             ),
+            "block_id": list(session.scalars(select(ReplyBlock.id))),
         }
 
 
@@ -241,7 +243,7 @@ def test_every_rate_limited_operation_documents_429_with_retry_after(
 ) -> None:
     # Every /v1 operation counts against its key's limits; the probes and /metrics never do
     # (webapp/limits.py).
-    assert len(operations) == 19
+    assert len(operations) == 20
     for operation in operations:
         responses = operation.definition.raw["responses"]
         if operation.path.startswith("/v1/"):
