@@ -9,7 +9,9 @@ Reads ``tests/data/sensitive_check.tsv`` (``refuse``: an offensive text, disguis
 an ordinary one) and runs ``is_sensitive`` of ``core.content``, or of the file ``--module``
 names (an older core/content.py: "before"), over every text. Prints the counts and each
 miss: a false negative is an offensive text that passes, a false positive an ordinary one
-refused. The figures are in docs/safeguards.md.
+refused. With ``--corpus``, also how many of the chitchat demo corpus's distinct short
+replies (at most 40 characters and 8 words: what the response set may serve) the rule
+refuses, and its time per reply. The figures are in docs/safeguards.md.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,6 +53,24 @@ def misses(
     return negatives, positives
 
 
+def corpus_refusals(rule: Callable[[str], bool]) -> tuple[int, list[str], float]:
+    """(distinct short replies, those ``rule`` refuses, seconds per reply) on the chitchat
+    demo corpus."""
+    from core.demo import chitchat_conversations
+
+    replies = sorted(
+        {
+            pair.reply
+            for conversation in chitchat_conversations()
+            for pair in conversation.pairs
+            if len(pair.reply) <= 40 and len(pair.reply.split()) <= 8
+        }
+    )
+    start = time.perf_counter()
+    refused = [reply for reply in replies if rule(reply)]
+    return len(replies), refused, (time.perf_counter() - start) / max(len(replies), 1)
+
+
 def _rule(module: str | None) -> Callable[[str], bool]:
     if module is None:
         from core.content import is_sensitive
@@ -67,9 +88,11 @@ def _rule(module: str | None) -> Callable[[str], bool]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--module", help="an older core/content.py to measure instead")
+    parser.add_argument("--corpus", action="store_true", help="also the chitchat corpus")
     args = parser.parse_args()
     rows = labelled()
-    negatives, positives = misses(_rule(args.module), rows)
+    rule = _rule(args.module)
+    negatives, positives = misses(rule, rows)
     offensive = sum(1 for label, _, _ in rows if label == "refuse")
     ordinary = len(rows) - offensive
     print(f"{len(rows)} texts: {offensive} offensive, {ordinary} ordinary")
@@ -79,6 +102,15 @@ def main() -> None:
     print(f"false positives: {len(positives)} of {ordinary}")
     for text, what in positives:
         print(f"  refused {text!r}  ({what})")
+    if args.corpus:
+        _corpus(rule)
+
+
+def _corpus(rule: Callable[[str], bool]) -> None:
+    total, refused, seconds = corpus_refusals(rule)
+    print(f"chitchat: {len(refused)} of {total} short replies refused, {seconds * 1e6:.0f} us each")
+    for reply in refused:
+        print(f"  refused {reply!r}")
 
 
 if __name__ == "__main__":

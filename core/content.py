@@ -41,8 +41,8 @@ Sensitive content (profanity, slurs, sexual and violent words) is the word list 
 (:func:`is_sensitive` lists the disguises undone), less the everyday words of
 :data:`ORDINARY` and with the words of :data:`CONTEXTUAL` refused only in context. The
 package's own matcher was measured at 32 ms a reply (it tries every spelling variant), 140 s
-for the response set of 15,000 demo pairs; matching through :func:`fold` takes about 0.2 ms
-a reply (the plain set look-up before it, 0.04 ms). Measured on the labelled list
+for the response set of 15,000 demo pairs; matching through :func:`fold` takes 0.1 to 0.3 ms
+a reply on the chitchat corpus (the plain set look-up before it, 0.05 ms). Measured on the labelled list
 ``tests/data/sensitive_check.tsv`` (docs/safeguards.md).
 """
 
