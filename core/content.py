@@ -211,9 +211,9 @@ def _word_set(words: str) -> frozenset[str]:
     return frozenset(words.split())
 
 
-# Characters read as letters inside a word ("sh1t", "@ss", "$hit", "sh!+"), per
-# better-profanity's own leetspeak table; "1" and "|" can be an i or an l ("he11"), so a
-# word is read both ways.
+# Characters read as letters inside a word ("sh1t", "@ss", "$hit", "sh!+"): the common
+# leetspeak substitutions. "1" and "|" can be an i or an l ("he11"), so a word is read both
+# ways.
 _LEET_I = str.maketrans("013456789@$!¡|+€", "oieasgtbgasiiite")
 _LEET_L = str.maketrans("013456789@$!¡|+€", "oleasgtbgasiilte")
 # Censoring marks that stand for one or two letters inside a word ("f*ck", "f**k", "sh#t").
@@ -244,8 +244,9 @@ STRONG = _word_set(
 
 # Words of the list that are everyday words in a chat reply, never refused: exclamations
 # ("omg", "oh my god", "lmao") and nouns whose listed sense is not their usual one (a flower
-# pot, a heart organ, a stroke of luck, a slope, a pawn shop, a hookah bar). Measured on the
-# chitchat corpus, they were 58 of the 161 short replies the list refused, none offensive.
+# pot, a heart organ, a stroke of luck, a slope, a pawn shop, a hookah bar). With the words of
+# CONTEXTUAL below, they were 58 of the 161 short chitchat replies the list refused, none of
+# them offensive (bench/sensitive_check.py --corpus).
 # "xx" and "xxx" are kisses at the end of a message (and "xxxxxxxx" the same, drawn out). Two
 # list entries are not words at all ("aSanchez", "LEN").
 ORDINARY = _word_set(
@@ -295,6 +296,8 @@ class Folded:
     joined: tuple[str, ...]
 
 
+# Remembered: a training run checks each distinct reply once per rule, and web processes check
+# the same bank texts at every curation change. Replies are at most 2,000 characters.
 @lru_cache(maxsize=65_536)
 def fold(text: str) -> Folded:
     """Normalise ``text`` for the content rules: the one function every rule of this module

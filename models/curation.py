@@ -112,9 +112,9 @@ def add_block(session: Session, kind: str, value: str, reason: str, actor: str) 
     expression searched in each reply as a reader sees it, core.patterns).
 
     Raises:
-        CurationError: an unknown kind, an empty or over-long value, or a pattern that RE2
+        CurationError: an unknown kind, an empty or over-long value, a pattern that RE2
             cannot compile (backreferences and lookarounds included: the message says what
-            to write instead).
+            to write instead), or one that matches an empty text (it would block every reply).
     """
     value = value.strip()
     if kind not in {k.value for k in BlockKind}:
@@ -123,9 +123,15 @@ def add_block(session: Session, kind: str, value: str, reason: str, actor: str) 
         raise InvalidBlock(f"a block's value must be 1 to {MAX_PATTERN_CHARS} characters")
     if kind == BlockKind.PATTERN:
         try:
-            compile_pattern(value)
+            compiled = compile_pattern(value)
         except PatternError as exc:
             raise InvalidBlock(str(exc)) from None
+        if compiled.search("") is not None:
+            # "a*", "x?", "|": found in every reply, so every suggestion would stop.
+            raise InvalidBlock(
+                f"{value!r} matches an empty text, so it would block every reply: make it "
+                "need at least one character (e.g. 'a+' rather than 'a*')"
+            )
     row = ReplyBlock(kind=kind, value=value, reason=reason, created_by=actor)
     session.add(row)
     session.flush()

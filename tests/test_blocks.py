@@ -281,6 +281,8 @@ def test_the_cli_refuses_lookarounds_and_lifts_blocks(empty_db: Database) -> Non
 
     code, output = run("bank", "block", "--pattern", r"call(?= me)", "--reason", "no calls")
     assert code == 1 and "lookahead" in output and "rather than" in output
+    code, output = run("bank", "block", "--pattern", r"(ha)*", "--reason", "laughs")
+    assert code == 1 and "would block every reply" in output
     code, output = run("bank", "block", "--pattern", r"(a+)+$", "--reason", "screams")
     assert code == 0, output
     code, output = run("bank", "list")
