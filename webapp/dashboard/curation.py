@@ -1,5 +1,6 @@
-"""The response set's page: curated replies and blocks; block a reply or a pattern, lift a
-block with a reason.
+"""The response set's page: the production model's served replies by intent (as GET /v1/bank
+lists them), curated replies and blocks; block a reply or a pattern, lift a block with a
+reason.
 
 The work is done by the functions the API and the command line use (models.curation): they
 hold every rule (a pattern RE2 cannot compile is refused with what to write instead; a lift
@@ -28,8 +29,11 @@ from core.text import InvalidText
 from core.text import clean_text
 from models.curation import add_block
 from models.curation import lift_block
+from models.served import ServedIntent
+from models.served import served_listing
 from webapp.dashboard.blueprint import bp
 from webapp.dashboard.guard import current_reviewer
+from webapp.serving import NoModelError
 from webapp.state import services
 
 
@@ -85,11 +89,22 @@ def lift(block_id: int) -> Any:
 
 def _page(error: str | None = None, status: int = 200, lifting: int | None = None) -> Any:
     """The page, with the form's values kept and ``error`` shown when an action failed."""
-    with services().db.session() as session:
+    svc = services()
+    try:
+        loaded = svc.holder.get()
+    except NoModelError:
+        loaded = None
+    with svc.db.session() as session:
         curated = session.scalars(select(CuratedReply).order_by(CuratedReply.id)).all()
         blocks = session.scalars(select(ReplyBlock).order_by(ReplyBlock.id.desc())).all()
+        listing: tuple[ServedIntent, ...] = ()
+        if loaded is not None:
+            listing = served_listing(session, loaded.trained.bank)
         page = render_template(
             "dashboard/bank.html",
+            version=loaded.version if loaded else None,
+            listing=listing,
+            replies=sum(len(i.replies) for i in listing),
             curated=curated,
             active=[b for b in blocks if b.lifted_at is None],
             lifted=[b for b in blocks if b.lifted_at is not None],

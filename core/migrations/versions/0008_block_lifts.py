@@ -1,7 +1,7 @@
 """A block can be lifted: when, by whom and why (the row stays, for the record).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007 (0007_intent_edits)
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
