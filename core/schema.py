@@ -205,7 +205,8 @@ class CuratedReply(Base):
 
 
 class ReplyBlock(Base):
-    """A reply or pattern that is never suggested, by any model, from the moment it is added."""
+    """A reply or pattern that is never suggested, by any model, from the moment it is added
+    until it is lifted (``lifted_at``; the row stays, so the list shows what was blocked)."""
 
     __tablename__ = "reply_blocks"
     __table_args__ = (
@@ -218,6 +219,9 @@ class ReplyBlock(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     created_by: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    lifted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+    lifted_by: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    lift_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class IntentAction(enum.StrEnum):

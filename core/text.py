@@ -12,13 +12,22 @@ of its kind, so the same kind of text has the same limits wherever it comes from
   a Hangul filler alone is not a message. Invisible characters *inside* a text are kept (a
   zero-width joiner and a variation selector are part of many emoji);
 - at most ``max_chars`` characters (code points, after surrounding whitespace is removed).
+
+Texts are stored as they were written. What the content rules and the product team's blocks
+read is :func:`visible_form`: the text as a reader sees it, without the tricks that change
+the code points but not the look (fullwidth or mathematical letters, zero-width characters,
+soft hyphens, combining accents, Cyrillic or Greek letters that look Latin, odd spaces).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import unicodedata
 from dataclasses import dataclass
+from functools import cache
+from functools import lru_cache
+from importlib import resources
 
 # The third-party `regex` module knows Unicode properties the standard `re` and `unicodedata`
 # do not, notably Default_Ignorable_Code_Point: the characters Unicode says render as nothing.
@@ -72,6 +81,9 @@ _CONTROL_MULTILINE = regex.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _CONTROL_ONE_LINE = regex.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _SURROGATE = regex.compile(r"\p{Cs}")
 _BLANK = regex.compile(r"[\s\p{Default_Ignorable_Code_Point}]+")
+_IGNORABLE = regex.compile(r"\p{Default_Ignorable_Code_Point}+")
+# Combining marks (accents, Zalgo stacks, enclosing circles): drawn on the letter before them.
+_MARK = regex.compile(r"\p{M}+")
 
 
 class InvalidText(ValueError):
@@ -124,6 +136,62 @@ def _code(char: str) -> str:
 def normalize(text: str) -> str:
     """Unicode NFKC, case-folded, whitespace collapsed: the form two texts are compared in."""
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+@lru_cache(maxsize=65_536)
+def visible_form(text: str) -> str:
+    """The text as a reader sees it: what every content rule and every block reads.
+
+    In order: Unicode NFKC (fullwidth ``ｆｕｃｋ`` and mathematical bold letters become ASCII,
+    a no-break space a space); default-ignorable characters removed (zero-width space and
+    joiner, soft hyphen, word joiner, variation selectors: Unicode says they render as
+    nothing); combining marks removed after canonical decomposition (``shît`` is ``shit``,
+    ``café`` is ``cafe``); letters of other scripts that Unicode lists as confusable with a
+    Latin letter replaced by it (Cyrillic ``с`` is ``c``: :func:`_confusables`); whitespace
+    runs collapsed to one space and the ends stripped. Case is kept (the personal-data rule
+    reads an IBAN's capitals, the sensitive rule a name's); callers casefold as they need.
+
+    The result is for checking only, never stored or shown: it turns non-Latin text that
+    happens to look Latin into Latin letters, and drops the accents of every script.
+
+    Args:
+        text: any text.
+
+    Returns:
+        The folded text (may be empty when ``text`` was only invisible characters).
+    """
+    if text.isascii():
+        # No ASCII character is invisible, combining, confusable or changed by NFKC.
+        return " ".join(text.split())
+    text = unicodedata.normalize("NFKC", text)
+    text = _IGNORABLE.sub("", text)
+    text = _MARK.sub("", unicodedata.normalize("NFD", text))
+    text = unicodedata.normalize("NFC", text).translate(_confusables())
+    return " ".join(text.split())
+
+
+@cache
+def _confusables() -> dict[int, str]:
+    """Each non-ASCII character that Unicode's confusables data (UTS #39 confusables.txt,
+    as shipped by the ``confusable-homoglyphs`` package) lists as looking like one ASCII
+    letter, mapped to that letter (1,225 characters: Cyrillic, Greek, Armenian, Cherokee,
+    Latin look-alikes such as dotless i, and more).
+
+    Read from the package's data file rather than through its API, whose look-ups go one
+    character at a time; nothing is fetched (the package's ``update`` command, which
+    downloads a newer table, is never called)."""
+    data = json.loads(
+        (resources.files("confusable_homoglyphs") / "confusables.json").read_text("utf-8")
+    )
+    table: dict[int, str] = {}
+    for char, glyphs in data.items():
+        if len(char) != 1 or char.isascii():
+            continue
+        latin = [g["c"] for g in glyphs if len(g["c"]) == 1 and g["c"].isascii()]
+        letters = [c for c in latin if c.isalpha()]
+        if letters:
+            table[ord(char)] = letters[0]
+    return table
 
 
 def text_hash(text: str) -> str:

@@ -46,7 +46,6 @@ at or above it two replies say the same thing ("ok"/"okay" 0.89, "haha"/"hahaha"
 from __future__ import annotations
 
 import enum
-import re
 import string
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -59,11 +58,16 @@ from typing import Any
 import faiss
 import numpy as np
 
+# The `regex` module for Unicode properties (dashes, invisible characters) in surface_key.
+import regex
+
 from core.content import is_sensitive
 from core.content import looks_like_code
 from core.content import personal_data
 from core.ingest import DEFAULT_NICHE
+from core.patterns import BlockPattern
 from core.text import normalize
+from core.text import visible_form
 from models.bank import UNKNOWN_TONE
 from models.bank import ResponseBank
 from models.bank import Source
@@ -120,24 +124,43 @@ class ResponseSetConfig:
 
 @dataclass(frozen=True)
 class Block:
-    """A reply (``kind="text"``: same text up to case, spacing and punctuation) or a pattern
-    (``kind="pattern"``: a case-insensitive regular expression found anywhere) that is never
-    suggested."""
+    """A reply (``kind="text"``) or a pattern (``kind="pattern"``) that is never suggested.
+
+    Both are matched against what a reader sees (core.text.visible_form: fullwidth letters,
+    zero-width characters, soft hyphens, odd spaces and look-alike letters undone), so that
+    "ｃａｌｌ ｍｅ" or "call\u200bme" cannot slip past a block of "call me":
+
+    - ``text``: the same reply up to case, spacing, punctuation and hyphens (:func:`block_key`:
+      "see-you-later" is "see you later");
+    - ``pattern``: a case-insensitive RE2 regular expression (core.patterns: linear time,
+      so no pattern can stall the service) found anywhere in the reply as a reader sees it,
+      or as it is written.
+
+    Raises:
+        ValueError: an unknown kind; core.patterns.PatternError (a ValueError) for a pattern
+            RE2 cannot compile, unless ``stored`` (a block added before patterns were RE2: it
+            is run with a time limit per reply, core.patterns.BlockPattern).
+    """
 
     kind: str
     value: str
+    stored: bool = field(default=False, compare=False)
+    _pattern: BlockPattern | None = field(default=None, init=False, repr=False, compare=False)
+    _key: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in ("text", "pattern"):
             raise ValueError(f"a block is a 'text' or a 'pattern', not {self.kind!r}")
-        if self.kind == "pattern":
-            re.compile(self.value)
+        if self.kind == "text":
+            object.__setattr__(self, "_key", block_key(self.value))
+        else:
+            object.__setattr__(self, "_pattern", BlockPattern(self.value, self.stored))
 
     def matches(self, text: str) -> bool:
-        """Whether this block refuses ``text``."""
-        if self.kind == "text":
-            return surface_key(text) == surface_key(self.value)
-        return re.search(self.value, text, re.IGNORECASE) is not None
+        """Whether this block refuses ``text``, as a reader sees it or as it is written."""
+        if self._pattern is None:
+            return block_key(text) == self._key
+        return self._pattern.found_in(dict.fromkeys((visible_form(text), text)))
 
 
 @dataclass(frozen=True)
@@ -237,15 +260,27 @@ class ResponseSet:
 
 
 _PUNCTUATION = str.maketrans("", "", string.punctuation + "¡¿…“”‘’")
+# Dashes, underscores and slashes join words ("see-you-later", "24/7"): read as spaces.
+_JOINING = regex.compile(r"[\p{Pd}_/~·]+")
+_INVISIBLE = regex.compile(r"\p{Default_Ignorable_Code_Point}+")
 
 
 def surface_key(text: str) -> str:
     """The form in which two replies are the same reply: normalised (core.text.normalize)
-    without punctuation ("Thanks!" and "thanks" are one), or the normalised text when it is
-    nothing but punctuation (":)")."""
-    normal = normalize(text)
-    bare = " ".join(normal.translate(_PUNCTUATION).split())
+    without invisible characters (zero-width space, soft hyphen), with dashes, underscores
+    and slashes as spaces, without punctuation ("Thanks!" and "thanks" are one, and so are
+    "see-you-later" and "see you later"), or the normalised text when it is nothing but
+    punctuation (":)")."""
+    normal = normalize(_INVISIBLE.sub("", text))
+    bare = " ".join(_JOINING.sub(" ", normal).translate(_PUNCTUATION).split())
     return bare or normal
+
+
+def block_key(text: str) -> str:
+    """The form a text block compares: :func:`surface_key` of what a reader sees
+    (core.text.visible_form), so look-alike letters, fullwidth forms and accents are undone
+    too ("ｓｅｅ ｙｏｕ" is "see you")."""
+    return surface_key(visible_form(text))
 
 
 def refusal(text: str, config: ResponseSetConfig, curation: Curation) -> Rule | None:

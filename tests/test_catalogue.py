@@ -298,7 +298,7 @@ def test_a_small_good_catalogue_loads(tmp_path: Path) -> None:
         ("x" * 60, Rule.SHORT_AND_PLAIN),
         ("Call me on 415 555 0132", Rule.PERSONAL_DATA),
         ("Mail me at someone@example.com", Rule.PERSONAL_DATA),
-        ("What the hell", Rule.SENSITIVE),
+        ("Damn it", Rule.SENSITIVE),
     ],
 )
 def test_a_reply_that_breaks_a_rule_is_named_with_the_rule(

@@ -42,6 +42,7 @@ def rows(db: Database, table: type) -> int:
         ["models", "rollback", "v1"],
         ["generation", "fail", "1"],
         ["reservoir", "rebuild"],
+        ["bank", "unblock", "1"],
         ["intents", "disable", "ok"],
     ],
 )

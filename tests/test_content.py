@@ -107,3 +107,91 @@ def test_short_and_plain_bounds_lines_characters_and_words() -> None:
     assert refusal("a b c d e", config, Curation()) is Rule.SHORT_AND_PLAIN
     assert refusal("x" * 20, config, Curation()) is None
     assert refusal("a b c d", config, Curation()) is None
+
+
+# --- Hostile input: disguised profanity, ordinary words, personal data ------------------------
+
+# The instances: each was accepted as a curated reply and served.
+DISGUISED = [
+    "f*ck",
+    "fck",
+    "fuuuck",
+    "fuckyou",
+    "f u c k",
+    "sl*t",
+    "ｆｕｃｋ",
+    "𝐟𝐮𝐜𝐤",
+    "f\u200buck",
+    "fu\u00adck",
+    "fuсk",  # a Cyrillic es
+    "shît",
+    "sh\u0301it",  # a combining accent
+]
+
+
+@pytest.mark.parametrize("text", DISGUISED)
+def test_disguised_profanity_is_refused(text: str) -> None:
+    assert is_sensitive(text)
+    assert refusal(text, ResponseSetConfig(), Curation()) is Rule.SENSITIVE
+
+
+@pytest.mark.parametrize(
+    "text", ["kill it!", "hell yes", "cum laude", "Dick Van Dyke", "oh my god", "hot pot?"]
+)
+def test_ordinary_words_the_list_holds_pass(text: str) -> None:
+    assert not is_sensitive(text)
+    assert refusal(text, ResponseSetConfig(), Curation()) is None
+
+
+def test_the_labelled_list() -> None:
+    # tests/data/sensitive_check.tsv: docs/safeguards.md has the figures before and after.
+    from bench.sensitive_check import labelled
+    from bench.sensitive_check import misses
+
+    rows = labelled()
+    assert len(rows) >= 80
+    negatives, positives = misses(is_sensitive, rows)
+    assert negatives == []
+    # A mild word the list holds, kept refused by choice (core/content.py ORDINARY).
+    assert positives == [("damn, nice!", "a mild word the list holds")]
+
+
+def test_one_normalisation_feeds_every_rule() -> None:
+    # Fullwidth digits, zero-width spaces and a fullwidth brace hide nothing from the rules.
+    assert "phone" in personal_data("４１５-５５５-０１９９")
+    assert "phone" in personal_data("415\u200b555\u200b0199")
+    assert "email" in personal_data("kim＠example．com")
+    assert looks_like_code("｛x｝")
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("kim at example dot com", "email"),
+        ("kim (at) example (dot) com", "email"),
+        ("kim at gmail", "email"),
+        ("write to kim@hotmail", "email"),
+        ("1-800-FLOWERS", "phone"),
+        ("call 1 888 GO FEDEX", "phone"),
+        ("see example dot com", "url"),
+    ],
+)
+def test_spelled_out_addresses_and_vanity_numbers_are_found(text: str, kind: str) -> None:
+    assert kind in personal_data(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "it's 2024-05-12 today",
+        "from 2019-2023",
+        "score was 21-19 21-17",
+        "born 12.05.1990",
+        "open 9-5",
+        "in 2019 I moved",
+        "I work at yahoo",
+    ],
+)
+def test_dates_ranges_and_scores_are_not_digit_runs(text: str) -> None:
+    assert personal_data(text) == []
+    assert refusal(text, ResponseSetConfig(), Curation()) is None

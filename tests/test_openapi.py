@@ -38,6 +38,7 @@ from core.keys import create_key
 from core.schema import ApiKey
 from core.schema import Generation
 from core.schema import ModelVersion
+from core.schema import ReplyBlock
 from core.schema import Role
 from core.text import MESSAGE
 from core.text import REASON
@@ -48,7 +49,7 @@ from worker.broker import stop_embedded_redis
 pytestmark = pytest.mark.integration
 
 # Generated requests of each kind (valid, invalid) per operation and role: hypothesis'
-# max_examples. 25 operations x 4 callers x 2 kinds x 30 is at most 6,000 requests; fewer in
+# max_examples. 26 operations x 4 callers x 2 kinds x 30 is at most 6,240 requests; fewer in
 # fact (an operation without input has one request).
 EXAMPLES = 30
 # Far above what the test sends: no 429 unless a test asks for one.
@@ -141,6 +142,7 @@ def _existing(app: APIFlask) -> dict[str, list[Any]]:
             "key_id": list(
                 session.scalars(select(ApiKey.id).where(ApiKey.name == "openapi-spare"))
             ),
+            "block_id": list(session.scalars(select(ReplyBlock.id))),
             # One that answers no question, and the last 'no' of a group with a 'yes'.
             "name": ["ok", "no_thanks"],
         }
@@ -244,7 +246,7 @@ def test_every_rate_limited_operation_documents_429_with_retry_after(
 ) -> None:
     # Every /v1 operation counts against its key's limits; the probes and /metrics never do
     # (webapp/limits.py).
-    assert len(operations) == 25
+    assert len(operations) == 26
     for operation in operations:
         responses = operation.definition.raw["responses"]
         if operation.path.startswith("/v1/"):

@@ -13,6 +13,7 @@ from core.schema import CuratedReply
 from core.schema import ReplyBlock
 from models.curation import add_block
 from models.curation import add_curated
+from models.curation import lift_block
 from models.served import ServedIntent
 from models.served import served_listing
 from webapp.auth import STAFF
@@ -25,6 +26,7 @@ from webapp.schemas import BankListOut
 from webapp.schemas import BankOut
 from webapp.schemas import BlockIn
 from webapp.schemas import CuratedIn
+from webapp.schemas import ReasonIn
 from webapp.serving import NoModelError
 from webapp.state import services
 
@@ -130,7 +132,8 @@ def curate(body: dict[str, Any]) -> dict[str, Any]:
     responses={
         **BODY_ERRORS,
         422: "A field is missing, unknown or invalid (details.fields names each), or the "
-        "pattern is not a regular expression (code invalid_block)",
+        "pattern is not one RE2 accepts (code invalid_block; the message says why, and what "
+        "to write instead of a backreference or lookaround)",
         **STAFF_ONLY,
         **RATE_LIMITED,
     },
@@ -141,4 +144,27 @@ def block(body: dict[str, Any]) -> dict[str, Any]:
         row = add_block(
             session, body["kind"], body["value"], body["reason"], current_caller().actor
         )
+        return {"curated": [], "blocks": [row]}
+
+
+@bp.post("/blocks/<int:block_id>/lift")
+@bp.auth_required(auth, roles=STAFF)
+@bp.input(ReasonIn, arg_name="body", example={"reason": "the pattern caught ordinary replies"})
+@bp.output(BankOut)
+@bp.doc(
+    summary="Lift a block (audited): served again by every web process within seconds, and "
+    "by every later model",
+    responses={
+        **BODY_ERRORS,
+        404: "There is no block with this id",
+        409: "The block is lifted already (the message says when and by whom)",
+        422: "The reason is missing or invalid (details.fields names it)",
+        **STAFF_ONLY,
+        **RATE_LIMITED,
+    },
+)
+def lift(block_id: int, body: dict[str, Any]) -> dict[str, Any]:
+    # Unknown id 404, lifted already 409, via webapp/errors.py's ActionRefused handler.
+    with services().db.session() as session:
+        row = lift_block(session, block_id, body["reason"], current_caller().actor)
         return {"curated": [], "blocks": [row]}

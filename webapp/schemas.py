@@ -422,8 +422,10 @@ class BlockIn(Schema):
         load_default="text",
         validate=OneOf([k.value for k in BlockKind]),
         metadata={
-            "description": "text: this reply (case and punctuation aside); pattern: a "
-            "case-insensitive regular expression searched in every reply."
+            "description": "text: this reply (case, punctuation, hyphens and invisible "
+            "characters aside); pattern: a case-insensitive RE2 regular expression searched "
+            "in every reply as a reader sees it (no backreferences or lookarounds: RE2 runs "
+            "in time proportional to the reply)."
         },
     )
     value = Text(CURATION, required=True)
@@ -452,6 +454,14 @@ class BlockOut(Schema):
     reason = String(required=True)
     created_by = String(required=True)
     created_at = DateTime(required=True, format="iso")
+    lifted_at = DateTime(
+        required=True,
+        allow_none=True,
+        format="iso",
+        metadata={"description": "When the block was lifted; null while it is in force."},
+    )
+    lifted_by = String(required=True, metadata={"description": "Who lifted it; empty if no one."})
+    lift_reason = String(required=True, metadata={"description": "Why it was lifted."})
 
 
 class BankOut(Schema):

@@ -7,11 +7,13 @@ finish on the model they started with. A version that fails to load (corrupt, pa
 logged and skipped, and the current model keeps serving.
 
 The same check reads the product team's curation (models.curation): a new block is applied
-to the served model's bank at once (its ids are never suggested), and a new curated reply is
-encoded and added to the served bank, so both take effect within ``check_seconds`` on every
-web process, without waiting for a generation. It reads the reviewers' edits to the intents
-too (models.intent_edits): the replies of a disabled intent are never suggested, from the
-next check on, in a model whose bank records each reply's intent.
+to the served model's bank at once (its ids are never suggested), a lifted one is no longer
+applied, and a new curated reply is encoded and added to the served bank, so each takes
+effect within ``check_seconds`` on every web process, without waiting for a generation.
+Block patterns run on RE2 (core.patterns), so applying one to the bank in a request thread
+costs time linear in the bank, whatever the pattern. It reads the reviewers' edits to the
+intents too (models.intent_edits): the replies of a disabled intent are never suggested, from
+the next check on, in a model whose bank records each reply's intent.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ class Loaded:
     # The model as its artifact holds it.
     trained: SuggestionModel
     # The curation revision (models.curation.revision) ``model`` reflects.
-    curation: tuple[int, int] = (0, 0)
+    curation: tuple[int, ...] = (0, 0, 0)
     # The revision of the intents' edits (models.intent_edits.revision) ``model`` reflects.
     intents: tuple[int, int] = (0, 0)
 
@@ -192,7 +194,7 @@ class ModelHolder:
                 edited, overlay = intents_revision(session), load_overlay(session)
         except SQLAlchemyError as exc:
             log.warning("cannot read the curation, serving %s without it: %s", target.version, exc)
-            changed, curation, edited, overlay = (-1, -1), Curation(), (-1, -1), None
+            changed, curation, edited, overlay = (-1, -1, -1), Curation(), (-1, -1), None
         previous = self._current
         self._current = _curated(
             Loaded(target.version, target.checksum, model, model),
@@ -217,7 +219,7 @@ def _log_failure(loading: Future[None]) -> None:
 def _curated(
     loaded: Loaded,
     curation: Curation,
-    changed: tuple[int, int],
+    changed: tuple[int, ...],
     overlay: Overlay | None = None,
     edited: tuple[int, int] = (0, 0),
 ) -> Loaded:
@@ -227,7 +229,8 @@ def _curated(
     records each reply's intent).
 
     Starts again from the trained model each time (a few added replies are encoded in
-    milliseconds), so a model never carries a stale overlay.
+    milliseconds), so a model never carries a stale overlay: a lifted block is simply absent
+    from ``curation``.
     """
     base = loaded.trained
     known = {surface_key(t) for t in base.bank.texts}

@@ -35,7 +35,11 @@ def bank_add(ctx: Context, text: str, niche: str, reason: str) -> None:
 
 @bank.command("block")
 @click.argument("value", type=TextParam(CURATION))
-@click.option("--pattern", is_flag=True, help="VALUE is a regular expression (case-insensitive).")
+@click.option(
+    "--pattern",
+    is_flag=True,
+    help="VALUE is a case-insensitive RE2 regular expression (no backreferences or lookarounds).",
+)
 @reason_option
 @pass_ctx
 def bank_block(ctx: Context, value: str, pattern: bool, reason: str) -> None:
@@ -50,32 +54,57 @@ def bank_block(ctx: Context, value: str, pattern: bool, reason: str) -> None:
     )
 
 
+@bank.command("unblock")
+@click.argument("block_id", type=int, metavar="ID")
+@reason_option
+@pass_ctx
+def bank_unblock(ctx: Context, block_id: int, reason: str) -> None:
+    """Lift block ID (`replyguard bank list` shows ids): served again within seconds."""
+    from models.curation import lift_block
+
+    with ctx.db.session() as session:
+        row = lift_block(session, block_id, reason, CLI_ACTOR)
+        click.echo(
+            f"lifted block {row.id} ({row.kind} {row.value!r}): web servers suggest what it "
+            "blocked again within seconds"
+        )
+
+
 @bank.command("list")
 @click.option(
     "--curation-only", is_flag=True, help="Only the curated replies and blocks, not the served set."
 )
 @pass_ctx
 def bank_list(ctx: Context, curation_only: bool) -> None:
-    """Curated replies and blocks, then the production model's served response set by intent:
-    each reply's support (conversations that wrote it) and source (catalogue, mined,
-    curated), as GET /v1/bank lists it."""
+    """Curated replies and every block with its id (lifted ones marked), then the production
+    model's served response set by intent: each reply's support (conversations that wrote
+    it) and source (catalogue, mined, curated), as GET /v1/bank lists it."""
+    from sqlalchemy import select
+
+    from core.schema import CuratedReply
+    from core.schema import ReplyBlock
     from models.artifact import ArtifactError
     from models.artifact import read_bank
-    from models.curation import load_curation
     from models.registry import artifact_dir
     from models.registry import production
     from models.served import served_listing
 
     with ctx.db.session() as session:
-        curation = load_curation(session)
+        curated = session.scalars(select(CuratedReply).order_by(CuratedReply.id)).all()
+        blocks = session.scalars(select(ReplyBlock).order_by(ReplyBlock.id)).all()
+        for item in curated:
+            click.echo(f"curated  {item.niche:20} {item.text}")
+        for block in blocks:
+            state = (
+                f"lifted {block.lifted_at:%Y-%m-%d %H:%M} by {block.lifted_by}"
+                if block.lifted_at is not None
+                else "in force"
+            )
+            click.echo(f"block {block.id:<4} {block.kind:8} {state:30} {block.value}")
+        if not curated and not blocks:
+            click.echo("nothing curated or blocked")
         row = production(session)
         target = (row.version, artifact_dir(ctx.settings, row), row.checksum) if row else None
-    for item in curation.curated:
-        click.echo(f"curated  {item.niche:20} {item.text}")
-    for block in curation.blocks:
-        click.echo(f"blocked  {block.kind:20} {block.value}")
-    if not curation.curated and not curation.blocks:
-        click.echo("nothing curated or blocked")
     if curation_only:
         return
     if target is None:

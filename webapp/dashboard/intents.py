@@ -1,6 +1,6 @@
-"""The dashboard's intents and response set: the catalogue of intents as reviewers made it
-(listed by group, each intent on a page of its own with its actions), and the production
-model's served replies by intent.
+"""The dashboard's intents: the catalogue of intents as reviewers made it (listed by group,
+each intent on a page of its own with its actions). The production model's served replies by
+intent are on the response set's page (webapp/dashboard/curation.py).
 
 Every form carries the CSRF token (webapp/dashboard/guard.py refuses a POST without it) and a
 reason, checked by the one text validation as the other forms' reasons are (400 when it is
@@ -30,7 +30,6 @@ from models.catalogue import MAX_REPLIES
 from models.catalogue import MIN_REPLIES
 from models.catalogue import Stance
 from models.catalogue import Tone
-from models.curation import load_curation
 from models.intent_edits import MAX_NAME_CHARS
 from models.intent_edits import IntentState
 from models.intent_edits import add_intent
@@ -39,11 +38,9 @@ from models.intent_edits import disable_intent
 from models.intent_edits import enable_intent
 from models.intent_edits import load_overlay
 from models.intent_edits import rename_intent
-from models.served import served_listing
 from webapp.dashboard.blueprint import bp
 from webapp.dashboard.guard import current_reviewer
 from webapp.dashboard.guard import error_page
-from webapp.serving import NoModelError
 from webapp.state import services
 
 # An edit of one intent: (session, config, name, reason, actor, form) -> the intent after it.
@@ -197,23 +194,3 @@ def _edit(name: str, action: str, edit: Edit, done: str) -> Any:
         return _intent_page(name, str(exc), exc.status, action)
     flash(done.format(name=state.name) + " The change and its reason are in the audit log.")
     return redirect(url_for("dashboard.intent", name=state.name), code=303)
-
-
-@bp.get("/bank")
-def bank() -> Any:
-    """The production model's served response set by intent, as GET /v1/bank lists it."""
-    svc = services()
-    try:
-        loaded = svc.holder.get()
-    except NoModelError:
-        loaded = None
-    with svc.db.session() as session:
-        curation = load_curation(session)
-        listing = served_listing(session, loaded.trained.bank) if loaded else ()
-    return render_template(
-        "dashboard/bank.html",
-        version=loaded.version if loaded else None,
-        listing=listing,
-        replies=sum(len(i.replies) for i in listing),
-        curation=curation,
-    )
