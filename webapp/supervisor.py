@@ -74,6 +74,14 @@ def run_everything(
             children["worker"] = subprocess.Popen(
                 worker_command(), env=env, stdout=out, stderr=subprocess.STDOUT
             )
+        # Webhook deliveries on their own worker: a slow receiver never delays a generation.
+        with (logs / "notifier.log").open("ab") as out:
+            children["notifier"] = subprocess.Popen(
+                worker_command(queue="notifications"),
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         with (logs / "web.log").open("ab") as out:
             children["web"] = subprocess.Popen(
                 gunicorn_command(host, port, workers=1, threads=32),

@@ -90,6 +90,16 @@ def stop_embedded_redis() -> None:
             server.shutdown(save=True)
 
 
+# The queues. Generations (every stage and encode chunk) stay on Celery's default queue, so
+# workers and messages from before notifications had a queue of their own still meet. A
+# webhook delivery waits on someone else's server: it never runs on a generation worker
+# (a slow receiver once held the only one, and the next generation waited 197 s), but on
+# workers of its own (`replyguard worker --queue notifications`, webapp/launch.py).
+GENERATIONS_QUEUE = "celery"
+NOTIFICATIONS_QUEUE = "replyguard.notifications"
+NOTIFY_TASK = "replyguard.notify.deliver"
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Queue behaviour in one place: acks late, one task at a time per worker.
 
@@ -103,6 +113,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        "task_default_queue": GENERATIONS_QUEUE,
+        "task_routes": {NOTIFY_TASK: {"queue": NOTIFICATIONS_QUEUE}},
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],
