@@ -145,14 +145,9 @@ def queue(settings: Settings, bind: Any, pks: list[int]) -> None:
         app.close()
 
 
-@shared_task(
-    bind=True,
-    name=TASK,
-    queue=NOTIFICATIONS_QUEUE,
-    acks_late=True,
-    max_retries=None,
-    ignore_result=True,
-)
+# Routed to NOTIFICATIONS_QUEUE by the task_routes of every app (worker/broker.py); a
+# retry goes back to the queue it came from.
+@shared_task(bind=True, name=TASK, acks_late=True, max_retries=None, ignore_result=True)
 def deliver(self: Any, delivery_pk: int) -> str:
     """One attempt; on a failure that may pass, the same task again after the backoff, on
     the same queue. An attempt lasts at most ``notify_timeout_seconds`` (core/webhooks.py
