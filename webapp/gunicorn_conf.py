@@ -52,7 +52,8 @@ logger_class = JsonLogger
 
 def post_worker_init(worker: Any) -> None:
     """A web worker, after it loaded the app and before it takes requests: one thread for
-    FAISS and for BLAS, and everything loaded so far moved out of the collector's sight."""
+    FAISS and for BLAS, everything loaded so far moved out of the collector's sight, and the
+    production model checked on a timer."""
     import gc
 
     import faiss
@@ -73,6 +74,11 @@ def post_worker_init(worker: Any) -> None:
     # (bench/serving.py).
     gc.collect()
     gc.freeze()
+    # Production is checked on a timer too, so an idle worker swaps models before its next
+    # request (webapp/serving.py ModelHolder.watch); started here, after the fork.
+    from webapp.state import EXTENSION
+
+    worker.wsgi.extensions[EXTENSION].holder.watch()
     # Test-only fault injection (tests/test_run.py); nothing unless its variable is set.
     from worker.faults import arm_web_hang
 
