@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -62,7 +63,9 @@ def test_run_serves_then_stops_its_children_and_redis_on_sigterm(tmp_path: Path)
         start_new_session=True,
     )
     try:
-        wait_ready(f"http://127.0.0.1:{port}", process, timeout=180)
+        # Loading the demo and training the baseline take over 3 minutes on a shared 2-core
+        # machine (load 14).
+        wait_ready(f"http://127.0.0.1:{port}", process, timeout=420)
         assert len(processes_with(str(data_dir))) >= 3  # run, worker, web (and redis)
         # To the whole process group, as Ctrl-C in a terminal does: the worker stops too.
         # Right after ready the first generation is usually still being followed; the stop
@@ -86,9 +89,14 @@ def test_run_serves_then_stops_its_children_and_redis_on_sigterm(tmp_path: Path)
 
 
 @contextmanager
-def running(data_dir: Path, port: int, **env: str) -> Iterator[subprocess.Popen[bytes]]:
-    """`replyguard run --no-generation` on ``data_dir`` (the tests' small corpus), ready;
-    its console output in ``<data_dir>.out``. Killed with its children if a test fails."""
+def running(
+    data_dir: Path, port: int, trained_dir: Path, **env: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`replyguard run --no-generation` on ``data_dir``, a copy of the tests' trained data
+    folder (so `run` loads no demo and trains no baseline: what is tested is what happens
+    once it serves), ready; its console output in ``<data_dir>.out``. Killed with its
+    children if a test fails."""
+    shutil.copytree(trained_dir, data_dir)
     replyguard = str(Path(sys.executable).parent / "replyguard")
     environ = dict(
         os.environ,
@@ -114,7 +122,10 @@ def running(data_dir: Path, port: int, **env: str) -> Iterator[subprocess.Popen[
         if process.poll() is None:
             process.kill()
             process.wait()
-        for pid in processes_with(str(data_dir)):
+        leftover = processes_with(str(data_dir))
+        with suppress(ValueError):
+            leftover.append(redis_server(data_dir))
+        for pid in leftover:
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
@@ -135,14 +146,14 @@ def log_lines(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
 
 
-def test_the_embedded_redis_is_restarted_when_it_dies(tmp_path: Path) -> None:
+def test_the_embedded_redis_is_restarted_when_it_dies(tmp_path: Path, trained_dir: Path) -> None:
     """Killing the redis-server that `run` started (before: nothing logged, never restarted,
     generations answered 503 until `run` was restarted): the exit is logged and Redis starts
     again on the same socket, after the same backoff as the other children, and a generation
     can be started and is picked up by the worker (faults item 9)."""
     data_dir = tmp_path / "run-data"
     port = free_port()
-    with running(data_dir, port) as process:
+    with running(data_dir, port, trained_dir) as process:
         first = redis_server(data_dir)
         os.kill(first, signal.SIGKILL)
         run_log = data_dir / "logs" / "run.log"
@@ -194,7 +205,9 @@ def test_the_embedded_redis_is_restarted_when_it_dies(tmp_path: Path) -> None:
     assert processes_with(str(data_dir)) == []
 
 
-def test_stopping_run_kills_a_web_worker_stuck_holding_the_gil(tmp_path: Path) -> None:
+def test_stopping_run_kills_a_web_worker_stuck_holding_the_gil(
+    tmp_path: Path, trained_dir: Path
+) -> None:
     """A gunicorn worker whose request thread spins in C code holding the GIL (its SIGTERM
     handler never runs; before, `run` printed "Stopped" and left it orphaned on the port):
     `run` stops within the grace period, SIGKILLs the web server's whole process group, and
@@ -202,7 +215,11 @@ def test_stopping_run_kills_a_web_worker_stuck_holding_the_gil(tmp_path: Path) -
     data_dir = tmp_path / "run-data"
     port = free_port()
     with running(
-        data_dir, port, REPLYGUARD_FAULT_HANG_WEB="1", REPLYGUARD_STOP_GRACE_SECONDS="5"
+        data_dir,
+        port,
+        trained_dir,
+        REPLYGUARD_FAULT_HANG_WEB="1",
+        REPLYGUARD_STOP_GRACE_SECONDS="5",
     ) as process:
         (data_dir / "faults").mkdir(exist_ok=True)
         (data_dir / "faults" / "web.hang").touch()

@@ -326,8 +326,14 @@ def _supervise(children: list[Child]) -> None:
             )
             child.due = now + wait
         elif now >= child.due:
-            child.start()
             child.due = None
+            try:
+                child.start()
+            except Exception as exc:
+                # Counted as one more exit at the next round, with its backoff.
+                log.error("the %s process could not be started again: %s", child.name, exc)
+                click.echo(f"the {child.name} process could not be started again: {exc}")
+                continue
             log.warning("the %s process started again (pid %s)", child.name, child.pid)
             click.echo(f"the {child.name} process started again (pid {child.pid})")
 
