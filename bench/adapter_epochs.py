@@ -8,7 +8,7 @@ For the demo data and, with ``--data``, the imported file (the data folders of b
 trains the message adapter (models.adapter_training.train_adapter, the settings' learning rate, batch
 size, temperature and seed) on the training pairs for 0 (the plain encoder), 1, 2, 5, 10 and
 30 epochs (30: the default, ``adapter_epochs``), and measures the dual encoder's 1-of-100
-ranking accuracy (bench.quality.one_of_100) on the benchmark split and on as many training
+ranking accuracy (core.ranking.one_of_100) on the benchmark split and on as many training
 pairs: a gap between the two that grows with the epochs is the adapter learning the
 training pairs rather than how people reply.
 
@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from bench.common import BenchData
 from bench.common import prepare
-from bench.quality import one_of_100
+from core.ranking import one_of_100
 from models.adapter_training import train_adapter
 from models.encoder import Encoder
 from models.response_set import surface_key
@@ -61,8 +61,8 @@ def epochs_curve(data: BenchData, encoder: Encoder) -> list[dict[str, Any]]:
             np.ones(len(data.train), dtype=np.float32),
             config,
         )
-        bench_score, _ = one_of_100(adapter.apply(bench_messages) @ bench_replies.T, seed)
-        train_score, _ = one_of_100(
+        bench_score = one_of_100(adapter.apply(bench_messages) @ bench_replies.T, seed)
+        train_score = one_of_100(
             adapter.apply(train_messages[sample]) @ train_replies[sample].T, seed
         )
         points.append(

@@ -15,6 +15,7 @@ from core.db import Database
 from core.demo import chatterbot_rows
 from core.demo import load_demo
 from core.ingest import import_file
+from core.provenance import Provenance
 from core.schema import Example
 from models.artifact import load_model
 from models.encoder import Encoder
@@ -72,18 +73,34 @@ class BenchData:
 
 
 def prepare(
-    name: str, data_dir: Path, encoder: Encoder, data_file: Path | None = None
+    name: str,
+    data_dir: Path,
+    encoder: Encoder,
+    data_file: Path | None = None,
+    provenance: Provenance = Provenance.HUMAN,
+    skip_invalid: bool = False,
 ) -> BenchData:
     """Fill an empty data folder and train its clean baseline, or reuse what is there.
 
     An empty folder gets the default demo data (``core.demo.load_demo``: its chitchat share,
-    with its incoming traffic)
-    or, with ``data_file``, that JSONL/CSV file imported as ``replyguard data import`` does
-    (rows need a ``provenance`` column). The baseline is trained by ``worker.baseline`` as
-    ``make run`` trains it, so the figures are the served model's.
+    with its incoming traffic) or, with ``data_file``, that JSONL/CSV file imported as
+    ``replyguard data import`` does, rows without a ``provenance`` column taking
+    ``provenance`` (a file of message/reply pairs as users have them names none: human).
+    The baseline is trained by ``worker.baseline`` as ``make run`` trains it, so the
+    figures are the served model's.
+
+    Args:
+        name: what the tables call the data set.
+        data_dir: the data folder (created when missing).
+        encoder: shared by every data set of a run.
+        data_file: a JSONL/CSV file to import into an empty folder; None: the demo.
+        provenance: of the file's rows that name none.
+        skip_invalid: import the valid rows of a file with invalid ones (else refused).
 
     Raises:
-        core.ingest.ImportFailed: ``data_file`` has invalid rows.
+        core.ingest.ImportFailed: ``data_file`` has invalid rows and ``skip_invalid`` is off.
+        core.ingest.NothingToImport, core.ingest.FileRefused: no valid row, an unreadable
+            file.
     """
     settings = load_settings({"data_dir": str(data_dir)})
     db = Database(settings)
@@ -93,7 +110,7 @@ def prepare(
             if data_file is None:
                 load_demo(session, settings)
             else:
-                import_file(session, data_file, provenance=None, skip_invalid=False)
+                import_file(session, data_file, provenance, skip_invalid)
     with db.session() as session:
         if production(session) is None:
             train_baseline(PipelineContext(settings, db, encoder, show_progress=True), "bench")

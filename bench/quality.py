@@ -2,6 +2,12 @@
 
 Usage (from the repository root):
     .venv/bin/python -m bench.quality [--data FILE.jsonl] [--data-dir var/bench-quality]
+        [--provenance human|human_selected] [--skip-invalid]
+
+``--data`` takes message/reply pairs as users have them: JSONL or CSV, ``niche``,
+``provenance`` and ``conversation`` optional (rows that name no provenance are
+``--provenance``, human by default). The file is checked before anything is trained; a file
+with invalid rows is refused with each row's line (``--skip-invalid`` leaves them out).
 
 One run measures, on the demo data's benchmark split and, with ``--data``, on the benchmark
 split of that file imported into a data folder of its own (as ``replyguard data import``
@@ -42,10 +48,20 @@ from tqdm import tqdm
 
 from bench.common import BenchData
 from bench.common import prepare
+from core.ingest import IMPORTABLE
+from core.ingest import FileRefused
+from core.ingest import ImportFailed
+from core.ingest import NothingToImport
+from core.ingest import read_examples
+from core.provenance import Provenance
+from core.ranking import BATCH
+from core.ranking import one_of_100
 from core.text import normalize
 from models.adapter import Adapter
 from models.encoder import Encoder
-from models.response_set import surface_key
+from models.selection import bank_entries
+from models.selection import knn_votes
+from models.selection import pair_signals
 from models.suggester import ScoringWeights
 from models.suggester import SuggestionModel
 from safeguards.relevance import best_similarity
@@ -60,7 +76,6 @@ import matplotlib.pyplot as plt  # after choosing the headless backend
 
 DEPTH = 10
 SHOWN = 3
-BATCH = 100
 MODEL = "model (combined)"
 DUAL = "signal 1: dual encoder alone"
 KNN = "signal 2: nearest messages alone"
@@ -72,30 +87,6 @@ METHODS = (MODEL, DUAL, KNN, PRIOR, TFIDF, BM25, PLAIN)
 BASELINES = (PRIOR, TFIDF, BM25, PLAIN)
 # Shares of the benchmark answered at which the triggering curve is drawn (and the default).
 CURVE_COVERAGES = tuple(np.round(np.arange(1.0, 0.0, -0.05), 2))
-
-
-def bank_meaning(
-    vectors: np.ndarray, texts: list[str], model: SuggestionModel, threshold: float
-) -> np.ndarray:
-    """The response-set entry each reply text means, as the response set clusters replies.
-
-    Args:
-        vectors: (n, d) float32 unit rows: the texts' encoder embeddings.
-        texts: (n,) the reply texts.
-        threshold: cosine at which two replies mean the same (``diversity_ceiling``, the
-            response set's ``cluster_threshold``).
-
-    Returns:
-        (n,) int64 bank ids: the entry of the same surface text, else the nearest entry when
-        at least ``threshold`` alike, else -1.
-    """
-    by_key = {surface_key(t): i for i, t in enumerate(model.bank.texts)}
-    sims = vectors @ model.bank_embeddings.T
-    nearest = sims.argmax(axis=1)
-    ids = np.where(sims[np.arange(len(texts)), nearest] >= threshold, nearest, -1)
-    for i, text in enumerate(texts):
-        ids[i] = by_key.get(surface_key(text), ids[i])
-    return ids.astype(np.int64)
 
 
 def nearest_message_scores(similarity: np.ndarray, train_bank: np.ndarray, size: int) -> np.ndarray:
@@ -146,55 +137,25 @@ def metrics(ranks: np.ndarray, closeness: np.ndarray) -> dict[str, float]:
     return out
 
 
-def one_of_100(scores: np.ndarray, seed: int) -> tuple[float, int]:
-    """The 1-of-100 ranking accuracy (Henderson et al. 2019) of a pair-score matrix.
-
-    Args:
-        scores: (n, n): row i scores benchmark message i against the real reply of each
-            benchmark message j.
-        seed: shuffles the messages into batches of 100.
-
-    Returns:
-        (accuracy, messages scored). The messages are shuffled and cut into batches of 100;
-        each message's real reply is ranked against the other 99 replies of its batch (the
-        last, smaller batch is topped up with replies from the first). A message scores 1
-        when its real reply is strictly first, 1/(t+1) when it shares first place with t
-        others (the expected score of a random tie-break: a method that scores every reply
-        alike gets 1%), 0 otherwise.
-    """
-    n = len(scores)
-    if n < BATCH:
-        raise ValueError(f"1-of-{BATCH} needs at least {BATCH} benchmark messages, not {n}")
-    order = np.random.default_rng(seed).permutation(n)
-    credit = np.zeros(n)
-    for start in range(0, n, BATCH):
-        batch = order[start : start + BATCH]
-        candidates = np.concatenate([batch, order[: BATCH - len(batch)]])
-        for i in batch:
-            row = scores[i, candidates]
-            true = scores[i, i]
-            if not (row > true).any():
-                credit[i] = 1.0 / int((row == true).sum())
-    return float(credit.mean()), n
-
-
 def pair_scores(
     data: BenchData,
     base: np.ndarray,
     gold_vecs: np.ndarray,
+    gold: list[str],
     gold_bank: np.ndarray,
     bank_scores: dict[str, np.ndarray],
 ) -> dict[str, np.ndarray]:
     """Each method's score of every (benchmark message i, real reply of message j) pair.
 
-    The encoder signals score any text: the dual encoder ``adapter(message) . reply`` and the
-    plain encoder ``message . reply``. The bank-based signals (nearest messages, the
-    popularity prior, TF-IDF and BM25 nearest message) score a reply text by the response-set
-    entry it means (:func:`bank_meaning`: same text, or cosine at least the clustering
-    threshold), and give 0 to a text that means no entry, as they would in serving: they can
-    only vote for replies in the bank. The combined model is the model's own weighted sum
-    (its weights chosen at training) of the dual score, that nearest-message vote and that
-    prior, divided by the total weight, as it scores its bank.
+    The model and its signals score pairs as training's model selection does
+    (models.selection.pair_signals): the dual encoder ``adapter(message) . reply``; the
+    bank-based signals (nearest messages, the popularity prior) score a reply text by the
+    response-set entry it means (models.selection.bank_entries: same text, or cosine at
+    least the clustering threshold), and give 0 to a text that means no entry, as they would
+    in serving: they can only vote for replies in the bank; the combined model is its own
+    weighted sum (its weights chosen at training) divided by the total weight, as it scores
+    its bank. TF-IDF and BM25 nearest message score through the bank likewise; the plain
+    encoder is ``message . reply``.
 
     Returns:
         method name -> (n, n) float32.
@@ -206,29 +167,16 @@ def pair_scores(
     def via_bank(per_entry: np.ndarray) -> np.ndarray:
         return np.where(member[None, :], per_entry[:, columns], 0.0).astype(np.float32)
 
-    weights = model.weights
-    dual = model.adapter.apply(base) @ gold_vecs.T
-    knn = via_bank(bank_scores[KNN])
-    prior = via_bank(np.broadcast_to(model.bank.prior, (len(base), len(model.bank))))
-    total = max(weights.dual + weights.knn + weights.prior, 1e-12)
+    signals = pair_signals(model, base, gold_vecs, gold)
     return {
-        MODEL: (weights.dual * dual + weights.knn * knn + weights.prior * prior) / total,
-        DUAL: dual,
-        KNN: knn,
-        PRIOR: prior,
+        MODEL: signals.scores(model.weights),
+        DUAL: signals.dual,
+        KNN: signals.knn,
+        PRIOR: signals.prior,
         TFIDF: via_bank(bank_scores[TFIDF]),
         BM25: via_bank(bank_scores[BM25]),
         PLAIN: base @ gold_vecs.T,
     }
-
-
-def knn_votes(model: SuggestionModel, base: np.ndarray) -> np.ndarray:
-    """(n, bank size): the model's nearest-message signal for every bank entry (0 for the
-    entries no near message voted for)."""
-    out = np.zeros((len(base), len(model.bank)), dtype=np.float32)
-    for i, candidates in enumerate(model.candidates_for_embeddings(base)):
-        out[i, candidates.ids] = candidates.knn
-    return out
 
 
 def lexical_scores(
@@ -294,10 +242,8 @@ def evaluate(data: BenchData, encoder: Encoder) -> dict[str, Any]:
     base = encoder.encode(messages)
     gold_vecs = encoder.encode(gold)
     train_replies = [r.reply for r in data.train]
-    train_bank = bank_meaning(
-        encoder.encode(train_replies), train_replies, model, settings.retrieval.diversity_ceiling
-    )
-    gold_bank = bank_meaning(gold_vecs, gold, model, settings.retrieval.diversity_ceiling)
+    train_bank = bank_entries(model, encoder.encode(train_replies), train_replies)
+    gold_bank = bank_entries(model, gold_vecs, gold)
     steps.update()
 
     bank_scores = lexical_scores(
@@ -345,9 +291,9 @@ def evaluate(data: BenchData, encoder: Encoder) -> dict[str, Any]:
         results[name]["suggested_per_message"] = float(np.mean([len(r) for r in lists]))
         steps.update()
 
-    pairs = pair_scores(data, base, gold_vecs, gold_bank, bank_scores)
+    pairs = pair_scores(data, base, gold_vecs, gold, gold_bank, bank_scores)
     for name in METHODS:
-        results[name][f"1-of-{BATCH}"], scored = one_of_100(pairs[name], settings.seed)
+        results[name][f"1-of-{BATCH}"] = one_of_100(pairs[name], settings.seed)
     steps.update()
 
     best = np.array(
@@ -378,7 +324,7 @@ def evaluate(data: BenchData, encoder: Encoder) -> dict[str, Any]:
         "model": data.manifest.get("version"),
         "benchmark_examples": len(messages),
         "training_examples": len(data.train),
-        "one_of_100_messages": scored,
+        "one_of_100_messages": len(messages),
         "bank_size": len(model.bank),
         "response_set": data.manifest["training"]["response_set"],
         "match_threshold": threshold,
@@ -460,14 +406,56 @@ def print_report(name: str, report: dict[str, Any]) -> None:
         )
 
 
+def check_data(path: Path, provenance: Provenance, skip_invalid: bool) -> str | None:
+    """Read and validate a ``--data`` file before anything is trained, as it will be imported.
+
+    Args:
+        path: a JSONL or CSV file of message/reply[/niche][/provenance] rows.
+        provenance: of the rows without a ``provenance`` column (``--provenance``).
+        skip_invalid: whether invalid rows may be left out (``--skip-invalid``).
+
+    Returns:
+        None when the file can be imported, else why not, naming this command's own options
+        (core.ingest's errors name none).
+    """
+    try:
+        read_examples(path, provenance, skip_invalid)
+    except ImportFailed as exc:
+        return exc.with_hints("pass --skip-invalid")
+    except (FileRefused, NothingToImport) as exc:
+        return str(exc)
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="var/bench-quality", help="the demo's folder")
-    parser.add_argument("--data", type=Path, help="a JSONL/CSV file to import and measure too")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="a JSONL/CSV file of message/reply[/niche][/provenance] pairs to import and "
+        "measure too",
+    )
+    parser.add_argument(
+        "--provenance",
+        choices=[p.value for p in IMPORTABLE],
+        default=Provenance.HUMAN.value,
+        help="provenance of the --data rows without a 'provenance' column (default: human)",
+    )
+    parser.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="import the valid rows of --data and leave out the invalid ones",
+    )
     parser.add_argument("--out", default="docs/figures/quality.json")
     parser.add_argument("--plot", default="docs/figures/quality-triggering.png")
     args = parser.parse_args()
 
+    provenance = Provenance(args.provenance)
+    if args.data is not None:
+        refusal = check_data(args.data, provenance, args.skip_invalid)
+        if refusal:
+            parser.exit(2, f"{parser.prog}: error: {refusal}\n")
     folders: dict[str, tuple[Path, Path | None]] = {"demo": (Path(args.data_dir), None)}
     if args.data is not None:
         folders[args.data.name] = (Path(f"{args.data_dir}-{args.data.stem}"), args.data)
@@ -476,7 +464,7 @@ def main() -> None:
     encoder = Encoder.from_config(settings.encoder, settings.embedding_cache)
     reports: dict[str, dict[str, Any]] = {}
     for name, (folder, data_file) in folders.items():
-        data = prepare(name, folder, encoder, data_file)
+        data = prepare(name, folder, encoder, data_file, provenance, args.skip_invalid)
         reports[name] = evaluate(data, encoder)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

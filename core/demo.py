@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from core.ingest import ExampleIn
 from core.ingest import ImportReport
+from core.ingest import count_repeats
 from core.ingest import insert_examples
 from core.ingest import validate_row
 from core.provenance import Provenance
@@ -131,12 +132,14 @@ def load_with_traffic(
 def load_examples(session: Session, rows: Sequence[DemoRow], skip: set[int]) -> ImportReport:
     """Insert every row but those at the indices in ``skip`` as an example, with its source
     (core.ingest.insert_examples: a row already stored is a duplicate). Returns the counts:
-    added and duplicates."""
+    added, duplicates, and how many of those repeat an earlier row of ``rows`` (of any
+    source) rather than a pair stored before."""
     report = ImportReport()
     by_source: dict[str, list[ExampleIn]] = {}
     for i, (source, example) in enumerate(rows):
         if i not in skip:
             by_source.setdefault(source, []).append(example)
+    report.repeated = count_repeats(ex for examples in by_source.values() for ex in examples)
     for source, examples in by_source.items():
         added, duplicates = insert_examples(session, examples, source=source)
         report.added += added

@@ -49,6 +49,14 @@ SYNTHETIC_REFUSED = (
 )
 
 
+# A row without a provenance column in a batch given none. The words are the library's: each
+# caller (the command line, bench.quality, the API) adds how to give one with its own options.
+NO_PROVENANCE = (
+    "no provenance: give a 'provenance' column (human or human_selected) or one provenance "
+    "for the whole file"
+)
+
+
 class ImportFailed(Invalid):
     """A file or batch had invalid rows and nothing was imported."""
 
@@ -56,10 +64,30 @@ class ImportFailed(Invalid):
         self.errors = errors
         shown = "\n".join(f"  {e}" for e in errors[:20])
         more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
-        super().__init__(
-            f"{len(errors)} invalid row(s), nothing imported:\n{shown}{more}\n"
-            "Fix them, or pass --skip-invalid to import the valid rows only."
-        )
+        super().__init__(f"{len(errors)} invalid row(s), nothing imported:\n{shown}{more}")
+
+    @property
+    def missing_provenance(self) -> bool:
+        """Whether a row failed for want of a provenance (:data:`NO_PROVENANCE`): the
+        caller names its own way to give one for the whole file."""
+        return any(e.message == NO_PROVENANCE for e in self.errors)
+
+    def with_hints(self, skip: str, provenance: str | None = None) -> str:
+        """This refusal followed by what to do, in the caller's words for its own options.
+
+        Args:
+            skip: how to use the valid rows only, e.g. ``"pass --skip-invalid"``.
+            provenance: how to give one provenance for the whole file, e.g. ``"pass
+                --provenance human"``; None when the caller has no way (then not offered).
+
+        Returns:
+            The message, then one line per hint.
+        """
+        hints = []
+        if provenance and self.missing_provenance:
+            hints.append(f"Rows without a 'provenance' column: {provenance}.")
+        hints.append(f"Fix the rows, or {skip} to use the valid rows only.")
+        return "\n".join([str(self), *hints])
 
 
 class NothingToImport(Invalid):
@@ -96,13 +124,25 @@ class ExampleIn:
 
 @dataclass
 class ImportReport:
+    """What a load or an import stored, and what it skipped."""
+
     added: int = 0
+    # Rows not added because their pair (core.text.pair_hash) was stored already, or came
+    # earlier in the same load; ``repeated`` says how many were the latter.
     duplicates: int = 0
+    # Rows that repeat the pair of an earlier row of the same file or corpus (the chitchat
+    # corpus has 204): never stored twice, and not "already present" when the load began.
+    repeated: int = 0
     # Demo messages stored as incoming traffic (no reply).
     traffic: int = 0
     skipped: list[RowError] = field(default_factory=list)
     # What the reader did that the caller should know, e.g. extra columns it ignored.
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def already_present(self) -> int:
+        """Rows whose pair was stored before the load began."""
+        return self.duplicates - self.repeated
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -110,6 +150,17 @@ class ImportReport:
             "duplicates": self.duplicates,
             "skipped": [{"line": e.line, "error": e.message} for e in self.skipped],
         }
+
+
+def count_repeats(examples: Iterable[ExampleIn]) -> int:
+    """How many of ``examples`` have the pair (:func:`~core.text.pair_hash`) of an earlier
+    one: those an insert skips whatever the database holds."""
+    seen: set[str] = set()
+    total = 0
+    for example in examples:
+        total += 1
+        seen.add(pair_hash(example.message, example.reply))
+    return total - len(seen)
 
 
 def validate_row(raw: Mapping[str, Any], provenance: Provenance | None) -> ExampleIn:
@@ -136,10 +187,7 @@ def validate_row(raw: Mapping[str, Any], provenance: Provenance | None) -> Examp
             raise ValueError("provenance must be a string")
         provenance = Provenance.parse(row_provenance)
     if provenance is None:
-        raise ValueError(
-            "no provenance: give a 'provenance' column (human or human_selected) "
-            "or --provenance for the whole file"
-        )
+        raise ValueError(NO_PROVENANCE)
     if provenance not in IMPORTABLE:
         raise ValueError(SYNTHETIC_REFUSED)
     conversation = raw.get("conversation")
@@ -319,7 +367,11 @@ def import_file(
     read = read_examples(path, provenance, skip_invalid)
     added, duplicates = add_examples(session, read.valid, source=f"import:{path.name}")
     return ImportReport(
-        added=len(added), duplicates=duplicates, skipped=read.skipped, notes=read.notes
+        added=len(added),
+        duplicates=duplicates,
+        repeated=count_repeats(read.valid),
+        skipped=read.skipped,
+        notes=read.notes,
     )
 
 

@@ -220,6 +220,49 @@ class ReplyBlock(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class IntentAction(enum.StrEnum):
+    """What a reviewer did to the catalogue of intents (models.intent_edits)."""
+
+    # A new intent: its name, group, tone, stance and replies.
+    ADD = "add"
+    # One more reply for an intent.
+    ADD_REPLY = "add_reply"
+    RENAME = "rename"
+    DISABLE = "disable"
+    ENABLE = "enable"
+
+
+class IntentEdit(Base):
+    """One reviewer edit to the shipped catalogue of intents (models/catalogue.yaml).
+
+    The edits are an overlay, applied in order over the catalogue (models.intent_edits): the file
+    stays what ships with the code, and every change is who did what, when and why. Rows are
+    only ever added (a disabled intent is re-enabled by another edit), so the count of rows
+    tells every web process that something changed. ``intent`` is the intent's name when the
+    edit was made (a later rename does not rewrite it).
+    """
+
+    __tablename__ = "intent_edits"
+    __table_args__ = (
+        CheckConstraint(f"action IN ({_values(IntentAction)})", name="ck_intent_edits_action"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action: Mapped[str] = mapped_column(String(16))
+    intent: Mapped[str] = mapped_column(String(100))
+    # rename: the new name.
+    new_name: Mapped[str | None] = mapped_column(String(100), default=None)
+    # add: the new intent's group, tone and stance (None: it answers no question).
+    intent_group: Mapped[str | None] = mapped_column(String(100), default=None)
+    tone: Mapped[str | None] = mapped_column(String(16), default=None)
+    stance: Mapped[str | None] = mapped_column(String(8), default=None)
+    # add: the new intent's replies; add_reply: the one reply added.
+    replies: Mapped[list[str]] = mapped_column(JSON, default=list)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class AuditEntry(Base):
     """Append-only: the database refuses UPDATE and DELETE on this table."""
 

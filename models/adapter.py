@@ -21,7 +21,8 @@ class AdapterConfig:
     """How the adapter is trained (models/adapter_training.py).
 
     Args:
-        epochs: passes over the training pairs.
+        epochs: passes over the training pairs: the longest checkpoint; training keeps
+            shorter ones and may choose any (0: the identity), models.selection.
         batch_size: pairs per step; the other replies of a batch are each pair's negatives.
         learning_rate: AdamW's step size.
         temperature: the in-batch softmax's temperature (cosines are divided by it).

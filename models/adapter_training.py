@@ -8,6 +8,9 @@ are computed once and cached.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torch import nn
@@ -35,7 +38,7 @@ def train_adapter(
     config: AdapterConfig,
     start: Adapter | None = None,
 ) -> tuple[Adapter, list[float]]:
-    """Train the adapter; return it and the mean loss of each epoch.
+    """Train the adapter for ``config.epochs``; return it and the mean loss of each epoch.
 
     Args:
         messages: (n, d) normalised message embeddings.
@@ -45,6 +48,41 @@ def train_adapter(
         weights: (n,) training weight of each pair (for example favouring rare niches).
         start: weights to continue from (a candidate starts from production's).
     """
+    snapshots, losses = train_adapter_checkpoints(
+        messages, replies, reply_ids, weights, config, (config.epochs,), start
+    )
+    return snapshots[-1][1], losses
+
+
+def train_adapter_checkpoints(
+    messages: np.ndarray,
+    replies: np.ndarray,
+    reply_ids: np.ndarray,
+    weights: np.ndarray,
+    config: AdapterConfig,
+    checkpoints: Sequence[int],
+    start: Adapter | None = None,
+) -> tuple[list[tuple[int, Adapter]], list[float]]:
+    """Train the adapter once for ``config.epochs`` and keep a copy of it after each epoch
+    count in ``checkpoints``: one run gives every candidate of models.selection, at the cost
+    of the longest.
+
+    Args:
+        messages, replies, reply_ids, weights, start: as :func:`train_adapter`.
+        checkpoints: epoch counts to keep, each in [0, config.epochs]; 0 is the start (the
+            identity map, or ``start``). Counts above ``config.epochs`` are left out.
+
+    Returns:
+        ([(epochs, adapter), ...] in increasing epochs, one per distinct checkpoint kept;
+        the mean loss of each epoch). With one training pair or none nothing is trained, and
+        every checkpoint is the start.
+
+    Raises:
+        ValueError: no checkpoint in [0, config.epochs].
+    """
+    kept = sorted({c for c in checkpoints if 0 <= c <= config.epochs})
+    if not kept:
+        raise ValueError(f"no checkpoint in [0, {config.epochs}] among {list(checkpoints)}")
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
     dim = messages.shape[1]
@@ -60,22 +98,35 @@ def train_adapter(
     y = torch.from_numpy(replies.astype(np.float32))
     ids = torch.from_numpy(reply_ids.astype(np.int64))
     w = torch.from_numpy(weights.astype(np.float32))
-    losses: list[float] = []
+    snapshots: list[tuple[int, Adapter]] = []
+
+    def keep(epochs: int) -> None:
+        if epochs in kept:
+            snapshots.append((epochs, _snapshot(module)))
+
+    keep(0)
     # One intra-op thread: a step is a 128 x 384 by 384 x 384 product, too small to share, and
     # threads waiting on each other made training 11x slower on two busy cores (30 epochs of
     # the demo: minutes instead of seconds, docs/benchmarks.md "collapse experiment").
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        losses = _epochs(module, optimiser, x, y, ids, w, config, generator)
+        losses = _epochs(module, optimiser, x, y, ids, w, config, generator, keep)
     finally:
         torch.set_num_threads(threads)
+    # Too few pairs to train: every checkpoint is the start.
+    done = {epochs for epochs, _ in snapshots}
+    snapshots += [(c, _snapshot(module)) for c in kept if c not in done]
+    return snapshots, losses
+
+
+def _snapshot(module: _Residual) -> Adapter:
+    """The module's weights now, copied into a numpy :class:`Adapter`."""
     with torch.no_grad():
-        adapter = Adapter(
+        return Adapter(
             module.linear.weight.detach().numpy().copy(),
             module.linear.bias.detach().numpy().copy(),
         )
-    return adapter, losses
 
 
 def _epochs(
@@ -87,8 +138,10 @@ def _epochs(
     w: torch.Tensor,
     config: AdapterConfig,
     generator: torch.Generator,
+    after_epoch: Callable[[int], None] = lambda epochs: None,
 ) -> list[float]:
-    """Train ``module`` in place; return the mean loss of each epoch."""
+    """Train ``module`` in place, calling ``after_epoch(epochs done)`` after each epoch;
+    return the mean loss of each epoch."""
     n = len(x)
     losses: list[float] = []
     for _ in range(config.epochs if n > 1 else 0):
@@ -112,4 +165,5 @@ def _epochs(
             total += float(loss.detach()) * len(batch)
             seen += len(batch)
         losses.append(total / max(seen, 1))
+        after_epoch(len(losses))
     return losses

@@ -116,11 +116,17 @@ def load_model(
     try:
         adapter_arrays = np.load(directory / "adapter.npz")
         bank_meta = json.loads((directory / "bank.json").read_text())
+        # Models written before intents existed: each reply its own unnamed cluster, tone
+        # unknown, source mined (models.bank.ResponseBank).
         bank = ResponseBank(
             texts=bank_meta["texts"],
             niches=bank_meta["niches"],
             counts=np.load(directory / "bank_counts.npy"),
             prior=np.load(directory / "bank_prior.npy"),
+            intents=bank_meta.get("intents", []),
+            tones=bank_meta.get("tones", []),
+            stances=bank_meta.get("stances", []),
+            sources=bank_meta.get("sources", []),
         )
         model = SuggestionModel(
             encoder=encoder,
@@ -143,9 +149,42 @@ def load_model(
     return model, manifest
 
 
+def read_bank(directory: Path, expected_checksum: str | None = None) -> ResponseBank:
+    """The response bank of a verified artifact, without its encoder or indexes (for listing
+    it: ``replyguard bank list``).
+
+    Reads the optional per-reply ``intents``, ``tones`` and ``sources`` of ``bank.json``
+    where the artifact has them (None where it does not).
+
+    Raises:
+        ArtifactError: the artifact is missing, partial, corrupt or unreadable.
+    """
+    verify(directory, expected_checksum)
+    try:
+        meta = json.loads((directory / "bank.json").read_text())
+        return ResponseBank(
+            texts=meta["texts"],
+            niches=meta["niches"],
+            counts=np.load(directory / "bank_counts.npy"),
+            prior=np.load(directory / "bank_prior.npy"),
+            intents=meta.get("intents"),
+            tones=meta.get("tones"),
+            sources=meta.get("sources"),
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        raise ArtifactError(f"{directory}: cannot be loaded ({exc})") from None
+
+
 def _write_files(model: SuggestionModel, directory: Path) -> None:
     np.savez(directory / "adapter.npz", weight=model.adapter.weight, bias=model.adapter.bias)
-    bank = {"texts": model.bank.texts, "niches": model.bank.niches}
+    bank = {
+        "texts": model.bank.texts,
+        "niches": model.bank.niches,
+        "intents": model.bank.intents,
+        "tones": model.bank.tones,
+        "stances": model.bank.stances,
+        "sources": model.bank.sources,
+    }
     (directory / "bank.json").write_text(json.dumps(bank, ensure_ascii=False))
     np.save(directory / "bank_counts.npy", model.bank.counts)
     np.save(directory / "bank_prior.npy", model.bank.prior)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from tqdm import tqdm
 
 from core.backup import DATA_FOLDERS
 from core.backup import DATABASE_FILES
@@ -34,6 +33,8 @@ from core.backup import verify_files
 from core.backup import write_manifest
 from core.db import Database
 from core.files import fsync_path
+from core.progress import BYTES
+from core.progress import Progress
 from core.schema import Generation
 from core.schema import GenerationStatus
 from core.settings import CoreSettings
@@ -63,7 +64,8 @@ def backup(settings: CoreSettings, target: Path, show_progress: bool = False) ->
             (ref, path) for ref, folder in sources for path in sorted(folder.iterdir())
         ]
         size = database.stat().st_size + sum(path.stat().st_size for _, path in files_to_copy)
-        with _bar(size, "backup", show_progress) as bar:
+        label = f"backup: copying the database and {len(sources)} model artifacts"
+        with _bar(size, label, show_progress) as bar:
             files = {database.name: file_entry(database, bar.update)}
             for ref, path in files_to_copy:
                 name = f"{ref.path}/{path.name}"
@@ -111,7 +113,7 @@ def restore(
     database, or when the target holds data and ``force`` is False (the message lists it).
     """
     manifest = read_manifest(source, settings)
-    with _bar(total_size(manifest), "verify", show_progress) as bar:
+    with _bar(total_size(manifest), "restore: checking the backup's files", show_progress) as bar:
         verify_files(source, manifest, bar.update)
     artifacts: dict[str, Any] = manifest["artifacts"]
     for version, entry in artifacts.items():
@@ -151,7 +153,7 @@ def _stage_artifacts(
     names = [n for n in manifest["files"] if n.startswith("models/")]
     size = sum(int(manifest["files"][n]["size"]) for n in names)
     (staging / "models").mkdir()
-    with _bar(size, "artifacts", show_progress) as bar:
+    with _bar(size, "restore: copying the backup's model artifacts", show_progress) as bar:
         for name in names:
             copy_file(source / name, staging / name, bar.update)
     for version, entry in manifest["artifacts"].items():
@@ -217,7 +219,7 @@ def _artifact_source(settings: CoreSettings, version: str, path: str) -> Path:
     return folder
 
 
-def _bar(total: int, what: str, show: bool) -> tqdm:  # type: ignore[type-arg]
-    return tqdm(
-        total=total, desc=what, unit="B", unit_scale=True, unit_divisor=1024, disable=not show
-    )
+def _bar(total: int, label: str, show: bool) -> Progress:
+    """The console line of one copy or check, in bytes (core.progress: a bar on a terminal,
+    plain lines in a file)."""
+    return Progress(label, total, BYTES, show=show)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from core.progress import Progress
 from core.text import text_hash
 from models.onnx_encoder import OnnxModelError
 from models.onnx_encoder import OnnxTextEncoder
@@ -181,8 +183,18 @@ class Encoder:
             threads=config.threads or (1 if serving else 0),
         )
 
-    def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
-        """Return one normalised row per text; each distinct text is encoded at most once."""
+    def encode(
+        self, texts: Sequence[str], show_progress: bool = False, what: str = "texts"
+    ) -> np.ndarray:
+        """Return one normalised row per text; each distinct text is encoded at most once.
+
+        Args:
+            texts: the texts, in the order of the rows returned.
+            show_progress: a progress line on the console (core.progress) while texts the
+                caches do not hold are encoded; the command line's, never a server's.
+            what: what the texts are, for that line: "encoding 3,085 replies of the training
+                set" for ``what="replies of the training set"``.
+        """
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         hashes = [text_hash(t) for t in texts]
@@ -196,7 +208,11 @@ class Encoder:
         if missing:
             text_of = dict(zip(hashes, texts, strict=True))
             fresh_texts = [text_of[h] for h in missing]
-            fresh = self.model.encode(fresh_texts, self.batch_size, show_progress)
+            if show_progress:
+                with _encoding_progress(len(fresh_texts), len(vectors), what) as bar:
+                    fresh = self.model.encode(fresh_texts, self.batch_size, bar.update)
+            else:
+                fresh = self.model.encode(fresh_texts, self.batch_size)
             self.encoded_count += len(fresh_texts)
             new = dict(zip(missing, fresh, strict=True))
             vectors.update(new)
@@ -229,7 +245,7 @@ class Encoder:
 class SentenceTransformerBackend:
     """The PyTorch backend: a sentence-transformers model behind the interface of
     :class:`models.onnx_encoder.OnnxTextEncoder` (``dim``; ``encode(texts, batch_size,
-    show_progress)`` -> (n, dim) float32, unit rows)."""
+    done)`` -> (n, dim) float32, unit rows)."""
 
     def __init__(self, model: Any) -> None:
         self.model = model
@@ -239,18 +255,46 @@ class SentenceTransformerBackend:
         self.dim = int(dim)
 
     def encode(
-        self, texts: Sequence[str], batch_size: int, show_progress: bool = False
+        self, texts: Sequence[str], batch_size: int, done: Callable[[int], None] | None = None
     ) -> np.ndarray:
+        """As :meth:`models.onnx_encoder.OnnxTextEncoder.encode`. With ``done``, the texts
+        go to sentence-transformers :data:`PROGRESS_CHUNK` batches at a time (it reports
+        no progress of its own that we could label), longest first as it orders them."""
+        if done is None:
+            return self._encode(texts, batch_size)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        step = batch_size * PROGRESS_CHUNK
+        for start in range(0, len(order), step):
+            rows = order[start : start + step]
+            out[rows] = self._encode([texts[i] for i in rows], batch_size)
+            done(len(rows))
+        return out
+
+    def _encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         return np.asarray(
             self.model.encode(
                 list(texts),
                 batch_size=batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
-                show_progress_bar=show_progress,
+                show_progress_bar=False,
             ),
             dtype=np.float32,
         )
+
+
+# Batches per call to sentence-transformers when progress is shown: a line per call.
+PROGRESS_CHUNK = 8
+
+
+def _encoding_progress(count: int, cached: int, what: str) -> Progress:
+    """The console line of one :meth:`Encoder.encode`: ``count`` texts to encode, ``cached``
+    more found in the caches."""
+    label = f"encoding {count:,} {what}"
+    if cached:
+        label += f" ({cached:,} more from the cache)"
+    return Progress(label, count, "texts")
 
 
 def _load(path: Path, backend: str, threads: int) -> SentenceTransformerBackend | OnnxTextEncoder:
@@ -258,6 +302,10 @@ def _load(path: Path, backend: str, threads: int) -> SentenceTransformerBackend 
         import torch
         from sentence_transformers import SentenceTransformer
 
+        from core.logs import adopt_transformers_logging
+
+        # transformers, just imported, writes to standard error unless told otherwise.
+        adopt_transformers_logging()
         if threads:
             torch.set_num_threads(threads)
         return SentenceTransformerBackend(

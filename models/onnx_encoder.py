@@ -12,6 +12,7 @@ sentence-transformers' ONNX backend to cosine 0.9999999 for the int8 file
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -64,22 +65,20 @@ class OnnxTextEncoder:
         self.dim = int(self.session.get_outputs()[0].shape[-1])
 
     def encode(
-        self, texts: Sequence[str], batch_size: int, show_progress: bool = False
+        self, texts: Sequence[str], batch_size: int, done: Callable[[int], None] | None = None
     ) -> np.ndarray:
         """(len(texts), dim) float32, unit rows, in the order of ``texts``.
 
         Texts are batched longest first (as sentence-transformers does), so a batch pads to
-        texts of similar length."""
+        texts of similar length. ``done``, if given, is called with the number of texts of
+        each batch once it is encoded (the caller's progress line)."""
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        starts = range(0, len(order), batch_size)
-        if show_progress:
-            from tqdm import tqdm
-
-            starts = tqdm(starts, desc="Batches")  # type: ignore[assignment]
-        for start in starts:
+        for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             out[rows] = self._batch([texts[i] for i in rows])
+            if done is not None:
+                done(len(rows))
         return out
 
     def _batch(self, texts: list[str]) -> np.ndarray:

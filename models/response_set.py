@@ -18,9 +18,19 @@ order and each counted when it removes a reply:
    one API key's feedback is one conversation (core.schema.Example.conversation), so no
    single client can lift a reply over the threshold, however often it sends it.
 
-Each cluster is served as one canonical text, its member written in the most conversations,
-with the cluster's support as its prior. Curated replies (added by a reviewer) skip rule 5
-but not rules 1-4.
+Each cluster is served as one canonical text, its member written in the most conversations.
+Curated replies (added by a reviewer) skip rule 5 but not rules 1-4.
+
+The response set is organised by intent (Kannan et al. 2016, sections 4-5; docs/DESIGN):
+every reply served has an intent, a tone and a source. The starter catalogue's replies
+(models/catalogue.yaml) that pass rules 1-4 are served as they are (source ``catalogue``),
+and a training row whose reply is one of them up to case and punctuation belongs to it. A
+mined or curated reply joins a catalogue intent by propagation over the reply graph
+(models.intents, measured in docs/benchmarks.md "Intent propagation"), taking its tone and
+stance; the others form unnamed clusters (``unnamed-<hash>``, tone unknown) that the report
+lists for a reviewer to name. A reply's prior is its intent's: log(1 + the conversations
+that wrote any of its replies), scaled to [0, 1], at least the support threshold's (the
+modest prior of a catalogue intent no row wrote).
 
 Defaults, measured on the chitchat demo corpus (131,569 reply turns, docs/benchmarks.md):
 among the replies written in at least three conversations, 99% are at most 31 characters
@@ -43,6 +53,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
+from typing import TYPE_CHECKING
 from typing import Any
 
 import faiss
@@ -51,12 +62,33 @@ import numpy as np
 from core.content import is_sensitive
 from core.content import looks_like_code
 from core.content import personal_data
+from core.ingest import DEFAULT_NICHE
 from core.text import normalize
+from models.bank import UNKNOWN_TONE
 from models.bank import ResponseBank
+from models.bank import Source
+from models.intents import PropagationConfig
+from models.intents import propagate
+from models.intents import unnamed_name
+
+if TYPE_CHECKING:
+    # models.catalogue imports this module (its rules check the catalogue's replies).
+    from models.catalogue import Catalogue
+    from models.catalogue import Intent
 
 # At or above this encoder cosine two replies say the same thing (module docstring): the
 # response set's clusters and the suggester's diversity ceiling (models.suggester), one value.
 SAME_MEANING = 0.85
+# Replies of no catalogue intent at or above this cosine to an unnamed cluster's leader are
+# one unnamed cluster (one intent in a list): between "yes"/"no" (0.70), which must stay
+# apart, and the same reply at two times, "see you at 7"/"see you at 8" (0.79), which one
+# list need not show twice. Chosen between those measured pairs, not tuned.
+UNNAMED_CLUSTER = 0.75
+# A training row whose reply is not served votes for the nearest catalogue reply at or above
+# this cosine: the nearest-seed rule's precision there is 0.978 on tests/data/intent_check.tsv
+# (docs/benchmarks.md "Intent propagation"; at 0.70 it is 0.937, and sampled chitchat rows
+# showed opposite stances such as "Yeah hopefully" -> "Hopefully not").
+ROW_INTENT = 0.75
 
 
 class Rule(enum.StrEnum):
@@ -139,6 +171,17 @@ class ResponseSetReport:
         clusters: meaning clusters among the replies that passed rules 1-4.
         served: replies in the response set (canonical texts), curated ones included.
         curated: curated replies served; ``curated_refused`` maps a refused one to its rule.
+        catalogue: catalogue replies served; ``catalogue_refused`` maps a catalogue reply
+            that rules 1-4 refuse (a block) to its rule.
+        mined: mined replies served; ``joined`` of them (and of the curated ones not in the
+            catalogue) joined a catalogue intent by propagation (models.intents).
+        intents: catalogue intents with at least one served reply.
+        rows_joined: training rows whose reply is not served that vote for the nearest
+            catalogue reply (:func:`_rows_to_catalogue`).
+        unnamed: the unnamed clusters, for a reviewer to name: each a dict with ``intent``
+            (its ``unnamed-<hash>`` name), ``replies`` (its texts, the leader first),
+            ``support`` (the leader's) and ``nearest`` (the catalogue intent it came closest
+            to joining, and that mass), most supported first.
     """
 
     replies: int = 0
@@ -147,6 +190,13 @@ class ResponseSetReport:
     served: int = 0
     curated: int = 0
     curated_refused: dict[str, str] = field(default_factory=dict)
+    catalogue: int = 0
+    catalogue_refused: dict[str, str] = field(default_factory=dict)
+    mined: int = 0
+    joined: int = 0
+    intents: int = 0
+    unnamed: list[dict[str, Any]] = field(default_factory=list)
+    rows_joined: int = 0
     config: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -157,6 +207,13 @@ class ResponseSetReport:
             "served": self.served,
             "curated": self.curated,
             "curated_refused": dict(self.curated_refused),
+            "catalogue": self.catalogue,
+            "catalogue_refused": dict(self.catalogue_refused),
+            "mined": self.mined,
+            "joined": self.joined,
+            "intents": self.intents,
+            "unnamed": [dict(u) for u in self.unnamed],
+            "rows_joined": self.rows_joined,
             "config": dict(self.config),
         }
 
@@ -229,6 +286,24 @@ class _Group:
         return min(self.texts, key=lambda t: (-len(self.texts[t]), len(t), t))
 
 
+@dataclass
+class _Entry:
+    """One reply of the bank being built."""
+
+    text: str
+    niches: list[str]
+    count: float
+    source: Source
+    # (d,) float32, unit norm: the reply's encoder embedding.
+    vector: np.ndarray
+    intent: str | None = None
+    tone: str = UNKNOWN_TONE
+    stance: str | None = None
+    # The conversations that wrote it (a catalogue reply: those that wrote it word for word,
+    # maybe none; a curated one: the support threshold).
+    support: float = 0.0
+
+
 def build_response_set(
     replies: Sequence[str],
     embeddings: np.ndarray,
@@ -239,8 +314,10 @@ def build_response_set(
     curation: Curation,
     encode: Callable[[list[str]], np.ndarray],
     inherited: Sequence[str] = (),
+    catalogue: Catalogue | None = None,
+    propagation: PropagationConfig | None = None,
 ) -> ResponseSet:
-    """Build the response set from training rows.
+    """Build the response set from training rows and the catalogue, organised by intent.
 
     Args:
         replies: (n,) each training row's reply.
@@ -252,18 +329,28 @@ def build_response_set(
             user merely tapped can make a reply "written by many".
         config: the rules' parameters.
         curation: curated replies and blocks.
-        encode: embeds curated texts: list of str -> (k, d) float32 unit rows.
+        encode: embeds catalogue and curated texts: list of str -> (k, d) float32 unit rows
+            (called once for the catalogue and once for new curated replies).
         inherited: the parent model's served replies. A cluster holding one of them stays
             served below ``min_support`` (rules 1-4 still apply, so a new block removes it):
             what was vetted once stays vetted, and a generation whose rows a model wrote
             (the collapse experiment's ``replace``) keeps the set it was built on, "the
             response set held as it is". With human data accumulating, support never falls,
             so in the production pipeline this changes nothing.
+        catalogue: the starter catalogue of intents (models.catalogue). Every catalogue
+            reply that passes rules 1-4 is served (source ``catalogue``) with the support
+            threshold as its count, a modest prior, or the support of the rows that wrote it
+            when that is more; a training row whose reply is a catalogue reply up to case
+            and punctuation votes for it. Mined and new curated replies join its intents by
+            propagation (models.intents). None: no catalogue, every reply unnamed.
+        propagation: the propagation's graph and threshold (None: its defaults).
 
     Returns:
-        The response set; its report counts what each rule removed.
+        The response set; its report counts what each rule removed and lists the unnamed
+        clusters.
     """
-    report = ResponseSetReport(config=asdict(config))
+    propagation = propagation or PropagationConfig()
+    report = ResponseSetReport(config={**asdict(config), "propagation": asdict(propagation)})
     verdicts: dict[str, Rule | None] = {}
     groups: dict[str, _Group] = {}
     row_keys: list[str | None] = []
@@ -291,7 +378,13 @@ def build_response_set(
         row_keys.append(key)
     report.replies = len(verdicts)
 
-    keys = sorted(groups, key=lambda k: (-len(groups[k].conversations), k))
+    entries: list[_Entry] = []
+    bank_id_of_key: dict[str, int] = {}
+    seeds = _catalogue_entries(catalogue, config, curation, report, groups, encode)
+    # Rows that wrote a catalogue reply belong to it, not to a mined cluster.
+    mined_keys = [k for k in groups if k not in seeds]
+
+    keys = sorted(mined_keys, key=lambda k: (-len(groups[k].conversations), k))
     leaders = _cluster(
         embeddings[[groups[k].first_row for k in keys]] if keys else embeddings[:0],
         config.cluster_threshold,
@@ -301,11 +394,6 @@ def build_response_set(
         clusters.setdefault(int(leader), []).append(key)
     report.clusters = len(clusters)
 
-    texts: list[str] = []
-    bank_niches: list[list[str]] = []
-    counts: list[float] = []
-    vectors: list[np.ndarray] = []
-    bank_id_of_key: dict[str, int] = {}
     vetted = {surface_key(t) for t in inherited}
     for members in clusters.values():
         support: set[str] = set()
@@ -317,30 +405,129 @@ def build_response_set(
         # The canonical text: the member text written in the most conversations.
         best_key = min(members, key=lambda k: (-len(groups[k].texts[groups[k].canonical()]), k))
         best = groups[best_key]
-        bank_id = len(texts)
-        texts.append(best.canonical())
-        bank_niches.append(sorted({n for k in members for n in groups[k].niches}))
-        counts.append(float(len(support)))
-        vectors.append(embeddings[best.first_row])
         for key in members:
-            bank_id_of_key[key] = bank_id
+            bank_id_of_key[key] = len(entries)
+        entries.append(
+            _Entry(
+                best.canonical(),
+                sorted({n for k in members for n in groups[k].niches}),
+                float(len(support)),
+                Source.MINED,
+                embeddings[best.first_row],
+                support=float(len(support)),
+            )
+        )
+    report.mined = len(entries)
+    for key, entry in seeds.items():
+        bank_id_of_key[key] = len(entries)
+        entries.append(entry)
+    report.catalogue = len(seeds)
 
-    _add_curated(
-        curation, config, report, encode, texts, bank_niches, counts, vectors, bank_id_of_key
-    )
+    _add_curated(curation, config, report, encode, entries, bank_id_of_key)
+    _name_intents(entries, catalogue, propagation, report)
 
     row_ids = np.asarray(
         [bank_id_of_key.get(k, -1) if k is not None else -1 for k in row_keys], dtype=np.int64
     )
-    count_array = np.asarray(counts, dtype=np.float32)
-    log_counts = np.log1p(count_array)
-    prior = (log_counts / max(float(log_counts.max(initial=0.0)), 1e-12)).astype(np.float32)
+    report.rows_joined = _rows_to_catalogue(row_ids, embeddings, entries)
+    count_array = np.asarray([e.count for e in entries], dtype=np.float32)
+    prior = _intent_prior(entries, config.min_support)
     dim = embeddings.shape[1]
+    vectors = [e.vector for e in entries]
     matrix = np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, dim), np.float32)
-    report.served = len(texts)
-    return ResponseSet(
-        ResponseBank(texts, bank_niches, count_array, prior), matrix, row_ids, report
+    report.served = len(entries)
+    bank = ResponseBank(
+        [e.text for e in entries],
+        [e.niches for e in entries],
+        count_array,
+        prior,
+        intents=[e.intent or "" for e in entries],
+        tones=[e.tone for e in entries],
+        stances=[e.stance for e in entries],
+        sources=[e.source.value for e in entries],
     )
+    return ResponseSet(bank, matrix, row_ids, report)
+
+
+def _rows_to_catalogue(row_ids: np.ndarray, embeddings: np.ndarray, entries: list[_Entry]) -> int:
+    """Rows whose reply is not served vote for the catalogue reply nearest to it when their
+    cosine is at least :data:`ROW_INTENT`: their message then counts in the
+    nearest-message signal for that reply's intent ("i'm so sorry to hear about your mom"
+    for "So sorry to hear that"). Only the catalogue's text is ever shown, so no one's words
+    reach anyone else. Changes ``row_ids`` in place; returns how many rows it joined.
+
+    Args:
+        row_ids: (n,) int64, -1 for a row not in the response set.
+        embeddings: (n, d) float32 unit rows: each row's reply.
+        entries: the bank being built.
+    """
+    catalogue_ids = np.asarray(
+        [i for i, e in enumerate(entries) if e.source == Source.CATALOGUE], dtype=np.int64
+    )
+    unmatched = np.flatnonzero(row_ids == -1)
+    if not len(catalogue_ids) or not len(unmatched):
+        return 0
+    index = faiss.IndexFlatIP(embeddings.shape[1])
+    index.add(np.ascontiguousarray(np.vstack([entries[i].vector for i in catalogue_ids])))
+    sims, found = index.search(np.ascontiguousarray(embeddings[unmatched], dtype=np.float32), 1)
+    near = sims[:, 0] >= ROW_INTENT
+    row_ids[unmatched[near]] = catalogue_ids[found[near, 0]]
+    return int(near.sum())
+
+
+def _intent_prior(entries: list[_Entry], floor: int) -> np.ndarray:
+    """(m,) float32 in [0, 1]: each reply's prior is its intent's, log(1 + support) scaled
+    to [0, 1], where an intent's support is the conversations that wrote any of its
+    replies (at least ``floor``, the support threshold: a catalogue intent no row wrote
+    gets that modest prior). Replies of one meaning share one prior, so which of them is
+    shown is the signals' choice, not their popularity's (docs/DESIGN: "top-N candidates
+    by score (+ the intent's prior)")."""
+    support: dict[str, float] = {}
+    for entry in entries:
+        key = entry.intent or ""
+        support[key] = support.get(key, 0.0) + entry.support
+    logs = np.log1p(np.asarray([max(support[e.intent or ""], floor) for e in entries]))
+    return (logs / max(float(logs.max(initial=0.0)), 1e-12)).astype(np.float32)
+
+
+def _catalogue_entries(
+    catalogue: Catalogue | None,
+    config: ResponseSetConfig,
+    curation: Curation,
+    report: ResponseSetReport,
+    groups: dict[str, _Group],
+    encode: Callable[[list[str]], np.ndarray],
+) -> dict[str, _Entry]:
+    """The catalogue's replies that pass rules 1-4, by surface key, encoded in one call; a
+    reply the rows wrote takes their support (when above the threshold) and niches."""
+    if catalogue is None:
+        return {}
+    chosen: dict[str, tuple[Intent, str]] = {}
+    for intent, reply in catalogue.replies():
+        rule = refusal(reply, config, curation)
+        if rule is not None:
+            report.catalogue_refused[reply] = rule.value
+            continue
+        chosen.setdefault(surface_key(reply), (intent, reply))
+    if not chosen:
+        return {}
+    vectors = encode([reply for _, reply in chosen.values()])
+    entries = {}
+    for (key, (intent, reply)), vector in zip(chosen.items(), vectors, strict=True):
+        group = groups.get(key)
+        support = len(group.conversations) if group else 0
+        entries[key] = _Entry(
+            reply,
+            sorted(group.niches) if group else [DEFAULT_NICHE],
+            float(max(support, config.min_support)),
+            Source.CATALOGUE,
+            vector,
+            intent.name,
+            intent.tone.value,
+            intent.stance.value if intent.stance else None,
+            float(support),
+        )
+    return entries
 
 
 def _add_curated(
@@ -348,15 +535,12 @@ def _add_curated(
     config: ResponseSetConfig,
     report: ResponseSetReport,
     encode: Callable[[list[str]], np.ndarray],
-    texts: list[str],
-    niches: list[list[str]],
-    counts: list[float],
-    vectors: list[np.ndarray],
+    entries: list[_Entry],
     bank_id_of_key: dict[str, int],
 ) -> None:
     """Curated replies join the bank as written (replacing a served text of the same
-    surface form), with the support threshold as their count: a prior no higher than a
-    reply many people wrote."""
+    surface form, whose intent they keep), with the support threshold as their count: a
+    prior no higher than a reply many people wrote."""
     fresh: list[CuratedReply] = []
     for item in curation.curated:
         rule = refusal(item.text, config, curation)
@@ -365,10 +549,11 @@ def _add_curated(
             continue
         key = surface_key(item.text)
         if key in bank_id_of_key:
-            bank_id = bank_id_of_key[key]
-            texts[bank_id] = item.text
-            if item.niche not in niches[bank_id]:
-                niches[bank_id].append(item.niche)
+            entry = entries[bank_id_of_key[key]]
+            entry.text = item.text
+            entry.source = Source.CURATED
+            if item.niche not in entry.niches:
+                entry.niches.append(item.niche)
         else:
             fresh.append(item)
             bank_id_of_key[key] = -2  # placeholder until its vector is encoded
@@ -377,11 +562,85 @@ def _add_curated(
         return
     encoded = encode([c.text for c in fresh])
     for item, vector in zip(fresh, encoded, strict=True):
-        bank_id_of_key[surface_key(item.text)] = len(texts)
-        texts.append(item.text)
-        niches.append([item.niche])
-        counts.append(float(config.min_support))
-        vectors.append(vector)
+        bank_id_of_key[surface_key(item.text)] = len(entries)
+        entries.append(
+            _Entry(
+                item.text,
+                [item.niche],
+                float(config.min_support),
+                Source.CURATED,
+                vector,
+                support=float(config.min_support),
+            )
+        )
+
+
+def _name_intents(
+    entries: list[_Entry],
+    catalogue: Catalogue | None,
+    propagation: PropagationConfig,
+    report: ResponseSetReport,
+) -> None:
+    """Give every entry without an intent (mined, new curated) one: the catalogue intent
+    propagation joins it to (with that intent's tone and stance), or an unnamed cluster.
+
+    The unnamed ones are clustered among themselves (leader clustering, most supported
+    first, at :data:`UNNAMED_CLUSTER` cosine) so that a list never shows two of one
+    meaning the catalogue does not know, and a reviewer names each cluster once.
+    """
+    open_ids = [i for i, e in enumerate(entries) if e.intent is None]
+    if not open_ids:
+        report.intents = len({e.intent for e in entries if e.intent})
+        return
+    open_vectors = np.vstack([entries[i].vector for i in open_ids]).astype(np.float32)
+    seed_ids = [i for i, e in enumerate(entries) if e.source == Source.CATALOGUE or e.intent]
+    names = list(catalogue.names()) if catalogue is not None else []
+    index = {name: i for i, name in enumerate(names)}
+    seed_ids = [i for i in seed_ids if entries[i].intent in index]
+    found = propagate(
+        np.vstack([entries[i].vector for i in seed_ids]).astype(np.float32)
+        if seed_ids
+        else np.zeros((0, open_vectors.shape[1]), np.float32),
+        np.asarray([index[entries[i].intent or ""] for i in seed_ids], dtype=np.int64),
+        len(names),
+        open_vectors,
+        propagation,
+    )
+    unnamed: list[int] = []
+    for position, (entry_id, label) in enumerate(zip(open_ids, found.labels.tolist(), strict=True)):
+        entry = entries[entry_id]
+        if label >= 0 and catalogue is not None:
+            intent = catalogue[names[label]]
+            entry.intent = intent.name
+            entry.tone = intent.tone.value
+            entry.stance = intent.stance.value if intent.stance else None
+            report.joined += 1
+        else:
+            unnamed.append(position)
+    order = sorted(unnamed, key=lambda p: (-entries[open_ids[p]].count, open_ids[p]))
+    leaders = _cluster(open_vectors[order], UNNAMED_CLUSTER) if order else np.zeros(0, np.int64)
+    members: dict[int, list[int]] = {}
+    for position, leader in zip(order, leaders.tolist(), strict=True):
+        members.setdefault(order[leader], []).append(position)
+    for leader, cluster in members.items():
+        leader_entry = entries[open_ids[leader]]
+        name = unnamed_name(surface_key(leader_entry.text))
+        for position in cluster:
+            entries[open_ids[position]].intent = name
+        best = int(found.best[leader])
+        report.unnamed.append(
+            {
+                "intent": name,
+                "replies": [entries[open_ids[p]].text for p in cluster],
+                "support": leader_entry.count,
+                "nearest": (
+                    {"intent": names[best], "mass": round(float(found.mass[leader]), 3)}
+                    if best >= 0
+                    else None
+                ),
+            }
+        )
+    report.intents = len({e.intent for e in entries if e.intent in index})
 
 
 def _cluster(vectors: np.ndarray, threshold: float, batch: int = 1024) -> np.ndarray:

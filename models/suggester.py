@@ -25,12 +25,19 @@ import faiss
 import numpy as np
 
 from models.adapter import Adapter
+from models.bank import UNKNOWN_TONE
 from models.bank import ResponseBank
+from models.bank import Source
+from models.catalogue import Stance
+from models.catalogue import Tone
 from models.encoder import Encoder
 from models.index import build_index
 from models.index import search
+from models.intents import propagate
+from models.intents import unnamed_name
 from models.response_set import SAME_MEANING
 from models.response_set import surface_key
+from models.tone import ToneDetector
 
 # A suggestion at or above this encoder cosine to the message is the message said back.
 ECHO_THRESHOLD = 0.95
@@ -74,14 +81,22 @@ class Suggestion:
     text: str
     # In [0, 1]; see the module docstring.
     score: float
+    # The intent the reply is served under (the bank's; an unnamed cluster's name for a mined
+    # reply that joined none): what the everyday benchmark judges (safeguards.everyday).
+    intent: str | None = None
 
 
 @dataclass(frozen=True)
 class Triggering:
-    """When the model answers at all.
+    """When the model answers at all, and which suggestions it shows.
+
+    Every suggestion shown reaches the threshold, not only the first: a list whose first
+    reply is good enough may hold a third that is not (on the demo model, "Haha" at 0.13
+    below "why is that?" at 0.28 for a death). The model answers a message when at least
+    one suggestion reaches it (Smart Reply's triggering, Kannan et al. 2016, section 3).
 
     Attributes:
-        threshold: the best suggestion's score must reach this, in [0, 1].
+        threshold: every suggestion shown must reach this score, in [0, 1].
         target_coverage: the share of held-out training messages the threshold was chosen to
             answer, in (0, 1].
         held_out_coverage: the share it does answer there (ties can push it above target).
@@ -104,8 +119,14 @@ class Triggering:
         coverage = float((scores >= threshold).mean())
         return cls(round(threshold, 6), target_coverage, round(coverage, 6))
 
+    def shown(self, suggestions: Sequence[Suggestion]) -> list[Suggestion]:
+        """The suggestions that reach the threshold, in the given order (what a client
+        is shown without asking for every candidate)."""
+        return [s for s in suggestions if s.score >= self.threshold]
+
     def answers(self, suggestions: Sequence[Suggestion]) -> bool:
-        return bool(suggestions) and suggestions[0].score >= self.threshold
+        """Whether any suggestion reaches the threshold (the model answers the message)."""
+        return any(s.score >= self.threshold for s in suggestions)
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -181,13 +202,43 @@ class SuggestionModel:
         self._niche_sets = [set(n) for n in bank.niches]
         # Each reply's surface form, to tell a suggestion that says the message back.
         self._surface = [surface_key(t) for t in bank.texts]
+        # Which messages only sympathetic replies may answer (models.tone).
+        self.tone = ToneDetector(encoder)
+        codes: dict[str, int] = {}
+        # (m,) each reply's intent as a number: one reply per number in a list.
+        self._intent_codes = np.asarray(
+            [codes.setdefault(i, len(codes)) for i in bank.intents], dtype=np.int64
+        )
+        # (s,) the replies that may answer a sensitive message: sympathetic intents only.
+        self._sympathetic = np.flatnonzero(
+            np.asarray([t == Tone.SYMPATHETIC.value for t in bank.tones], dtype=bool)
+        )
+        self._stances = list(bank.stances)
+        # (p, m): 1 where a distress prototype votes for the reply's intent (models.tone).
+        voted = [set(intents) for intents in self.tone.replies]
+        self._prototype_votes = np.asarray(
+            [[intent in names for intent in bank.intents] for names in voted], dtype=np.float32
+        ).reshape(len(voted), len(bank))
 
     def candidates(self, messages: Sequence[str]) -> list[Candidates]:
         """Score every candidate reply of each message by each signal."""
         base = self.encoder.encode(messages)
         return self.candidates_for_embeddings(base)
 
-    def candidates_for_embeddings(self, base: np.ndarray) -> list[Candidates]:
+    def candidates_for_embeddings(
+        self, base: np.ndarray, extra: Sequence[np.ndarray | None] | None = None
+    ) -> list[Candidates]:
+        """Score the candidates of messages already encoded.
+
+        Args:
+            base: (n, d) float32, unit rows: the encoder's embedding of each message.
+            extra: per message, bank ids to score as well as the nearest ones (the
+                sympathetic replies for a sensitive message, so that they are weighed
+                even when the encoder ranks other replies nearer), or None.
+
+        Returns:
+            Per message, every candidate with each signal's score.
+        """
         adapted = self.adapter.apply(base)
         _, dual_ids = search(self.bank_index, adapted, self.retrieval.candidates)
         knn_sims, knn_rows = search(self.message_index, base, self.retrieval.knn_neighbours)
@@ -195,7 +246,10 @@ class SuggestionModel:
         for i in range(len(base)):
             valid = knn_rows[i] >= 0
             neighbour_replies = self.message_reply_ids[knn_rows[i][valid]]
-            ids = np.unique(np.concatenate([dual_ids[i][dual_ids[i] >= 0], neighbour_replies]))
+            more = extra[i] if extra is not None and extra[i] is not None else dual_ids[i][:0]
+            ids = np.unique(
+                np.concatenate([dual_ids[i][dual_ids[i] >= 0], neighbour_replies, more])
+            )
             dual = self.bank_embeddings[ids] @ adapted[i]
             votes = np.exp((knn_sims[i][valid] - 1.0) / self.weights.knn_temperature)
             knn = np.zeros(len(ids), dtype=np.float32)
@@ -207,6 +261,26 @@ class SuggestionModel:
             result.append(Candidates(ids, dual, knn, self.bank.prior[ids]))
         return result
 
+    def pair_scores(
+        self,
+        messages: np.ndarray,
+        replies: np.ndarray,
+        texts: Sequence[str],
+        columns: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The model's score of (message, reply text) pairs, for 1-of-100
+        (models.selection.pair_signals says how a reply outside the bank is scored).
+
+        Args:
+            messages: (n, d) the encoder's unit rows of the messages.
+            replies: (m, d) the encoder's unit rows of the reply texts.
+            texts: (m,) the reply texts.
+            columns: None for all (n, m) pairs; else (n, batch) reply indices per message.
+        """
+        from models.selection import pair_signals  # models.selection imports this module
+
+        return pair_signals(self, messages, replies, texts, columns).scores(self.weights)
+
     def suggest(self, message: str, k: int = 3, niche: str | None = None) -> list[Suggestion]:
         return self.suggest_many([message], k, [niche])[0]
 
@@ -217,9 +291,11 @@ class SuggestionModel:
         niches: Sequence[str | None] | None = None,
         weights: ScoringWeights | None = None,
     ) -> list[list[Suggestion]]:
-        """Top-k distinct suggestions for each message (one encoder pass for all), best
-        first, never the message said back and never a blocked reply. Whether to show them
-        is :attr:`triggering`'s call (``triggering.answers(suggestions)``)."""
+        """Top-k suggestions of different intents for each message (one encoder pass for
+        all), best first, never the message said back and never a blocked reply; for a
+        sensitive message (models.tone) only sympathetic replies, for any other none. Which of them to show is
+        :attr:`triggering`'s call (``triggering.shown(suggestions)``: every one shown
+        reaches the threshold)."""
         base = self.encoder.encode(messages)
         return self.suggest_embedded(messages, base, k, niches, weights)
 
@@ -235,18 +311,42 @@ class SuggestionModel:
         unit rows, the encoder's embedding of each message."""
         weights = weights or self.weights
         niches = niches or [None] * len(messages)
+        sensitive = self.tone.sensitive_many(list(messages), base)
+        extra = [self._sympathetic if s else None for s in sensitive]
         out = []
-        for message, vector, cands, niche in zip(
-            messages, base, self.candidates_for_embeddings(base), niches, strict=True
+        for message, vector, cands, niche, delicate in zip(
+            messages,
+            base,
+            self.candidates_for_embeddings(base, extra),
+            niches,
+            sensitive,
+            strict=True,
         ):
             match = None
             if niche is not None:
                 match = np.array([niche in self._niche_sets[r] for r in cands.ids], np.float32)
+            if delicate:
+                # The distress prototypes vote for their sympathetic intents as the nearest
+                # training messages vote for their replies (models.tone.DISTRESS_REPLIES):
+                # a corpus with little sad news has few messages to vote for sympathy.
+                share = self.tone.prototype_votes(vector, weights.knn_temperature)
+                votes = (share @ self._prototype_votes[:, cands.ids]).astype(np.float32)
+                cands.knn = np.maximum(cands.knn, votes)
             scores = cands.normalised(weights, match)
             order = np.lexsort((cands.ids, -cands.dual, -scores))
-            allowed = self._allowed(cands.ids[order], message, vector)
-            out.append(self._diverse(cands.ids[order][allowed], scores[order][allowed], k))
+            ids = cands.ids[order]
+            allowed = self._allowed(ids, message, vector)
+            # Sympathy answers sensitive messages, and only sympathy does: on the demo model
+            # "my phone died" got "Deeply sorry for your loss" and "I passed my driving
+            # test" got "Oh no, I'm so sorry" while these were allowed elsewhere.
+            sympathetic = np.isin(ids, self._sympathetic)
+            allowed &= sympathetic if delicate else ~sympathetic
+            out.append(self._diverse(ids[allowed], scores[order][allowed], k))
         return out
+
+    def is_sensitive(self, message: str) -> bool:
+        """Whether only sympathetic replies may answer ``message`` (models.tone)."""
+        return self.tone.detect(message, self.encoder.encode([message])[0]).sensitive
 
     def _allowed(self, ids: np.ndarray, message: str, vector: np.ndarray) -> np.ndarray:
         """Mask of candidates that are neither blocked nor the message said back."""
@@ -276,12 +376,20 @@ class SuggestionModel:
             return self
         count = float(self.bank.counts.min(initial=1.0))
         counts = np.concatenate([self.bank.counts, np.full(len(texts), count, np.float32)])
-        log_counts = np.log1p(counts)
+        # The trained priors stay (they are intents', models.response_set); a curated reply
+        # gets the lowest, as the trained set gives it the lowest support.
+        low = float(self.bank.prior.min(initial=0.0))
+        prior = np.concatenate([self.bank.prior, np.full(len(texts), low, np.float32)])
+        intents, tones, stances = self._intents_of(list(texts), embeddings)
         bank = ResponseBank(
             [*self.bank.texts, *texts],
             [*self.bank.niches, *([n] for n in niches)],
             counts,
-            (log_counts / max(float(log_counts.max(initial=0.0)), 1e-12)).astype(np.float32),
+            prior.astype(np.float32),
+            intents=[*self.bank.intents, *intents],
+            tones=[*self.bank.tones, *tones],
+            stances=[*self.bank.stances, *stances],
+            sources=[*self.bank.sources, *([Source.CURATED.value] * len(texts))],
         )
         model = SuggestionModel(
             self.encoder,
@@ -298,17 +406,83 @@ class SuggestionModel:
         model.blocked_ids = self.blocked_ids
         return model
 
+    def _intents_of(
+        self, texts: list[str], embeddings: np.ndarray
+    ) -> tuple[list[str], list[str], list[str | None]]:
+        """Intent, tone and stance of replies added to a trained bank (curated ones served
+        before the next training): propagation from the bank's catalogue replies, as the
+        response set does it (models.intents), or an unnamed cluster of their own."""
+        seeds = [i for i, s in enumerate(self.bank.sources) if s == Source.CATALOGUE.value]
+        names = sorted({self.bank.intents[i] for i in seeds})
+        label = {name: n for n, name in enumerate(names)}
+        first = {self.bank.intents[i]: i for i in reversed(seeds)}
+        found = propagate(
+            self.bank_embeddings[seeds],
+            np.asarray([label[self.bank.intents[i]] for i in seeds], dtype=np.int64),
+            len(names),
+            np.asarray(embeddings, dtype=np.float32),
+        )
+        intents: list[str] = []
+        tones: list[str] = []
+        stances: list[str | None] = []
+        for text, joined in zip(texts, found.labels.tolist(), strict=True):
+            if joined >= 0:
+                seed = first[names[joined]]
+                intents.append(names[joined])
+                tones.append(self.bank.tones[seed])
+                stances.append(self.bank.stances[seed])
+            else:
+                intents.append(unnamed_name(surface_key(text)))
+                tones.append(UNKNOWN_TONE)
+                stances.append(None)
+        return intents, tones, stances
+
     def _diverse(self, ids: np.ndarray, scores: np.ndarray, k: int) -> list[Suggestion]:
-        """Greedy top-k in which no two suggestions are more alike than the ceiling."""
+        """A list of different intents: greedy top-k, best first, in which no two
+        suggestions share an intent or are more alike than the diversity ceiling; when the
+        first says yes (stance ``yes``) and a reply that says no (stance ``no``) is among the
+        candidates and reaches the triggering threshold, it is offered beside it, second
+        (Kannan et al. 2016, section 5: "a negative reply beside positive ones").
+
+        Args:
+            ids: (c,) candidate bank ids, best first (already filtered: allowed, tone).
+            scores: (c,) their scores in [0, 1].
+            k: the list's length at most.
+        """
         chosen: list[int] = []
         picked: list[Suggestion] = []
-        for rid, score in zip(ids, scores, strict=True):
-            if chosen:
-                sims = self.bank_embeddings[chosen] @ self.bank_embeddings[rid]
-                if float(sims.max()) >= self.retrieval.diversity_ceiling:
-                    continue
-            chosen.append(int(rid))
-            picked.append(Suggestion(int(rid), self.bank.texts[rid], round(float(score), 6)))
+        intents: set[int] = set()
+        for rid, score in zip(ids.tolist(), scores.tolist(), strict=True):
             if len(picked) == k:
                 break
+            if not self._fits(rid, chosen, intents):
+                continue
+            chosen.append(rid)
+            intents.add(int(self._intent_codes[rid]))
+            picked.append(self._suggestion(rid, score))
+        if k < 2 or not picked or self._stances[picked[0].reply_id] != Stance.YES.value:
+            return picked
+        if any(self._stances[p.reply_id] == Stance.NO.value for p in picked):
+            return picked
+        threshold = self.triggering.threshold
+        for rid, score in zip(ids.tolist(), scores.tolist(), strict=True):
+            if self._stances[rid] != Stance.NO.value or score < threshold:
+                continue
+            if not self._fits(rid, chosen, intents):
+                continue
+            no = self._suggestion(rid, score)
+            return [picked[0], no, *picked[1:]][:k]
         return picked
+
+    def _suggestion(self, rid: int, score: float) -> Suggestion:
+        return Suggestion(rid, self.bank.texts[rid], round(score, 6), self.bank.intents[rid])
+
+    def _fits(self, rid: int, chosen: list[int], intents: set[int]) -> bool:
+        """Whether ``rid`` may join a list holding ``chosen`` (of ``intents``)."""
+        if int(self._intent_codes[rid]) in intents:
+            return False
+        if chosen:
+            sims = self.bank_embeddings[chosen] @ self.bank_embeddings[rid]
+            if float(sims.max()) >= self.retrieval.diversity_ceiling:
+                return False
+        return True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -13,6 +12,7 @@ import numpy as np
 from core.text import normalize
 from models.adapter import Adapter
 from models.adapter import AdapterConfig
+from models.catalogue import Catalogue
 from models.encoder import Encoder
 from models.response_set import Curation
 from models.response_set import ResponseSet
@@ -20,23 +20,21 @@ from models.response_set import ResponseSetConfig
 from models.response_set import ResponseSetReport
 from models.response_set import build_response_set
 from models.response_set import surface_key
-from models.suggester import Candidates
+from models.selection import SelectionConfig
+from models.selection import SelectionReport
+from models.selection import closeness_search
+from models.selection import select
 from models.suggester import RetrievalConfig
 from models.suggester import ScoringWeights
 from models.suggester import SuggestionModel
 from models.suggester import Triggering
 
-# Share of training messages held out to choose how the two signals are combined.
+# Share of training messages held out to choose the adapter, the signal weights and the
+# triggering threshold.
 VALIDATION_FRACTION = 0.1
-# Below this many examples there is too little to hold out: default weights are used.
+# Below this many examples there is too little to hold out: the adapter is trained for its
+# configured epochs and default weights are used.
 MIN_EXAMPLES_TO_TUNE = 50
-# Suggestions a client shows: the weights are chosen for the best of these.
-SHOWN = 3
-WEIGHT_GRID = {
-    "dual": (0.0, 1.0),
-    "knn": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
-    "prior": (0.0, 0.05, 0.1, 0.2),
-}
 
 
 @dataclass(frozen=True)
@@ -51,6 +49,25 @@ class TrainingExample:
     conversation: str | None = None
 
 
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How a model is trained (worker.context builds it from the settings).
+
+    Args:
+        adapter: the adapter's training (its ``epochs`` is the longest checkpoint).
+        retrieval: how the model finds its suggestions.
+        response_set: the response set's rules.
+        target_coverage: share of held-out messages the model should answer, in (0, 1].
+        selection: which checkpoints and forms are scored (models.selection).
+    """
+
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    response_set: ResponseSetConfig = field(default_factory=ResponseSetConfig)
+    target_coverage: float = 0.8
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+
+
 @dataclass
 class TrainingReport:
     examples: int
@@ -60,60 +77,84 @@ class TrainingReport:
     validation_examples: int
     response_set: ResponseSetReport
     triggering: Triggering
-    # Validation closeness (see _grid_search) of every weight combination tried, best first.
+    # Held-out closeness (models.selection.closeness_search) of every weight combination
+    # with the chosen adapter, best first (recorded; the choice is by 1-of-100).
     validation_mrr: list[tuple[dict[str, float], float]] = field(default_factory=list)
+    # The chosen epochs, form and weights with the held-out 1-of-100 of the model and of the
+    # plain encoder; None when there were too few examples to hold any out.
+    selection: SelectionReport | None = None
 
 
 def train_model(
     encoder: Encoder,
     examples: Sequence[TrainingExample],
-    adapter_config: AdapterConfig,
-    retrieval: RetrievalConfig,
-    response_config: ResponseSetConfig,
-    curation: Curation,
-    target_coverage: float,
+    config: TrainingConfig,
+    curation: Curation | None = None,
     start: Adapter | None = None,
     show_progress: bool = False,
     weights: ScoringWeights | None = None,
     inherited: Sequence[str] = (),
+    catalogue: Catalogue | None = None,
 ) -> tuple[SuggestionModel, TrainingReport]:
-    """Train the adapter, build the response set, choose the signal weights and the
-    triggering threshold on held-out messages, and build the model.
+    """Train the adapter, build the response set, choose the adapter's epochs and form, the
+    signal weights and the triggering threshold on held-out messages, and build the model.
 
     A tenth of the human-written training messages (grouped by message text, chosen by hash
-    so it is reproducible) is held out of the response set and the nearest-message index of a probe
-    model; on it the weights are the combination whose top three come closest to the real
-    replies, and the triggering threshold is the score that answers ``target_coverage`` of
-    those messages. The adapter is trained without the held-out tenth while weights are
-    searched. The final model's response set and message index hold every example.
+    so it is reproducible) is held out of the adapter's training, the response set and the
+    nearest-message index of a probe model. The adapter is trained once, a copy kept after
+    each of ``config.selection.checkpoints`` epochs; models.selection scores every
+    checkpoint, form and weight combination by the 1-of-100 ranking accuracy of held-out
+    (message, real reply) pairs (Henderson et al. 2019) and returns the best, never one
+    below the plain encoder (the identity map: epochs 0). The triggering threshold is the
+    score that answers ``config.target_coverage`` of the held-out messages. The final
+    model's response set and message index hold every example; its adapter is the chosen
+    checkpoint (trained without the held-out tenth).
 
     With ``weights`` given (a generation keeps its parent's), the weights are not searched
     again: a new search can land on a near-equal-relevance option with very different
-    diversity, which would be noise to the gate, not a change in data. The threshold is
-    chosen again, since a new adapter moves every score.
+    diversity, which would be noise to the gate, not a change in data. The adapter's epochs
+    and form are chosen again (checkpoints from ``start``, the parent's adapter, and the
+    identity); should none reach the plain encoder under those weights, the plain encoder
+    itself is returned (its weights: the dual signal alone). The threshold is chosen again,
+    since a new adapter moves every score.
+
+    With fewer than ``MIN_EXAMPLES_TO_TUNE`` examples nothing is held out: the adapter is
+    trained for ``config.adapter.epochs`` and the weights are ``weights`` or the defaults.
 
     Args:
+        encoder: the base encoder; every text is encoded once (its cache).
         examples: the training rows (message, reply, niche, weight, human, conversation).
-        response_config, curation: the response set's rules and the team's additions/blocks.
-        target_coverage: share of held-out messages the model should answer, in (0, 1].
+        config: adapter, retrieval, response set, target coverage and selection settings.
+        curation: the team's additions and blocks (none when None).
+        start: the adapter to continue from (a generation starts from production's).
+        weights: signal weights to keep instead of searching them.
         inherited: the parent's served replies (see models.response_set.build_response_set).
+        catalogue: the starter catalogue of intents, served beside the mined replies and
+            seeding their intents (models.response_set.build_response_set); None: none.
+
+    Returns:
+        (the model, its training report with the selection's figures).
 
     Raises:
         ValueError: no examples, or a response set left empty by its rules.
     """
     if not examples:
         raise ValueError("cannot train a model on zero examples")
-    messages = encoder.encode([e.message for e in examples], show_progress=show_progress)
-    replies = encoder.encode([e.reply for e in examples], show_progress=show_progress)
+    curation = curation or Curation()
+    messages = encoder.encode(
+        [e.message for e in examples], show_progress, what="messages of the training set"
+    )
+    replies = encoder.encode(
+        [e.reply for e in examples], show_progress, what="replies of the training set"
+    )
     weights_arr = np.asarray([e.weight for e in examples], dtype=np.float32)
     # Only rows a person wrote are held out: the model's own replies (synthetic) and the ones
     # users tapped (human_selected) exist because the parent answered their message, so
     # calibrating on them sets a threshold for messages the model finds easy (benchmark
     # coverage fell 12% at the chatterbot demo's first generation, 0.742 -> 0.652).
     held_out = _held_out(examples) & np.asarray([e.human for e in examples], dtype=bool)
-    calibrate = len(examples) >= MIN_EXAMPLES_TO_TUNE and 0 < held_out.sum() < len(examples)
-    tune = weights is None and calibrate
-    fit = ~held_out if tune else np.ones(len(examples), dtype=bool)
+    calibrate = len(examples) >= MIN_EXAMPLES_TO_TUNE and 2 <= held_out.sum() < len(examples)
+    fit = ~held_out if calibrate else np.ones(len(examples), dtype=bool)
 
     # In-batch negatives must not include another row with the same reply.
     reply_keys: dict[str, int] = {}
@@ -123,11 +164,19 @@ def train_model(
     )
     # PyTorch loads here, in the process that trains (a worker), never in a web process that
     # only needs this module's records (tests/test_encoder_backends.py checks it).
-    from models.adapter_training import train_adapter
+    from models.adapter_training import train_adapter_checkpoints
 
-    adapter, losses = train_adapter(
-        messages[fit], replies[fit], reply_ids[fit], weights_arr[fit], adapter_config, start=start
+    checkpoints = (*config.selection.checkpoints, config.adapter.epochs) if calibrate else ()
+    snapshots, losses = train_adapter_checkpoints(
+        messages[fit],
+        replies[fit],
+        reply_ids[fit],
+        weights_arr[fit],
+        config.adapter,
+        checkpoints or (config.adapter.epochs,),
+        start=start,
     )
+    adapter = snapshots[-1][1]
 
     def response_set(rows: np.ndarray) -> ResponseSet:
         chosen_rows = [e for e, keep in zip(examples, rows, strict=True) if keep]
@@ -137,25 +186,37 @@ def train_model(
             [e.niche for e in chosen_rows],
             [e.conversation for e in chosen_rows],
             [e.human for e in chosen_rows],
-            response_config,
+            config.response_set,
             curation,
             encoder.encode,
             inherited,
+            catalogue,
         )
 
     chosen = weights or ScoringWeights()
     tried: list[tuple[dict[str, float], float]] = []
-    triggering = Triggering(threshold=0.0, target_coverage=target_coverage)
+    selection: SelectionReport | None = None
+    triggering = Triggering(threshold=0.0, target_coverage=config.target_coverage)
     if calibrate:
         probe_set = response_set(~held_out)
-        probe = _model(encoder, adapter, probe_set, messages[~held_out], chosen, retrieval)
+        probe = _model(encoder, adapter, probe_set, messages[~held_out], chosen, config.retrieval)
+        gold_texts = [e.reply for e, held in zip(examples, held_out, strict=True) if held]
+        adapter, chosen, selection = select(
+            probe,
+            messages[held_out],
+            replies[held_out],
+            gold_texts,
+            snapshots,
+            config.selection,
+            weights,
+            started_from_identity=start is None,
+        )
+        probe.adapter = adapter
         cands = probe.candidates_for_embeddings(messages[held_out])
-        if tune:
-            tried = _grid_search(cands, replies[held_out], probe_set.embeddings)
-            best = tried[0][0]
-            chosen = ScoringWeights(dual=best["dual"], knn=best["knn"], prior=best["prior"])
+        if weights is None:
+            tried = closeness_search(cands, replies[held_out], probe_set.embeddings)
         triggering = Triggering.calibrate(
-            [c.normalised(chosen).max(initial=0.0) for c in cands], target_coverage
+            [c.normalised(chosen).max(initial=0.0) for c in cands], config.target_coverage
         )
 
     final_set = response_set(np.ones(len(examples), dtype=bool))
@@ -165,7 +226,7 @@ def train_model(
             f"rules ({final_set.report.removed}); import more data, or lower "
             "REPLYGUARD_RESPONSE_MIN_SUPPORT for a small data set"
         )
-    model = _model(encoder, adapter, final_set, messages, chosen, retrieval, triggering)
+    model = _model(encoder, adapter, final_set, messages, chosen, config.retrieval, triggering)
     report = TrainingReport(
         examples=len(examples),
         bank_size=len(final_set.bank),
@@ -175,6 +236,7 @@ def train_model(
         response_set=final_set.report,
         triggering=triggering,
         validation_mrr=tried,
+        selection=selection,
     )
     return model, report
 
@@ -216,36 +278,3 @@ def _held_out(examples: Sequence[TrainingExample]) -> np.ndarray:
         digest = hashlib.sha256(f"held-out:{normalize(e.message)}".encode()).digest()
         flags.append(int.from_bytes(digest[:4], "big") < cutoff)
     return np.asarray(flags, dtype=bool)
-
-
-def _grid_search(
-    cands: list[Candidates], gold: np.ndarray, bank_embeddings: np.ndarray
-) -> list[tuple[dict[str, float], float]]:
-    """Score every weight combination on the held-out messages, best first.
-
-    The score is how close the best of the top three replies comes to the real reply (mean
-    cosine): on data where few real replies recur word for word (the demo corpus), an
-    exact-match MRR is decided by a handful of examples, and a noisy choice here shows up as
-    noise in every later evaluation.
-    """
-    results = []
-    for dual, knn, prior in itertools.product(*WEIGHT_GRID.values()):
-        if dual == 0 and knn == 0:
-            continue
-        weights = ScoringWeights(dual=dual, knn=knn, prior=prior)
-        score = _closeness(cands, gold, bank_embeddings, weights)
-        results.append(({"dual": dual, "knn": knn, "prior": prior}, score))
-    # Best first; among equals the simplest (smallest total weight) wins, deterministically.
-    results.sort(key=lambda r: (-r[1], sum(r[0].values()), tuple(r[0].values())))
-    return results
-
-
-def _closeness(
-    cands: list[Candidates], gold: np.ndarray, bank_embeddings: np.ndarray, weights: ScoringWeights
-) -> float:
-    total = 0.0
-    for c, target in zip(cands, gold, strict=True):
-        top = c.ranked(weights)[:SHOWN]
-        if len(top):
-            total += float((bank_embeddings[top] @ target).max())
-    return total / max(len(cands), 1)

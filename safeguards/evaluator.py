@@ -8,8 +8,13 @@ sentence-transformers' ``SentenceEvaluator``, with a ``primary_metric``).
 
 One ``suggest_many`` call over every benchmark message, at the depth the deepest metric
 needs; every metric is then computed from those suggestions, so relevance and diversity
-always describe the same outputs. Each text is encoded once: the gold replies once per
-evaluator, the suggestions once per evaluation; the metric functions take the embeddings.
+always describe the same outputs. Each text is encoded once: the gold replies and the
+messages once per evaluator, the suggestions once per evaluation; the metric functions take
+the embeddings. 1-of-100 (Henderson et al. 2019) ranks each gold reply among 99 others by
+the plain encoder's cosine and, for a model that scores pairs, by the model's score. With an
+everyday benchmark (safeguards.everyday), one more call over its labelled messages gives
+tappable@3, inappropriate@3 and the rest, on what the model would show (its triggering
+applied).
 
 Example:
     >>> evaluator = SuggestionEvaluator(benchmark, encoder, niche_counts)  # doctest: +SKIP
@@ -30,12 +35,19 @@ from typing import Any
 
 import numpy as np
 
+from core.ranking import first_place_share
+from core.ranking import pair_block
+from core.ranking import ranking_batch
+from core.ranking import ranking_columns
 from core.settings import DEFAULT_SEED
 from safeguards.coverage import DEFAULT_TAIL_SHARE
 from safeguards.coverage import coverage
 from safeguards.coverage import tail_niches
 from safeguards.diversity import DEFAULT_VENDI_SAMPLE
 from safeguards.diversity import diversity_metrics
+from safeguards.everyday import EverydayBenchmark
+from safeguards.everyday import score_lists
+from safeguards.everyday import shown_lists
 from safeguards.metrics import Evaluation
 from safeguards.metrics import Metric
 from safeguards.metrics import measurement_key
@@ -133,6 +145,9 @@ class SuggestionEvaluator:
         niche_counts: human examples per niche, which decides which niches are the tail
             (the rarest ``config.tail_share`` of the benchmark's niches).
         config: see :class:`EvaluationConfig`; its defaults when None.
+        everyday: the labelled everyday messages (safeguards.everyday.load_everyday); each
+            evaluation then has their metrics and ``details["everyday"]``. None leaves them
+            out (an evaluation as made before they existed).
 
     Raises:
         ValueError: an empty benchmark.
@@ -149,6 +164,7 @@ class SuggestionEvaluator:
         encoder: TextEncoder,
         niche_counts: Mapping[str, int],
         config: EvaluationConfig | None = None,
+        everyday: EverydayBenchmark | None = None,
     ) -> None:
         if not benchmark:
             raise ValueError("the benchmark is empty: there is nothing to evaluate on")
@@ -158,18 +174,24 @@ class SuggestionEvaluator:
         self.niches = [example.niche for example in self.benchmark]
         self.tail = tail_niches(niche_counts, self.config.tail_share, among=set(self.niches))
         self.fingerprint = benchmark_fingerprint(self.benchmark)
+        self.everyday = everyday
 
     @property
     def identity(self) -> dict[str, Any]:
         """What every evaluation of this evaluator records about how it was made
         (safeguards.metrics.COMPARABLE_DETAILS): what the gate requires to agree between two
         evaluations, and what the cache key is made of."""
-        return {
+        identity: dict[str, Any] = {
             "benchmark_fingerprint": self.fingerprint,
             "benchmark_size": len(self.benchmark),
             "tail_niches": list(self.tail),
             "config": self.config.to_dict(),
         }
+        if self.everyday is not None:
+            # An evaluation stored before the everyday benchmark (or on other labels) has
+            # another cache key, so each model version is measured again once.
+            identity["everyday_fingerprint"] = self.everyday.fingerprint
+        return identity
 
     @property
     def primary_metric(self) -> str:
@@ -186,6 +208,35 @@ class SuggestionEvaluator:
         """The gold replies' embeddings, ``(len(benchmark), dim)``: encoded on first use."""
         return self.encoder.encode([example.reply for example in self.benchmark])
 
+    @cached_property
+    def message_vectors(self) -> np.ndarray:
+        """The benchmark messages' embeddings, ``(len(benchmark), dim)``: encoded on first use."""
+        return self.encoder.encode([example.message for example in self.benchmark])
+
+    def ranking(self, model: Suggester) -> dict[str, float]:
+        """1-of-100 on the benchmark (Henderson et al. 2019, core.ranking): the plain
+        encoder's (message . reply cosine) always, the model's when it scores pairs
+        (``pair_scores(messages, replies, texts, columns) -> (n, batch)``, as SuggestionModel
+        does), both on the same batches (core.ranking.ranking_columns).
+
+        Returns:
+            ``plain_one_of_100`` and ``one_of_100`` by name; empty for a benchmark of fewer
+            than 2 messages. Fewer than 100 messages are ranked among all of them
+            (``details["ranked_among"]`` says how many).
+        """
+        batch = ranking_batch(len(self.benchmark))
+        if not batch:
+            return {}
+        columns = ranking_columns(len(self.benchmark), self.config.seed, batch)
+        plain = pair_block(self.message_vectors, self.gold_vectors, columns)
+        out = {"plain_one_of_100": first_place_share(plain)}
+        pair_scores = getattr(model, "pair_scores", None)
+        if callable(pair_scores):
+            gold = [example.reply for example in self.benchmark]
+            block = pair_scores(self.message_vectors, self.gold_vectors, gold, columns)
+            out["one_of_100"] = first_place_share(np.asarray(block))
+        return out
+
     def __call__(self, model: Suggester) -> Evaluation:
         """Relevance (overall, head niches), tail coverage and diversity of a model.
 
@@ -198,7 +249,10 @@ class SuggestionEvaluator:
         Returns:
             An :class:`Evaluation` with primary ``config.primary``; ``suggestions`` holds each
             message's top-``depth`` texts and ``details`` the tail niches, per-niche metrics
-            and sizes besides :attr:`identity`.
+            and sizes besides :attr:`identity`. With an everyday benchmark, its metrics
+            (tappable@3, inappropriate@3, their sensitive forms, everyday coverage, intents
+            and distinct suggestions) and ``details["everyday"]``: the counts and examples of
+            inappropriate suggestions (safeguards.everyday.EverydayScores.summary).
 
         Raises:
             ValueError: the model answered another number of messages.
@@ -242,6 +296,9 @@ class SuggestionEvaluator:
                 float(closeness[answered].mean()) if answered.any() else 0.0
             )
 
+        # Ranking real replies, beside the plain encoder on the same batches (not gated).
+        overall.update(self.ranking(model))
+
         shown = [row[: config.diversity_k] for row in suggestions]
         # The rows of the suggestions shown, from the same encoding (one block per message).
         shown_vectors = np.concatenate([block[: config.diversity_k] for block in vectors])
@@ -266,8 +323,13 @@ class SuggestionEvaluator:
         details = {
             **self.identity,
             "suggestions_shown": flat,
+            "ranked_among": ranking_batch(len(self.benchmark)),
             "head_count": report.head_count,
             "tail_count": report.tail_count,
             "per_niche": report.per_niche,
         }
+        if self.everyday is not None:
+            scores = score_lists(self.everyday, shown_lists(model, self.everyday))
+            metrics += scores.metrics()
+            details["everyday"] = scores.summary()
         return Evaluation.of(metrics, config.primary, suggestions, details)

@@ -18,6 +18,10 @@ tolerance. Names follow the field:
 - ``mrr@k``: mean reciprocal rank of the first matching suggestion, counting only the top
   ``k`` (the evaluation's depth, 10 by default).
 - ``similarity@k``: mean cosine of the real reply and the closest of the top ``k``.
+- ``one_of_100``: the share of benchmark messages whose real reply the model ranks first
+  among 100 real replies (Henderson et al. 2019); ``plain_one_of_100`` the same for the plain
+  encoder; ``held_out_`` in front: measured at training on the held-out tenth of training
+  messages, where the model was chosen (models.selection).
 - ``head_`` and ``tail_`` in front of a relevance metric: the same over the benchmark
   examples of the common and the rarest niches (``safeguards.coverage``).
 
@@ -70,6 +74,9 @@ class MetricSpec:
             is (the primary metric is always held).
         tolerance: the gate's default relative tolerance for this metric; None for its
             kind's (:data:`KIND_TOLERANCES`).
+        by_niche: whether the metric is also measured per niche group (``head_``,
+            ``tail_``): the held-out benchmark's relevance metrics are, the everyday
+            benchmark's are not (it has no niches).
     """
 
     name: str
@@ -78,6 +85,7 @@ class MetricSpec:
     greater_is_better: bool = True
     gated: bool = True
     tolerance: float | None = None
+    by_niche: bool = True
 
     def at(self, name: str, k: str = "") -> MetricSpec:
         """This spec for one concrete name (``k`` filled into the label)."""
@@ -128,6 +136,35 @@ METRICS: tuple[MetricSpec, ...] = (
         "closeness of the best top-{k} suggestion to the real reply, answered messages",
         gated=False,
     ),
+    # The 1-of-100 ranking accuracy (Henderson et al. 2019, core.ranking): each real reply
+    # ranked among 99 real replies of other messages by the model's score of the pair. Not
+    # held by the gate: training already chose the model that ranks best on held-out data,
+    # never below the plain encoder (models.selection); shown beside the plain encoder's.
+    MetricSpec(
+        "one_of_100",
+        "relevance",
+        "the real reply ranks first among 100 real replies (1-of-100)",
+        gated=False,
+    ),
+    MetricSpec(
+        "plain_one_of_100",
+        "relevance",
+        "the plain encoder, untrained: the real reply ranks first among 100 (1-of-100)",
+        gated=False,
+    ),
+    MetricSpec(
+        "held_out_one_of_100",
+        "relevance",
+        "held-out training messages: the real reply ranks first among 100 (1-of-100)",
+        gated=False,
+    ),
+    MetricSpec(
+        "held_out_plain_one_of_100",
+        "relevance",
+        "held-out training messages, the plain encoder: the real reply ranks first among 100 "
+        "(1-of-100)",
+        gated=False,
+    ),
     # Coverage moves with the triggering threshold, a quantile of held-out scores: 1.6%
     # relative sd between two seeds on the 10,000-pair demo (docs/collapse.md "Noise"), so
     # 7% is 3 sd of a retrain's difference; the relevance kind's 3% was 1.3 sd and blocked
@@ -137,6 +174,49 @@ METRICS: tuple[MetricSpec, ...] = (
         "relevance",
         "share of messages the model answers (coverage)",
         tolerance=0.07,
+    ),
+    # The everyday benchmark (safeguards.everyday): what a person would tap among the
+    # suggestions shown for labelled everyday messages, and what would be wrong to show.
+    # Reported, not held by tolerance: the gate's own rule blocks any inappropriate
+    # suggestion on a sensitive message (safeguards.gate, Tolerances.sensitive_rule).
+    MetricSpec(
+        "tappable@k",
+        "relevance",
+        "a top-{k} suggestion shown is one a person would tap, everyday messages (tappable@{k})",
+        gated=False,
+        by_niche=False,
+    ),
+    MetricSpec(
+        "inappropriate@k",
+        "relevance",
+        "a top-{k} suggestion shown is a wrong reply, everyday messages (inappropriate@{k})",
+        greater_is_better=False,
+        gated=False,
+        by_niche=False,
+    ),
+    MetricSpec(
+        "sensitive_tappable@k",
+        "relevance",
+        "a top-{k} suggestion shown is one a person would tap, sensitive everyday messages "
+        "(sensitive_tappable@{k})",
+        gated=False,
+        by_niche=False,
+    ),
+    MetricSpec(
+        "sensitive_inappropriate@k",
+        "relevance",
+        "a top-{k} suggestion shown is a wrong reply, sensitive everyday messages "
+        "(sensitive_inappropriate@{k})",
+        greater_is_better=False,
+        gated=False,
+        by_niche=False,
+    ),
+    MetricSpec(
+        "everyday_coverage",
+        "relevance",
+        "share of everyday messages the model answers (everyday coverage)",
+        gated=False,
+        by_niche=False,
     ),
     # Diversity: all held. The tolerances given here are for the metrics that move more
     # between retrains than the kind's 5% allows (3 sd of the difference of two retrains).
@@ -156,6 +236,14 @@ METRICS: tuple[MetricSpec, ...] = (
         "diversity",
         "Difference between suggestions shown together (pairwise distance)",
         tolerance=0.07,
+    ),
+    # Of the everyday benchmark's suggestions: reported beside the held ones, not held.
+    MetricSpec("everyday_intents", "diversity", "Intents served on everyday messages", gated=False),
+    MetricSpec(
+        "everyday_distinct",
+        "diversity",
+        "Different suggestions shown on everyday messages",
+        gated=False,
     ),
 )
 GROUPS: tuple[NicheGroup, ...] = (
@@ -184,7 +272,9 @@ def metric_spec(name: str) -> MetricSpec | None:
     base = name.removeprefix(group.prefix) if group else name
     family, at, k = base.partition("@")
     spec = _BY_NAME.get(f"{family}@k" if at else family)
-    if spec is None or (at and not k.isdigit()) or (group and spec.kind != "relevance"):
+    if spec is None or (at and not k.isdigit()):
+        return None
+    if group and (spec.kind != "relevance" or not spec.by_niche):
         return None
     found = spec.at(name, k)
     if group is None:
@@ -334,7 +424,15 @@ class MetricChange:
 
 # Evaluation details that say how an evaluation was measured: two evaluations are comparable,
 # and a stored one may stand in for a new one, only when these agree.
-COMPARABLE_DETAILS = ("benchmark_fingerprint", "benchmark_size", "tail_niches", "config")
+# "everyday_fingerprint" is the everyday benchmark's (safeguards.everyday): absent from
+# evaluations made before it, which comparable_details then leaves out.
+COMPARABLE_DETAILS = (
+    "benchmark_fingerprint",
+    "benchmark_size",
+    "tail_niches",
+    "config",
+    "everyday_fingerprint",
+)
 
 
 def comparable_details(details: Mapping[str, Any]) -> dict[str, Any]:

@@ -39,6 +39,20 @@ FAST_TRAINING = {
 }
 
 
+# What a console must never show: the libraries' own lines (log records, warnings) and
+# progress bars that do not say what they count.
+LIBRARY_LINES = (
+    "torch_dtype",
+    "is deprecated",
+    "No 'model.onnx' found",
+    "heavily recommended",
+    "Batches",
+    "it/s]",
+    "Warning:",
+    '"level"',
+)
+
+
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
     return load_settings({"data_dir": str(data_dir), **FAST_TRAINING, **overrides}, environ={})
 

@@ -14,7 +14,12 @@ from core.db import Database
 from core.schema import ApiKey
 from core.schema import AuditEntry
 from core.schema import Example
+from core.schema import Generation
+from models.encoder import Encoder
+from tests.helpers import LIBRARY_LINES
+from tests.helpers import make_settings
 from webapp.cli import main
+from webapp.supervisor import RUN_ACTOR
 
 # A command line can carry bytes that are not UTF-8: Python hands them over as lone surrogates.
 UNDECODABLE = "oops \udcff"
@@ -37,6 +42,7 @@ def rows(db: Database, table: type) -> int:
         ["models", "rollback", "v1"],
         ["generation", "fail", "1"],
         ["reservoir", "rebuild"],
+        ["intents", "disable", "ok"],
     ],
 )
 @pytest.mark.parametrize(
@@ -135,6 +141,7 @@ def test_models_show_prints_the_evaluation_the_gate_compares(db: Database) -> No
         ["keys", "list"],
         ["keys", "create", "--name", "app", "--role", "client"],
         ["bank", "list"],
+        ["intents", "list"],
         ["reservoir", "show"],
         ["data", "stats"],
     ],
@@ -157,3 +164,41 @@ def test_the_commands_that_set_a_data_folder_up_still_create_it(tmp_path: Path) 
     assert (fresh / "replyguard.sqlite3").exists()
     listed = CliRunner().invoke(main, ["--data-dir", str(fresh), "models", "list"])
     assert listed.exit_code == 0, listed.output
+
+
+@pytest.mark.integration  # trains a clean baseline
+def test_run_credits_the_clean_baseline_it_trains_to_itself(
+    tmp_path: Path, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run` on a new data folder trains and promotes generation 0 by itself (as `make run`
+    does): the audit log and the generation's row say so, as they credit the gate's
+    promotions to "gate", rather than "cli" as if someone had typed a command for it."""
+    import webapp.supervisor
+
+    # Only what `run` does before it starts the servers; the session's encoder (its
+    # embeddings cached) instead of a new one.
+    monkeypatch.setattr(webapp.supervisor, "run_everything", lambda *args, **kwargs: None)
+    monkeypatch.setattr(Encoder, "from_config", classmethod(lambda cls, *a, **k: encoder))
+    data_dir = tmp_path / "data"
+    env = {
+        "REPLYGUARD_DEMO_DATASET": "chatterbot",
+        "REPLYGUARD_RESPONSE_MIN_SUPPORT": "1",
+        "REPLYGUARD_ADAPTER_EPOCHS": "8",
+    }
+    result = CliRunner(env=env).invoke(main, ["--data-dir", str(data_dir), "run"])
+    assert result.exit_code == 0, result.output
+    assert "training the clean baseline (generation 0, human data only)..." in result.output
+    assert not [line for line in LIBRARY_LINES if line in result.output], result.output
+    database = Database(make_settings(data_dir))
+    try:
+        with database.session() as session:
+            promotions = session.execute(
+                select(AuditEntry.actor, AuditEntry.target, AuditEntry.reason).where(
+                    AuditEntry.action == "model.promote"
+                )
+            ).all()
+            baseline = session.scalars(select(Generation).where(Generation.number == 0)).one()
+            assert promotions == [(RUN_ACTOR, "v1", "first model: the clean baseline")]
+            assert baseline.requested_by == RUN_ACTOR == "replyguard run"
+    finally:
+        database.dispose()

@@ -269,6 +269,33 @@ def test_pages_render_for_the_baseline(reviewer: FlaskClient) -> None:
     assert "Coverage (mrr@10)" in text(with_metric)
 
 
+def test_the_generation_page_shows_1_of_100_beside_the_plain_encoder(
+    app: APIFlask, reviewer: FlaskClient
+) -> None:
+    with app.extensions["replyguard"].db.session() as session:
+        row = production(session)
+        assert row is not None
+        stored = Evaluation.from_dict(row.evaluation["evaluation"])
+    page = text(reviewer.get("/dashboard/generations/1"))
+    table = re.search(r'<table class="metrics" id="ranking">(.*?)</table>', page, re.S)
+    assert table, "no 1-of-100 table on the generation page"
+    rows = re.findall(
+        r'<th scope="row">([^<]*)</th><td class="num"[^>]*>([^<]*)</td>'
+        r'<td class="num"[^>]*>([^<]*)</td>',
+        table.group(1),
+    )
+    shown = {where.split(" (")[0]: (model, plain) for where, model, plain in rows}
+    for where, mine, plain in (
+        ("Held-out training messages", "held_out_one_of_100", "held_out_plain_one_of_100"),
+        ("Benchmark", "one_of_100", "plain_one_of_100"),
+    ):
+        assert shown[where] == (
+            f"{stored.value(mine):.3g}",
+            f"{stored.value(plain):.3g}",
+        )
+    assert "Chosen at training:" in page and "epoch(s) of the adapter" in page
+
+
 def test_a_generation_stored_before_metric_schema_2_shows_under_the_current_names(
     app: APIFlask, reviewer: FlaskClient
 ) -> None:

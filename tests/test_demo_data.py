@@ -22,12 +22,19 @@ from core.demo import chitchat_niche
 from core.demo import demo_rows
 from core.demo import is_turn_list
 from core.demo import load_demo
+from core.demo import load_examples
 from core.demo import niche_sizes
+from core.demo import traffic_indices
+from core.ingest import ExampleIn
+from core.ingest import ImportReport
+from core.provenance import Provenance
 from core.schema import Example
 from core.schema import IncomingMessage
 from core.settings import SettingsError
 from core.text import normalize
+from core.text import pair_hash
 from webapp.cli import main
+from webapp.cli.data import stored_counts
 from worker.settings import Settings
 from worker.settings import load_settings
 
@@ -241,15 +248,62 @@ def test_cli_loads_the_default_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_cli_loads_the_whole_corpus_with_full(tmp_path: Path) -> None:
     output = cli_load(tmp_path, "--full")
     examples, niches, conversations, traffic = stored(tmp_path)
-    assert f"demo data (chitchat): {examples} added" in output
+    # The corpus repeats some pairs (a turn pair said twice): skipped, and not called
+    # "already present" in a folder that held nothing.
+    settings = default_settings()
+    rows = demo_rows(settings, full=True)
+    kept = [ex for i, (_, ex) in enumerate(rows) if i not in traffic_indices(settings, rows)]
+    repeats = len(kept) - len({pair_hash(ex.message, ex.reply) for ex in kept})
+    assert repeats > 100  # 204 in chitchat-dataset 0.1.x
+    assert examples == len(kept) - repeats
+    assert output.startswith(
+        f"demo data (chitchat): {examples} added, 0 already present, "
+        f"{repeats} duplicate pairs inside the corpus skipped, {traffic} messages as incoming "
+        "traffic\n"
+    )
     assert examples > 100_000
     assert traffic > 20_000
     assert niches == 35
     # Every conversation but those whose only pairs became traffic (or repeat another's).
     assert 0.95 * len(chitchat_conversations()) < conversations < len(chitchat_conversations())
     again = cli_load(tmp_path, "--full")
-    assert "0 added" in again
+    # Now every pair really is stored already; the corpus's repeats are still its own.
+    assert again.startswith(
+        f"demo data (chitchat): 0 added, {examples} already present, "
+        f"{repeats} duplicate pairs inside the corpus skipped, 0 messages as incoming traffic\n"
+    )
     assert stored(tmp_path) == (examples, niches, conversations, traffic)
+
+
+def test_a_load_tells_pairs_stored_before_from_pairs_repeated_in_it(
+    empty_db: Database,
+) -> None:
+    """Counted across sources: a pair in two chatterbot files is a repeat of the load, not a
+    pair that was present, though the first file's insert stored it before the second's."""
+    hello = ExampleIn("Hello", "Hi there", "greetings", Provenance.HUMAN, "c1")
+    rows = [
+        ("demo:a", hello),
+        ("demo:a", ExampleIn("hello ", "hi  there", "greetings", Provenance.HUMAN, "c2")),
+        ("demo:b", ExampleIn("HELLO", "Hi there", "other", Provenance.HUMAN, "c3")),
+        ("demo:b", ExampleIn("Bye", "See you", "other", Provenance.HUMAN, "c4")),
+    ]
+    with empty_db.session() as session:
+        first = load_examples(session, rows, skip=set())
+    assert (first.added, first.already_present, first.repeated) == (2, 0, 2)
+    extra = ExampleIn("Thanks", "Any time", "other", Provenance.HUMAN, "c5")
+    with empty_db.session() as session:
+        second = load_examples(session, [*rows, ("demo:c", extra)], skip=set())
+    assert (second.added, second.already_present, second.repeated) == (1, 2, 2)
+    assert stored_counts(second, "corpus") == (
+        "1 added, 2 already present, 2 duplicate pairs inside the corpus skipped"
+    )
+    single = ImportReport(added=3, duplicates=1, repeated=1)
+    assert stored_counts(single, "file") == (
+        "3 added, 0 already present, 1 duplicate pair inside the file skipped"
+    )
+    assert stored_counts(ImportReport(added=0, duplicates=4), "file") == (
+        "0 added, 4 already present"
+    )
 
 
 def test_unknown_demo_data_set_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

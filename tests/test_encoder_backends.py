@@ -30,10 +30,9 @@ from models.onnx_export import exported_model
 from models.onnx_export import int8_recipe
 from models.registry import artifact_dir
 from models.registry import production
-from models.response_set import Curation
 from models.response_set import ResponseSetConfig
-from models.suggester import RetrievalConfig
 from models.suggester import SuggestionModel
+from models.training import TrainingConfig
 from models.training import TrainingExample
 from models.training import train_model
 from worker.settings import Settings
@@ -130,11 +129,11 @@ def _small_model(encoder: Encoder) -> SuggestionModel:
     model, _ = train_model(
         encoder,
         examples,
-        AdapterConfig(epochs=1),
-        RetrievalConfig(),
-        ResponseSetConfig(min_support=1),
-        Curation(),
-        target_coverage=1.0,
+        TrainingConfig(
+            adapter=AdapterConfig(epochs=1),
+            response_set=ResponseSetConfig(min_support=1),
+            target_coverage=1.0,
+        ),
     )
     return model
 
@@ -191,6 +190,72 @@ def test_an_export_in_this_process_is_quiet(
     assert folder.parent == tmp_path / "cache" / "replyguard" / "encoders"
     assert (folder / ONNX_FILE).is_file() and (folder / INT8_FILE).is_file()
     assert list(started_in.iterdir()) == []
+
+
+def _model_folder(folder: Path, mtime_ns: int) -> Path:
+    """A small model-like folder (nested files, one binary), every file dated ``mtime_ns``."""
+    (folder / "1_Pooling").mkdir(parents=True)
+    (folder / "config.json").write_text('{"hidden_size": 384}')
+    (folder / "1_Pooling" / "config.json").write_text('{"pooling_mode_mean_tokens": true}')
+    (folder / "model.safetensors").write_bytes(bytes(range(256)) * 64)
+    for path in folder.rglob("*"):
+        if path.is_file():
+            os.utime(path, ns=(mtime_ns, mtime_ns))
+    return folder
+
+
+def test_the_export_is_keyed_on_the_model_files_not_where_they_are_installed(
+    tmp_path: Path,
+) -> None:
+    """Every virtualenv installs the bundled model at its own path with new mtimes; one export
+    serves them all. A change to any file's content, or a renamed file, is another model."""
+    first = _model_folder(tmp_path / "venv-a" / "model", 1_600_000_000_000_000_000)
+    second = _model_folder(tmp_path / "venv-b" / "site-packages" / "model", 1_700_000_000 * 10**9)
+    assert onnx_export._fingerprint(first) == onnx_export._fingerprint(second)
+    assert onnx_export.model_digest(first) == onnx_export.model_digest(second)
+
+    weights = second / "model.safetensors"
+    stat = weights.stat()
+    changed = bytearray(weights.read_bytes())
+    changed[100] ^= 1
+    weights.write_bytes(bytes(changed))
+    # Same size and same mtime: only the content tells it apart.
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert weights.stat().st_size == stat.st_size
+    assert onnx_export._fingerprint(second) != onnx_export._fingerprint(first)
+
+    third = _model_folder(tmp_path / "venv-c" / "model", 1_600_000_000_000_000_000)
+    (third / "config.json").rename(third / "config2.json")
+    assert onnx_export._fingerprint(third) != onnx_export._fingerprint(first)
+
+
+def test_the_export_key_names_the_exporting_libraries_versions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _model_folder(tmp_path / "model", 1_600_000_000_000_000_000)
+    before = onnx_export._fingerprint(folder)
+    import importlib.metadata
+
+    real = importlib.metadata.version
+    monkeypatch.setattr(
+        importlib.metadata,
+        "version",
+        lambda name: "99.0" if name == "transformers" else real(name),
+    )
+    assert onnx_export._fingerprint(folder) != before
+
+
+def test_exports_live_under_xdg_cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert onnx_export.exports_root() == tmp_path / "cache" / "replyguard" / "encoders"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    home_cache = tmp_path / "home" / ".cache" / "replyguard" / "encoders"
+    # The XDG specification: an unset, empty or relative value means ~/.cache.
+    for value in ("", "relative/cache"):
+        monkeypatch.setenv("XDG_CACHE_HOME", value)
+        assert onnx_export.exports_root() == home_cache
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert onnx_export.exports_root() == home_cache
 
 
 def test_an_unwritable_export_folder_says_what_to_do(

@@ -92,6 +92,12 @@ WORKER_ENV = {
     "REPLYGUARD_SYNTHESIZE_TEMPERATURE": "1.0",
     "REPLYGUARD_SYNTHESIZE_MAX_PROMPTS": "100",
     "REPLYGUARD_GATE_TOLERANCES": json.dumps(LOOSE),
+    # The gate's sensitive rule (one inappropriate suggestion for a sensitive everyday message
+    # blocks) is not what this test is about either. The chatterbot baseline shows none (its
+    # long one-off replies mostly have no intent; the chitchat demo's show one on 102 of 140),
+    # but a candidate that picks up one "Yes" or "Hi" for a sensitive message would be blocked
+    # whatever its tolerances, and the pass half would not run. tests/test_everyday.py tests it.
+    "REPLYGUARD_GATE_SENSITIVE_RULE": "false",
 }
 
 

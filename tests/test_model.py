@@ -11,10 +11,9 @@ from models.adapter import AdapterConfig
 from models.encoder import DiskCache
 from models.encoder import Encoder
 from models.encoder import EncoderError
-from models.response_set import Curation
 from models.response_set import ResponseSetConfig
-from models.suggester import RetrievalConfig
 from models.suggester import SuggestionModel
+from models.training import TrainingConfig
 from models.training import TrainingExample
 from models.training import TrainingReport
 from models.training import train_model
@@ -49,7 +48,9 @@ def train(
     encoder: Encoder, rows: list[TrainingExample], config: AdapterConfig
 ) -> tuple[SuggestionModel, TrainingReport]:
     return train_model(
-        encoder, rows, config, RetrievalConfig(), ALL_REPLIES, Curation(), target_coverage=1.0
+        encoder,
+        rows,
+        TrainingConfig(adapter=config, response_set=ALL_REPLIES, target_coverage=1.0),
     )
 
 

@@ -48,8 +48,8 @@ from worker.broker import stop_embedded_redis
 pytestmark = pytest.mark.integration
 
 # Generated requests of each kind (valid, invalid) per operation and role: hypothesis'
-# max_examples. 19 operations x 4 callers x 2 kinds x 30 is at most 4,560 requests; fewer in
-# fact (an operation without input has one request): 40 s on the 2 cores here, loaded.
+# max_examples. 25 operations x 4 callers x 2 kinds x 30 is at most 6,000 requests; fewer in
+# fact (an operation without input has one request).
 EXAMPLES = 30
 # Far above what the test sends: no 429 unless a test asks for one.
 HIGH_LIMITS = {
@@ -132,7 +132,8 @@ def _roles(operation: APIOperation) -> list[str] | None:
 
 def _existing(app: APIFlask) -> dict[str, list[Any]]:
     """Path parameter values that name something that exists now, by parameter name: every
-    generation's id, every model version and the spare API key (generated ones seldom do)."""
+    generation's id, every model version, the spare API key and a few intents (generated ones
+    seldom do)."""
     with app.extensions["replyguard"].db.session() as session:
         return {
             "generation_id": list(session.scalars(select(Generation.id))),
@@ -140,6 +141,8 @@ def _existing(app: APIFlask) -> dict[str, list[Any]]:
             "key_id": list(
                 session.scalars(select(ApiKey.id).where(ApiKey.name == "openapi-spare"))
             ),
+            # One that answers no question, and the last 'no' of a group with a 'yes'.
+            "name": ["ok", "no_thanks"],
         }
 
 
@@ -241,7 +244,7 @@ def test_every_rate_limited_operation_documents_429_with_retry_after(
 ) -> None:
     # Every /v1 operation counts against its key's limits; the probes and /metrics never do
     # (webapp/limits.py).
-    assert len(operations) == 19
+    assert len(operations) == 25
     for operation in operations:
         responses = operation.definition.raw["responses"]
         if operation.path.startswith("/v1/"):

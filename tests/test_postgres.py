@@ -60,6 +60,7 @@ TABLES = {
     "generation_stages",
     "generations",
     "incoming_messages",
+    "intent_edits",
     "reply_blocks",
     "model_versions",
     "reservoir",

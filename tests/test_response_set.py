@@ -249,8 +249,9 @@ def test_a_curated_reply_is_served_without_training(data_dir: Path, encoder: Enc
     app = _app(data_dir, encoder)
     client = app.test_client()
     staff = _key(app, "reviewer")
-    curated = "Let me check and get back to you"
-    ask = {"message": "can you check and get back to me?", "k": 10, "force": True}
+    # Not a catalogue reply (those are served already) and of no catalogue intent.
+    curated = "Support replies within a day"
+    ask = {"message": "how soon does support reply?", "k": 10, "force": True}
     before = client.post("/v1/suggestions", json=ask, headers=staff).get_json()
     assert curated not in [s["text"] for s in before["suggestions"]]
     body = {"text": curated, "niche": "support", "reason": "support team's canned reply"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,11 +19,18 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.helpers import LIBRARY_LINES
 from webapp.launch import free_port
 from webapp.launch import stop_server
 from webapp.launch import wait_ready
 
 pytestmark = pytest.mark.integration
+
+# A progress line of `run`: what is encoded, or which stage of which generation; its share.
+LABELLED = re.compile(
+    r"^(encoding [\d,]+ [a-z ]+ of the [a-z ]+( \([\d,]+ more from the cache\))?"
+    r"|generation \d+, stage \d+/\d+ [a-z]+ \([a-z ]+\)): \d{1,3}%( .*)?$"
+)
 
 
 def processes_with(marker: str) -> list[int]:
@@ -239,3 +247,16 @@ def test_stopping_run_kills_a_web_worker_stuck_holding_the_gil(
         assert took < 20, f"stopping took {took:.0f} s"
         assert not psutil.pid_exists(stuck) or psutil.Process(stuck).status() == "zombie"
         assert processes_with(str(data_dir)) == []
+
+
+    # Into a pipe (a log file, a container's log): no library's lines, and progress as plain
+    # lines that say what they count, never a bar redrawn with carriage returns.
+    assert "\r" not in text
+    assert not [line for line in LIBRARY_LINES if line in text], text[-4000:]
+    progress = [line for line in text.splitlines() if re.search(r": \d{1,3}%", line)]
+    unlabelled = [line for line in progress if not LABELLED.match(line)]
+    assert not unlabelled, text[-4000:]
+    assert any(
+        re.match(r"encoding [\d,]+ messages of the training set: 100% \(", line)
+        for line in progress
+    ), text[-4000:]

@@ -209,11 +209,13 @@ def test_each_text_is_encoded_once_per_evaluation() -> None:
     assert encoder.calls == []  # binding the benchmark encodes nothing yet
     first = evaluator(CannedModel(ANSWERS))
     suggested = [text for e in BENCHMARK for text in ANSWERS[e.message]]
-    # Every suggestion slot once for the model, the gold replies once for the evaluator;
-    # relevance, closeness and diversity are all computed from those two calls.
-    assert encoder.calls == [suggested, [e.reply for e in BENCHMARK]]
+    # Every suggestion slot once for the model, the gold replies and the messages once for
+    # the evaluator (the messages for the plain encoder's 1-of-100); relevance, closeness,
+    # ranking and diversity are all computed from those three calls.
+    messages = [e.message for e in BENCHMARK]
+    assert encoder.calls == [suggested, [e.reply for e in BENCHMARK], messages]
     second = evaluator(CannedModel(ANSWERS))
-    assert encoder.calls[2:] == [suggested]
+    assert encoder.calls[3:] == [suggested]
     assert second == first
 
 

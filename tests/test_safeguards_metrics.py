@@ -165,9 +165,18 @@ def test_an_old_primary_and_depth_are_renamed_with_the_metrics() -> None:
 def test_an_upgraded_evaluation_has_the_cache_key_of_one_made_the_same_way_now() -> None:
     old = stored_before_schema_2()
     details = Evaluation.from_dict(old).details
-    # What a SuggestionEvaluator records today: the same details, the tail in another order.
-    made_now = {**{k: details[k] for k in COMPARABLE_DETAILS}, "tail_niches": ["pets", "weather"]}
+    # What a SuggestionEvaluator without an everyday benchmark records today: the same
+    # details, the tail in another order (an old evaluation has no everyday fingerprint).
+    assert "everyday_fingerprint" in COMPARABLE_DETAILS
+    assert "everyday_fingerprint" not in details
+    made_now = {
+        **{k: details[k] for k in COMPARABLE_DETAILS if k != "everyday_fingerprint"},
+        "tail_niches": ["pets", "weather"],
+    }
     assert measurement_key(made_now) == Evaluation.from_dict(old).cache_key
+    # One measured with the everyday benchmark is another measurement: measured again.
+    with_everyday = {**made_now, "everyday_fingerprint": "ab" * 32}
+    assert measurement_key(with_everyday) != Evaluation.from_dict(old).cache_key
     other_config = {**made_now, "config": {**details["config"], "match_threshold": 0.7}}
     assert measurement_key(other_config) != Evaluation.from_dict(old).cache_key
 

@@ -72,6 +72,7 @@ def create_app(
     from webapp import errors
     from webapp import generations
     from webapp import health
+    from webapp import intents
     from webapp import keys
     from webapp import limits
     from webapp import observe
@@ -85,6 +86,7 @@ def create_app(
     app.register_blueprint(bank.bp)
     app.register_blueprint(generations.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(intents.bp)
     app.register_blueprint(keys.bp)
     dashboard.init_app(app)
     # Thread pools and gc.freeze: set per web worker by webapp/gunicorn_conf.py.

@@ -73,7 +73,8 @@ def suggest(body: dict[str, Any]) -> dict[str, Any]:
             f"not confident: no suggestion reached this model's threshold "
             f'{triggering.threshold:.3f} ({best}); send "force": true to get them anyway'
         )
-    shown = suggestions if triggered or body["force"] else []
+    # Every suggestion shown reaches the threshold; "force" shows every candidate.
+    shown = suggestions if body["force"] else triggering.shown(suggestions)
     metrics.SUGGESTIONS.labels("served" if triggered else "abstained").inc()
     return {
         "model_version": loaded.version,

@@ -1,5 +1,6 @@
-"""The response set's curation through the API: curated replies and blocks (reviewer or
-admin). The rules live in models.curation, shared with the CLI."""
+"""The response set through the API (reviewer or admin): what the production model serves,
+by intent, and the product team's curated replies and blocks. The rules live in
+models.curation, the listing in models.served, both shared with the CLI and the dashboard."""
 
 from __future__ import annotations
 
@@ -12,15 +13,19 @@ from core.schema import CuratedReply
 from core.schema import ReplyBlock
 from models.curation import add_block
 from models.curation import add_curated
+from models.served import ServedIntent
+from models.served import served_listing
 from webapp.auth import STAFF
 from webapp.auth import auth
 from webapp.auth import current_caller
 from webapp.errors import BODY_ERRORS
 from webapp.errors import RATE_LIMITED
 from webapp.errors import STAFF_ONLY
+from webapp.schemas import BankListOut
 from webapp.schemas import BankOut
 from webapp.schemas import BlockIn
 from webapp.schemas import CuratedIn
+from webapp.serving import NoModelError
 from webapp.state import services
 
 bp = APIBlueprint("bank", __name__, url_prefix="/v1/bank", tag="Response set")
@@ -28,16 +33,55 @@ bp = APIBlueprint("bank", __name__, url_prefix="/v1/bank", tag="Response set")
 
 @bp.get("")
 @bp.auth_required(auth, roles=STAFF)
-@bp.output(BankOut)
+@bp.output(BankListOut)
 @bp.doc(
-    summary="Curated replies and blocks (reviewer or admin)",
+    summary="The served response set by intent, curated replies and blocks (reviewer or admin)",
+    description="intents: the production model's replies as this web process serves them, "
+    "by intent (null: no intent), each with its support and source (catalogue, mined, "
+    "curated) and whether a block stops it; empty when no model is served yet.",
     responses={**STAFF_ONLY, **RATE_LIMITED},
 )
 def list_curation() -> dict[str, Any]:
-    with services().db.session() as session:
+    svc = services()
+    try:
+        loaded = svc.holder.get()
+    except NoModelError:
+        loaded = None
+    with svc.db.session() as session:
         curated = session.scalars(select(CuratedReply).order_by(CuratedReply.id)).all()
         blocks = session.scalars(select(ReplyBlock).order_by(ReplyBlock.id)).all()
-        return {"curated": curated, "blocks": blocks}
+        listing: tuple[ServedIntent, ...] = ()
+        if loaded is not None:
+            # The bank as trained, with the curation as stored: what `replyguard bank list`
+            # lists from the artifact too (the served bank is this plus the curated replies).
+            listing = served_listing(session, loaded.trained.bank)
+        return {
+            "curated": curated,
+            "blocks": blocks,
+            "model": loaded.version if loaded else None,
+            "intents": [served_dict(i) for i in listing],
+        }
+
+
+def served_dict(intent: ServedIntent) -> dict[str, Any]:
+    """One intent of the served response set, as the API and the dashboard show it."""
+    return {
+        "intent": intent.intent,
+        "group": intent.group,
+        "tone": intent.tone,
+        "support": intent.support,
+        "disabled": intent.disabled,
+        "replies": [
+            {
+                "text": r.text,
+                "support": r.support,
+                "source": r.source.value,
+                "niches": list(r.niches),
+                "blocked": r.blocked,
+            }
+            for r in intent.replies
+        ],
+    }
 
 
 @bp.post("/curated")

@@ -18,6 +18,7 @@ from apiflask.validators import Length
 from apiflask.validators import NoneOf
 from apiflask.validators import OneOf
 from apiflask.validators import Range
+from apiflask.validators import Regexp
 from flask import current_app
 from marshmallow import ValidationError
 from marshmallow import validates_schema
@@ -41,6 +42,13 @@ from core.text import REPLY
 from core.text import InvalidText
 from core.text import TextRule
 from core.text import clean_text
+from models.catalogue import MAX_REPLIES
+from models.catalogue import MIN_REPLIES
+from models.catalogue import Stance
+from models.catalogue import Tone
+from models.intent_edits import MAX_NAME_CHARS
+from models.intent_edits import Source
+from models.served import ReplySource
 from webapp.errors import ApiError
 
 
@@ -451,6 +459,175 @@ class BankOut(Schema):
 
     curated = List(Nested(CuratedOut), required=True)
     blocks = List(Nested(BlockOut), required=True)
+
+
+class ServedReplyOut(Schema):
+    text = String(required=True)
+    support = Integer(
+        required=True,
+        metadata={
+            "description": "Distinct conversations that wrote this reply's meaning (the bank's "
+            "count; 0 for a curated reply the model was not trained with)."
+        },
+    )
+    source = String(
+        required=True,
+        validate=OneOf([s.value for s in ReplySource]),
+        metadata={
+            "description": "catalogue: a canonical reply of an intent; mined: found in the "
+            "training data; curated: added by the product team."
+        },
+    )
+    niches = List(String(), required=True)
+    blocked = Boolean(
+        required=True,
+        metadata={"description": "Blocked since the model was built: never suggested."},
+    )
+
+
+class ServedIntentOut(Schema):
+    intent = String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The intent's name; null for the replies without one."},
+    )
+    group = String(required=True, allow_none=True)
+    tone = String(required=True, allow_none=True)
+    support = Integer(required=True, metadata={"description": "Its replies' support, summed."})
+    disabled = Boolean(
+        required=True,
+        metadata={
+            "description": "A reviewer disabled the intent: none of its replies is suggested."
+        },
+    )
+    replies = List(Nested(ServedReplyOut), required=True)
+
+
+class BankListOut(BankOut):
+    """Dumps ``{"curated": [rows], "blocks": [rows], "model": str | None, "intents": [...]}``."""
+
+    model = String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The production model this web process serves, or null."},
+    )
+    intents = List(
+        Nested(ServedIntentOut),
+        required=True,
+        metadata={
+            "description": "The served response set by intent: the intents in the catalogue's "
+            "order, then the replies without one; replies most supported first."
+        },
+    )
+
+
+# A name or group of the catalogue of intents (models.intent_edits: the same rule and bound).
+_SNAKE_CASE = r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$"
+_SNAKE_CASE_ERROR = (
+    "write it in snake_case (lower-case letters, digits and single underscores, starting with "
+    "a letter), at most {max} characters"
+)
+
+
+def _intent_name(description: str, **kwargs: Any) -> String:
+    return String(
+        validate=[
+            Length(min=1, max=MAX_NAME_CHARS, error=_SNAKE_CASE_ERROR),
+            Regexp(_SNAKE_CASE, error=_SNAKE_CASE_ERROR.format(max=MAX_NAME_CHARS)),
+        ],
+        metadata={"description": description},
+        **kwargs,
+    )
+
+
+def _reason() -> Text:
+    return Text(REASON, required=True, metadata={"description": "Why; recorded in the audit log."})
+
+
+class IntentIn(Schema):
+    name = _intent_name("The new intent's name, not any intent's now.", required=True)
+    group = _intent_name("The group it is listed under (new or existing).", required=True)
+    tone = String(required=True, validate=OneOf([t.value for t in Tone]))
+    stance = String(
+        load_default=None,
+        allow_none=True,
+        validate=OneOf([s.value for s in Stance]),
+        metadata={"description": "yes or no for an intent that answers a question; else null."},
+    )
+    replies = List(
+        Text(CURATION),
+        required=True,
+        validate=Length(min=MIN_REPLIES, max=MAX_REPLIES),
+        metadata={
+            "description": "Its canonical replies, each passing the response set's rules 1-4 "
+            "and the catalogue's (calm when sympathetic, in no other intent)."
+        },
+    )
+    reason = _reason()
+
+
+class IntentReplyIn(Schema):
+    reply = Text(CURATION, required=True)
+    reason = _reason()
+
+
+class IntentRenameIn(Schema):
+    new_name = _intent_name("The intent's new name, not any intent's now.", required=True)
+    reason = _reason()
+
+
+class IntentReplyOut(Schema):
+    text = String(required=True)
+    source = String(required=True, validate=OneOf([s.value for s in Source]))
+
+
+class IntentOut(Schema):
+    name = String(required=True)
+    group = String(required=True)
+    tone = String(required=True, validate=OneOf([t.value for t in Tone]))
+    stance = String(required=True, allow_none=True, validate=OneOf([s.value for s in Stance]))
+    source = String(
+        required=True,
+        validate=OneOf([s.value for s in Source]),
+        metadata={"description": "catalogue: shipped in models/catalogue.yaml; reviewer: added."},
+    )
+    disabled = Boolean(required=True)
+    shipped_name = String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Its name in the shipped catalogue (null when added)."},
+    )
+    replies = List(Nested(IntentReplyOut), required=True)
+
+
+class EditedIntentOut(IntentOut):
+    """The intent an edit changed. Its own class because APIFlask registers a schema that is
+    both nested (in IntentsOut) and a response twice, and the second registration fails."""
+
+
+class IntentGroupOut(Schema):
+    group = String(required=True)
+    intents = List(Nested(IntentOut), required=True)
+
+
+class SkippedEditOut(Schema):
+    id = Integer(required=True)
+    action = String(required=True)
+    intent = String(required=True)
+    why = String(required=True)
+
+
+class IntentsOut(Schema):
+    version = Integer(required=True, metadata={"description": "The catalogue's format version."})
+    groups = List(Nested(IntentGroupOut), required=True)
+    skipped = List(
+        Nested(SkippedEditOut),
+        required=True,
+        metadata={
+            "description": "Stored edits that no longer apply to the shipped catalogue (a "
+            "release renamed or removed the intent, or took the name), and why."
+        },
+    )
 
 
 class KeyIn(Schema):

@@ -10,7 +10,9 @@ logged and skipped, and the current model keeps serving.
 The same check reads the product team's curation (models.curation): a new block is applied
 to the served model's bank at once (its ids are never suggested), and a new curated reply is
 encoded and added to the served bank, so both take effect within ``check_seconds`` on every
-web process, without waiting for a generation.
+web process, without waiting for a generation. It reads the reviewers' edits to the intents
+too (models.intent_edits): the replies of a disabled intent are never suggested, from the
+next check on, in a model whose bank records each reply's intent.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from models.artifact import load_model
 from models.curation import load_curation
 from models.curation import revision
 from models.encoder import Encoder
+from models.intent_edits import load_overlay
+from models.intent_edits import revision as intents_revision
 from models.registry import production
 from models.response_set import Curation
 from models.response_set import surface_key
@@ -55,6 +59,8 @@ class Loaded:
     trained: SuggestionModel
     # The curation revision (models.curation.revision) ``model`` reflects.
     curation: tuple[int, int] = (0, 0)
+    # The revision of the intents' edits (models.intent_edits.revision) ``model`` reflects.
+    intents: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -167,9 +173,15 @@ class ModelHolder:
                 target = _Target(row.version, row.checksum, row.artifact_path) if row else None
                 current = self._current
                 if current and target and current.checksum == target.checksum:
-                    changed = revision(session)
-                    if changed != current.curation:
-                        self._current = _curated(current, load_curation(session), changed)
+                    changed, edited = revision(session), intents_revision(session)
+                    if changed != current.curation or edited != current.intents:
+                        self._current = _curated(
+                            current,
+                            load_curation(session),
+                            changed,
+                            load_overlay(session).disabled_names(),
+                            edited,
+                        )
                     return
         except SQLAlchemyError as exc:
             # The database being briefly unreachable must not stop suggestions.
@@ -211,12 +223,18 @@ class ModelHolder:
         try:
             with self.db.session() as session:
                 changed, curation = revision(session), load_curation(session)
+                edited = intents_revision(session)
+                disabled = load_overlay(session).disabled_names()
         except SQLAlchemyError as exc:
             log.warning("cannot read the curation, serving %s without it: %s", target.version, exc)
-            changed, curation = (-1, -1), Curation()
+            changed, curation, edited, disabled = (-1, -1), Curation(), (-1, -1), frozenset()
         previous = self._current
         self._current = _curated(
-            Loaded(target.version, target.checksum, model, model), curation, changed
+            Loaded(target.version, target.checksum, model, model),
+            curation,
+            changed,
+            disabled,
+            edited,
         )
         self.last_error = self.public_error = None
         log.info("now serving model %s", target.version)
@@ -231,8 +249,16 @@ def _log_failure(loading: Future[None]) -> None:
         log.error("loading the production model failed: %s", error, exc_info=error)
 
 
-def _curated(loaded: Loaded, curation: Curation, changed: tuple[int, int]) -> Loaded:
-    """``loaded`` with the team's curated replies added to its bank and its blocks applied.
+def _curated(
+    loaded: Loaded,
+    curation: Curation,
+    changed: tuple[int, int],
+    disabled: frozenset[str] = frozenset(),
+    edited: tuple[int, int] = (0, 0),
+) -> Loaded:
+    """``loaded`` with the team's curated replies added to its bank, its blocks applied and
+    the replies of the ``disabled`` intents (models.intent_edits.Overlay.disabled_names) never
+    suggested, where its bank records each reply's intent.
 
     Starts again from the trained model each time (curation only grows, and a few curated
     replies are encoded in milliseconds), so a model never carries a stale overlay.
@@ -245,7 +271,11 @@ def _curated(loaded: Loaded, curation: Curation, changed: tuple[int, int]) -> Lo
     if fresh:
         texts = [c.text for c in fresh]
         model = base.with_curated(texts, [c.niche for c in fresh], base.encoder.encode(texts))
+    # The trained bank's intents: a copy with curated replies appended keeps its replies first.
+    intents = base.bank.intents or []
     model.blocked_ids = frozenset(
-        i for i, text in enumerate(model.bank.texts) if curation.blocked(text)
+        i
+        for i, text in enumerate(model.bank.texts)
+        if curation.blocked(text) or (i < len(intents) and intents[i] in disabled)
     )
-    return Loaded(loaded.version, loaded.checksum, model, base, changed)
+    return Loaded(loaded.version, loaded.checksum, model, base, changed, edited)

@@ -59,6 +59,12 @@ RESTART_WINDOW = 300.0
 # changes it (tests).
 STOP_GRACE = 30.0
 
+# Who is credited with what `run` does by itself, in the audit log and a generation's row
+# (requested_by): training and promoting the clean baseline of a new data folder, and its one
+# guarded generation. As the gate's promotions are credited to "gate" and scheduled
+# generations to "schedule", not to whoever started the process.
+RUN_ACTOR = "replyguard run"
+
 
 class Stopped(BaseException):
     """SIGINT or SIGTERM arrived: stop everything and exit. A BaseException, like
@@ -392,7 +398,7 @@ def _one_generation(
 ) -> None:
     click.echo("Running one guarded generation on the demo traffic...")
     try:
-        generation_id = queue_generation(sender(ctx.settings), ctx, actor="replyguard run")
+        generation_id = queue_generation(sender(ctx.settings), ctx, actor=RUN_ACTOR)
     except GenerationError as exc:
         click.echo(f"no generation started: {exc}")
         return

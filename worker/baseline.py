@@ -51,6 +51,9 @@ def training_metadata(rows: Sequence[Row], report: TrainingReport, **extra: obje
             "validation_examples": report.validation_examples,
             "final_loss": report.epoch_losses[-1] if report.epoch_losses else None,
             "response_set": report.response_set.as_dict(),
+            # The chosen epochs, form and weights, with the held-out 1-of-100 of the model
+            # and of the plain encoder (models.selection); None: too few examples.
+            "selection": report.selection.as_dict() if report.selection else None,
             **extra,
         }
     }

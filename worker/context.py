@@ -9,10 +9,13 @@ from collections.abc import Sequence
 
 from core.db import Database
 from models.adapter import Adapter
+from models.catalogue import load_catalogue
 from models.curation import load_curation
 from models.encoder import Encoder
+from models.selection import SelectionConfig
 from models.suggester import ScoringWeights
 from models.suggester import SuggestionModel
+from models.training import TrainingConfig
 from models.training import TrainingExample
 from models.training import TrainingReport
 from models.training import train_model
@@ -56,22 +59,33 @@ class PipelineContext:
         weights: ScoringWeights | None = None,
         inherited: Sequence[str] = (),
     ) -> tuple[SuggestionModel, TrainingReport]:
-        """Train a model with the settings' configuration and the team's current curation
-        (models.training.train_model says what goes in and out)."""
+        """Train a model with the settings' configuration, the team's current curation and
+        the starter catalogue of intents (models.training.train_model says what goes in and
+        out)."""
         with self.db.session() as session:
             curation = load_curation(session)
         return train_model(
             self.encoder,
             examples,
-            self.settings.adapter,
-            self.settings.retrieval,
-            self.settings.response_set,
+            self.training_config,
             curation,
-            self.settings.triggering_target_coverage,
             start=start,
             show_progress=self.show_progress,
             weights=weights,
             inherited=inherited,
+            catalogue=load_catalogue(),
+        )
+
+    @property
+    def training_config(self) -> TrainingConfig:
+        """The settings' adapter, retrieval, response-set, coverage and seed for training."""
+        settings = self.settings
+        return TrainingConfig(
+            adapter=settings.adapter,
+            retrieval=settings.retrieval,
+            response_set=settings.response_set,
+            target_coverage=settings.triggering_target_coverage,
+            selection=SelectionConfig(seed=settings.seed),
         )
 
     @classmethod

@@ -75,6 +75,10 @@ class Settings(CoreSettings):
     gate_tolerances: Annotated[dict[str, float], BeforeValidator(_json_object)] = Field(
         default_factory=dict
     )
+    # The gate blocks a candidate with any inappropriate suggestion for a sensitive everyday
+    # message (safeguards.gate, Tolerances.sensitive_rule); REPLYGUARD_GATE_SENSITIVE_RULE=false
+    # reports it without blocking.
+    gate_sensitive_rule: bool = True
 
     # The names of today's variables for the nested fields. One value may go to several
     # places: the seed to every seeded component, the diversity ceiling to the response
@@ -127,8 +131,9 @@ class Settings(CoreSettings):
 
     @property
     def tolerances(self) -> Tolerances:
-        """The gate's tolerances: safeguards.gate's defaults and ``gate_tolerances``."""
-        return Tolerances.overridden(self.gate_tolerances)
+        """The gate's tolerances: safeguards.gate's defaults, ``gate_tolerances`` and
+        ``gate_sensitive_rule``."""
+        return Tolerances.overridden(self.gate_tolerances, sensitive_rule=self.gate_sensitive_rule)
 
 
 def load_settings(

@@ -6,6 +6,7 @@ from webapp.cli import bank
 from webapp.cli import data
 from webapp.cli import db
 from webapp.cli import generation
+from webapp.cli import intents
 from webapp.cli import keys
 from webapp.cli import models
 from webapp.cli import notify
@@ -20,6 +21,7 @@ __all__ = [
     "data",
     "db",
     "generation",
+    "intents",
     "keys",
     "main",
     "models",

@@ -52,11 +52,25 @@ class Context:
 
     @property
     def pipeline(self) -> PipelineContext:
-        """The encoder loads only when a command needs it."""
+        """The encoder loads only when a command needs it.
+
+        The command's log lines, with the libraries' warnings and log lines (the encoder's
+        export, training), go to ``<data folder>/logs/cli.log``, not to the console: the
+        console has the command's own sentences and progress lines. A command that set up
+        logging already (`run`, into run.log) keeps it."""
+        from core.logs import configure_logging
+        from core.logs import is_configured
         from worker.context import PipelineContext
 
         if self._pipeline is None:
             self._refuse_a_missing_database()
+            if not is_configured():
+                try:
+                    configure_logging(
+                        self.settings.log_level, path=self.settings.data_dir / "logs" / "cli.log"
+                    )
+                except SettingsError as exc:
+                    raise click.ClickException(str(exc)) from None
             self._pipeline = PipelineContext.from_settings(self.settings, show_progress=True)
         return self._pipeline
 

@@ -11,6 +11,8 @@ from sqlalchemy import select
 
 from core.demo import load_demo
 from core.ingest import IMPORTABLE
+from core.ingest import ImportFailed
+from core.ingest import ImportReport
 from core.ingest import import_file
 from core.provenance import Provenance
 from core.schema import Example
@@ -44,8 +46,8 @@ def data_load_demo(ctx: Context, full: bool) -> None:
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
-        f"demo data ({ctx.settings.demo_dataset}): {report.added} added, "
-        f"{report.duplicates} already present, {report.traffic} messages as incoming traffic"
+        f"demo data ({ctx.settings.demo_dataset}): {stored_counts(report, 'corpus')}, "
+        f"{report.traffic} messages as incoming traffic"
     )
 
 
@@ -64,13 +66,33 @@ def data_import(ctx: Context, file: Path, provenance: str | None, skip_invalid: 
 
     Other columns are ignored (and named). Exits non-zero when nothing could be imported."""
     ctx.may_create = True
-    # A refused file (FileRefused, ImportFailed, NothingToImport) says what and where.
-    with ctx.db.session() as session:
-        report = import_file(
-            session, file, Provenance(provenance) if provenance else None, skip_invalid
-        )
+    # A refused file (FileRefused, ImportFailed, NothingToImport) says what and where; an
+    # invalid row, with this command's options to get past it.
+    try:
+        with ctx.db.session() as session:
+            report = import_file(
+                session, file, Provenance(provenance) if provenance else None, skip_invalid
+            )
+    except ImportFailed as exc:
+        raise click.ClickException(
+            exc.with_hints(
+                "pass --skip-invalid",
+                None if provenance else "pass --provenance human (or human_selected)",
+            )
+        ) from None
     report_file(report.notes, report.skipped)
-    click.echo(f"{file.name}: {report.added} added, {report.duplicates} already present")
+    click.echo(f"{file.name}: {stored_counts(report, 'file')}")
+
+
+def stored_counts(report: ImportReport, within: str) -> str:
+    """What a load stored and skipped, e.g. "104878 added, 0 already present, 204 duplicate
+    pairs inside the corpus skipped": rows whose pair the database held before the load, and
+    rows that repeat an earlier row of the same ``within`` ("corpus", "file"), told apart."""
+    counts = f"{report.added} added, {report.already_present} already present"
+    if report.repeated:
+        pairs = "pair" if report.repeated == 1 else "pairs"
+        counts += f", {report.repeated} duplicate {pairs} inside the {within} skipped"
+    return counts
 
 
 def report_file(notes: list[str], skipped: list[Any]) -> None:

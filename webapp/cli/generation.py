@@ -107,45 +107,56 @@ def generation_show(ctx: Context, generation_id: int | None) -> None:
 
 
 def follow(ctx: Context, generation_id: int, check: Callable[[], None] | None = None) -> str:
-    """Poll the generation, one progress bar per stage, print its report when it ends;
-    return its final status. ``check`` is called at every poll and may raise to stop
-    following (`replyguard run`'s stop signal)."""
+    """Poll the generation, one progress line per stage (core.progress: a bar on a terminal,
+    plain lines in a file), print its report when it ends; return its final status.
+    ``check`` is called at every poll and may raise to stop following (`replyguard run`'s
+    stop signal)."""
     import time
 
-    from tqdm import tqdm
-
+    from core.progress import Progress
     from core.schema import Generation
     from core.schema import GenerationStatus
     from webapp.report import describe_generation
+    from worker.pipeline import PIPELINE
     from worker.pipeline import STAGES
 
-    bars: dict[str, tqdm] = {}  # type: ignore[type-arg]
-    while True:
-        if check is not None:
-            check()
-        with ctx.db.session() as session:
-            row = session.get_one(Generation, generation_id)
-            stages, status = dict(row.stages), row.status
-        for name in STAGES:
-            record = stages.get(name)
-            if record is None:
-                continue
-            bar = bars.get(name)
-            if bar is None:
-                bar = bars[name] = tqdm(
-                    total=100, desc=f"{name:12}", bar_format="{desc} {bar} {n:3.0f}% {postfix}"
-                )
-            done = 100 if record.get("status") == "done" else int(100 * record.get("progress", 0))
-            bar.update(max(0, done - bar.n))
-            if record.get("status") == "done" and not bar.disable:
-                bar.set_postfix_str(f"{record.get('seconds', 0):.1f} s")
-                bar.close()
-        if not GenerationStatus(status).active:
-            for bar in bars.values():
-                bar.close()
-            # Its report: number and id, status, each stage's counts, every metric and the
-            # gate's decision (what `generation show` prints).
+    bars: dict[str, Progress] = {}
+    try:
+        while True:
+            if check is not None:
+                check()
             with ctx.db.session() as session:
-                click.echo(describe_generation(session.get_one(Generation, generation_id)))
-            return status
-        time.sleep(0.5)
+                row = session.get_one(Generation, generation_id)
+                stages, status, number = dict(row.stages), row.status, row.number
+            for index, name in enumerate(STAGES, start=1):
+                record = stages.get(name)
+                if record is None:
+                    continue
+                bar = bars.get(name)
+                if bar is None:
+                    # Which generation, which of its stages, and what the stage does; the
+                    # count is the share of the stage done, as the worker records it.
+                    label = PIPELINE[name].label
+                    bar = bars[name] = Progress(
+                        f"generation {number}, stage {index}/{len(STAGES)} {name} "
+                        f"({label[:1].lower()}{label[1:]})",
+                        100,
+                    )
+                done = record.get("status") == "done"
+                bar.advance_to(100 if done else int(100 * record.get("progress", 0)))
+                if done:
+                    bar.close(f"in {record.get('seconds', 0):.1f} s")
+            if not GenerationStatus(status).active:
+                for bar in bars.values():
+                    bar.close(f"({status})")
+                # Its report: number and id, status, each stage's counts, every metric and
+                # the gate's decision (what `generation show` prints).
+                with ctx.db.session() as session:
+                    click.echo(describe_generation(session.get_one(Generation, generation_id)))
+                return status
+            time.sleep(0.5)
+    finally:
+        # Stopped (Ctrl-C, `run`'s stop signal): the open bar ends its line before what is
+        # printed next.
+        for bar in bars.values():
+            bar.close("(stopped following)")

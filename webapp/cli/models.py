@@ -71,6 +71,12 @@ def _show_model(ctx: Context, version: str) -> None:
             f"trained on {training['examples']} examples ({provenance}); response set of "
             f"{kept['served']} replies of {kept['replies']} distinct (removed: {removed})"
         )
+        if "catalogue" in kept:  # models trained before the response set had intents: none
+            click.echo(
+                f"by intent: {kept['catalogue']} catalogue replies of {kept['intents']} "
+                f"intents, {kept['mined']} mined ({kept['joined']} joined an intent), "
+                f"{len(kept['unnamed'])} unnamed clusters for a reviewer to name"
+            )
     if "evaluation" not in stored:
         click.echo("not evaluated yet (a generation evaluates its candidate in its evaluate stage)")
         return
@@ -91,13 +97,23 @@ def _show_model(ctx: Context, version: str) -> None:
 def models_train_baseline(ctx: Context) -> None:
     """Train generation 0 (human data only: the clean baseline), promote it if nothing is
     in production yet, and print its evaluation."""
-    train_clean_baseline(ctx)
+    train_clean_baseline(ctx, CLI_ACTOR)
 
 
-def train_clean_baseline(ctx: Context) -> None:
+def train_clean_baseline(ctx: Context, actor: str) -> None:
+    """Train the clean baseline (worker.baseline.train_baseline) and print its weights,
+    coverage and evaluation.
+
+    Args:
+        actor: who is credited with it in the audit log and the generation's row: "cli" for
+            `models train-baseline`, `run`'s own name when `run` does it on a new data folder.
+
+    Raises:
+        NoTrainingData: the baseline exists already, or there is nothing to train on.
+    """
     from worker.baseline import train_baseline
 
-    version, report = train_baseline(ctx.pipeline, CLI_ACTOR)
+    version, report = train_baseline(ctx.pipeline, actor)
     click.echo(
         f"signal weights {report.weights.as_dict()}; answers "
         f"{report.triggering.held_out_coverage:.0%} of held-out messages "

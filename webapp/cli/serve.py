@@ -95,13 +95,13 @@ def run(ctx: Context, host: str, port: int, no_generation: bool) -> None:
     a worker and the web server; then one guarded generation; then keep serving."""
     ctx.may_create = True
     from core.logs import configure_logging
+    from webapp.supervisor import RUN_ACTOR
     from webapp.supervisor import run_everything
 
-    logs = ctx.settings.data_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
     # The console is for the person who typed the command (what happens, in sentences); this
-    # process's JSON log lines go to a file beside the worker's and the web server's.
-    configure_logging(ctx.settings.log_level, (logs / "run.log").open("a", encoding="utf-8"))
+    # process's JSON log lines, and the libraries' warnings and log lines, go to a file beside
+    # the worker's and the web server's.
+    configure_logging(ctx.settings.log_level, path=ctx.settings.data_dir / "logs" / "run.log")
 
     click.echo(f"data folder: {ctx.settings.data_dir.resolve()}")
     from models.registry import production
@@ -121,7 +121,8 @@ def run(ctx: Context, host: str, port: int, no_generation: bool) -> None:
         )
     if not has_model:
         click.echo("training the clean baseline (generation 0, human data only)...")
-        train_clean_baseline(ctx)
+        # Done by `run` itself on a new data folder, not by a command someone typed.
+        train_clean_baseline(ctx, RUN_ACTOR)
     with ctx.db.session() as session:
         keys = quickstart_keys(session)
         lines = [

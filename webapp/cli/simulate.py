@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from core.actions import ActionRefused
+from core.ingest import ImportFailed
 from webapp.cli.base import main
 from webapp.cli.data import report_file
 from worker.settings import load_settings
@@ -89,7 +90,10 @@ def simulate(
             f"--data {data}: no such file (give demo, or a JSONL or CSV file)"
         )
     base = load_settings({"seed": seed})
-    rows, read = simulation_rows(data, base, skip_invalid)
+    try:
+        rows, read = simulation_rows(data, base, skip_invalid)
+    except ImportFailed as exc:
+        raise click.ClickException(exc.with_hints("pass --skip-invalid")) from None
     if read is not None:
         report_file(read.notes, read.skipped)
     policies = list(POLICIES) if policy == "all" else [policy]

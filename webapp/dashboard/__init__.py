@@ -2,8 +2,8 @@
 admin keys, signed in with a session cookie. The JSON API stays under /v1.
 
 Modules: ``guard`` (sign-in state, CSRF, headers, error pages), ``signin``, ``pages`` (what
-is shown), ``actions`` (override, rollback, start a generation), and the view models behind
-the pages: ``overview``, ``charts``, ``niches``, ``detail``.
+is shown), ``actions`` (override, rollback, start a generation), ``intents`` (the catalogue
+of intents and its edits, the served response set), and the view models behind the pages: ``overview``, ``charts``, ``niches``, ``detail``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from flask import Flask
 from webapp.dashboard import actions as actions
 from webapp.dashboard import formatting as formatting
 from webapp.dashboard import guard as guard
+from webapp.dashboard import intents as intents
 from webapp.dashboard import pages as pages
 from webapp.dashboard import signin as signin
 from webapp.dashboard.blueprint import bp

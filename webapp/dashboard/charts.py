@@ -21,6 +21,7 @@ from safeguards.gate import Tolerances
 from safeguards.gate import upgrade_generation
 from safeguards.metrics import Evaluation
 from safeguards.metrics import Metric
+from safeguards.metrics import gated_by_default
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,9 @@ def chart_names(points: Sequence[Charted]) -> list[str]:
         names.append("coverage")
     if f"tail_{latest.primary}" in latest.metrics:
         names.append(f"tail_{latest.primary}")
-    names += [f.name for f in latest.of_kind("diversity")]
+    # The diversity metrics the gate holds: a band around one it only reports (the everyday
+    # benchmark's intents and distinct suggestions) would show a tolerance nobody applies.
+    names += [f.name for f in latest.of_kind("diversity") if gated_by_default(f.name, f.kind)]
     return names
 
 

@@ -22,6 +22,7 @@ from models.artifact import read_manifest
 from models.registry import artifact_dir
 from safeguards.evaluator import benchmark_fingerprint
 from safeguards.gate import upgrade_generation
+from safeguards.metrics import Evaluation
 from worker.data import example_pools
 from worker.pipeline import PIPELINE
 from worker.pipeline import STAGES
@@ -105,6 +106,58 @@ def response_set_report(settings: Settings, version: ModelVersion | None) -> dic
     return report
 
 
+# The 1-of-100 pairs shown side by side (safeguards.metrics registers each name): where it
+# was measured, the model's figure, the plain encoder's.
+RANKING_ROWS = (
+    (
+        "Held-out training messages (the model was chosen on these)",
+        "held_out_one_of_100",
+        "held_out_plain_one_of_100",
+    ),
+    ("Benchmark (never trained on)", "one_of_100", "plain_one_of_100"),
+)
+
+
+def ranking_report(version: ModelVersion | None) -> dict[str, Any]:
+    """The 1-of-100 of ``version`` beside the plain encoder's (Henderson et al. 2019: the
+    share of messages whose real reply ranks first among 100 real replies), on the
+    held-out training messages the model was chosen on (models.selection) and on the
+    benchmark, from its stored evaluation; with the chosen epochs, form and weights.
+
+    Returns:
+        ``{"rows": [{"where", "label", "model", "plain", "difference", "support"}, ...],
+        "selection": {...}, "ranked_among": int}``; empty for no version or an evaluation
+        without these figures (a model evaluated before they existed).
+    """
+    stored = ((version.evaluation or {}) if version is not None else {}).get("evaluation")
+    if not stored:
+        return {}
+    evaluation = Evaluation.from_dict(stored)
+    rows = []
+    for where, mine, plain in RANKING_ROWS:
+        model_metric, plain_metric = evaluation.metrics.get(mine), evaluation.metrics.get(plain)
+        if model_metric is None or plain_metric is None:
+            continue
+        rows.append(
+            {
+                "where": where,
+                "label": model_metric.title,
+                "plain_label": plain_metric.title,
+                "model": model_metric.value,
+                "plain": plain_metric.value,
+                "difference": model_metric.value - plain_metric.value,
+                "support": model_metric.support,
+            }
+        )
+    if not rows:
+        return {}
+    return {
+        "rows": rows,
+        "selection": evaluation.details.get("training_selection") or {},
+        "ranked_among": evaluation.details.get("ranked_among"),
+    }
+
+
 def generation_context(
     session: Session, settings: Settings, generation: Generation
 ) -> dict[str, Any]:
@@ -124,6 +177,7 @@ def generation_context(
         "counts": counts,
         "rule_labels": RULE_LABELS,
         "response_set": response_set_report(settings, candidate),
+        "ranking": ranking_report(candidate),
         "response_rule_labels": RESPONSE_RULE_LABELS,
         "duplicates": duplicates(session, generation.id),
         "decision": decision,

@@ -78,8 +78,10 @@ class SynthesizeStage:
             chunk = prompts[start : start + PROMPTS_PER_CALL]
             messages = [texts[prompt][0] for prompt in chunk]
             suggestions = model.suggest_many(messages, k=1 if temperature <= 0 else 5)
-            for prompt, message, options in zip(chunk, messages, suggestions, strict=True):
-                if not model.triggering.answers(options):
+            for prompt, message, listed in zip(chunk, messages, suggestions, strict=True):
+                # Only what a client would be shown: every option reaches the threshold.
+                options = model.triggering.shown(listed)
+                if not options:
                     abstained += 1
                     continue
                 choice = (

@@ -1,0 +1,322 @@
+"""Which messages are sensitive: news of a death, illness, injury, an accident, danger, a
+breakup, a lost job, a failed exam, a pet's death, anxiety or other distress.
+
+Such a message never gets a humorous, dismissive or cheerful suggestion: only replies of a
+``sympathetic`` intent, or none (docs/DESIGN "Tone"; models.suggester applies it). The
+detector runs on every request, so it is cheap: a lexicon of distress words and phrases (a
+few regular expressions), and the encoder embedding the suggester has computed already,
+compared with a few prototype messages (a dot product with two small matrices).
+
+Two signals, either of which marks a message sensitive:
+
+1. **Lexicon** (:data:`DISTRESS`): words and phrases of loss, illness, injury, danger,
+   breakups, lost jobs, failed exams and distress, matched on the casefolded message after
+   removing the idioms that only sound sad (:data:`IDIOMS`: "dying to", "killing me",
+   "my phone died", "died laughing", "dead tired", "sick of"...).
+2. **Encoder**: the message's cosine to the nearest of :data:`DISTRESS_PROTOTYPES` is at
+   least ``floor`` and exceeds its cosine to the nearest of :data:`EVERYDAY_PROTOTYPES`
+   (idioms, good news, small mishaps) by at least ``margin``: a nearest-prototype rule, so
+   a message phrased unlike any lexicon entry ("she didn't make it") is still caught, and
+   one that merely shares words with sad news ("the surgery went well") is not.
+
+The prototypes are written apart from the evaluation messages (``tests/data/
+tone_messages.tsv``: 162 everyday messages, 75 sensitive); ``bench/tone_detector.py``
+measures each signal and their union there and the figures are in docs/benchmarks.md
+("Tone"), with the defaults of :class:`ToneConfig` chosen from them. A lexicon-based
+sentiment analyser (VADER, in the ``vaderSentiment`` package) was measured beside them and
+not adopted: docs/benchmarks.md says why.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.encoder import Encoder
+
+# Idioms that sound like distress and are not; removed before the lexicon is matched.
+IDIOMS = tuple(
+    re.compile(p)
+    for p in (
+        r"\bdying (to|for)\b",
+        r"\b(kill|kills|killing|killed) me\b",
+        r"\bkill(ed|ing)? it\b",
+        r"\b(would|could|'d) (kill|murder) (for )?\b",
+        r"\bdied (of |from )?laugh\w*",
+        r"\bdead (tired|serious|funny|on|ass)\b",
+        r"\b(sick|tired) of\b",
+        r"\b(is|was|looks|so) sick\b(?! (of|with|in|and))",
+        r"\bdeath of me\b",
+        r"\bbreak a leg\b",
+        r"\bscared of (spiders|heights|the dark|clowns|snakes|bugs)\b",
+        r"\bfailed to\b",
+        r"\bcrying (laughing|of laughter|with laughter)\b",
+        r"\bstroke of (luck|genius)\b",
+        r"\b(phone|battery|laptop|wifi|wi-fi|car|computer|tablet|charger|tv|plants?|"
+        r"batteries|printer|internet|router|headphones|game|console|server|app|flowers)"
+        r"\b[\w' ]{0,24}?\b(died|dies|dead|dying|broke down|crashed|is broken|broke)\b",
+        r"\b(died|dead|dying)\b[\w' ]{0,12}\b(phone|battery|laptop|wifi|car|computer)\b",
+        r"\bbroke (until|till|af|lol)\b",
+        r"\bi'?m (so |totally |flat )?broke\b",
+    )
+)
+
+# Words and phrases of distress, matched after IDIOMS are removed.
+DISTRESS = re.compile(
+    r"\b("
+    # death
+    r"pass(ed|es|ing)? away|passed on|died|dies|dying|dead|death|deceased|funeral|"
+    r"killed|suicide|took (his|her|their|my) own life|didn'?t make it|lost (my|our|his|her) "
+    r"(mom|mum|dad|father|mother|son|daughter|husband|wife|brother|sister|grandma|grandpa|"
+    r"grandmother|grandfather|aunt|uncle|cousin|friend|baby|dog|cat|pet)|"
+    r"put (him|her|it|our \w+|my \w+) (down|to sleep)|rest in peace|"
+    # illness
+    r"cancer|tumou?r|chemo(therapy)?|biopsy|diagnos(ed|is)|terminal|heart attack|stroke|"
+    r"seizure|icu|intensive care|hospital|hospitali[sz]ed|emergency room|ambulance|"
+    r"positive for|covid|flu|sick|(feel|feeling|felt|been|so|very|really) ill|fever|"
+    r"pneumonia|infection|surgery|operation|"
+    r"life support|coma|dementia|alzheimer'?s|miscarr(y|ied|iage)|"
+    # injury, accident, danger
+    r"(broke|broken|fractured|sprained|twisted|dislocated) (my|his|her|their|a|an)? ?"
+    r"(arm|leg|wrist|ankle|foot|hand|back|neck|nose|ribs?|hip|collarbone|finger|toe|knee)|"
+    r"injur(ed|y|ies)|concussion|stitches|bleeding|hurt (my|his|her)|"
+    r"accident|crash(ed)?|rear-ended|hit by a car|"
+    r"(a|the|house) fire|caught fire|flood(ed|ing)?|earthquake|hurricane|tornado|"
+    r"evacuat(e|ed|ing)|shooting|(got|been|was) shot|stabbed|attacked|assaulted|mugged|"
+    r"robbed|stolen|broke into|break in|"
+    r"following me|stalk(ed|ing|er)|threaten(ed|ing)|"
+    # breakup, job, exams
+    r"broke up|break ?up|broken up|divorce[ds]?|divorcing|separated|split up|dumped|"
+    r"cheated on|left me|"
+    r"laid off|laying off|lay ?offs?|fired|lost (my|his|her) job|out of work|unemployed|"
+    r"evicted|eviction|bankrupt|can'?t afford|losing the house|"
+    r"failed|flunked|didn'?t pass|rejected|"
+    # distress
+    r"panic attacks?|depressed|depression|anxious|anxiety|can'?t stop crying|crying|"
+    r"so alone|lonely|scared|terrified|afraid|worried|stressed|overwhelmed|hopeless|"
+    r"falling apart|can'?t do this anymore|can'?t cope|heartbroken|devastated|grieving|"
+    r"stranded"
+    r")\b"
+)
+
+# Messages the encoder should find close to sensitive ones (not the evaluation's messages),
+# each with the sympathetic catalogue intents that answer it well: for a sensitive message
+# the nearest prototypes vote for their intents as the nearest training messages vote for
+# their replies (models.suggester), so a breakup gets "I'm here for you", not "Rest up".
+DISTRESS_REPLIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "my grandmother passed away yesterday",
+        ("sorry_for_your_loss", "condolences", "thinking_of_you"),
+    ),
+    ("my father died this morning", ("sorry_for_your_loss", "condolences", "here_for_you")),
+    ("we lost our baby", ("sorry_for_your_loss", "here_for_you", "sending_love")),
+    ("my friend was killed in an accident", ("sorry_for_your_loss", "thats_awful", "here_for_you")),
+    (
+        "the doctor told me I have a serious illness",
+        ("sorry_to_hear", "here_for_you", "sending_love"),
+    ),
+    ("my mother is very sick in hospital", ("sorry_to_hear", "thinking_of_you", "need_anything")),
+    ("he is in intensive care", ("thinking_of_you", "sending_love", "here_for_you")),
+    (
+        "I was badly hurt and ended up in the emergency room",
+        ("oh_no", "are_you_ok", "get_well_soon"),
+    ),
+    ("I had a bad fall and broke my wrist", ("oh_no", "get_well_soon", "rest_up")),
+    ("I have a terrible flu", ("get_well_soon", "rest_up", "feeling_better_question")),
+    ("we were in a terrible crash on the motorway", ("are_you_ok", "oh_no", "what_happened")),
+    ("our home burned down", ("thats_awful", "are_you_ok", "need_anything")),
+    ("a man attacked me in the street", ("are_you_ok", "thats_awful", "stay_safe")),
+    ("I am in danger and scared", ("stay_safe", "are_you_ok", "here_for_you")),
+    (
+        "my partner ended our relationship",
+        ("sorry_to_hear", "here_for_you", "you_deserve_better"),
+    ),
+    ("my husband wants a divorce", ("sorry_to_hear", "here_for_you", "want_to_talk")),
+    ("I was let go from my job", ("sorry_to_hear", "thats_awful", "it_will_get_better")),
+    (
+        "I am unemployed and can't pay the bills",
+        ("sounds_hard", "need_anything", "it_will_get_better"),
+    ),
+    (
+        "I failed an important exam and feel terrible",
+        ("sorry_to_hear", "oh_no", "it_will_get_better"),
+    ),
+    ("our old dog passed away", ("sorry_for_your_loss", "sorry_to_hear", "sending_love")),
+    (
+        "we had to say goodbye to our cat",
+        ("sorry_for_your_loss", "sending_love", "thinking_of_you"),
+    ),
+    ("I feel hopeless and sad all the time", ("here_for_you", "want_to_talk", "sounds_hard")),
+    ("I keep having panic attacks", ("here_for_you", "want_to_talk", "take_care_of_yourself")),
+    ("I am so anxious I can't breathe", ("here_for_you", "are_you_ok", "take_care_of_yourself")),
+    ("I'm going through a really hard time", ("here_for_you", "want_to_talk", "sounds_hard")),
+    ("everything went wrong and I'm devastated", ("sorry_to_hear", "here_for_you", "sounds_hard")),
+    ("I feel like giving up", ("here_for_you", "want_to_talk", "it_will_get_better")),
+    ("I am grieving", ("thinking_of_you", "here_for_you", "take_all_the_time")),
+    (
+        "bad news, the results came back and it's not good",
+        ("sorry_to_hear", "here_for_you", "thinking_of_you"),
+    ),
+)
+DISTRESS_PROTOTYPES = tuple(message for message, _ in DISTRESS_REPLIES)
+
+
+# Everyday messages that share words with sad news, or good news, or small mishaps.
+EVERYDAY_PROTOTYPES = (
+    "I'm dying to try that new restaurant",
+    "these shoes are killing my feet",
+    "my battery is about to die",
+    "my computer crashed and I lost my essay",
+    "you absolutely killed that presentation",
+    "I nearly died of laughter",
+    "I'm sick of this rain",
+    "that concert was sick",
+    "I'm so broke this month haha",
+    "I aced my exam!",
+    "I passed all my exams, so happy",
+    "I got a new job!",
+    "we just got engaged",
+    "the operation went fine and she's home",
+    "he's feeling much better now",
+    "running late, stuck in traffic",
+    "I missed my train",
+    "I forgot my umbrella",
+    "I lost my phone charger",
+    "our team lost again",
+    "the movie had a really sad ending",
+    "what a boring day",
+    "I'm tired after work",
+    "haha you're so funny",
+    "see you at dinner",
+    "thanks for everything",
+    "good morning, how are you?",
+    "I love this weather",
+    "I'm going to the doctor for my annual checkup",
+)
+
+
+@dataclass(frozen=True)
+class ToneConfig:
+    """The encoder rule's two numbers (docs/benchmarks.md "Tone" gives the measurement).
+
+    Attributes:
+        floor: the least cosine to the nearest distress prototype.
+        margin: how much nearer the nearest distress prototype must be than the nearest
+            everyday one.
+        veto: a lexicon hit does not count when the message is nearer the nearest everyday
+            prototype than the nearest distress one by at least this much ("the movie was
+            about a man whose wife died"); None: never vetoed.
+        use_lexicon: whether the lexicon marks messages (off: the encoder alone).
+        use_encoder: whether the encoder rule marks messages (off: the lexicon alone).
+    """
+
+    floor: float = 0.55
+    margin: float = 0.05
+    veto: float | None = 0.2
+    use_lexicon: bool = True
+    use_encoder: bool = True
+
+
+@dataclass(frozen=True)
+class Sensitivity:
+    """Why a message is or is not sensitive.
+
+    Attributes:
+        sensitive: whether only sympathetic replies may answer it.
+        lexicon: the distress word or phrase found, or None.
+        distress: cosine to the nearest distress prototype (0 without an embedding).
+        everyday: cosine to the nearest everyday prototype (0 without an embedding).
+    """
+
+    sensitive: bool
+    lexicon: str | None
+    distress: float
+    everyday: float
+
+
+def lexicon_hit(message: str) -> str | None:
+    """The distress word or phrase of ``message`` (idioms removed first), or None."""
+    text = message.casefold().replace("’", "'")
+    for idiom in IDIOMS:
+        text = idiom.sub(" ", text)
+    found = DISTRESS.search(text)
+    return found.group(0) if found else None
+
+
+class ToneDetector:
+    """Tells sensitive messages apart, from the message and its encoder embedding.
+
+    Example:
+        >>> detector = ToneDetector(encoder)  # doctest: +SKIP
+        >>> detector.detect("my grandma passed away", encoder.encode(["..."])[0]).sensitive
+        True
+    """
+
+    def __init__(self, encoder: Encoder, config: ToneConfig | None = None) -> None:
+        """Encode the prototypes once (the encoder caches them: a second model over the
+        same encoder encodes nothing).
+
+        Raises:
+            models.encoder.EncoderError: the encoder cannot encode.
+        """
+        self.config = config or ToneConfig()
+        self.distress = encoder.encode(list(DISTRESS_PROTOTYPES))
+        self.everyday = encoder.encode(list(EVERYDAY_PROTOTYPES))
+        # Each distress prototype's sympathetic intents (DISTRESS_REPLIES).
+        self.replies = tuple(intents for _, intents in DISTRESS_REPLIES)
+
+    def prototype_votes(self, embedding: np.ndarray, temperature: float) -> np.ndarray:
+        """What the distress prototypes say about a sensitive message, as the nearest
+        training messages do in the suggester's nearest-message signal: each prototype's
+        share of the votes (softmax of its cosine at ``temperature``) times the cosine of
+        the nearest prototype.
+
+        Args:
+            embedding: (d,) float32, unit norm: the message's encoder embedding.
+            temperature: the nearest-message signal's (models.suggester.ScoringWeights).
+
+        Returns:
+            (p,) float64 in [0, 1]: each prototype's vote, in :data:`DISTRESS_REPLIES`'s
+            order (it goes to every intent listed beside that prototype).
+        """
+        sims = self.distress @ embedding
+        votes = np.exp((sims.astype(np.float64) - 1.0) / temperature)
+        nearest = max(float(sims.max()), 0.0)
+        return np.asarray(votes / max(float(votes.sum()), 1e-12) * nearest)
+
+    def detect(self, message: str, embedding: np.ndarray | None) -> Sensitivity:
+        """Whether ``message`` is sensitive.
+
+        Args:
+            message: the message as the client sent it.
+            embedding: (d,) float32, unit norm: the encoder's embedding of ``message`` (the
+                suggester's, not the adapted one), or None for the lexicon alone.
+        """
+        hit = lexicon_hit(message) if self.config.use_lexicon else None
+        distress = everyday = 0.0
+        if embedding is not None:
+            distress = float((self.distress @ embedding).max())
+            everyday = float((self.everyday @ embedding).max())
+        if (
+            hit is not None
+            and embedding is not None
+            and self.config.veto is not None
+            and everyday - distress >= self.config.veto
+        ):
+            hit = None
+        close = (
+            self.config.use_encoder
+            and embedding is not None
+            and distress >= self.config.floor
+            and distress - everyday >= self.config.margin
+        )
+        return Sensitivity(hit is not None or close, hit, distress, everyday)
+
+    def sensitive_many(self, messages: list[str], embeddings: np.ndarray) -> np.ndarray:
+        """(n,) bool: :meth:`detect` for each message; ``embeddings`` is (n, d)."""
+        return np.asarray(
+            [self.detect(m, e).sensitive for m, e in zip(messages, embeddings, strict=True)],
+            dtype=bool,
+        )
