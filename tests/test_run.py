@@ -94,6 +94,17 @@ def test_run_serves_then_stops_its_children_and_redis_on_sigterm(tmp_path: Path)
     assert '"level": "INFO"' in (data_dir / "logs" / "run.log").read_text()
     assert text.rstrip().endswith(f"Stopped. Everything is kept in {data_dir.resolve()}.")
     assert processes_with(str(data_dir)) == []
+    # Into a pipe (a log file, a container's log): no library's lines, and progress as plain
+    # lines that say what they count, never a bar redrawn with carriage returns.
+    assert "\r" not in text
+    assert not [line for line in LIBRARY_LINES if line in text], text[-4000:]
+    progress = [line for line in text.splitlines() if re.search(r": \d{1,3}%", line)]
+    unlabelled = [line for line in progress if not LABELLED.match(line)]
+    assert not unlabelled, text[-4000:]
+    assert any(
+        re.match(r"encoding [\d,]+ messages of the training set: 100% \(", line)
+        for line in progress
+    ), text[-4000:]
 
 
 @contextmanager
@@ -247,16 +258,3 @@ def test_stopping_run_kills_a_web_worker_stuck_holding_the_gil(
         assert took < 20, f"stopping took {took:.0f} s"
         assert not psutil.pid_exists(stuck) or psutil.Process(stuck).status() == "zombie"
         assert processes_with(str(data_dir)) == []
-
-
-    # Into a pipe (a log file, a container's log): no library's lines, and progress as plain
-    # lines that say what they count, never a bar redrawn with carriage returns.
-    assert "\r" not in text
-    assert not [line for line in LIBRARY_LINES if line in text], text[-4000:]
-    progress = [line for line in text.splitlines() if re.search(r": \d{1,3}%", line)]
-    unlabelled = [line for line in progress if not LABELLED.match(line)]
-    assert not unlabelled, text[-4000:]
-    assert any(
-        re.match(r"encoding [\d,]+ messages of the training set: 100% \(", line)
-        for line in progress
-    ), text[-4000:]
