@@ -157,7 +157,16 @@ def wait_until(condition: object, what: str, timeout: float = 60) -> None:
 
 
 def redis_server(data_dir: Path) -> int:
-    [pid] = [p for p in processes_with(str(data_dir)) if psutil.Process(p).name() == "redis-server"]
+    """The embedded redis-server of ``data_dir``: it works in ``<data_dir>/redis`` (where its
+    database file is). Not found by its environment: redis-server writes its process title
+    over it."""
+    folder = str((data_dir / "redis").resolve())
+    found = []
+    for process in psutil.process_iter(["name"]):
+        with suppress(psutil.Error):
+            if process.info["name"] == "redis-server" and process.cwd() == folder:
+                found.append(process.pid)
+    [pid] = found
     return pid
 
 
