@@ -88,7 +88,7 @@ def test_run_serves_then_stops_its_children_and_redis_on_sigterm(tmp_path: Path)
             process.stdout.close()
     text = output.decode(errors="replace")
     assert process.returncode == 0, text[-2000:]
-    assert "SIGTERM: stopping the web server, the worker and Redis" in text
+    assert "SIGTERM: stopping the web server, the workers and Redis" in text
     # Sentences on the console; the JSON log lines in the data folder.
     assert '"level"' not in text
     assert '"level": "INFO"' in (data_dir / "logs" / "run.log").read_text()
