@@ -21,6 +21,7 @@ backup, and restore refuses it.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
@@ -54,6 +55,7 @@ from core.files import BLOCK
 from core.files import atomic_write
 from core.files import fsync_path
 from core.files import sha256_file
+from core.processes import live_processes
 from core.schema import ModelStatus
 from core.schema import ModelVersion
 from core.settings import CoreSettings
@@ -260,6 +262,40 @@ def holds_data(settings: CoreSettings) -> list[str]:
     return found
 
 
+def in_use(settings: CoreSettings) -> list[str]:
+    """What is using ``settings``' data folder now, one line each: every live process of the
+    service on record there (web servers and their workers, Celery workers, beat, Flower,
+    `replyguard run`: core/processes.py), and every generation whose stage lock a live
+    process holds (worker/pipeline.py stage_guard). Empty when nothing is."""
+    found = [str(p) for p in live_processes(settings.data_dir)]
+    generations = settings.data_dir / "generations"
+    for lock in sorted(generations.glob("*/stage.lock")) if generations.is_dir() else []:
+        fd = os.open(lock, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            found.append(f"a worker running a stage of generation id {lock.parent.name}")
+        finally:
+            os.close(fd)
+    return found
+
+
+def refuse_while_in_use(settings: CoreSettings) -> None:
+    """Raise BackupError, naming each, while any process uses the data folder (:func:`in_use`):
+    a restore replaces the database and removes ``models/`` and ``generations/`` under them
+    (a worker training generation 4 once had its folder deleted and then wrote into the
+    restored database)."""
+    users = in_use(settings)
+    if users:
+        raise BackupError(
+            f"the service is running on {settings.data_dir.resolve()}: "
+            + "; ".join(users)
+            + ". Nothing was changed. Stop them first (Ctrl-C `replyguard run`; stop `replyguard "
+            "serve` and `replyguard worker`; under Docker Compose `docker compose stop web "
+            "worker notifier beat flower`), then restore"
+        )
+
+
 def check_database_copy(source: Path, manifest: dict[str, Any]) -> Snapshot | None:
     """Check that the backup's database file can be restored: a SQLite copy passes its
     integrity check (its snapshot is returned), a dump is one ``pg_restore`` can read
@@ -274,7 +310,10 @@ def check_database_copy(source: Path, manifest: dict[str, Any]) -> Snapshot | No
 
 def restore_database(settings: CoreSettings, source: Path, manifest: dict[str, Any]) -> None:
     """Replace the database's whole content with the backup's, in one transaction: on any
-    error it is left as it was. Raises BackupError."""
+    error it is left as it was. Raises BackupError, also while the service is running on
+    the data folder (:func:`refuse_while_in_use`: checked here, before the first change, for
+    every caller)."""
+    refuse_while_in_use(settings)
     kind = manifest["database"]["kind"]
     path = source / DATABASE_FILES[kind]
     if kind == "sqlite":

@@ -188,8 +188,9 @@ class CoreSettings(BaseSettings):
         "production.override,production.rollback"
     )
     # Attempts per delivery, the wait after the first failed one (doubled after each), and
-    # each request's timeout: waits of 10+20+40+80+160 s ride out about five minutes of a
-    # receiver's downtime (a restart, a deploy) before the delivery is given up.
+    # each attempt's deadline (for the whole request and answer, not per read: core/webhooks.py
+    # post): waits of 10+20+40+80+160 s ride out about five minutes of a receiver's downtime
+    # (a restart, a deploy) before the delivery is given up.
     notify_max_attempts: int = 6
     notify_backoff_seconds: float = 10.0
     notify_timeout_seconds: float = 10.0

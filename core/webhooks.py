@@ -8,18 +8,23 @@ exist and when they are sent is worker/notify.py; this module does not know Cele
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import http.client
 import json
 import re
+import socket
+import ssl
+import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -38,6 +43,11 @@ USER_AGENT = "ReplyGuard-Webhook/1"
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 # How much of a failed answer's body is kept in the record.
 ERROR_BODY_CHARS = 200
+# The most of an answer's body an attempt reads: enough for ERROR_BODY_CHARS of any text.
+# A receiver's body is never needed beyond that (a 2xx answer's is not read at all), and a
+# 300 MB error page once took a worker to 1 GB. The status line and headers are bounded by
+# http.client itself (64 KiB a line, 100 headers).
+ANSWER_BYTES_MAX = 16 * 1024
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -161,28 +171,22 @@ def attempt(db: Database, settings: CoreSettings, delivery_pk: int, last: bool =
     if problem:
         error = problem
     else:
-        try:
-            response = requests.post(
-                url,
-                data=body,
-                headers={
-                    "Content-Type": "application/json",
-                    "User-Agent": USER_AGENT,
-                    "X-ReplyGuard-Event": event,
-                    "X-ReplyGuard-Delivery": delivery_id,
-                    "X-ReplyGuard-Attempt": str(number),
-                    SIGNATURE_HEADER: sign(body, settings.notify_secret),
-                },
-                timeout=settings.notify_timeout_seconds,
-                # A redirect is a misconfigured URL: the signature was made for this one.
-                allow_redirects=False,
-            )
-            status_code = response.status_code
-            error = "" if 200 <= status_code < 300 else _http_error(response)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-ReplyGuard-Event": event,
+            "X-ReplyGuard-Delivery": delivery_id,
+            "X-ReplyGuard-Attempt": str(number),
+            SIGNATURE_HEADER: sign(body, settings.notify_secret),
+        }
+        answer = post(url, body, headers, settings.notify_timeout_seconds)
+        status_code = answer.status_code
+        if answer.error:
+            error, retryable = answer.error, True
+        else:
+            assert status_code is not None
+            error = "" if 200 <= status_code < 300 else _http_error(status_code, answer.text)
             retryable = status_code in RETRYABLE_STATUS
-        except requests.RequestException as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            retryable = True
     finished = dt.datetime.now(dt.UTC)
     if not error:
         status, retry_in = DeliveryStatus.DELIVERED.value, None
@@ -237,6 +241,107 @@ def attempts_of(session: Session, delivery_pk: int) -> list[WebhookAttempt]:
     )
 
 
-def _http_error(response: requests.Response) -> str:
-    text = " ".join(response.text.split())[:ERROR_BODY_CHARS]
-    return f"HTTP {response.status_code}" + (f": {text}" if text else "")
+def _http_error(status_code: int, body: str) -> str:
+    text = " ".join(body.split())[:ERROR_BODY_CHARS]
+    return f"HTTP {status_code}" + (f": {text}" if text else "")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one POST got: the status (None without one), the start of the body of a non-2xx
+    answer (at most ANSWER_BYTES_MAX bytes, decoded leniently), and ``error``, non-empty
+    when no whole status and headers arrived in time (connection refused, reset, TLS,
+    the deadline)."""
+
+    status_code: int | None
+    text: str
+    error: str
+
+
+def post(url: str, body: bytes, headers: Mapping[str, str], deadline_seconds: float) -> Answer:
+    """POST ``body`` to ``url`` and return within ``deadline_seconds`` whatever happens.
+
+    The deadline is for the whole exchange (connecting, sending, the answer's status and
+    headers, and the part of its body that is read), not per read: a receiver that sends a
+    byte every few seconds would otherwise keep a worker for as long as it likes (requests'
+    timeout is per read; one such receiver held a worker for 197 s with a 10 s setting).
+    A watchdog shuts the socket down at the deadline, which wakes a read blocked in the
+    kernel; each socket operation also times out at the deadline. Name resolution is not
+    covered (the C resolver cannot be interrupted; its own timeouts apply).
+
+    Only a non-2xx answer's body is read, and only its first ANSWER_BYTES_MAX bytes: the
+    record keeps ERROR_BODY_CHARS of it. Redirects are not followed (the signature was made
+    for this URL). Never raises for a network problem: it is the answer's ``error``.
+
+    Args:
+        url: http or https (checked by :func:`configuration_error` before).
+        body: the exact bytes to send.
+        headers: sent as they are, with Content-Length.
+        deadline_seconds: ``notify_timeout_seconds`` (default 10, core/settings.py).
+    """
+    deadline = time.monotonic() + deadline_seconds
+    parts = urlsplit(url)
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":
+        connection = http.client.HTTPSConnection(
+            parts.hostname or "",
+            parts.port,
+            timeout=deadline_seconds,
+            context=ssl.create_default_context(),
+        )
+    else:
+        connection = http.client.HTTPConnection(
+            parts.hostname or "", parts.port, timeout=deadline_seconds
+        )
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    expired = threading.Event()
+
+    def cut() -> None:
+        expired.set()
+        sock = connection.sock
+        if sock is not None:
+            # The plain socket's shutdown, also under TLS: it wakes a blocked read at once.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    watchdog = threading.Timer(deadline_seconds, cut)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        try:
+            connection.request("POST", target, body=body, headers=dict(headers))
+            response = connection.getresponse()
+            status_code = response.status
+        except (OSError, http.client.HTTPException) as exc:
+            if expired.is_set() or time.monotonic() >= deadline:
+                return Answer(None, "", _deadline_error(deadline_seconds))
+            return Answer(None, "", _network_error(exc))
+        text = ""
+        if not 200 <= status_code < 300:
+            try:
+                start = response.read(ANSWER_BYTES_MAX)
+            except http.client.IncompleteRead as exc:
+                # The deadline or the receiver cut the body short: keep what came.
+                start = exc.partial
+            except (OSError, http.client.HTTPException):
+                start = b""
+            text = start.decode("utf-8", errors="replace")
+        return Answer(status_code, text, "")
+    finally:
+        watchdog.cancel()
+        connection.close()
+
+
+def _deadline_error(seconds: float) -> str:
+    return (
+        f"Timeout: no whole answer within {seconds:g} s "
+        "(REPLYGUARD_NOTIFY_TIMEOUT_SECONDS, a deadline for the whole request)"
+    )
+
+
+def _network_error(exc: BaseException) -> str:
+    # One family name for what could not reach the receiver, as `notify list` shows it.
+    kind = "ConnectionError" if isinstance(exc, OSError) else "HTTPError"
+    return f"{kind}: {type(exc).__name__}: {exc}"

@@ -389,3 +389,80 @@ def test_the_commands(runner: CliRunner, settings: Settings, tmp_path: Path) -> 
     assert result.exit_code == 1
     assert "partial" in result.output
     assert "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------------------------------
+# A live service (faults item 8)
+
+# A stand-in for a worker running a stage of generation id 4: on record as a Celery worker
+# (core/processes.py) and holding the generation's stage lock, as worker/pipeline.py does.
+_WORKER = """
+import fcntl, os, sys, time
+from pathlib import Path
+from core.processes import register
+data = Path(sys.argv[1])
+register(data, "celery worker")
+folder = data / "generations" / "4"
+folder.mkdir(parents=True, exist_ok=True)
+fd = os.open(folder / "stage.lock", os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+(folder / "work-in-progress").write_text("training")
+print("holding", flush=True)
+time.sleep(120)
+"""
+
+
+def test_restore_is_refused_while_any_process_of_the_service_runs(
+    backed_up: tuple[Path, dict[str, Any]], settings: Settings
+) -> None:
+    """`restore --force` while a worker trains generation 4 (before: it deleted
+    generations/4 under the worker, which then wrote into the restored database), and while a
+    real gunicorn server runs on the folder: refused, naming each process, nothing changed.
+    Once they are stopped it restores."""
+    import subprocess
+    import sys
+
+    from webapp.launch import free_port
+    from webapp.launch import start_server
+    from webapp.launch import stop_server
+
+    folder, backed_up_state = backed_up
+    runner = CliRunner()
+    args = ["--data-dir", str(settings.data_dir), "restore", str(folder), "--force"]
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _WORKER, str(settings.data_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    try:
+        assert worker.stdout is not None and worker.stdout.readline().strip() == "holding"
+        before = tree(settings.data_dir)
+        result = runner.invoke(main, args)
+        assert result.exit_code == 1, result.output
+        assert f"celery worker (pid {worker.pid}" in result.output
+        assert "a worker running a stage of generation id 4" in result.output
+        assert "Nothing was changed" in result.output and "Stop them first" in result.output
+        # The library's restore refuses too, just before its first change.
+        with pytest.raises(BackupError, match="generation id 4"):
+            restore(settings, folder, force=True)
+        assert tree(settings.data_dir) == before
+    finally:
+        worker.kill()
+        worker.wait()
+        if worker.stdout is not None:
+            worker.stdout.close()
+
+    server = start_server(settings.data_dir, free_port())
+    try:
+        result = runner.invoke(main, args)
+        assert result.exit_code == 1, result.output
+        assert f"gunicorn master (pid {server.pid}" in result.output
+        assert "gunicorn web worker (pid" in result.output
+        assert "celery worker" not in result.output, "a killed process's record is not live"
+    finally:
+        stop_server(server)
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert state(settings) == backed_up_state
+    assert not (settings.data_dir / "generations" / "4").exists()

@@ -50,10 +50,10 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 DEPLOY_DOC = ROOT / "docs" / "deploy.md"
 PYPROJECT = ROOT / "pyproject.toml"
 
-APP_SERVICES = ("migrate", "web", "worker", "beat", "flower")
+APP_SERVICES = ("migrate", "web", "worker", "notifier", "beat", "flower")
 # Everything but the one-shot migration; each builds the whole Flask app (webapp.make_celery
 # does too), so each reads and writes the data folder.
-LONG_RUNNING = ("web", "worker", "beat", "flower")
+LONG_RUNNING = ("web", "worker", "notifier", "beat", "flower")
 SERVICES = ("postgres", "redis", "proxy", *APP_SERVICES)
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
 CELERY_APP = "webapp.make_celery"
@@ -513,6 +513,7 @@ def test_every_replyguard_command_line_parses_with_the_real_cli(
             used[name] = (path, params)
     assert used["migrate"][0] == ("db", "upgrade")
     assert used["worker"][0] == ("worker",)
+    assert used["notifier"] == (("worker",), {**used["notifier"][1], "queue": "notifications"})
     path, params = used["web"]
     assert path == ("serve",)
     assert params["host"] == "0.0.0.0"
@@ -691,7 +692,7 @@ def test_the_worker_is_a_solo_pool_celery_worker_that_scales(
     path, params = parse_cli(worker["command"])
     assert path == ("worker",)
     assert not params["beat"], "beat runs once, in its own service, not in scaled workers"
-    app, sub, args = celery_parts(worker_command(params["loglevel"]))
+    app, sub, args = celery_parts(worker_command(params["loglevel"], queue=params["queue"]))
     assert app == CELERY_APP
     assert sub == "worker"
     assert option_value(args, "--pool", "-P") == "solo"
@@ -699,6 +700,35 @@ def test_the_worker_is_a_solo_pool_celery_worker_that_scales(
     # `--scale worker=N` needs containers without a fixed name or host port.
     assert "container_name" not in worker
     assert not published(worker)
+
+
+def test_notifications_have_a_worker_of_their_own_on_their_own_queue(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """A webhook delivery waits on someone else's server: it is routed to a queue that the
+    generation workers do not consume, and the notifier service consumes it (item 6)."""
+    from celery.bin.celery import celery as celery_cli
+
+    from webapp.launch import worker_command
+    from worker.broker import GENERATIONS_QUEUE
+    from worker.broker import NOTIFICATIONS_QUEUE
+    from worker.broker import NOTIFY_TASK
+    from worker.celery_app import celery_settings
+    from worker.settings import load_settings
+
+    consumed = {}
+    for name in ("worker", "notifier"):
+        path, params = parse_cli(services[name]["command"])
+        assert path == ("worker",)
+        _, _, args = celery_parts(worker_command(params["loglevel"], queue=params["queue"]))
+        assert not unknown_options(celery_cli.commands["worker"], args)
+        consumed[name] = set((option_value(args, "--queues", "-Q") or "").split(","))
+    assert consumed["worker"] == {GENERATIONS_QUEUE}
+    assert consumed["notifier"] == {NOTIFICATIONS_QUEUE}
+    routes = celery_settings(load_settings({}, environ={}))["task_routes"]
+    assert routes[NOTIFY_TASK]["queue"] == NOTIFICATIONS_QUEUE
+    assert "container_name" not in services["notifier"]
+    assert not published(services["notifier"])
 
 
 def test_beat_and_flower_run_the_webapp_make_celery_app(

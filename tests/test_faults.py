@@ -471,3 +471,53 @@ def test_redis_restarted_mid_generation_the_generation_goes_on_and_suggestions_n
     assert final.status != "failed", final.error
     assert {s: final.stages[s]["attempts"] for s in STAGES} == dict.fromkeys(STAGES, 1)
     suggestions_answer()
+
+
+def test_resuming_a_generation_while_its_encode_chunks_run_is_refused_every_time(
+    api: Any, db: Database, data_dir: Path, redis_url: str, start_worker: Any
+) -> None:
+    """`replyguard generation resume` three times while a worker encodes a chunk (faults
+    item 7; before: accepted each time, four encode chords ran, and late completions
+    re-recorded encode after filter had finished): refused each time, exit 1, saying what to
+    do; the generation then runs every stage once."""
+    from click.testing import CliRunner
+
+    from webapp.cli import main
+
+    client, reviewer, _ = api
+    start_worker(**WORKER_ENV, REPLYGUARD_FAULT_PAUSE_STAGE="encode")
+    generation_id = client.post("/v1/generations", headers=reviewer).json["generation_id"]
+    wait_for_pause(db, generation_id, "encode")
+    runner = CliRunner()
+    args = ["--data-dir", str(data_dir), "generation", "resume", str(generation_id)]
+    for _ in range(3):
+        result = runner.invoke(main, args, env={"REDIS_URL": redis_url})
+        assert result.exit_code == 1, result.output
+        assert "running stage encode in live workers" in result.output
+        assert "nothing was interrupted" in result.output
+        assert f"replyguard generation show {generation_id}" in result.output
+    failed = runner.invoke(
+        main,
+        ["--data-dir", str(data_dir), "generation", "fail", str(generation_id), "--reason", "x"],
+        env={"REDIS_URL": redis_url},
+    )
+    assert failed.exit_code == 1 and "cannot be marked failed" in failed.output
+
+    (data_dir / "faults" / "encode.release").touch()
+    # The rest of the generation takes its time on a shared machine (train at load 16: over
+    # 4 minutes); what matters is that it ends, each stage run once.
+    final = wait_for(db, generation_id, lambda g: g.status in FINAL, timeout=900)
+    assert final.status != "failed", final.error
+    assert {s: final.stages[s]["attempts"] for s in STAGES} == dict.fromkeys(STAGES, 1)
+    assert not final.stages["encode"].get("resumed_by"), "nobody resumed it"
+    lines = [
+        json.loads(line)
+        for line in (data_dir / "worker-0.log").read_text().splitlines()
+        if line.startswith("{")
+    ]
+    done = [
+        line
+        for line in lines
+        if line.get("generation_id") == generation_id and line["message"] == "stage encode done"
+    ]
+    assert len(done) == 1, "encode recorded done once"

@@ -325,7 +325,9 @@ def test_blocked_override_and_rollback_each_send_one_event(
     assert {r.status for r in rows} == {"pending"}
     # Each was queued for a worker after its commit (no worker runs in this test).
     queue = redis.Redis(unix_socket_path=redis_url.removeprefix("redis+socket://"))
-    assert queue.llen("celery") == 3
+    # On the notifications queue: never the one the generation workers consume.
+    assert queue.llen("replyguard.notifications") == 3
+    assert queue.llen("celery") == 0
 
     for row in rows:
         assert [o.status for o in deliver_now(db, settings, row.id)] == ["delivered"]
@@ -435,7 +437,7 @@ def test_a_worker_delivers_with_retries(
     }
     log = (data_dir / "worker.log").open("wb")
     process = subprocess.Popen(
-        worker_command("INFO"),
+        worker_command("INFO", queue="notifications"),
         env=server_env(data_dir, **env),
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -468,3 +470,206 @@ def test_a_worker_delivers_with_retries(
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(WebhookAttempt)) == 3
         assert session.scalar(select(func.count()).select_from(ModelVersion)) == 2
+
+
+# ---------------------------------------------------------------------------------------
+# Slow and huge answers (item 6): a deadline for the whole attempt, a cap on what is read,
+# and a queue of their own
+
+
+class RawReceiver:
+    """A TCP server on 127.0.0.1 that reads one request head and body, then runs ``answer``
+    with the connected socket (to trickle, or to flood). Stops by itself after ``limit``
+    seconds; records how many bytes ``answer`` managed to send."""
+
+    def __init__(self, answer: Any, limit: float = 30.0) -> None:
+        import socket
+
+        self.answer, self.limit = answer, limit
+        self.sent = 0
+        self.closed_early = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(limit)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/hooks"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            connection, _ = self.listener.accept()
+        except OSError:
+            return
+        with connection:
+            connection.settimeout(self.limit)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += connection.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(re_search(rb"(?i)content-length: *(\d+)", head))
+            while len(body) < length:
+                body += connection.recv(65536)
+            try:
+                self.answer(self, connection, time.monotonic() + self.limit)
+            except OSError:
+                # The client hung up: what this test wants to see.
+                self.closed_early.set()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(self.limit + 5)
+
+
+def re_search(pattern: bytes, data: bytes) -> bytes:
+    import re
+
+    found = re.search(pattern, data)
+    assert found is not None, data
+    return found.group(1)
+
+
+def trickle_body(receiver: RawReceiver, connection: Any, until: float) -> None:
+    """200 with Content-Length: 40, then a byte of the body every 0.5 s."""
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n")
+    for _ in range(40):
+        if time.monotonic() > until:
+            return
+        time.sleep(0.5)
+        connection.sendall(b"x")
+        receiver.sent += 1
+
+
+def trickle_head(receiver: RawReceiver, connection: Any, until: float) -> None:
+    """A 500's status line and headers, a byte every 0.5 s (never ends within the test)."""
+    for byte in b"HTTP/1.1 500 Internal Server Error\r\nX-Padding: " + b"y" * 200:
+        if time.monotonic() > until:
+            return
+        connection.sendall(bytes([byte]))
+        receiver.sent += 1
+        time.sleep(0.5)
+
+
+def flood(receiver: RawReceiver, connection: Any, until: float) -> None:
+    """A 500 whose body is 300 MB, sent as fast as the client reads."""
+    total = 300 * 1024 * 1024
+    connection.sendall(b"HTTP/1.1 500 Oops\r\nContent-Length: %d\r\n\r\n" % total)
+    chunk = b"error page " * 6000
+    while receiver.sent < total and time.monotonic() < until:
+        connection.sendall(chunk[: total - receiver.sent])
+        receiver.sent += len(chunk)
+
+
+def test_a_receiver_that_trickles_its_answer_is_cut_at_the_deadline(
+    data_dir: Path, db: Database
+) -> None:
+    """`notify test` against a receiver that answers 200 with Content-Length: 40 and then
+    sends a byte at a time: it returns at once (a 2xx answer's body is not needed); against
+    one that trickles its status line: it returns at the deadline (2 s here), not when the
+    receiver is done, and the attempt is recorded as a timeout to retry."""
+    runner = CliRunner()
+    args = ["--data-dir", str(data_dir), "notify", "test"]
+    slow_body = RawReceiver(trickle_body)
+    try:
+        env = {
+            "REPLYGUARD_NOTIFY_URLS": slow_body.url,
+            "REPLYGUARD_NOTIFY_SECRET": SECRET,
+            "REPLYGUARD_NOTIFY_TIMEOUT_SECONDS": "2",
+        }
+        started = time.monotonic()
+        result = runner.invoke(main, args, env=env)
+        took = time.monotonic() - started
+    finally:
+        slow_body.close()
+    assert result.exit_code == 0, result.output
+    assert f"{slow_body.url}: delivered (HTTP 200)" in result.output
+    assert took < 2.5, f"a 2xx answer's trickling body held `notify test` {took:.1f} s"
+
+    slow_head = RawReceiver(trickle_head)
+    try:
+        env["REPLYGUARD_NOTIFY_URLS"] = slow_head.url
+        started = time.monotonic()
+        result = runner.invoke(main, args, env=env)
+        took = time.monotonic() - started
+    finally:
+        slow_head.close()
+    assert result.exit_code == 1, result.output
+    assert "no whole answer within 2 s" in result.output
+    assert 1.9 < took < 4, f"the deadline is 2 s for the whole attempt; it took {took:.1f} s"
+    row = deliveries(db)[-1]
+    assert (row.status, row.last_status_code) == ("failed", None)  # `notify test`: one try
+    assert "REPLYGUARD_NOTIFY_TIMEOUT_SECONDS" in row.last_error
+
+
+def test_a_slow_receiver_in_the_queue_is_retried_after_the_deadline(
+    data_dir: Path, db: Database
+) -> None:
+    """A delivery (not the test ping) whose receiver trickles: the attempt ends at the
+    deadline, is recorded, and is tried again later."""
+    slow = RawReceiver(trickle_head)
+    try:
+        settings = notifying(data_dir, slow.url, notify_timeout_seconds=1.0)
+        with db.session() as session:
+            [delivery] = webhooks.record(session, settings, "generation.failed", {})
+        started = time.monotonic()
+        outcome = webhooks.attempt(db, settings, delivery.id)
+        took = time.monotonic() - started
+    finally:
+        slow.close()
+    assert took < 2.5
+    assert (outcome.status, outcome.status_code, outcome.retry_in) == ("pending", None, 0.01)
+    assert outcome.error.startswith("Timeout: no whole answer within 1 s")
+
+
+def test_a_huge_error_body_is_read_only_as_far_as_the_record_needs(
+    data_dir: Path, db: Database
+) -> None:
+    """A 500 with a 300 MB body: the attempt reads at most ANSWER_BYTES_MAX of it (memory
+    stays flat, the receiver is hung up on), and records the start of it."""
+    import tracemalloc
+
+    huge = RawReceiver(flood)
+    try:
+        settings = notifying(data_dir, huge.url, notify_max_attempts=1)
+        with db.session() as session:
+            [delivery] = webhooks.record(session, settings, "ping", {})
+        tracemalloc.start()
+        try:
+            outcome = webhooks.attempt(db, settings, delivery.id)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    finally:
+        huge.close()
+    assert (outcome.status, outcome.status_code) == ("failed", 500)
+    assert outcome.error == "HTTP 500: " + " ".join(["error", "page"] * 40)[:200]
+    assert peak < 5 * 1024 * 1024, f"the attempt held {peak / 1e6:.0f} MB"
+    assert huge.closed_early.is_set()
+    # What the kernel's buffers took in before the client hung up, not the 300 MB.
+    assert huge.sent < 50 * 1024 * 1024
+
+
+@pytest.mark.integration
+def test_deliveries_go_to_their_own_queue_never_the_generations(
+    data_dir: Path, db: Database, redis_url: str
+) -> None:
+    """Queued deliveries land on the notifications queue, which the generation workers do
+    not consume (their command: webapp/launch.py worker_command), so a slow receiver never
+    holds up a generation's stage."""
+    from worker.broker import GENERATIONS_QUEUE
+    from worker.broker import NOTIFICATIONS_QUEUE
+    from worker.notify import queue
+
+    settings = notifying(data_dir, "http://127.0.0.1:9/hooks", redis_url=redis_url)
+    with db.session() as session:
+        pks = [d.id for d in webhooks.record(session, settings, "ping", {})]
+    queue(settings, db.engine, pks)
+    client = redis.Redis(unix_socket_path=redis_url.removeprefix("redis+socket://"))
+    try:
+        assert client.llen(NOTIFICATIONS_QUEUE) == 1
+        assert client.llen(GENERATIONS_QUEUE) == 0
+    finally:
+        client.close()
+    generations = worker_command("INFO")
+    notifications = worker_command("INFO", queue="notifications")
+    assert f"--queues={GENERATIONS_QUEUE}" in generations
+    assert f"--queues={NOTIFICATIONS_QUEUE}" in notifications
+    assert not any(NOTIFICATIONS_QUEUE in arg for arg in generations)

@@ -4,6 +4,7 @@ production that changes only through the gate (or an audited override or rollbac
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
@@ -27,6 +28,9 @@ from safeguards.metrics import default_tolerances
 from worker.context import PipelineContext
 from worker.pipeline import STAGES
 from worker.pipeline import GenerationBusy
+from worker.pipeline import begin_stage
+from worker.pipeline import fail_stage
+from worker.pipeline import finish_stage
 from worker.pipeline import mark_failed
 from worker.pipeline import resume_generation
 from worker.pipeline import run_generation
@@ -36,6 +40,7 @@ from worker.pipeline import start_generation
 from worker.promotion import override
 from worker.promotion import rollback
 from worker.settings import Settings
+from worker.stages import EncodeStage
 from worker.stages import SynthesizeStage
 
 
@@ -420,3 +425,86 @@ def test_the_clean_baselines_generation_is_created_before_it_finishes(db: Databa
         baseline = session.scalars(select(Generation).where(Generation.number == 0)).one()
         assert baseline.finished_at is not None
         assert baseline.created_at < baseline.finished_at
+
+
+def test_resume_and_fail_are_refused_while_encode_chunks_hold_the_lock_shared(
+    ctx: PipelineContext, db: Database
+) -> None:
+    """The encode stage's chunks run on any workers after the planning task let go of the
+    exclusive lock; each holds it shared, and while any does, `generation resume` and
+    `generation fail` are refused with what to do (faults item 7)."""
+    generation_id = start_generation(ctx, "tester")
+    for stage in STAGES[: STAGES.index("encode")]:
+        run_stage(ctx, generation_id, stage)
+    with stage_guard(ctx, generation_id) as free:
+        assert free
+        assert begin_stage(ctx, generation_id, "encode") == 1
+    with (
+        stage_guard(ctx, generation_id, shared=True) as chunk_0,
+        stage_guard(ctx, generation_id, shared=True) as chunk_1,
+    ):
+        assert chunk_0 and chunk_1, "chunks on two workers hold it together"
+        for _ in range(3):
+            with pytest.raises(GenerationBusy) as refused:
+                resume_generation(ctx, generation_id, "tester")
+            assert "running stage encode in live workers" in str(refused.value)
+            assert f"replyguard generation show {generation_id}" in str(refused.value)
+        with pytest.raises(GenerationBusy, match="cannot be marked failed while they run it"):
+            mark_failed(ctx, generation_id, "looks stuck")
+        # No stage runner gets in beside them either.
+        assert run_stage(ctx, generation_id, "encode") is False
+    record = generation(db, generation_id).stages["encode"]
+    assert (record["status"], record["attempts"]) == ("running", 1)
+    assert generation(db, generation_id).status == "running"
+
+
+def test_a_late_completion_of_a_superseded_stage_run_records_nothing(
+    ctx: PipelineContext, db: Database
+) -> None:
+    """Attempt 1 of encode is interrupted and the generation resumed (attempt 2); attempt
+    1's chunks and its chord's callback then come in late, one after attempt 2 finished and
+    the generation moved on: none of them encodes, records, fails or moves anything (on the
+    code before, each re-recorded encode done after filter). Through the Celery tasks."""
+    from flask import Flask
+
+    from worker.celery_app import EXTENSION
+    from worker.stages.encode import chunk_dir
+    from worker.tasks import encode_chunk_task
+    from worker.tasks import encode_done
+
+    app = Flask("test")
+    app.extensions[EXTENSION] = ctx
+    generation_id = start_generation(ctx, "tester")
+    for stage in STAGES[: STAGES.index("encode")]:
+        run_stage(ctx, generation_id, stage)
+    with stage_guard(ctx, generation_id) as free:
+        assert free
+        first = begin_stage(ctx, generation_id, "encode")
+        counts = EncodeStage().plan(ctx, generation_id).as_counts()
+    # The worker of attempt 1 died; the generation is resumed and encode starts again.
+    assert resume_generation(ctx, generation_id, "tester") == "encode"
+    with stage_guard(ctx, generation_id) as free:
+        second = begin_stage(ctx, generation_id, "encode")
+    assert (first, second) == (1, 2)
+
+    with app.app_context():
+        # Attempt 1's chunk arrives: it encodes nothing.
+        assert encode_chunk_task.run(generation_id, 0, first) == 0
+        assert not (chunk_dir(ctx, generation_id) / "00000.npy").exists()
+        # Attempt 1's callback arrives before attempt 2 is done: nothing recorded.
+        assert encode_done.run(generation_id, counts, time.time() - 5, first) is None
+        assert generation(db, generation_id).stages["encode"]["status"] == "running"
+        # Attempt 2 runs its chunks and finishes (its callback queues filter: Redis is up).
+        for index in range(counts["chunks"]):
+            assert encode_chunk_task.run(generation_id, index, second) > 0
+        assert finish_stage(ctx, generation_id, "encode", counts, 1.0, second)
+        assert run_stage(ctx, generation_id, "filter")
+        encode_record = generation(db, generation_id).stages["encode"]
+        # Late: attempt 1's and attempt 2's callbacks again, and a failure of attempt 1.
+        assert encode_done.run(generation_id, counts, time.time() - 9, first) is None
+        assert encode_done.run(generation_id, counts, time.time() - 9, second) is None
+        fail_stage(ctx, generation_id, "encode", RuntimeError("late chunk"), first)
+    after = generation(db, generation_id)
+    assert after.status == "running" and after.stage == "filter"
+    assert after.stages["encode"] == encode_record
+    assert after.stages["filter"]["status"] == "done"

@@ -114,3 +114,50 @@ def test_a_load_that_raises_is_logged_and_the_current_model_keeps_serving(
     svc.holder.wait_for_load()
     assert suggest(client, client_headers)["model_version"] == "v1"
     assert "loading the production model failed: the disk went away" in caplog.text
+
+
+@pytest.mark.integration
+def test_an_idle_web_process_swaps_before_its_next_request(app, client_headers) -> None:  # type: ignore[no-untyped-def]
+    """A real gunicorn worker that gets no suggestion request after v2 becomes production:
+    its timer loads v2 (before: it checked only when a request came, so 16 answers came from
+    the archived v1 two minutes later, and /readyz and /v1/models, which never check, said
+    "serving v1"); /readyz and /v1/models say v2 within a few intervals, and the first
+    suggestion after comes from v2 (faults item 10)."""
+    import json
+    import time
+    import urllib.request
+
+    from webapp.launch import free_port
+    from webapp.launch import start_server
+    from webapp.launch import stop_server
+
+    svc = app.extensions["replyguard"]
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+
+    def get(path: str, headers: dict[str, str] | None = None) -> dict:  # type: ignore[type-arg]
+        request = urllib.request.Request(base + path, headers=headers or {})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.load(answer)  # type: ignore[no-any-return]
+
+    server = start_server(svc.settings.data_dir, port)
+    try:
+        assert get("/readyz")["checks"]["model"] == "v1"
+        candidate = new_candidate(app)
+        with svc.db.session() as session:
+            promote(session, svc.settings, candidate.version, "tester", "while idle")
+        # Only probes that never check production: what changes them is the timer.
+        deadline = time.monotonic() + 20
+        while get("/readyz")["checks"]["model"] != candidate.version:
+            assert time.monotonic() < deadline, "the idle worker still serves v1 after 20 s"
+            time.sleep(0.25)
+        assert get("/v1/models", client_headers)["serving"] == candidate.version
+        request = urllib.request.Request(
+            base + "/v1/suggestions",
+            data=json.dumps({"message": "Hello"}).encode(),
+            headers={**client_headers, "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert json.load(answer)["model_version"] == candidate.version
+    finally:
+        stop_server(server)

@@ -7,6 +7,9 @@ JSON whatever the header says. The body is parsed where a view's input schema as
 which APIFlask does after ``auth_required`` has accepted the key: a request without a valid
 key is answered 401 before anything reads its body, whatever the body holds.
 
+A body over ``REPLYGUARD_MAX_BODY_BYTES`` is 413 whether it declares its length or is sent
+chunked (:class:`BodyRequest`).
+
 Parsing answers a precise 400 in the one error shape (webapp/errors.py) for every body the
 JSON parser cannot take: not UTF-8, not JSON, NaN or Infinity (not JSON either), an integer
 with more digits than Python converts (4,300), nesting deeper than the parser's recursion
@@ -24,14 +27,19 @@ import json
 import sys
 from collections.abc import Callable
 from collections.abc import Iterable
+from typing import IO
 from typing import Any
+from typing import cast
 
 from apiflask.schema_adapters.marshmallow import parser
 from flask import Flask
 from flask import Request
 from webargs import missing
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 from werkzeug.routing import Map
+from werkzeug.utils import cached_property
+from werkzeug.wsgi import LimitedStream
 
 from webapp.errors import ApiError
 
@@ -103,6 +111,49 @@ def _load_json(request: Request, schema: Any) -> Any:
     return parse_body(request.get_data(cache=True))
 
 
+class _AtMost(LimitedStream):
+    """A streamed body (chunked: no Content-Length) that may hold at most ``most`` bytes:
+    read up to one byte past it, and that byte raises 413.
+
+    werkzeug's own limit for such bodies (``LimitedStream(..., is_max=True)``) stops at the
+    limit and hands back what it read, so a larger body arrived cut off at the limit: the
+    JSON parser then answered 400 ("not valid JSON") where a Content-Length body over the
+    limit gets 413, and a form would have been parsed from half its bytes."""
+
+    def __init__(self, stream: IO[bytes], most: int) -> None:
+        super().__init__(stream, most + 1, is_max=True)
+        self.most = most
+
+    def readinto(self, b: bytearray) -> int | None:  # type: ignore[override]
+        count = super().readinto(b)
+        if self._pos > self.most:
+            raise RequestEntityTooLarge()
+        return count
+
+
+class BodyRequest(Request):
+    """Flask's request, whose streamed (chunked) body over ``MAX_CONTENT_LENGTH``
+    (``REPLYGUARD_MAX_BODY_BYTES``) raises 413 when it is read, as a Content-Length one over
+    it does: the same answer in the one error shape (webapp/errors.py), wherever the body is
+    read (the API's JSON loader, the dashboard's forms), and only when it is read (after the
+    key is checked)."""
+
+    @cached_property
+    def stream(self) -> IO[bytes]:
+        limit = self.max_content_length
+        if (
+            self.content_length is None
+            and limit is not None
+            # The server ends a chunked body itself (gunicorn does); werkzeug reads such a
+            # stream only when this is set, and so do we.
+            and self.environ.get("wsgi.input_terminated")
+        ):
+            # werkzeug casts its own LimitedStream so too: a raw stream, read as a file.
+            return cast(IO[bytes], _AtMost(self.environ["wsgi.input"], limit))
+        stream: IO[bytes] = super().stream
+        return stream
+
+
 # The largest id SQLite and PostgreSQL (bigint) can compare with; past it drivers overflow.
 MAX_PATH_INTEGER = 2**63 - 1
 
@@ -124,4 +175,5 @@ class PathInteger(IntegerConverter):
 def init_app(app: Flask) -> None:
     """Call before any route is registered: routes take their converters when added."""
     app.wsgi_app = JsonBodyMiddleware(app.wsgi_app)  # type: ignore[method-assign]
+    app.request_class = BodyRequest
     app.url_map.converters["int"] = PathInteger

@@ -15,6 +15,8 @@
   :func:`post_worker_init`, once the worker has loaded the app; the app factory
   (webapp.create_app) leaves the process as it found it, so tests and scripts that build an
   app keep their own settings.
+- Every process of the server (the master, each worker) puts itself on record as using the
+  data folder (core/processes.py): restore refuses while any lives.
 - Logs: gunicorn's own lines (workers booting, timeouts) are JSON like the app's
   (core/logs.py).
 """
@@ -29,6 +31,7 @@ from gunicorn.glogging import Logger
 from core.logs import formatter
 from core.metrics_files import MULTIPROC_VARIABLE
 from core.metrics_files import prepare_metrics_folder
+from core.processes import register
 from core.settings import CoreSettings
 
 
@@ -49,7 +52,8 @@ logger_class = JsonLogger
 
 def post_worker_init(worker: Any) -> None:
     """A web worker, after it loaded the app and before it takes requests: one thread for
-    FAISS and for BLAS, and everything loaded so far moved out of the collector's sight."""
+    FAISS and for BLAS, everything loaded so far moved out of the collector's sight, and the
+    production model checked on a timer."""
     import gc
 
     import faiss
@@ -70,6 +74,23 @@ def post_worker_init(worker: Any) -> None:
     # (bench/serving.py).
     gc.collect()
     gc.freeze()
+    # Production is checked on a timer too, so an idle worker swaps models before its next
+    # request (webapp/serving.py ModelHolder.watch); started here, after the fork.
+    from webapp.state import EXTENSION
+
+    worker.wsgi.extensions[EXTENSION].holder.watch()
+    # Test-only fault injection (tests/test_run.py); nothing unless its variable is set.
+    from worker.faults import arm_web_hang
+
+    arm_web_hang(CoreSettings.load().data_dir)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """A web worker, just forked: on record as using the data folder (core/processes.py), so
+    that `replyguard restore` refuses while it lives, however its master ended."""
+    from core.processes import register
+
+    register(CoreSettings.load().data_dir, "gunicorn web worker")
 
 
 def child_exit(server: Any, worker: Any) -> None:
@@ -82,6 +103,8 @@ def child_exit(server: Any, worker: Any) -> None:
 
 # Before gunicorn imports the worker class (see the module docstring).
 prepare_metrics_folder(CoreSettings.load().data_dir)
+# The master, on record as using the data folder for as long as it runs (core/processes.py).
+register(CoreSettings.load().data_dir, "gunicorn master")
 # The web encoder runs one thread per process (Encoder.from_config(serving=True)); the
 # tokenizer's own thread pool would compete with the request threads. Read by the tokenizers
 # library when it first tokenizes, so the workers forked from here inherit it.

@@ -126,20 +126,49 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def worker_command(loglevel: str = "INFO", beat: bool = False) -> list[str]:
-    """A Celery worker that runs one task at a time (``--pool=solo``): the encoder and PyTorch
-    are not fork-safe, and more throughput comes from more worker processes or machines."""
+# What `replyguard worker --queue` takes, and what each kind of worker consumes.
+WORKER_QUEUES = ("generations", "notifications")
+# Deliveries a notifications worker sends at once: each waits on a receiver for at most
+# REPLYGUARD_NOTIFY_TIMEOUT_SECONDS, so one slow receiver does not hold up the others.
+NOTIFY_CONCURRENCY = 4
+
+
+def worker_command(
+    loglevel: str = "INFO", beat: bool = False, queue: str = "generations"
+) -> list[str]:
+    """A Celery worker for one kind of task (``queue``, one of WORKER_QUEUES).
+
+    ``generations``: the stages of generations, one task at a time (``--pool=solo``): the
+    encoder and PyTorch are not fork-safe, and more throughput comes from more worker
+    processes or machines. ``notifications``: webhook deliveries, NOTIFY_CONCURRENCY at a
+    time in threads (they wait on the network, not the CPU), on their own queue so that a
+    slow receiver never delays a generation (worker/broker.py). ``beat`` runs the
+    scheduler in the same process. Raises LaunchError without celery, ValueError for
+    another queue."""
+    from worker.broker import GENERATIONS_QUEUE
+    from worker.broker import NOTIFICATIONS_QUEUE
+
+    if queue not in WORKER_QUEUES:
+        raise ValueError(f"queue {queue!r}: one of {', '.join(WORKER_QUEUES)}")
     here = Path(sys.executable).parent
     celery = shutil.which("celery", path=str(here)) or shutil.which("celery")
     if celery is None:
         raise LaunchError("celery is not installed: run `make run`, or pip install the project")
+    if queue == "generations":
+        pool = ["--pool=solo", f"--queues={GENERATIONS_QUEUE}"]
+    else:
+        pool = [
+            "--pool=threads",
+            f"--concurrency={NOTIFY_CONCURRENCY}",
+            f"--queues={NOTIFICATIONS_QUEUE}",
+        ]
     command = [
         celery,
         "--app=webapp.make_celery",
         "worker",
-        "--pool=solo",
+        *pool,
         f"--loglevel={loglevel}",
-        f"--hostname=replyguard-{secrets.token_hex(3)}@%h",
+        f"--hostname=replyguard-{queue[:6]}-{secrets.token_hex(3)}@%h",
         "--without-gossip",
         "--without-mingle",
     ]

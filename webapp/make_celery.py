@@ -8,6 +8,7 @@ so every task runs inside its app context.
 
 from __future__ import annotations
 
+from core.processes import register
 from webapp import create_worker_app
 from worker.broker import ensure_broker
 from worker.celery_app import EXTENSION
@@ -15,3 +16,6 @@ from worker.celery_app import EXTENSION
 flask_app = create_worker_app()
 celery_app = flask_app.extensions["celery"]
 ensure_broker(celery_app, flask_app.extensions[EXTENSION].settings)
+# On record as using the data folder while the worker, beat or Flower runs (core/processes.py):
+# `replyguard restore` refuses meanwhile.
+register(flask_app.extensions[EXTENSION].settings.data_dir)

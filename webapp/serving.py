@@ -1,7 +1,8 @@
 """The production model inside a web process, swapped without a restart.
 
-Every request asks the holder for the model; at most once per ``check_seconds`` the holder
-reads which version is production. A change is loaded in a background thread while requests
+Every request asks the holder for the model, and in a web worker a timer thread asks too
+(:meth:`ModelHolder.watch`); at most once per ``check_seconds`` the holder reads which
+version is production, so an idle process swaps before its next request. A change is loaded in a background thread while requests
 keep using the model they have; the swap is one reference assignment, so requests in flight
 finish on the model they started with. A version that fails to load (corrupt, partial) is
 logged and skipped, and the current model keeps serving.
@@ -107,6 +108,7 @@ class ModelHolder:
         # every swap (tests/test_soak.py). The same thread reuses that memory.
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
         self._loading: Future[None] | None = None
+        self._watcher: threading.Thread | None = None
         self._failed: dict[tuple[str, str], float] = {}
         # Why the production version is not served: for the log (with file paths), and for
         # clients and probes (without them).
@@ -116,6 +118,38 @@ class ModelHolder:
     @property
     def current(self) -> Loaded | None:
         return self._current
+
+    def watch(self) -> threading.Thread:
+        """Check production every ``check_seconds`` in a daemon thread of this process, and
+        return the thread (started; one per holder, however often this is called).
+
+        Requests check too (:meth:`get`), but an idle process would otherwise serve the old
+        model to its next requests while the new one loads, and say so: 16 answers came from
+        an archived v1 two minutes after v2 became production, and /readyz and /v1/models
+        (which read :attr:`current`, never check) said "serving v1" all along. With the timer
+        an idle process has loaded the change before its next request. A web worker starts
+        it once it has forked (webapp/gunicorn_conf.py post_worker_init): threads do not
+        survive a fork. The interval is ``production_check_seconds`` (1 s by default,
+        core/settings.py). Errors of a round are logged; the thread goes on."""
+        with self._lock:
+            if self._watcher is None or not self._watcher.is_alive():
+                self._watcher = threading.Thread(
+                    target=self._watch, name="production-watch", daemon=True
+                )
+                self._watcher.start()
+            return self._watcher
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(max(self.check_seconds, 0.05))
+            try:
+                # The same throttle as requests: together they check once an interval.
+                now = time.monotonic()
+                if now - self._checked_at >= self.check_seconds:
+                    self._checked_at = now
+                    self._check(background=self._current is not None)
+            except Exception:
+                log.exception("checking the production model failed; checking again")
 
     def get(self) -> Loaded:
         """The model to serve this request with."""

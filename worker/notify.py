@@ -37,6 +37,8 @@ from core.schema import DeliveryStatus
 from core.schema import Generation
 from core.schema import GenerationStatus
 from models.registry import production
+from worker.broker import NOTIFICATIONS_QUEUE
+from worker.broker import NOTIFY_TASK
 from worker.broker import ensure_broker
 from worker.celery_app import pipeline_context
 from worker.celery_app import sender
@@ -44,7 +46,7 @@ from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
-TASK = "replyguard.notify.deliver"
+TASK = NOTIFY_TASK
 # Per session: the changes to notify at commit, and the deliveries to queue after it.
 _CHANGES = "replyguard.notify.changes"
 _QUEUE = "replyguard.notify.queue"
@@ -121,7 +123,10 @@ def queue(settings: Settings, bind: Any, pks: list[int]) -> None:
         for pk in pks:
             # No result is kept: waiting on the result backend would block for its reconnect
             # retries (20 s) when Redis is down.
-            app.send_task(TASK, args=[pk], retry=False, ignore_result=True)
+            # On the notifications queue, never the generations' (worker/broker.py).
+            app.send_task(
+                TASK, args=[pk], queue=NOTIFICATIONS_QUEUE, retry=False, ignore_result=True
+            )
             sent += 1
     except Exception as exc:
         # Whatever went wrong (kombu's OperationalError when Redis is down, or anything else),
@@ -140,9 +145,13 @@ def queue(settings: Settings, bind: Any, pks: list[int]) -> None:
         app.close()
 
 
+# Routed to NOTIFICATIONS_QUEUE by the task_routes of every app (worker/broker.py); a
+# retry goes back to the queue it came from.
 @shared_task(bind=True, name=TASK, acks_late=True, max_retries=None, ignore_result=True)
 def deliver(self: Any, delivery_pk: int) -> str:
-    """One attempt; on a failure that may pass, the same task again after the backoff."""
+    """One attempt; on a failure that may pass, the same task again after the backoff, on
+    the same queue. An attempt lasts at most ``notify_timeout_seconds`` (core/webhooks.py
+    post)."""
     ctx = pipeline_context()
     outcome = webhooks.attempt(ctx.db, ctx.settings, delivery_pk)
     if outcome.retry_in is not None:

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from core.actions import Invalid
 from core.generations import active_generation
@@ -273,7 +274,8 @@ def run_stage(
                     "stage %s not started: another process is running this generation", stage
                 )
                 return False
-            if not begin_stage(ctx, generation_id, stage):
+            attempt = begin_stage(ctx, generation_id, stage)
+            if attempt is None:
                 return True
             started = time.perf_counter()
             try:
@@ -281,16 +283,27 @@ def run_stage(
                     ctx, generation_id, _ProgressReporter(ctx, generation_id, stage)
                 )
             except BaseException as exc:
-                fail_stage(ctx, generation_id, stage, exc)
+                fail_stage(ctx, generation_id, stage, exc, attempt)
                 raise
             finish_stage(
-                ctx, generation_id, stage, result.as_counts(), time.perf_counter() - started
+                ctx,
+                generation_id,
+                stage,
+                result.as_counts(),
+                time.perf_counter() - started,
+                attempt,
             )
         return True
 
 
+# How long a shared holder (an encode chunk) waits for the lock: resume and fail take it
+# exclusively for an instant to see whether anyone holds it; a stage runner holds it for
+# the whole stage, and a chunk that finds one is from a superseded encode run.
+SHARED_WAIT_SECONDS = 5.0
+
+
 @contextmanager
-def stage_guard(ctx: PipelineContext, generation_id: int) -> Iterator[bool]:
+def stage_guard(ctx: PipelineContext, generation_id: int, shared: bool = False) -> Iterator[bool]:
     """The generation's stage lock, held while one of its stages runs: yields True when this
     process holds it, False when another live process does.
 
@@ -298,15 +311,26 @@ def stage_guard(ctx: PipelineContext, generation_id: int) -> Iterator[bool]:
     worker shares with the data folder (artifacts and encode chunks live there too). The
     kernel releases it when its holder exits, however it exits (SIGKILL included), so
     "held" means "held by a live process" without heartbeats, and a task delivered again
-    after its worker died takes the stage over. Raises OSError when the folder is not
-    writable."""
+    after its worker died takes the stage over.
+
+    ``shared``: the encode stage's chunk tasks and its chord's callback, which run on any
+    number of workers at once after the planning task let go of the exclusive lock, hold it
+    shared, so that a resume or a fail (which try it exclusively) is refused while any of
+    them runs. A shared holder waits up to SHARED_WAIT_SECONDS for an exclusive holder
+    to let go. Raises OSError when the folder is not writable."""
     fd = os.open(generation_dir(ctx, generation_id) / "stage.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        deadline = time.monotonic() + (SHARED_WAIT_SECONDS if shared else 0.0)
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.05)
         yield True
     finally:
         os.close(fd)
@@ -320,47 +344,108 @@ def _refuse_while_running(ctx: PipelineContext, generation: Generation, action: 
             return
     run = generation.stage_runs.get(generation.stage)
     worker = run.worker if run is not None and run.worker else "?"
+    if generation.stage == EncodeStage.name:
+        # The chunks of the encode stage run on any workers, holding the lock shared.
+        who, runs = f"in live workers, which encode its chunks (planned by {worker})", "they run"
+    else:
+        who, runs = f"in a live worker ({worker})", "that worker runs"
     raise GenerationBusy(
         f"generation {generation.number} (id {generation.id}) is running stage "
-        f"{generation.stage} in a live worker ({worker}): it cannot be {action} while that "
-        "worker runs it (a worker that hangs: stop it, which frees the generation)"
+        f"{generation.stage} {who}: it cannot be {action} while {runs} it, and nothing was "
+        f"interrupted. Wait for it (`replyguard generation show {generation.id}`); if a "
+        "worker hangs, stop that worker, which frees the generation, then try again"
     )
 
 
-def begin_stage(ctx: PipelineContext, generation_id: int, stage: str) -> bool:
-    """Record that a stage starts; False when there is nothing to do (done, or finished).
+def begin_stage(ctx: PipelineContext, generation_id: int, stage: str) -> int | None:
+    """Record that a stage starts; return the number of this attempt (1, 2, ...), or None
+    when there is nothing to do (done, or finished).
 
     The caller holds :func:`stage_guard`. A stage found ``running`` was interrupted (its
     process died and released the guard): it starts again from its beginning, and its
-    record counts the attempt."""
+    record counts the attempt. The attempt number is what :func:`finish_stage` and
+    :func:`fail_stage` are given back, so that a late completion of a superseded attempt
+    (an encode chord whose generation was resumed meanwhile) records nothing."""
     with ctx.db.session() as session:
         generation = get_generation(session, generation_id)
         if not GenerationStatus(generation.status).active:
-            return False
+            return None
         run = generation.stage_runs.get(stage)
         if run is not None and run.status == StageStatus.DONE.value:
-            return False
-        start_run(generation, stage, f"{socket.gethostname()}:{os.getpid()}")
+            return None
+        attempt = start_run(generation, stage, f"{socket.gethostname()}:{os.getpid()}").attempts
     log.info("stage %s started", stage)
-    return True
+    return attempt
+
+
+def current_attempt(session: Session, generation_id: int, stage: str, attempt: int) -> str:
+    """Empty when attempt ``attempt`` of ``stage`` is the one running now; otherwise why it
+    is not (the generation ended, the stage is done or was resumed, a later attempt runs),
+    for the log line of a completion that is ignored."""
+    generation = get_generation(session, generation_id)
+    if not GenerationStatus(generation.status).active:
+        return f"the generation is {generation.status}"
+    run = generation.stage_runs.get(stage)
+    if run is None or run.status != StageStatus.RUNNING.value:
+        return f"the stage is {run.status if run is not None else 'not started'}"
+    if run.attempts != attempt:
+        return f"attempt {run.attempts} runs now"
+    if generation.stage != stage:
+        return f"the generation moved on to {generation.stage}"
+    return ""
 
 
 def finish_stage(
-    ctx: PipelineContext, generation_id: int, stage: str, counts: dict[str, object], seconds: float
-) -> None:
+    ctx: PipelineContext,
+    generation_id: int,
+    stage: str,
+    counts: dict[str, object],
+    seconds: float,
+    attempt: int | None = None,
+) -> bool:
     """Record a stage done after ``seconds`` with its ``counts``, and log it (the line's
-    ``duration_ms`` and ``counts``, docs/operations.md)."""
+    ``duration_ms`` and ``counts``, docs/operations.md); return True.
+
+    With ``attempt`` (what :func:`begin_stage` returned), only when that attempt is the
+    one running (:func:`current_attempt`): a superseded run's late completion records
+    nothing, is logged, and returns False, and its caller must not move the generation on."""
     with ctx.db.session() as session:
+        if attempt is not None:
+            stale = current_attempt(session, generation_id, stage, attempt)
+            if stale:
+                log.warning(
+                    "stage %s attempt %s finished late (%s): not recorded", stage, attempt, stale
+                )
+                return False
         finish_run(stage_run(get_generation(session, generation_id), stage), dict(counts), seconds)
     log.info("stage %s done", stage, extra={"duration_ms": round(seconds * 1000), "counts": counts})
+    return True
 
 
-def fail_stage(ctx: PipelineContext, generation_id: int, stage: str, exc: BaseException) -> None:
+def fail_stage(
+    ctx: PipelineContext,
+    generation_id: int,
+    stage: str,
+    exc: BaseException,
+    attempt: int | None = None,
+) -> None:
     """Record the generation failed in ``stage`` because of ``exc``: it ends and frees the
-    lock (``replyguard generation resume`` runs the stage again)."""
+    lock (``replyguard generation resume`` runs the stage again). With ``attempt``, only
+    when that attempt is the one running: a superseded run's failure is logged only."""
     reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    log.error("generation %s failed in %s: %s", generation_id, stage, reason)
     with ctx.db.session() as session:
+        if attempt is not None:
+            stale = current_attempt(session, generation_id, stage, attempt)
+            if stale:
+                log.warning(
+                    "stage %s attempt %s failed late (%s): %s; not recorded",
+                    stage,
+                    attempt,
+                    stale,
+                    reason,
+                )
+                return
+        log.error("generation %s failed in %s: %s", generation_id, stage, reason)
         generation = get_generation(session, generation_id)
         when_generation_ends(session, ctx.settings, generation)
         end_generation(generation, GenerationStatus.FAILED, f"{stage}: {reason}")

@@ -33,6 +33,7 @@ from worker.pipeline import PIPELINE
 from worker.pipeline import STAGES
 from worker.pipeline import GenerationBusy
 from worker.pipeline import begin_stage
+from worker.pipeline import current_attempt
 from worker.pipeline import fail_stage
 from worker.pipeline import finish_stage
 from worker.pipeline import run_stage
@@ -80,26 +81,45 @@ def encode_stage(generation_id: int) -> int:
     """The encode stage (worker/stages/encode.py) shared out: plan the chunks, then fan them
     out to every worker; the chord's callback records the stage done, with the counts the
     plan gave (those of an inline run), and moves the generation on. Does nothing while
-    another worker runs a stage of the generation."""
+    another worker runs a stage of the generation.
+
+    Every task of the chord carries the attempt it belongs to: the chunks and the callback
+    hold the stage lock shared while they run (so `generation resume` and `fail` are
+    refused meanwhile, pipeline.stage_guard), and those of an attempt that was superseded
+    (the generation was resumed, or failed) do nothing."""
     ctx = pipeline_context()
     with stage_guard(ctx, generation_id) as free:
         if not free:
             return 0
-        if not begin_stage(ctx, generation_id, _ENCODE.name):
-            advance(generation_id)
-            return 0
-        try:
-            plan = _ENCODE.plan(ctx, generation_id)
-        except BaseException as exc:
-            fail_stage(ctx, generation_id, _ENCODE.name, exc)
-            raise
-    header = [encode_chunk_task.s(generation_id, index) for index in range(plan.chunks)]
-    callback = encode_done.si(generation_id, plan.as_counts(), time.time())
+        attempt = begin_stage(ctx, generation_id, _ENCODE.name)
+        if attempt is not None:
+            try:
+                plan = _ENCODE.plan(ctx, generation_id)
+            except BaseException as exc:
+                fail_stage(ctx, generation_id, _ENCODE.name, exc, attempt)
+                raise
+    if attempt is None:
+        # Done already: move on once the lock is let go (the next stage's task, on any
+        # worker, takes it, and would otherwise find it held and do nothing).
+        advance(generation_id)
+        return 0
+    header = [encode_chunk_task.s(generation_id, index, attempt) for index in range(plan.chunks)]
+    callback = encode_done.si(generation_id, plan.as_counts(), time.time(), attempt)
     if header:
         chord(header)(callback)
     else:
         callback.delay()
     return plan.chunks
+
+
+def _superseded(generation_id: int, attempt: int | None) -> str:
+    """Why ``attempt`` of the encode stage is no longer the one running; empty when it is
+    (or when a message from before attempts were carried has none)."""
+    if attempt is None:
+        return ""
+    ctx = pipeline_context()
+    with ctx.db.session() as session:
+        return current_attempt(session, generation_id, _ENCODE.name, attempt)
 
 
 @shared_task(
@@ -109,19 +129,42 @@ def encode_stage(generation_id: int) -> int:
     acks_late=True,
     reject_on_worker_lost=True,
 )
-def encode_chunk_task(generation_id: int, index: int) -> int:
+def encode_chunk_task(generation_id: int, index: int, attempt: int | None = None) -> int:
+    """Encode one chunk of attempt ``attempt``'s plan, holding the stage lock shared; 0
+    without encoding when that attempt was superseded (checked before and again under the
+    lock, which a new attempt's planning task cannot take while this holds it)."""
     ctx = pipeline_context()
-    try:
-        return encode_chunk(ctx, generation_id, index)
-    except BaseException as exc:
-        fail_stage(ctx, generation_id, _ENCODE.name, exc)
-        raise
+    if _superseded(generation_id, attempt):
+        return 0
+    with stage_guard(ctx, generation_id, shared=True) as held:
+        stale = "a stage runs exclusively" if not held else _superseded(generation_id, attempt)
+        if stale:
+            log.warning("encode chunk %s of attempt %s skipped: %s", index, attempt, stale)
+            return 0
+        try:
+            return encode_chunk(ctx, generation_id, index)
+        except BaseException as exc:
+            fail_stage(ctx, generation_id, _ENCODE.name, exc, attempt)
+            raise
 
 
 @shared_task(name="replyguard.encode.done", soft_time_limit=60, acks_late=True)
-def encode_done(generation_id: int, counts: dict[str, Any], started: float) -> str | None:
+def encode_done(
+    generation_id: int, counts: dict[str, Any], started: float, attempt: int | None = None
+) -> str | None:
+    """The chord's callback: records attempt ``attempt`` of the encode stage done and
+    queues the next stage, unless that attempt was superseded meanwhile (then nothing: a
+    late completion never records a stage that has moved on)."""
     ctx = pipeline_context()
-    finish_stage(ctx, generation_id, _ENCODE.name, counts, time.time() - started)
+    with stage_guard(ctx, generation_id, shared=True) as held:
+        if not held:
+            log.warning("encode attempt %s finished while a stage runs: not recorded", attempt)
+            return None
+        if not finish_stage(
+            ctx, generation_id, _ENCODE.name, counts, time.time() - started, attempt
+        ):
+            return None
+    # After the lock is let go: the next stage's task takes it exclusively.
     return advance(generation_id)
 
 

@@ -35,9 +35,14 @@ def backup_command(ctx: Context, folder: Path) -> None:
 @pass_ctx
 def restore_command(ctx: Context, folder: Path, force: bool) -> None:
     """Restore a backup FOLDER into the database and data folder (stop the service first).
-    Refuses a partial or damaged backup, and a target that holds data unless --force."""
+    Refuses while any process of the service runs on the data folder (naming each), a
+    partial or damaged backup, and a target that holds data unless --force."""
+    from core.backup import refuse_while_in_use
     from models.backup import restore
 
+    # At once, before verifying the backup (which can take minutes); restore checks again
+    # just before it changes anything.
+    refuse_while_in_use(ctx.settings)
     report = restore(ctx.settings, folder, force=force, show_progress=True)
     for item in report.replaced:
         click.echo(f"replaced {item}")

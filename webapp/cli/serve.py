@@ -21,6 +21,7 @@ from webapp.cli.base import main
 from webapp.cli.base import pass_ctx
 from webapp.cli.generation import follow
 from webapp.cli.models import train_clean_baseline
+from webapp.launch import WORKER_QUEUES
 
 
 @main.command()
@@ -28,13 +29,22 @@ from webapp.cli.models import train_clean_baseline
     "--beat", is_flag=True, help="Also run the scheduler (REPLYGUARD_GENERATION_SCHEDULE)."
 )
 @click.option("--loglevel", default="INFO", show_default=True)
+@click.option(
+    "--queue",
+    type=click.Choice(WORKER_QUEUES),
+    default="generations",
+    show_default=True,
+    help="What the worker runs: the stages of generations (one task at a time), or webhook "
+    "deliveries (a few at a time). Run at least one of each.",
+)
 @pass_ctx
-def worker(ctx: Context, beat: bool, loglevel: str) -> None:
-    """Run a Celery worker (one task at a time: start more for more throughput)."""
+def worker(ctx: Context, beat: bool, loglevel: str, queue: str) -> None:
+    """Run a Celery worker: generations (one task at a time: start more for more
+    throughput) or webhook notifications (`--queue notifications`)."""
     from webapp.launch import server_env
     from webapp.launch import worker_command
 
-    args = worker_command(loglevel, beat)
+    args = worker_command(loglevel, beat, queue)
     sys.stdout.flush()
     os.execve(args[0], args, server_env(ctx.settings.data_dir))
 
