@@ -255,8 +255,8 @@ def evaluate(data: BenchData, encoder: Encoder) -> dict[str, Any]:
 
     variants = {
         MODEL: model.weights,
-        DUAL: ScoringWeights(dual=1.0, knn=0.0, prior=0.0),
-        KNN: ScoringWeights(dual=0.0, knn=1.0, prior=0.0),
+        DUAL: ScoringWeights(dual=1.0, knn=0.0, prior=0.0, intent=0.0),
+        KNN: ScoringWeights(dual=0.0, knn=1.0, prior=0.0, intent=0.0),
     }
     plain = SuggestionModel(
         encoder,
@@ -265,7 +265,7 @@ def evaluate(data: BenchData, encoder: Encoder) -> dict[str, Any]:
         model.bank_embeddings,
         model.message_embeddings,
         model.message_reply_ids,
-        ScoringWeights(dual=1.0, knn=0.0, prior=0.0),
+        ScoringWeights(dual=1.0, knn=0.0, prior=0.0, intent=0.0),
         model.retrieval,
     )
 

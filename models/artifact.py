@@ -25,6 +25,7 @@ from models.bank import ResponseBank
 from models.encoder import Encoder
 from models.index import load_index
 from models.index import save_index
+from models.prompts import IntentPrompts
 from models.suggester import RetrievalConfig
 from models.suggester import ScoringWeights
 from models.suggester import SuggestionModel
@@ -116,6 +117,14 @@ def load_model(
     try:
         adapter_arrays = np.load(directory / "adapter.npz")
         bank_meta = json.loads((directory / "bank.json").read_text())
+        prompts = IntentPrompts.empty(encoder.dim)
+        if (directory / "prompts.json").is_file():
+            listed = json.loads((directory / "prompts.json").read_text())
+            prompts = IntentPrompts(
+                tuple(listed["intents"]),
+                tuple(listed["texts"]),
+                np.load(directory / "prompt_embeddings.npy"),
+            )
         # Models written before intents existed: each reply its own unnamed cluster, tone
         # unknown, source mined (models.bank.ResponseBank).
         bank = ResponseBank(
@@ -135,7 +144,9 @@ def load_model(
             bank_embeddings=np.load(directory / "bank_embeddings.npy"),
             message_embeddings=np.load(directory / "message_embeddings.npy"),
             message_reply_ids=np.load(directory / "message_reply_ids.npy"),
-            weights=ScoringWeights(**manifest["weights"]),
+            # A model written before the intent signal existed scores without it: it has no
+            # prompts, and its triggering threshold was chosen without that signal's weight.
+            weights=ScoringWeights(**{"intent": 0.0, **manifest["weights"]}),
             retrieval=RetrievalConfig(**manifest["retrieval"]),
             bank_index=load_index(directory / "bank.faiss"),
             message_index=load_index(directory / "messages.faiss"),
@@ -143,6 +154,7 @@ def load_model(
             triggering=Triggering(
                 **manifest.get("triggering", {"threshold": 0.0, "target_coverage": 1.0})
             ),
+            prompts=prompts,
         )
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ArtifactError(f"{directory}: cannot be loaded ({exc})") from None
@@ -191,5 +203,8 @@ def _write_files(model: SuggestionModel, directory: Path) -> None:
     np.save(directory / "bank_embeddings.npy", model.bank_embeddings)
     np.save(directory / "message_embeddings.npy", model.message_embeddings)
     np.save(directory / "message_reply_ids.npy", model.message_reply_ids)
+    prompts = {"intents": model.prompts.intents, "texts": model.prompts.texts}
+    (directory / "prompts.json").write_text(json.dumps(prompts, ensure_ascii=False))
+    np.save(directory / "prompt_embeddings.npy", model.prompts.embeddings)
     save_index(model.bank_index, directory / "bank.faiss")
     save_index(model.message_index, directory / "messages.faiss")

@@ -21,6 +21,13 @@ plain, no personal data, not sensitive, not blocked), and no reply is repeated, 
 intent or across intents, up to case and punctuation (models.response_set.surface_key).
 :func:`load_catalogue` reads the file with PyYAML, checks its shape with pydantic and its
 content with :func:`validate`, and refuses it with every problem listed.
+
+Each intent also lists the incoming messages it answers (``prompts``): a message is matched
+against them, message to message, which is what a symmetric sentence encoder does well
+(Reimers and Gurevych 2019), where matching a message to the reply's own text finds replies
+that sound like the message ("Good afternoon!" for "good morning!"). Production assistants
+train intents from example utterances the same way (Dialogflow's training phrases, Rasa's
+NLU examples). models.prompts scores intents by them.
 """
 
 from __future__ import annotations
@@ -58,6 +65,9 @@ VERSION = 1
 # Canonical replies per intent: enough to recognise the meaning, few enough to review.
 MIN_REPLIES = 2
 MAX_REPLIES = 6
+# Incoming messages an intent answers: at most this many characters (a chat message, not a
+# letter), none repeated within an intent.
+MAX_PROMPT_CHARS = 120
 # Words that make a reply cheerful or flippant: never in a sympathetic reply (nor is "!").
 CHEERFUL_WORDS = frozenset(
     {
@@ -115,6 +125,8 @@ class Intent:
         tone: how its replies sound.
         stance: ``yes`` or ``no`` for an intent that answers a question or proposal, else None.
         replies: its canonical replies, 2 to 6, in the catalogue's order.
+        prompts: incoming messages one of its replies answers well (models.prompts); none
+            for an intent a reviewer added until someone writes them.
     """
 
     name: str
@@ -122,6 +134,7 @@ class Intent:
     tone: Tone
     stance: Stance | None
     replies: tuple[str, ...]
+    prompts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -189,6 +202,12 @@ class Catalogue:
             for reply in intent.replies:
                 yield intent, reply
 
+    def prompts(self) -> Iterator[tuple[Intent, str]]:
+        """Every (intent, incoming message it answers) pair, in the file's order."""
+        for intent in self.intents:
+            for prompt in intent.prompts:
+                yield intent, prompt
+
 
 class InvalidCatalogue(ValueError):
     """A catalogue file that cannot be used; ``problems`` lists every reason, one sentence each."""
@@ -210,6 +229,7 @@ class _Entry(BaseModel):
     tone: Tone
     stance: Stance | None = None
     replies: list[StrictStr]
+    prompts: list[StrictStr] = []
 
     @field_validator("stance", mode="before")
     @classmethod
@@ -290,7 +310,14 @@ def _parse(text: str, source: str) -> Catalogue:
             problems.extend(_sentence(label, e) for e in exc.errors())
             continue
         intents.append(
-            Intent(entry.name, entry.group, entry.tone, entry.stance, tuple(entry.replies))
+            Intent(
+                entry.name,
+                entry.group,
+                entry.tone,
+                entry.stance,
+                tuple(entry.replies),
+                tuple(entry.prompts),
+            )
         )
     catalogue = Catalogue(shape.version, tuple(intents))
     content = validate(catalogue)
@@ -327,7 +354,9 @@ def validate(
     named), a sympathetic reply for an exclamation mark or a cheerful word; a reply repeated
     within an intent or across intents (same :func:`models.response_set.surface_key`); and
     each group with a ``yes`` intent for a ``no`` intent beside it (Kannan et al. 2016,
-    section 5: a negative reply is offered beside positive ones).
+    section 5: a negative reply is offered beside positive ones); each prompt for being one
+    line of text of at most :data:`MAX_PROMPT_CHARS` characters, not repeated within its
+    intent (a prompt may belong to several intents: a message has more than one good reply).
 
     Args:
         catalogue: the catalogue to check.
@@ -383,6 +412,7 @@ def validate(
                     f"{first[0].name!r} (the same up to case and punctuation); "
                     "a reply belongs to one intent"
                 )
+        problems.extend(_prompt_problems(intent))
     problems.extend(_stance_problems(catalogue))
     return problems
 
@@ -411,6 +441,23 @@ def _reply_problems(
                 f"{label} is sympathetic but its reply {reply!r} has {' and '.join(marks)}; "
                 "a sympathetic reply is calm"
             )
+    return problems
+
+
+def _prompt_problems(intent: Intent) -> list[str]:
+    label = f"intent {intent.name!r}"
+    problems: list[str] = []
+    seen: set[str] = set()
+    for prompt in intent.prompts:
+        if not prompt.strip() or "\n" in prompt or len(prompt) > MAX_PROMPT_CHARS:
+            problems.append(
+                f"{label} has the prompt {prompt!r}; a prompt is one line of text of 1 to "
+                f"{MAX_PROMPT_CHARS} characters"
+            )
+        key = surface_key(prompt)
+        if key in seen:
+            problems.append(f"{label} repeats the prompt {prompt!r} (up to case and punctuation)")
+        seen.add(key)
     return problems
 
 

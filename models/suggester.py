@@ -1,15 +1,19 @@
-"""The suggestion model: two retrieval signals, combined, then a diverse top-k.
+"""The suggestion model: retrieval signals, combined, then a diverse top-k.
 
 1. Dual encoder: the adapted message embedding against each reply's embedding.
 2. Nearest messages: the replies that similar training messages received, weighted by how
    similar those messages are (a soft vote).
+3. Intent: how near the message comes to a message the reply's intent answers (the
+   catalogue's prompts, models.prompts).
 
-Both are measured apart and together by ``bench/quality.py``; the combination weights are
-chosen on held-out training data when the model is trained (see ``models.training``).
+The first two are measured apart and together by ``bench/quality.py``, and their weights
+chosen on held-out training data when the model is trained (see ``models.training``). The
+intent signal's weight is not: held-out pairs of a corpus name no catalogue intent, so they
+cannot judge it; it is measured on the everyday benchmark (docs/benchmarks.md).
 
 The score a client receives is in [0, 1]: the weighted mean of the signals, each of which is
 at most 1 (the dual-encoder cosine; the nearest messages' vote share scaled by how similar
-the nearest message is; the reply's prior), clipped at 0 and 1. 1 means every signal at its
+the nearest message is; the reply's prior; the intent signal), clipped at 0 and 1. 1 means every signal at its
 maximum. Scores of one model are comparable across messages, which is what triggering
 needs: a model answers a message only when its best score reaches the threshold chosen at
 training (:class:`Triggering`), as Smart Reply does (Kannan et al. 2016, section 3).
@@ -35,6 +39,8 @@ from models.index import build_index
 from models.index import search
 from models.intents import propagate
 from models.intents import unnamed_name
+from models.prompts import IntentMatcher
+from models.prompts import IntentPrompts
 from models.response_set import SAME_MEANING
 from models.response_set import surface_key
 from models.tone import ToneDetector
@@ -52,6 +58,10 @@ class ScoringWeights:
     knn_temperature: float = 0.05
     # Added to replies seen in the niche the client named.
     niche_bonus: float = 0.1
+    # The intent signal (models.prompts): as much as the dual encoder, whose cosines it
+    # shares a scale with. Not searched at training (see the module docstring); a model
+    # written before it existed loads with 0 (models.artifact).
+    intent: float = 1.0
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -64,6 +74,8 @@ class RetrievalConfig:
     Args:
         knn_neighbours: training messages nearest to the message whose replies vote.
         candidates: replies scored per message before diversity and triggering.
+        intent_candidates: the intents best matched by their prompts whose replies are
+            scored as well, however far their texts are from the message.
         diversity_ceiling: two suggestions at or above this cosine say the same thing, and
             only the better one is shown (models.response_set.SAME_MEANING says why 0.85).
         exact_index_limit: above this many rows a FAISS index is approximate (HNSW).
@@ -71,6 +83,7 @@ class RetrievalConfig:
 
     knn_neighbours: int = 20
     candidates: int = 50
+    intent_candidates: int = 10
     diversity_ceiling: float = SAME_MEANING
     exact_index_limit: int = 50_000
 
@@ -152,11 +165,17 @@ class Candidates:
     dual: np.ndarray
     knn: np.ndarray
     prior: np.ndarray
+    intent: np.ndarray
 
     def combined(
         self, weights: ScoringWeights, niche_match: np.ndarray | None = None
     ) -> np.ndarray:
-        score = weights.dual * self.dual + weights.knn * self.knn + weights.prior * self.prior
+        score = (
+            weights.dual * self.dual
+            + weights.knn * self.knn
+            + weights.prior * self.prior
+            + weights.intent * self.intent
+        )
         if niche_match is not None:
             score = score + weights.niche_bonus * niche_match
         return score
@@ -165,7 +184,7 @@ class Candidates:
         self, weights: ScoringWeights, niche_match: np.ndarray | None = None
     ) -> np.ndarray:
         """The combined score divided by the signals' total weight, clipped to [0, 1]."""
-        total = max(weights.dual + weights.knn + weights.prior, 1e-12)
+        total = max(weights.dual + weights.knn + weights.prior + weights.intent, 1e-12)
         return np.clip(self.combined(weights, niche_match) / total, 0.0, 1.0)
 
     def ranked(self, weights: ScoringWeights) -> np.ndarray:
@@ -195,6 +214,7 @@ class SuggestionModel:
         bank_index: faiss.Index | None = None,
         message_index: faiss.Index | None = None,
         triggering: Triggering | None = None,
+        prompts: IntentPrompts | None = None,
     ) -> None:
         self.encoder = encoder
         self.adapter = adapter
@@ -214,13 +234,28 @@ class SuggestionModel:
         self._niche_sets = [set(n) for n in bank.niches]
         # Each reply's surface form, to tell a suggestion that says the message back.
         self._surface = [surface_key(t) for t in bank.texts]
-        # Which messages only sympathetic replies may answer (models.tone).
-        self.tone = ToneDetector(encoder)
+        self.prompts = prompts if prompts is not None else IntentPrompts.empty(encoder.dim)
+        # Which messages only sympathetic replies may answer (models.tone): the prompts of
+        # sympathetic intents are more distress prototypes, the others more everyday ones.
+        tone_of = dict(zip(bank.intents, bank.tones, strict=True))
+        grieving = np.asarray(
+            [tone_of.get(i) == Tone.SYMPATHETIC.value for i in self.prompts.intents], dtype=bool
+        )
+        self.tone = ToneDetector(
+            encoder,
+            distress=self.prompts.embeddings[grieving],
+            everyday=self.prompts.embeddings[~grieving],
+        )
         codes: dict[str, int] = {}
         # (m,) each reply's intent as a number: one reply per number in a list.
         self._intent_codes = np.asarray(
             [codes.setdefault(i, len(codes)) for i in bank.intents], dtype=np.int64
         )
+        self._matcher = IntentMatcher(self.prompts, codes, len(codes))
+        # (intents,) the bank ids of each intent number.
+        order = np.argsort(self._intent_codes, kind="stable")
+        bounds = np.searchsorted(self._intent_codes[order], np.arange(len(codes) + 1))
+        self._members = [order[bounds[c] : bounds[c + 1]] for c in range(len(codes))]
         # (s,) the replies that may answer a sensitive message: sympathetic intents only.
         self._sympathetic = np.flatnonzero(
             np.asarray([t == Tone.SYMPATHETIC.value for t in bank.tones], dtype=bool)
@@ -254,13 +289,17 @@ class SuggestionModel:
         adapted = self.adapter.apply(base)
         _, dual_ids = search(self.bank_index, adapted, self.retrieval.candidates)
         knn_sims, knn_rows = search(self.message_index, base, self.retrieval.knn_neighbours)
+        matched = self._matcher.match(base)
+        best = min(self.retrieval.intent_candidates, matched.shape[1])
         result = []
         for i in range(len(base)):
             valid = knn_rows[i] >= 0
             neighbour_replies = self.message_reply_ids[knn_rows[i][valid]]
             more = extra[i] if extra is not None and extra[i] is not None else dual_ids[i][:0]
+            top = np.argpartition(-matched[i], best - 1)[:best] if best else np.arange(0)
+            answering = [self._members[c] for c in top.tolist() if matched[i, c] > 0]
             ids = np.unique(
-                np.concatenate([dual_ids[i][dual_ids[i] >= 0], neighbour_replies, more])
+                np.concatenate([dual_ids[i][dual_ids[i] >= 0], neighbour_replies, more, *answering])
             )
             dual = self.bank_embeddings[ids] @ adapted[i]
             votes = np.exp((knn_sims[i][valid] - 1.0) / self.weights.knn_temperature)
@@ -270,7 +309,8 @@ class SuggestionModel:
             # nothing seen before gets little from this signal, whatever the share.
             nearest = max(float(knn_sims[i][valid].max(initial=0.0)), 0.0)
             knn *= nearest / max(float(votes.sum()), 1e-12)
-            result.append(Candidates(ids, dual, knn, self.bank.prior[ids]))
+            intent = matched[i, self._intent_codes[ids]]
+            result.append(Candidates(ids, dual, knn, self.bank.prior[ids], intent))
         return result
 
     def pair_scores(
@@ -427,6 +467,7 @@ class SuggestionModel:
             self.retrieval,
             message_index=self.message_index,
             triggering=self.triggering,
+            prompts=self.prompts,
         )
         model.blocked_ids = self.blocked_ids
         return model

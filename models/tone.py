@@ -254,16 +254,31 @@ class ToneDetector:
         True
     """
 
-    def __init__(self, encoder: Encoder, config: ToneConfig | None = None) -> None:
+    def __init__(
+        self,
+        encoder: Encoder,
+        config: ToneConfig | None = None,
+        distress: np.ndarray | None = None,
+        everyday: np.ndarray | None = None,
+    ) -> None:
         """Encode the prototypes once (the encoder caches them: a second model over the
         same encoder encodes nothing).
+
+        Args:
+            encoder: encodes the prototypes.
+            config: the rule's numbers.
+            distress: (a, d) float32 unit rows, more distress prototypes: a model's prompts
+                of sympathetic intents (models.prompts: the bad news those intents answer).
+            everyday: (b, d) likewise, more everyday prototypes: its other prompts.
 
         Raises:
             models.encoder.EncoderError: the encoder cannot encode.
         """
         self.config = config or ToneConfig()
-        self.distress = encoder.encode(list(DISTRESS_PROTOTYPES))
-        self.everyday = encoder.encode(list(EVERYDAY_PROTOTYPES))
+        self.prototypes = encoder.encode(list(DISTRESS_PROTOTYPES))
+        dim = self.prototypes.shape[1]
+        self.distress = np.vstack([self.prototypes, _rows(distress, dim)])
+        self.everyday = np.vstack([encoder.encode(list(EVERYDAY_PROTOTYPES)), _rows(everyday, dim)])
         # Each distress prototype's sympathetic intents (DISTRESS_REPLIES).
         self.replies = tuple(intents for _, intents in DISTRESS_REPLIES)
 
@@ -281,7 +296,7 @@ class ToneDetector:
             (p,) float64 in [0, 1]: each prototype's vote, in :data:`DISTRESS_REPLIES`'s
             order (it goes to every intent listed beside that prototype).
         """
-        sims = self.distress @ embedding
+        sims = self.prototypes @ embedding
         votes = np.exp((sims.astype(np.float64) - 1.0) / temperature)
         nearest = max(float(sims.max()), 0.0)
         return np.asarray(votes / max(float(votes.sum()), 1e-12) * nearest)
@@ -320,3 +335,10 @@ class ToneDetector:
             [self.detect(m, e).sensitive for m, e in zip(messages, embeddings, strict=True)],
             dtype=bool,
         )
+
+
+def _rows(embeddings: np.ndarray | None, dim: int) -> np.ndarray:
+    """``embeddings`` as float32 (n, dim) rows; none as (0, dim)."""
+    if embeddings is None:
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.asarray(embeddings, dtype=np.float32).reshape(-1, dim)

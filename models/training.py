@@ -14,6 +14,7 @@ from models.adapter import Adapter
 from models.adapter import AdapterConfig
 from models.catalogue import Catalogue
 from models.encoder import Encoder
+from models.prompts import IntentPrompts
 from models.response_set import Curation
 from models.response_set import ResponseSet
 from models.response_set import ResponseSetConfig
@@ -147,6 +148,7 @@ def train_model(
     replies = encoder.encode(
         [e.reply for e in examples], show_progress, what="replies of the training set"
     )
+    prompts = IntentPrompts.of(catalogue, encoder, show_progress)
     weights_arr = np.asarray([e.weight for e in examples], dtype=np.float32)
     # Only rows a person wrote are held out: the model's own replies (synthetic) and the ones
     # users tapped (human_selected) exist because the parent answered their message, so
@@ -199,7 +201,9 @@ def train_model(
     triggering = Triggering(threshold=0.0, target_coverage=config.target_coverage)
     if calibrate:
         probe_set = response_set(~held_out)
-        probe = _model(encoder, adapter, probe_set, messages[~held_out], chosen, config.retrieval)
+        probe = _model(
+            encoder, adapter, probe_set, messages[~held_out], chosen, config.retrieval, prompts
+        )
         gold_texts = [e.reply for e, held in zip(examples, held_out, strict=True) if held]
         adapter, chosen, selection = select(
             probe,
@@ -226,7 +230,9 @@ def train_model(
             f"rules ({final_set.report.removed}); import more data, or lower "
             "REPLYGUARD_RESPONSE_MIN_SUPPORT for a small data set"
         )
-    model = _model(encoder, adapter, final_set, messages, chosen, config.retrieval, triggering)
+    model = _model(
+        encoder, adapter, final_set, messages, chosen, config.retrieval, prompts, triggering
+    )
     report = TrainingReport(
         examples=len(examples),
         bank_size=len(final_set.bank),
@@ -248,9 +254,11 @@ def _model(
     messages: np.ndarray,
     weights: ScoringWeights,
     retrieval: RetrievalConfig,
+    prompts: IntentPrompts,
     triggering: Triggering | None = None,
 ) -> SuggestionModel:
-    """A model over ``responses``; only messages whose reply is in the set vote (kNN)."""
+    """A model over ``responses``; only messages whose reply is in the set vote (kNN); the
+    catalogue's ``prompts`` give the intent signal."""
     voting = responses.row_ids >= 0
     return SuggestionModel(
         encoder,
@@ -262,6 +270,7 @@ def _model(
         weights,
         retrieval,
         triggering=triggering or Triggering(threshold=0.0, target_coverage=1.0),
+        prompts=prompts,
     )
 
 

@@ -1,0 +1,143 @@
+"""The intent signal: each intent's prompts (the messages it answers), matched message to
+message (models.prompts), in the model, its artifact and the shipped catalogue."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from models.artifact import load_model
+from models.artifact import write_model
+from models.catalogue import Catalogue
+from models.catalogue import Intent
+from models.catalogue import Tone
+from models.catalogue import load_catalogue
+from models.catalogue import validate
+from models.encoder import Encoder
+from models.prompts import IntentMatcher
+from models.prompts import IntentPrompts
+from models.response_set import ResponseSetConfig
+from models.training import TrainingConfig
+from models.training import TrainingExample
+from models.training import train_model
+from worker.evaluation import everyday_benchmark
+
+GREETINGS = Catalogue(
+    1,
+    (
+        Intent(
+            "good_morning",
+            "greetings",
+            Tone.POSITIVE,
+            None,
+            ("Morning to you too", "Morning!"),
+            ("morning!!", "good morning, sleep ok?", "rise and shine"),
+        ),
+        Intent(
+            "good_afternoon",
+            "greetings",
+            Tone.POSITIVE,
+            None,
+            ("Good afternoon!", "Afternoon!"),
+            ("good afternoon", "hope your afternoon is going well"),
+        ),
+        Intent("laughing", "laughter", Tone.HUMOROUS, None, ("Haha", "Lol that's funny"), ()),
+    ),
+)
+
+
+def test_an_intent_scores_the_highest_cosine_to_its_prompts(encoder: Encoder) -> None:
+    prompts = IntentPrompts.of(GREETINGS, encoder)
+    assert prompts.intents == ("good_morning",) * 3 + ("good_afternoon",) * 2
+    codes = {"good_afternoon": 0, "laughing": 1, "good_morning": 2}
+    message = encoder.encode(["good morning!"])
+    matched = IntentMatcher(prompts, codes, 3).match(message)
+    sims = (message @ prompts.embeddings.T)[0]
+    assert matched.shape == (1, 3)
+    assert np.isclose(matched[0, 2], sims[:3].max())
+    assert np.isclose(matched[0, 0], sims[3:].max())
+    assert matched[0, 1] == 0.0  # no prompts
+    # An intent the response set does not serve is left out; no prompts at all: zeros.
+    assert IntentMatcher(prompts, {"laughing": 0}, 1).match(message).tolist() == [[0.0]]
+    empty = IntentPrompts.empty(encoder.dim)
+    assert IntentMatcher(empty, codes, 3).match(message).tolist() == [[0.0, 0.0, 0.0]]
+
+
+def test_prompts_rank_the_intent_that_answers_above_replies_that_sound_alike(
+    encoder: Encoder, tmp_path: Path
+) -> None:
+    """Matched on the replies' texts alone, "good morning!" is nearer "Good afternoon!" than
+    "Morning to you too"; the prompts put the intent that answers it first, and the
+    model's artifact keeps them."""
+    rows = [TrainingExample("hello there", "Hi!", "chat")] * 4
+    config = TrainingConfig(response_set=ResponseSetConfig(min_support=1), target_coverage=1.0)
+    model, _ = train_model(encoder, rows, config, catalogue=GREETINGS)
+    plain = encoder.encode(["good morning!", "Good afternoon!", "Morning to you too"])
+    assert plain[0] @ plain[1] > plain[0] @ plain[2]
+    assert model.suggest("good morning!", k=1)[0].intent == "good_morning"
+    assert len(model.prompts) == 5
+
+    write_model(model, tmp_path / "v1", {})
+    loaded, _ = load_model(tmp_path / "v1", encoder)
+    assert loaded.prompts.texts == model.prompts.texts
+    assert np.array_equal(loaded.prompts.embeddings, model.prompts.embeddings)
+    assert loaded.weights == model.weights
+    assert loaded.suggest("good morning!", k=3) == model.suggest("good morning!", k=3)
+
+
+def test_a_model_written_before_prompts_loads_without_the_intent_signal(
+    encoder: Encoder, tmp_path: Path
+) -> None:
+    """Its triggering threshold was chosen without the intent signal's weight, so it scores
+    as it did: weight 0, no prompts."""
+    rows = [TrainingExample("hello there", "Hi!", "chat")] * 4
+    config = TrainingConfig(response_set=ResponseSetConfig(min_support=1), target_coverage=1.0)
+    model, _ = train_model(encoder, rows, config, catalogue=GREETINGS)
+    write_model(model, tmp_path / "old", {})
+    manifest = json.loads((tmp_path / "old" / "manifest.json").read_text())
+    del manifest["weights"]["intent"]
+    for name in ("prompts.json", "prompt_embeddings.npy"):
+        (tmp_path / "old" / name).unlink()
+        del manifest["files"][name]
+    (tmp_path / "old" / "manifest.json").write_text(json.dumps(manifest))
+    loaded, _ = load_model(tmp_path / "old", encoder)
+    assert loaded.weights.intent == 0.0
+    assert len(loaded.prompts) == 0
+    assert all(c.intent.max(initial=0.0) == 0.0 for c in loaded.candidates(["good morning!"]))
+
+
+def test_a_prompt_too_long_or_repeated_is_a_catalogue_problem() -> None:
+    intent = GREETINGS.intents[0]
+    bad = Catalogue(
+        1,
+        (
+            Intent(
+                intent.name,
+                intent.group,
+                intent.tone,
+                None,
+                intent.replies,
+                ("x" * 121, "Morning!!", "morning", " "),
+            ),
+        ),
+    )
+    problems = validate(bad)
+    assert sum("a prompt is one line of text of 1 to 120 characters" in p for p in problems) == 2
+    assert any("repeats the prompt 'morning'" in p for p in problems)
+
+
+def test_every_shipped_intent_has_prompts_none_copied_from_the_everyday_benchmark(
+    encoder: Encoder,
+) -> None:
+    """The everyday benchmark measures the prompts' effect, so it must stay held out: no
+    prompt is within cosine 0.9 of one of its messages (54 written independently were, and
+    were taken out)."""
+    catalogue = load_catalogue()
+    assert min(len(i.prompts) for i in catalogue.intents) >= 2
+    prompts = IntentPrompts.of(catalogue, encoder)
+    messages = encoder.encode(everyday_benchmark().texts())
+    nearest = (messages @ prompts.embeddings.T).max(axis=0)
+    close = [t for t, s in zip(prompts.texts, nearest, strict=True) if s >= 0.9]
+    assert not close
