@@ -68,28 +68,35 @@ DISTRESS = re.compile(
     r"\b("
     # death
     r"pass(ed|es|ing)? away|passed on|died|dies|dying|dead|death|deceased|funeral|"
-    r"killed|suicide|took (his|her|their|my) own life|didn'?t make it|lost (my|our|his|her) "
+    r"killed|suicide|took (his|her|their|my) own life|didn'?t make it|lost (my |our |his |her )?"
     r"(mom|mum|dad|father|mother|son|daughter|husband|wife|brother|sister|grandma|grandpa|"
-    r"grandmother|grandfather|aunt|uncle|cousin|friend|baby|dog|cat|pet)|"
-    r"put (him|her|it|our \w+|my \w+) (down|to sleep)|rest in peace|"
+    r"grandmother|grandfather|grandad|granddad|nan|nanna|gran|aunt|uncle|cousin|friend|baby|"
+    r"dog|cat|pet|horse)|"
+    r"put (him|her|it|our \w+|my \w+) (down|to sleep)|(be|been|was|were) put (down|to sleep)|"
+    r"rest in peace|rip(?= \w+,)|couldn'?t save|"
     # illness
     r"cancer|tumou?r|chemo(therapy)?|biopsy|diagnos(ed|is)|terminal|heart attack|stroke|"
     r"seizure|icu|intensive care|hospital|hospitali[sz]ed|emergency room|ambulance|"
     r"positive for|covid|flu|sick|(feel|feeling|felt|been|so|very|really) ill|fever|"
-    r"pneumonia|infection|surgery|operation|"
+    r"pneumonia|infection|surgery|operation|the op|a ?& ?e|on the ward|antibiotics|"
+    r"throwing up|vomit(ing)?|(sick|vomiting|stomach|tummy) bug|food poisoning|migraine|"
+    r"(high )?temperature of|chicken ?pox|measles|poorly|unwell|feel(ing)? (really |so )?rough|"
+    r"signed off|"
     r"life support|coma|dementia|alzheimer'?s|miscarr(y|ied|iage)|"
     # injury, accident, danger
     r"(broke|broken|fractured|sprained|twisted|dislocated) (my|his|her|their|a|an)? ?"
     r"(arm|leg|wrist|ankle|foot|hand|back|neck|nose|ribs?|hip|collarbone|finger|toe|knee)|"
     r"injur(ed|y|ies)|concussion|stitches|bleeding|hurt (my|his|her)|"
+    r"knocked (off|over|down)|fell off|(burnt|burned|scalded) (my|his|her)|"
+    r"(tore|torn) (my|his|her)|whiplash|"
     r"accident|crash(ed)?|rear-ended|hit by a car|"
     r"(a|the|house) fire|caught fire|flood(ed|ing)?|earthquake|hurricane|tornado|"
     r"evacuat(e|ed|ing)|shooting|(got|been|was) shot|stabbed|attacked|assaulted|mugged|"
-    r"robbed|stolen|broke into|break in|"
+    r"robbed|stolen|broke into|break in|burgl(ed|ary|ars?)|knife|gun|"
     r"following me|stalk(ed|ing|er)|threaten(ed|ing)|"
     # breakup, job, exams
     r"broke up|break ?up|broken up|divorce[ds]?|divorcing|separated|split up|dumped|"
-    r"cheated on|left me|"
+    r"cheated on|cheating|left me|ended (it|things)|"
     r"laid off|laying off|lay ?offs?|fired|lost (my|his|her) job|out of work|unemployed|"
     r"evicted|eviction|bankrupt|can'?t afford|losing the house|"
     r"failed|flunked|didn'?t pass|rejected|"
@@ -97,7 +104,7 @@ DISTRESS = re.compile(
     r"panic attacks?|depressed|depression|anxious|anxiety|can'?t stop crying|crying|"
     r"so alone|lonely|scared|terrified|afraid|worried|stressed|overwhelmed|hopeless|"
     r"falling apart|can'?t do this anymore|can'?t cope|heartbroken|devastated|grieving|"
-    r"stranded"
+    r"stranded|miss (him|her) so much"
     r")\b"
 )
 
@@ -213,7 +220,9 @@ class ToneConfig:
     """
 
     floor: float = 0.55
-    margin: float = 0.05
+    # 0.1 since the catalogue's prompts joined the prototypes: at 0.05 "I passed my driving
+    # test" was 0.075 nearer a failed test than any everyday prompt (docs/benchmarks.md).
+    margin: float = 0.1
     veto: float | None = 0.2
     use_lexicon: bool = True
     use_encoder: bool = True
