@@ -82,8 +82,7 @@ def measure(data_dir: Path) -> dict[str, Any]:
         )
         asked = [texts[i] for i in rows]
         bad_news = [
-            all(tone.get(i) == Tone.SYMPATHETIC.value for i in gold[surface_key(t)])
-            for t in asked
+            all(tone.get(i) == Tone.SYMPATHETIC.value for i in gold[surface_key(t)]) for t in asked
         ]
         sad += sum(bad_news)
         for w in WEIGHTS:

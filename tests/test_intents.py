@@ -279,9 +279,7 @@ def test_the_served_tone_detector_on_the_labelled_messages(model: SuggestionMode
     precision 0.959 and recall 0.947 (docs/benchmarks.md, "Prompts")."""
     rows = [
         line.split("\t")
-        for line in (Path(__file__).parent / "data" / "tone_messages.tsv")
-        .read_text()
-        .splitlines()
+        for line in (Path(__file__).parent / "data" / "tone_messages.tsv").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
     labels = np.asarray([label == "1" for label, _, _ in rows])

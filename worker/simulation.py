@@ -481,6 +481,7 @@ class _TrainBootstrap:
             model.weights,
             model.retrieval,
             triggering=model.triggering,
+            prompts=model.prompts,
         )
         metadata = {
             "training": {
