@@ -30,6 +30,7 @@ from models.suggester import RetrievalConfig
 from models.suggester import ScoringWeights
 from models.suggester import SuggestionModel
 from models.suggester import Triggering
+from models.tone import ToneClassifier
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -155,6 +156,12 @@ def load_model(
                 **manifest.get("triggering", {"threshold": 0.0, "target_coverage": 1.0})
             ),
             prompts=prompts,
+            # Models written before the classifier: the nearest-prototype rule.
+            tone=(
+                ToneClassifier.from_dict(json.loads((directory / "tone.json").read_text()))
+                if (directory / "tone.json").is_file()
+                else None
+            ),
         )
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ArtifactError(f"{directory}: cannot be loaded ({exc})") from None
@@ -206,5 +213,7 @@ def _write_files(model: SuggestionModel, directory: Path) -> None:
     prompts = {"intents": model.prompts.intents, "texts": model.prompts.texts}
     (directory / "prompts.json").write_text(json.dumps(prompts, ensure_ascii=False))
     np.save(directory / "prompt_embeddings.npy", model.prompts.embeddings)
+    if model.tone.classifier is not None:
+        (directory / "tone.json").write_text(json.dumps(model.tone.classifier.to_dict()))
     save_index(model.bank_index, directory / "bank.faiss")
     save_index(model.message_index, directory / "messages.faiss")

@@ -43,6 +43,7 @@ from models.prompts import IntentMatcher
 from models.prompts import IntentPrompts
 from models.response_set import SAME_MEANING
 from models.response_set import surface_key
+from models.tone import ToneClassifier
 from models.tone import ToneDetector
 
 # A suggestion at or above this encoder cosine to the message is the message said back.
@@ -215,6 +216,7 @@ class SuggestionModel:
         message_index: faiss.Index | None = None,
         triggering: Triggering | None = None,
         prompts: IntentPrompts | None = None,
+        tone: ToneClassifier | None = None,
     ) -> None:
         self.encoder = encoder
         self.adapter = adapter
@@ -235,17 +237,8 @@ class SuggestionModel:
         # Each reply's surface form, to tell a suggestion that says the message back.
         self._surface = [surface_key(t) for t in bank.texts]
         self.prompts = prompts if prompts is not None else IntentPrompts.empty(encoder.dim)
-        # Which messages only sympathetic replies may answer (models.tone): the prompts of
-        # sympathetic intents are more distress prototypes, the others more everyday ones.
-        tone_of = dict(zip(bank.intents, bank.tones, strict=True))
-        grieving = np.asarray(
-            [tone_of.get(i) == Tone.SYMPATHETIC.value for i in self.prompts.intents], dtype=bool
-        )
-        self.tone = ToneDetector(
-            encoder,
-            distress=self.prompts.embeddings[grieving],
-            everyday=self.prompts.embeddings[~grieving],
-        )
+        # Which messages only sympathetic replies may answer (models.tone).
+        self.tone = ToneDetector(encoder, classifier=tone)
         codes: dict[str, int] = {}
         # (m,) each reply's intent as a number: one reply per number in a list.
         self._intent_codes = np.asarray(
@@ -468,6 +461,7 @@ class SuggestionModel:
             message_index=self.message_index,
             triggering=self.triggering,
             prompts=self.prompts,
+            tone=self.tone.classifier,
         )
         model.blocked_ids = self.blocked_ids
         return model

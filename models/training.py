@@ -13,6 +13,7 @@ from core.text import normalize
 from models.adapter import Adapter
 from models.adapter import AdapterConfig
 from models.catalogue import Catalogue
+from models.catalogue import Tone
 from models.encoder import Encoder
 from models.prompts import IntentPrompts
 from models.response_set import Curation
@@ -29,6 +30,7 @@ from models.suggester import RetrievalConfig
 from models.suggester import ScoringWeights
 from models.suggester import SuggestionModel
 from models.suggester import Triggering
+from models.tone import ToneClassifier
 
 # Share of training messages held out to choose the adapter, the signal weights and the
 # triggering threshold.
@@ -149,6 +151,10 @@ def train_model(
         [e.reply for e in examples], show_progress, what="replies of the training set"
     )
     prompts = IntentPrompts.of(catalogue, encoder, show_progress)
+    tone = None
+    if catalogue is not None and len(prompts):
+        sympathetic = [catalogue[name].tone == Tone.SYMPATHETIC for name in prompts.intents]
+        tone = ToneClassifier.fit(encoder, prompts.embeddings, np.asarray(sympathetic))
     weights_arr = np.asarray([e.weight for e in examples], dtype=np.float32)
     # Only rows a person wrote are held out: the model's own replies (synthetic) and the ones
     # users tapped (human_selected) exist because the parent answered their message, so
@@ -202,7 +208,14 @@ def train_model(
     if calibrate:
         probe_set = response_set(~held_out)
         probe = _model(
-            encoder, adapter, probe_set, messages[~held_out], chosen, config.retrieval, prompts
+            encoder,
+            adapter,
+            probe_set,
+            messages[~held_out],
+            chosen,
+            config.retrieval,
+            prompts,
+            tone,
         )
         gold_texts = [e.reply for e, held in zip(examples, held_out, strict=True) if held]
         adapter, chosen, selection = select(
@@ -231,7 +244,7 @@ def train_model(
             "REPLYGUARD_RESPONSE_MIN_SUPPORT for a small data set"
         )
     model = _model(
-        encoder, adapter, final_set, messages, chosen, config.retrieval, prompts, triggering
+        encoder, adapter, final_set, messages, chosen, config.retrieval, prompts, tone, triggering
     )
     report = TrainingReport(
         examples=len(examples),
@@ -255,10 +268,11 @@ def _model(
     weights: ScoringWeights,
     retrieval: RetrievalConfig,
     prompts: IntentPrompts,
+    tone: ToneClassifier | None,
     triggering: Triggering | None = None,
 ) -> SuggestionModel:
     """A model over ``responses``; only messages whose reply is in the set vote (kNN); the
-    catalogue's ``prompts`` give the intent signal."""
+    catalogue's ``prompts`` give the intent signal, ``tone`` tells sensitive messages."""
     voting = responses.row_ids >= 0
     return SuggestionModel(
         encoder,
@@ -271,6 +285,7 @@ def _model(
         retrieval,
         triggering=triggering or Triggering(threshold=0.0, target_coverage=1.0),
         prompts=prompts,
+        tone=tone,
     )
 
 

@@ -272,19 +272,30 @@ def test_an_old_artifact_without_intents_still_loads(
     assert old.suggest("my grandma passed away this morning", k=3) == []
 
 
-def test_the_served_tone_detector_on_the_labelled_messages(model: SuggestionModel) -> None:
-    """The detector a model serves with (the lexicon, and the encoder rule with the
-    catalogue's prompts as more prototypes) on tests/data/tone_messages.tsv (162 messages,
-    75 sensitive), which neither the lexicon nor the prompts were written from: measured
-    precision 0.959 and recall 0.947 (docs/benchmarks.md, "Prompts")."""
+def labelled(name: str) -> tuple[list[str], np.ndarray]:
+    """The messages of tests/data/<name> and whether each is sensitive."""
     rows = [
         line.split("\t")
-        for line in (Path(__file__).parent / "data" / "tone_messages.tsv").read_text().splitlines()
+        for line in (Path(__file__).parent / "data" / name).read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    labels = np.asarray([label == "1" for label, _, _ in rows])
-    texts = [message for _, _, message in rows]
+    return [message for _, _, message in rows], np.asarray([label == "1" for label, _, _ in rows])
+
+
+@pytest.mark.parametrize(
+    ("name", "precision", "recall"),
+    # Measured: 0.912 / 0.973 on the set the thresholds were chosen with, and 0.819 / 0.792 on
+    # the one written apart from everything (the nearest-prototype rule there: 0.823 / 0.658).
+    [("tone_messages.tsv", 0.9, 0.95), ("tone_heldout.tsv", 0.8, 0.77)],
+)
+def test_the_served_tone_detector_on_labelled_messages(
+    model: SuggestionModel, name: str, precision: float, recall: float
+) -> None:
+    """The detector a model serves with: the lexicon, and the classifier trained on the
+    catalogue's prompts (docs/benchmarks.md, "Tone classifier")."""
+    assert model.tone.classifier is not None
+    texts, labels = labelled(name)
     found = model.tone.sensitive_many(texts, model.encoder.encode(texts))
     hits = int((found & labels).sum())
-    assert hits / max(int(found.sum()), 1) >= 0.93
-    assert hits / int(labels.sum()) >= 0.93
+    assert hits / max(int(found.sum()), 1) >= precision
+    assert hits / int(labels.sum()) >= recall

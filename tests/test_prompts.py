@@ -84,6 +84,8 @@ def test_prompts_rank_the_intent_that_answers_above_replies_that_sound_alike(
     assert loaded.prompts.texts == model.prompts.texts
     assert np.array_equal(loaded.prompts.embeddings, model.prompts.embeddings)
     assert loaded.weights == model.weights
+    assert model.tone.classifier is not None and loaded.tone.classifier is not None
+    assert np.array_equal(loaded.tone.classifier.coef, model.tone.classifier.coef)
     assert loaded.suggest("good morning!", k=3) == model.suggest("good morning!", k=3)
 
 
@@ -98,13 +100,14 @@ def test_a_model_written_before_prompts_loads_without_the_intent_signal(
     write_model(model, tmp_path / "old", {})
     manifest = json.loads((tmp_path / "old" / "manifest.json").read_text())
     del manifest["weights"]["intent"]
-    for name in ("prompts.json", "prompt_embeddings.npy"):
+    for name in ("prompts.json", "prompt_embeddings.npy", "tone.json"):
         (tmp_path / "old" / name).unlink()
         del manifest["files"][name]
     (tmp_path / "old" / "manifest.json").write_text(json.dumps(manifest))
     loaded, _ = load_model(tmp_path / "old", encoder)
     assert loaded.weights.intent == 0.0
     assert len(loaded.prompts) == 0
+    assert loaded.tone.classifier is None  # the nearest-prototype rule
     assert all(c.intent.max(initial=0.0) == 0.0 for c in loaded.candidates(["good morning!"]))
 
 

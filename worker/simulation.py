@@ -482,6 +482,7 @@ class _TrainBootstrap:
             model.retrieval,
             triggering=model.triggering,
             prompts=model.prompts,
+            tone=model.tone.classifier,
         )
         metadata = {
             "training": {
