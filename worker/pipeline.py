@@ -410,14 +410,27 @@ def finish_stage(
     one running (:func:`current_attempt`): a superseded run's late completion records
     nothing, is logged, and returns False, and its caller must not move the generation on."""
     with ctx.db.session() as session:
-        if attempt is not None:
-            stale = current_attempt(session, generation_id, stage, attempt)
-            if stale:
-                log.warning(
-                    "stage %s attempt %s finished late (%s): not recorded", stage, attempt, stale
-                )
-                return False
-        finish_run(stage_run(get_generation(session, generation_id), stage), dict(counts), seconds)
+        generation = get_generation(session, generation_id)
+        run = generation.stage_runs.get(stage)
+        # A stage that ends the generation (promote) records itself done in the same
+        # transaction; its attempt has nothing left to record but the line.
+        recorded = (
+            run is not None
+            and run.status == StageStatus.DONE.value
+            and (attempt is None or run.attempts == attempt)
+        )
+        if not recorded:
+            if attempt is not None:
+                stale = current_attempt(session, generation_id, stage, attempt)
+                if stale:
+                    log.warning(
+                        "stage %s attempt %s finished late (%s): not recorded",
+                        stage,
+                        attempt,
+                        stale,
+                    )
+                    return False
+            finish_run(stage_run(generation, stage), dict(counts), seconds)
     log.info("stage %s done", stage, extra={"duration_ms": round(seconds * 1000), "counts": counts})
     return True
 
