@@ -4,6 +4,7 @@ answer to a refused action."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -18,6 +19,7 @@ from core.text import REASON
 from core.text import InvalidText
 from core.text import TextRule
 from core.text import clean_text
+from worker.notify import set_queuer
 from worker.settings import Settings
 from worker.settings import load_settings
 
@@ -146,3 +148,14 @@ class Commands(click.Group):
 def main(ctx: click.Context, data_dir: str | None) -> None:
     """ReplyGuard: reply suggestions that retrain themselves without collapsing."""
     ctx.obj = Context(data_dir)
+    # A command that ends a generation or changes production notifies as the web and worker
+    # processes do (their queuer is set by worker.celery_app.celery_init_app).
+    set_queuer(_queue_deliveries)
+
+
+def _queue_deliveries(settings: Settings, delivery_ids: Sequence[int]) -> None:
+    """The command line's queuer (worker/notify.py): Celery's, imported only when a command
+    queues a delivery, so that the others (and ``--help``) never load Celery."""
+    from worker.celery_app import queue_deliveries
+
+    queue_deliveries(settings, delivery_ids)
