@@ -421,7 +421,7 @@ def check_data(path: Path, provenance: Provenance, skip_invalid: bool) -> str | 
     try:
         read_examples(path, provenance, skip_invalid)
     except ImportFailed as exc:
-        return exc.with_hints("pass --skip-invalid")
+        return f"{exc}\nFix the rows, or pass --skip-invalid to use the valid rows only."
     except (FileRefused, NothingToImport) as exc:
         return str(exc)
     return None

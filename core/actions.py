@@ -4,22 +4,38 @@ Every rule of an action (start, resume or fail a generation; promote over the ga
 back; import; create a key; rebuild the reservoir) lives in the one function that carries
 the action out (worker/dispatch.py, worker/pipeline.py, worker/promotion.py, core/ingest.py,
 core/keys.py, core/reservoir.py), and the API, the dashboard and the command line all call
-that function. It raises one of these; each front end maps ``status`` to its own answer
-(the API: that HTTP status in the error shape of webapp/errors.py; the dashboard: the page
-with that status; the command line: the message and exit code 1). So a rule holds whichever
-front end asks.
+that function. It raises one of these, with a message and, where there is more, details;
+each front end answers every refusal in one handler and adds its own hints, in the words of
+its own options (the API: that HTTP status in the error shape of webapp/errors.py; the
+dashboard: the page again with that status, webapp/dashboard/guard.py; the command line: the
+message and exit code 1, webapp/cli/base.py). So a rule holds whichever front end asks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class ActionRefused(RuntimeError):
-    """The action's rules refuse it; the message says why and what to do instead.
+    """The action's rules refuse it; the message says why, in words that hold for every front
+    end (how to get past it with a front end's own options is that front end's hint).
 
-    ``status`` is the HTTP status the API answers with, ``code`` the stable error code."""
+    ``status`` is the HTTP status the API answers with, ``code`` the stable error code.
+
+    Args:
+        message: why, and what to do instead.
+        details: more for a program to read, JSON-serialisable (the API sends it as the
+            error's ``details``), e.g. ``{"rows": [{"line": 3, "error": "..."}]}``; empty
+            when the message says it all.
+    """
 
     status = 409
     code = "conflict"
+
+    def __init__(self, message: str, details: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.details: dict[str, Any] = dict(details or {})
 
 
 class NotFound(ActionRefused):

@@ -50,7 +50,8 @@ SYNTHETIC_REFUSED = (
 
 
 # A row without a provenance column in a batch given none. The words are the library's: each
-# caller (the command line, bench.quality, the API) adds how to give one with its own options.
+# front end (the command line, bench.quality, the API) adds how to give one with its own
+# options.
 NO_PROVENANCE = (
     "no provenance: give a 'provenance' column (human or human_selected) or one provenance "
     "for the whole file"
@@ -58,49 +59,55 @@ NO_PROVENANCE = (
 
 
 class ImportFailed(Invalid):
-    """A file or batch had invalid rows and nothing was imported."""
+    """A file or batch had invalid rows and nothing was imported.
+
+    The message lists the first 20 invalid rows, by line; ``details`` has every one,
+    ``{"rows": [{"line": 3, "error": "..."}]}`` (a batch's rows are numbered by their index).
+    How to get past it (use the valid rows only, give one provenance for the whole file) is
+    each front end's hint, in the words of its own options.
+
+    Args:
+        errors: the invalid rows, in order.
+    """
 
     def __init__(self, errors: list[RowError]) -> None:
         self.errors = errors
         shown = "\n".join(f"  {e}" for e in errors[:20])
         more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
-        super().__init__(f"{len(errors)} invalid row(s), nothing imported:\n{shown}{more}")
+        super().__init__(
+            f"{len(errors)} invalid row(s), nothing imported:\n{shown}{more}", _rows(errors)
+        )
 
     @property
     def missing_provenance(self) -> bool:
-        """Whether a row failed for want of a provenance (:data:`NO_PROVENANCE`): the
-        caller names its own way to give one for the whole file."""
+        """Whether a row failed for want of a provenance (:data:`NO_PROVENANCE`): a front
+        end offers its own way to give one for the whole file."""
         return any(e.message == NO_PROVENANCE for e in self.errors)
-
-    def with_hints(self, skip: str, provenance: str | None = None) -> str:
-        """This refusal followed by what to do, in the caller's words for its own options.
-
-        Args:
-            skip: how to use the valid rows only, e.g. ``"pass --skip-invalid"``.
-            provenance: how to give one provenance for the whole file, e.g. ``"pass
-                --provenance human"``; None when the caller has no way (then not offered).
-
-        Returns:
-            The message, then one line per hint.
-        """
-        hints = []
-        if provenance and self.missing_provenance:
-            hints.append(f"Rows without a 'provenance' column: {provenance}.")
-        hints.append(f"Fix the rows, or {skip} to use the valid rows only.")
-        return "\n".join([str(self), *hints])
 
 
 class NothingToImport(Invalid):
     """No row is valid (or there is none): a run that imports nothing is not a success,
-    with ``skip_invalid`` or without. ``errors`` are the invalid rows, by line."""
+    with ``skip_invalid`` or without. ``errors`` are the invalid rows, by line; ``details``
+    has them as :class:`ImportFailed`'s has.
+
+    Args:
+        errors: the invalid rows, in order; empty when there was no row at all.
+    """
 
     def __init__(self, errors: list[RowError]) -> None:
         self.errors = errors
         if not errors:
-            super().__init__("no rows to import")
+            super().__init__("no rows to import", _rows(errors))
             return
         shown = "\n".join(f"  {e}" for e in errors)
-        super().__init__(f"nothing imported: all {len(errors)} row(s) are invalid:\n{shown}")
+        super().__init__(
+            f"nothing imported: all {len(errors)} row(s) are invalid:\n{shown}", _rows(errors)
+        )
+
+
+def _rows(errors: list[RowError]) -> dict[str, Any]:
+    """An import refusal's details: every invalid row, by the number it was given."""
+    return {"rows": [{"line": e.line, "error": e.message} for e in errors]}
 
 
 @dataclass(frozen=True)

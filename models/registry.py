@@ -61,8 +61,16 @@ def production(session: Session) -> ModelVersion | None:
     ).one_or_none()
 
 
+def find_version(session: Session, version: str) -> ModelVersion | None:
+    """The registry's row of ``version``; None when there is no such version."""
+    return session.scalars(
+        select(ModelVersion).where(ModelVersion.version == version)
+    ).one_or_none()
+
+
 def get_version(session: Session, version: str) -> ModelVersion:
-    row = session.scalars(select(ModelVersion).where(ModelVersion.version == version)).one_or_none()
+    """The registry's row of ``version``; raises UnknownVersion when there is none."""
+    row = find_version(session, version)
     if row is None:
         raise UnknownVersion(f"no model version {version!r}; `replyguard models list` shows them")
     return row

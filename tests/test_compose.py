@@ -51,12 +51,12 @@ DEPLOY_DOC = ROOT / "docs" / "deploy.md"
 PYPROJECT = ROOT / "pyproject.toml"
 
 APP_SERVICES = ("migrate", "web", "worker", "notifier", "beat", "flower")
-# Everything but the one-shot migration; each builds the whole Flask app (webapp.make_celery
+# Everything but the one-shot migration; each builds the whole Flask app (worker.make_celery
 # does too), so each reads and writes the data folder.
 LONG_RUNNING = ("web", "worker", "notifier", "beat", "flower")
 SERVICES = ("postgres", "redis", "proxy", *APP_SERVICES)
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
-CELERY_APP = "webapp.make_celery"
+CELERY_APP = "worker.make_celery"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
@@ -731,7 +731,7 @@ def test_notifications_have_a_worker_of_their_own_on_their_own_queue(
     assert not published(services["notifier"])
 
 
-def test_beat_and_flower_run_the_webapp_make_celery_app(
+def test_beat_and_flower_run_the_worker_make_celery_app(
     services: dict[str, dict[str, Any]],
 ) -> None:
     from celery.bin.celery import celery as celery_cli
@@ -778,7 +778,7 @@ def test_the_data_volume_is_shared_by_web_worker_and_beat(
 def test_the_app_paths_load_with_the_compose_environment(
     services: dict[str, dict[str, Any]], tmp_path: Path
 ) -> None:
-    """`celery -A webapp.make_celery` and gunicorn's `webapp:create_app()` load for real, with
+    """`celery -A worker.make_celery` and gunicorn's `webapp:create_app()` load for real, with
     the compose environment (SQLite instead of the unreachable PostgreSQL; Redis is not
     contacted while loading)."""
     from webapp.launch import gunicorn_command
@@ -821,6 +821,8 @@ from celery.app.utils import find_app
 from gunicorn.util import import_app
 
 app = find_app(sys.argv[1])
+# What a worker does when it starts: import the task modules (the app's ``include``).
+app.loader.import_default_modules()
 wsgi = import_app(sys.argv[2])
 print(json.dumps({
     "is_celery": isinstance(app, Celery),

@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -44,8 +45,11 @@ from webapp.launch import free_port
 from webapp.launch import server_env
 from webapp.launch import stop_server
 from webapp.launch import worker_command
+from worker import notify
+from worker.celery_app import queue_deliveries
 from worker.context import PipelineContext
 from worker.notify import deliver_now
+from worker.notify import set_queuer
 from worker.pipeline import STAGES
 from worker.pipeline import fail_stage
 from worker.pipeline import mark_failed
@@ -99,6 +103,13 @@ def receiver() -> Iterator[Receiver]:
     server = Receiver([])
     yield server
     server.close()
+
+
+@pytest.fixture(autouse=True)
+def celery_queues_deliveries() -> None:
+    """The tests call the code that notifies directly, in this process: deliveries are queued
+    as in every process of the service (celery_init_app and the command line set this)."""
+    set_queuer(queue_deliveries)
 
 
 def signature_ok(headers: dict[str, str], body: bytes) -> bool:
@@ -418,6 +429,46 @@ def test_redis_down_records_the_delivery_and_the_change_stands(
         assert row.status == DeliveryStatus.FAILED.value
         assert row.last_error.startswith("not queued: the task queue (Redis) is unreachable")
     assert receiver.requests == []
+
+
+def test_a_process_without_a_task_queue_records_the_delivery_and_the_change_stands(
+    receiver: Receiver,
+    data_dir: Path,
+    db: Database,
+    encoder: Encoder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hooks know no Celery: a process that never set a queuer (no celery_init_app, not
+    the command line) still records its deliveries, as not queued, and its change stands."""
+    monkeypatch.setattr(notify, "_queuer", None)
+    settings = notifying(data_dir, receiver.url)
+    ctx = PipelineContext(settings, db, encoder)
+    run_stage(ctx, _candidate(ctx, encoder, BLOCK), "promote")
+    with db.session() as session:
+        assert production(session).version == "v1"  # type: ignore[union-attr]
+    [row] = deliveries(db)
+    assert (row.event, row.status) == ("generation.blocked", DeliveryStatus.FAILED.value)
+    assert row.last_error == "not queued: no task queue in this process"
+    # Nothing tried to reach a queue: no embedded Redis was started.
+    assert not (data_dir / "redis").exists()
+
+
+def test_a_queuer_that_queues_some_records_the_rest(
+    receiver: Receiver, data_dir: Path, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A queuer names the deliveries it could not queue; only those are recorded failed."""
+
+    def first_only(settings: Settings, delivery_ids: Sequence[int]) -> None:
+        raise notify.NotQueued(delivery_ids[1:], "the queue filled up")
+
+    settings = notifying(data_dir, receiver.url)
+    with db.session() as session:
+        pks = [d.id for n in range(2) for d in webhooks.record(session, settings, "ping", {"n": n})]
+    monkeypatch.setattr(notify, "_queuer", first_only)
+    notify.queue(settings, db.engine, pks)
+    first, second = deliveries(db)
+    assert (first.status, first.last_error) == ("pending", "")
+    assert (second.status, second.last_error) == ("failed", "not queued: the queue filled up")
 
 
 # ---------------------------------------------------------------------------------------

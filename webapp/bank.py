@@ -27,7 +27,6 @@ from webapp.schemas import BankOut
 from webapp.schemas import BlockIn
 from webapp.schemas import CuratedIn
 from webapp.schemas import ReasonIn
-from webapp.serving import NoModelError
 from webapp.state import services
 
 bp = APIBlueprint("bank", __name__, url_prefix="/v1/bank", tag="Response set")
@@ -45,10 +44,7 @@ bp = APIBlueprint("bank", __name__, url_prefix="/v1/bank", tag="Response set")
 )
 def list_curation() -> dict[str, Any]:
     svc = services()
-    try:
-        loaded = svc.holder.get()
-    except NoModelError:
-        loaded = None
+    loaded = svc.holder.find()
     with svc.db.session() as session:
         curated = session.scalars(select(CuratedReply).order_by(CuratedReply.id)).all()
         blocks = session.scalars(select(ReplyBlock).order_by(ReplyBlock.id)).all()

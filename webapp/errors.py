@@ -23,6 +23,8 @@ from flask import request
 from werkzeug.exceptions import HTTPException
 
 from core.actions import ActionRefused
+from core.ingest import ImportFailed
+from core.ingest import NothingToImport
 from webapp.limits import breach
 
 log = logging.getLogger(__name__)
@@ -164,7 +166,8 @@ def init_app(app: APIFlask) -> None:
     def _refused(error: ActionRefused) -> Any:
         # The rules of state-changing actions live with the actions (core/actions.py); this
         # is the API's answer to every refusal, whichever view called the action.
-        return error_body(error.status, str(error), code=error.code), error.status
+        message, details = in_api_words(error)
+        return error_body(error.status, message, details, code=error.code), error.status
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Any:
@@ -172,6 +175,30 @@ def init_app(app: APIFlask) -> None:
             return error
         log.exception("unhandled error")
         return error_body(500, "internal error; the server log has the details"), 500
+
+
+def in_api_words(error: ActionRefused) -> tuple[str, dict[str, Any]]:
+    """The message and details the API answers a refusal with: the refusal's own, with the
+    API's hints where it has them.
+
+    An import's rows are the batch's examples, by their ``index``, and the way past invalid
+    ones is the ``skip_invalid`` field; the message counts them (``details.rows`` lists
+    them, where the core's message lists a file's rows by line).
+
+    Returns:
+        (message, details), the details JSON-serialisable.
+    """
+    if isinstance(error, ImportFailed | NothingToImport):
+        rows = [{"index": row["line"], "error": row["error"]} for row in error.details["rows"]]
+        if isinstance(error, ImportFailed):
+            message = (
+                f"{len(rows)} invalid example(s), nothing imported; fix them or set skip_invalid"
+            )
+        else:
+            # skip_invalid, and every example invalid: an import of nothing is not a success.
+            message = f"all {len(rows)} example(s) are invalid: nothing imported"
+        return message, {"rows": rows}
+    return str(error), error.details
 
 
 def _what_to_do(status: int, error: HTTPError) -> str:

@@ -22,7 +22,6 @@ from webapp.auth import current_caller
 from webapp.errors import BODY_ERRORS
 from webapp.errors import RATE_LIMITED
 from webapp.errors import STAFF_ONLY
-from webapp.errors import ApiError
 from webapp.schemas import AuditOut
 from webapp.schemas import AuditQuery
 from webapp.schemas import GenerationDetailOut
@@ -34,6 +33,7 @@ from webapp.state import services
 from worker.dispatch import queue_generation
 from worker.promotion import override
 from worker.promotion import rollback
+from worker.stages.base import get_generation
 
 bp = APIBlueprint("generations", __name__, url_prefix="/v1", tag="Generations")
 
@@ -122,10 +122,8 @@ def index() -> dict[str, Any]:
 )
 def show(generation_id: int) -> dict[str, Any]:
     with services().db.session() as session:
-        generation = session.get(Generation, generation_id)
-        if generation is None:
-            raise ApiError(404, f"no generation with id {generation_id}")
-        return generation_summary(generation, detail=True)
+        # An unknown id: GenerationNotFound, answered 404 by webapp/errors.py.
+        return generation_summary(get_generation(session, generation_id), detail=True)
 
 
 @bp.post("/models/<version>/promote")

@@ -164,7 +164,7 @@ def worker_command(
         ]
     command = [
         celery,
-        "--app=webapp.make_celery",
+        "--app=worker.make_celery",
         "worker",
         *pool,
         f"--loglevel={loglevel}",

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.actions import Unavailable
 from core.db import Database
 from core.ingest import DEFAULT_NICHE
 from models.artifact import ArtifactError
@@ -76,8 +77,11 @@ class _Target:
     path: str
 
 
-class NoModelError(RuntimeError):
-    """No production model can be served yet."""
+class NoModelError(Unavailable):
+    """No production model can be served yet (none was trained, or its artifact is refused);
+    the message says why and what to do."""
+
+    code = "no_model"
 
 
 def _without_paths(reason: str, directory: Path, version: str) -> str:
@@ -152,19 +156,29 @@ class ModelHolder:
                 log.exception("checking the production model failed; checking again")
 
     def get(self) -> Loaded:
-        """The model to serve this request with."""
+        """The model to serve this request with; raises NoModelError (:attr:`absent_reason`)
+        when none can be served."""
+        loaded = self.find()
+        if loaded is None:
+            raise NoModelError(self.absent_reason)
+        return loaded
+
+    def find(self) -> Loaded | None:
+        """The model to serve this request with, production checked as :meth:`get` checks it;
+        None when none can be served (pages that show what they can without one)."""
         now = time.monotonic()
         if now - self._checked_at >= self.check_seconds:
             self._checked_at = now
             self._check(background=self._current is not None)
-        current = self._current
-        if current is None:
-            raise NoModelError(
-                self.public_error
-                or "no production model yet: run `replyguard models train-baseline` "
-                "(make run does it for you)"
-            )
-        return current
+        return self._current
+
+    @property
+    def absent_reason(self) -> str:
+        """Why no model is served, for anyone (without the server's paths)."""
+        return self.public_error or (
+            "no production model yet: run `replyguard models train-baseline` "
+            "(make run does it for you)"
+        )
 
     def refresh(self) -> Loaded | None:
         """Check production now and load a change before returning (start-up, tests)."""

@@ -1,4 +1,4 @@
-"""Notifications: the events, their payload, and their delivery by a Celery worker.
+"""Notifications: the events, their payload, and the hooks that record them.
 
 Events (``REPLYGUARD_NOTIFY_EVENTS`` chooses which are sent):
 
@@ -11,9 +11,14 @@ The code that ends a generation or changes production calls :func:`when_generati
 :func:`when_production_changes` inside its transaction. The payload is built from the final
 state when that transaction commits, and its deliveries are written in the same transaction
 (a change that is rolled back notifies nobody; a committed one always has its deliveries on
-record). After the commit each delivery is queued as a task; the HTTP request is made by a
-worker, never by the web request or command that made the change. When Redis cannot be
-reached the deliveries are recorded as failed ("not queued") and the change itself stands.
+record). After the commit the process's queuer (:func:`set_queuer`) queues each delivery as a
+task; the HTTP request is made by a worker, never by the web request or command that made the
+change. When the queue cannot be reached the deliveries are recorded as failed ("not
+queued") and the change itself stands.
+
+This module imports no task queue: the runner, the stages and promotion call its hooks, and
+stay free of Celery (an import-linter contract in pyproject.toml). Celery's side, the queuer
+and the delivery task, is worker/celery_app.py and worker/tasks.py.
 """
 
 from __future__ import annotations
@@ -21,11 +26,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
+from typing import Protocol
 
-from celery import shared_task
-from kombu.exceptions import OperationalError
-from redis.exceptions import RedisError
 from sqlalchemy import event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -37,16 +41,10 @@ from core.schema import DeliveryStatus
 from core.schema import Generation
 from core.schema import GenerationStatus
 from models.registry import production
-from worker.broker import NOTIFICATIONS_QUEUE
-from worker.broker import NOTIFY_TASK
-from worker.broker import ensure_broker
-from worker.celery_app import pipeline_context
-from worker.celery_app import sender
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
-TASK = NOTIFY_TASK
 # Per session: the changes to notify at commit, and the deliveries to queue after it.
 _CHANGES = "replyguard.notify.changes"
 _QUEUE = "replyguard.notify.queue"
@@ -112,51 +110,66 @@ def _forget(session: Session) -> None:
     session.info[_QUEUE] = []
 
 
+class NotQueued(Exception):
+    """A queuer could not queue these deliveries; ``reason`` says why, as
+    `replyguard notify list` shows it after "not queued: ".
+
+    Args:
+        delivery_ids: the deliveries that were not queued (those before them were).
+        reason: why, e.g. "the task queue (Redis) is unreachable (OperationalError)".
+    """
+
+    def __init__(self, delivery_ids: Sequence[int], reason: str) -> None:
+        super().__init__(reason)
+        self.delivery_ids = list(delivery_ids)
+        self.reason = reason
+
+
+class Queuer(Protocol):
+    """What hands committed deliveries on to the workers: called with the settings of the
+    change and the delivery ids, in order; raises :class:`NotQueued` naming those it could
+    not queue."""
+
+    def __call__(self, settings: Settings, delivery_ids: Sequence[int]) -> None: ...
+
+
+# The process's queuer. Set once by whatever wires the task queue into the process
+# (worker.celery_app.celery_init_app in the web and worker processes, the command line's
+# group); it holds no connection or app of its own, so setting it again changes nothing.
+_queuer: Queuer | None = None
+
+
+def set_queuer(queuer: Queuer) -> None:
+    """Make ``queuer`` queue the deliveries that this process's changes record from now on.
+
+    Until one is set, deliveries are recorded as not queued ("no task queue in this
+    process")."""
+    global _queuer
+    _queuer = queuer
+
+
 def queue(settings: Settings, bind: Any, pks: list[int]) -> None:
-    """Queue a delivery task for each delivery id; those that cannot be queued (Redis down)
-    are recorded as failed. Never raises for a queue or database problem: the change that
-    is notified has been committed already and must stand."""
-    app = sender(settings)
-    sent = 0
-    try:
-        ensure_broker(app, settings)
-        for pk in pks:
-            # No result is kept: waiting on the result backend would block for its reconnect
-            # retries (20 s) when Redis is down.
-            # On the notifications queue, never the generations' (worker/broker.py).
-            app.send_task(
-                TASK, args=[pk], queue=NOTIFICATIONS_QUEUE, retry=False, ignore_result=True
-            )
-            sent += 1
-    except Exception as exc:
-        # Whatever went wrong (kombu's OperationalError when Redis is down, or anything else),
-        # the change being notified is committed and must stand: record, log, go on.
-        if isinstance(exc, OperationalError | RedisError | OSError):
-            reason = f"the task queue (Redis) is unreachable ({type(exc).__name__})"
-        else:
-            reason = f"queuing failed ({type(exc).__name__}: {exc})"
-        log.error("webhook deliveries %s %s", pks[sent:], reason)
+    """Queue a delivery task for each delivery id, through the process's queuer; those that
+    cannot be queued (Redis down, no queuer) are recorded as failed in a session of their own
+    on ``bind``. Never raises for a queue or database problem: the change that is notified
+    has been committed already and must stand."""
+    if _queuer is None:
+        failed, reason = pks, "no task queue in this process"
+    else:
         try:
-            with Session(bind) as session, session.begin():
-                webhooks.not_queued(session, pks[sent:], reason)
-        except Exception:
-            log.exception("could not record that webhook deliveries %s were not queued", pks)
-    finally:
-        app.close()
-
-
-# Routed to NOTIFICATIONS_QUEUE by the task_routes of every app (worker/broker.py); a
-# retry goes back to the queue it came from.
-@shared_task(bind=True, name=TASK, acks_late=True, max_retries=None, ignore_result=True)
-def deliver(self: Any, delivery_pk: int) -> str:
-    """One attempt; on a failure that may pass, the same task again after the backoff, on
-    the same queue. An attempt lasts at most ``notify_timeout_seconds`` (core/webhooks.py
-    post)."""
-    ctx = pipeline_context()
-    outcome = webhooks.attempt(ctx.db, ctx.settings, delivery_pk)
-    if outcome.retry_in is not None:
-        raise self.retry(countdown=outcome.retry_in)
-    return outcome.status
+            _queuer(settings, pks)
+            return
+        except NotQueued as exc:
+            failed, reason = exc.delivery_ids, exc.reason
+        except Exception as exc:
+            # A queuer that broke its promise: the change still stands, so record, go on.
+            failed, reason = pks, f"queuing failed ({type(exc).__name__}: {exc})"
+    log.error("webhook deliveries %s %s", failed, reason)
+    try:
+        with Session(bind) as session, session.begin():
+            webhooks.not_queued(session, failed, reason)
+    except Exception:
+        log.exception("could not record that webhook deliveries %s were not queued", failed)
 
 
 def deliver_now(

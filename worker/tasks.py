@@ -1,6 +1,6 @@
-"""The Celery tasks of a generation: one named task per stage.
+"""The Celery tasks: a generation's, one named task per stage, and a webhook delivery's.
 
-Each task runs its stage (idempotent, recorded in the database) and then queues the task of
+Each stage's task runs its stage (idempotent, recorded in the database) and then queues the task of
 the next stage, so any worker can pick up any stage, and a generation whose worker died can
 be resumed from the stage it was in. Tasks are acknowledged late: a worker killed mid-stage
 leaves the message to be delivered again (by Redis, after the visibility timeout of
@@ -22,10 +22,12 @@ from celery import shared_task
 from celery.signals import task_postrun
 from celery.signals import task_prerun
 
+from core import webhooks
 from core.logs import bind
 from core.logs import unbind
 from core.schema import Generation
 from core.schema import GenerationStatus
+from worker.broker import NOTIFY_TASK
 from worker.celery_app import SOFT_LIMIT
 from worker.celery_app import TIME_LIMIT
 from worker.celery_app import pipeline_context
@@ -222,4 +224,18 @@ def scheduled_generation() -> int | None:
     return generation_id
 
 
-__all__ = ["STAGE_TASKS", "advance", "scheduled_generation"]
+# Routed to NOTIFICATIONS_QUEUE by the task_routes of every app (worker/broker.py); a
+# retry goes back to the queue it came from.
+@shared_task(bind=True, name=NOTIFY_TASK, acks_late=True, max_retries=None, ignore_result=True)
+def deliver(self: Any, delivery_pk: int) -> str:
+    """One attempt of a webhook delivery (worker/notify.py queued it); on a failure that may
+    pass, the same task again after the backoff, on the same queue. An attempt lasts at most
+    ``notify_timeout_seconds`` (core/webhooks.py post). Returns the delivery's status."""
+    ctx = pipeline_context()
+    outcome = webhooks.attempt(ctx.db, ctx.settings, delivery_pk)
+    if outcome.retry_in is not None:
+        raise self.retry(countdown=outcome.retry_in)
+    return outcome.status
+
+
+__all__ = ["STAGE_TASKS", "advance", "deliver", "scheduled_generation"]

@@ -4,6 +4,7 @@ answer to a refused action."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -13,11 +14,13 @@ from sqlalchemy.engine import make_url
 
 from core.actions import ActionRefused
 from core.db import Database
+from core.ingest import ImportFailed
 from core.settings import SettingsError
 from core.text import REASON
 from core.text import InvalidText
 from core.text import TextRule
 from core.text import clean_text
+from worker.notify import set_queuer
 from worker.settings import Settings
 from worker.settings import load_settings
 
@@ -40,6 +43,9 @@ class Context:
         # load-demo) may create its database; any other command run in the wrong folder would
         # leave an empty one behind and answer "no models yet".
         self.may_create = False
+        # How the running command frames a refusal, "{}" being the refusal as
+        # :func:`in_cli_words` says it: `simulate` says its run stopped and nothing was kept.
+        self.refusal_frame = "{}"
 
     @property
     def settings(self) -> Settings:
@@ -125,15 +131,40 @@ reason_option = click.option(
 class Commands(click.Group):
     """The command line's one answer to a refused action: any :class:`ActionRefused` raised
     by any command (core/actions.py: the rules live with the actions, the message says why
-    and what to do) is printed as ``Error: <message>`` with exit code 1, never a traceback.
-    The API (webapp/errors.py) and the dashboard (webapp/dashboard/actions.py) answer the
-    same exceptions with their HTTP status."""
+    and what to do) is printed as ``Error: <message>`` with exit code 1, never a traceback,
+    with the command line's hints (:func:`in_cli_words`) and, inside a command that framed
+    its refusals (:attr:`Context.refusal_frame`), in that frame. The API (webapp/errors.py)
+    and the dashboard (webapp/dashboard/guard.py) answer the same exceptions with their HTTP
+    status."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ActionRefused as exc:
-            raise click.ClickException(str(exc)) from None
+            frame = ctx.obj.refusal_frame if isinstance(ctx.obj, Context) else "{}"
+            raise click.ClickException(frame.format(in_cli_words(exc))) from None
+
+
+def in_cli_words(error: ActionRefused) -> str:
+    """The message the command line prints for a refusal (after ``Error:``): the refusal's
+    own, then the command line's hints, in the words of its options and commands."""
+    # Imported here, not at the top: loading the pipeline's modules would slow every
+    # command's --help, and a command that raised this has loaded them already.
+    from worker.stages.base import GenerationNotFound
+
+    message = str(error)
+    if isinstance(error, ImportFailed):
+        # `data import` and `simulate --data` take both options.
+        hints = ["Fix the rows, or pass --skip-invalid to use the valid rows only."]
+        if error.missing_provenance:
+            hints.insert(
+                0,
+                "Rows without a 'provenance' column: pass --provenance human (or human_selected).",
+            )
+        return "\n".join([message, *hints])
+    if isinstance(error, GenerationNotFound):
+        return f"{message}; `replyguard generation list` shows them"
+    return message
 
 
 @click.group(cls=Commands)
@@ -146,3 +177,14 @@ class Commands(click.Group):
 def main(ctx: click.Context, data_dir: str | None) -> None:
     """ReplyGuard: reply suggestions that retrain themselves without collapsing."""
     ctx.obj = Context(data_dir)
+    # A command that ends a generation or changes production notifies as the web and worker
+    # processes do (their queuer is set by worker.celery_app.celery_init_app).
+    set_queuer(_queue_deliveries)
+
+
+def _queue_deliveries(settings: Settings, delivery_ids: Sequence[int]) -> None:
+    """The command line's queuer (worker/notify.py): Celery's, imported only when a command
+    queues a delivery, so that the others (and ``--help``) never load Celery."""
+    from worker.celery_app import queue_deliveries
+
+    queue_deliveries(settings, delivery_ids)

@@ -88,6 +88,7 @@ def generation_show(ctx: Context, generation_id: int | None) -> None:
 
     from core.schema import Generation
     from webapp.report import describe_generation
+    from worker.stages.base import get_generation
 
     with ctx.db.session() as session:
         if generation_id is None:
@@ -97,12 +98,8 @@ def generation_show(ctx: Context, generation_id: int | None) -> None:
             if row is None:
                 raise click.ClickException("no generations yet: `replyguard generation start`")
         else:
-            row = session.get(Generation, generation_id)
-            if row is None:
-                raise click.ClickException(
-                    f"no generation with id {generation_id}; `replyguard generation list` "
-                    "shows them"
-                )
+            # An unknown id: GenerationNotFound, said with its hint by webapp/cli/base.py.
+            row = get_generation(session, generation_id)
         click.echo(describe_generation(row))
 
 

@@ -7,10 +7,17 @@ from pathlib import Path
 import click
 
 from core.actions import ActionRefused
-from core.ingest import ImportFailed
+from webapp.cli.base import Context
 from webapp.cli.base import main
+from webapp.cli.base import pass_ctx
 from webapp.cli.data import report_file
 from worker.settings import load_settings
+
+# What a run that stopped says, around why ("{}").
+STOPPED = (
+    "the simulation stopped, nothing was written: {} (is --data large enough? the demo has "
+    "about 5,000 pairs in 36 niches)"
+)
 
 
 @main.command()
@@ -52,7 +59,9 @@ from worker.settings import load_settings
 )
 @click.option("--seed", type=int, default=13, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True)
+@pass_ctx
 def simulate(
+    ctx: Context,
     policy: str,
     generations: int,
     slice_size: int | None,
@@ -70,7 +79,6 @@ def simulate(
     import tempfile
 
     from models.encoder import Encoder
-    from worker.baseline import NoTrainingData
     from worker.simulation import ABLATION
     from worker.simulation import FRESH_BY_DEFAULT
     from worker.simulation import POLICIES
@@ -90,10 +98,8 @@ def simulate(
             f"--data {data}: no such file (give demo, or a JSONL or CSV file)"
         )
     base = load_settings({"seed": seed})
-    try:
-        rows, read = simulation_rows(data, base, skip_invalid)
-    except ImportFailed as exc:
-        raise click.ClickException(exc.with_hints("pass --skip-invalid")) from None
+    # A refused file says what and where, as `data import` says it (webapp.cli.base).
+    rows, read = simulation_rows(data, base, skip_invalid)
     if read is not None:
         report_file(read.notes, read.skipped)
     policies = list(POLICIES) if policy == "all" else [policy]
@@ -110,6 +116,10 @@ def simulate(
     plan = Plan(generations, slice_size, fresh)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    # What the data cannot support (too few examples for a benchmark, too little traffic
+    # for the slices, no human rows left to mix) stops the run with a message that says so,
+    # as a refusal (NoTrainingData, ...) or a library's ValueError; nothing is kept.
+    ctx.refusal_frame = STOPPED
     try:
         cache = base.with_overrides(data_dir=work / "cache").embedding_cache
         encoder = Encoder.from_config(base.encoder, cache)
@@ -124,14 +134,10 @@ def simulate(
         if out.exists():
             out.rmdir()  # empty: checked above
         work.rename(out)
-    except (NoTrainingData, ActionRefused, ValueError) as exc:
-        # What the data cannot support (too few examples for a benchmark, too little traffic
-        # for the slices, no human rows left to mix) surfaces as these, with a message that
-        # says so; nothing is kept.
-        raise click.ClickException(
-            f"the simulation stopped, nothing was written: {exc} (is --data large enough? "
-            "the demo has about 5,000 pairs in 36 niches)"
-        ) from None
+    except ValueError as exc:
+        if isinstance(exc, ActionRefused):
+            raise  # an Invalid refusal: the command line's handler frames it
+        raise click.ClickException(STOPPED.format(exc)) from None
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)

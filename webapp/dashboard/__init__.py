@@ -1,11 +1,11 @@
 """The product team's dashboard: server-rendered pages under /dashboard for reviewer and
 admin keys, signed in with a session cookie. The JSON API stays under /v1.
 
-Modules: ``guard`` (sign-in state, CSRF, headers, error pages), ``signin``, ``pages`` (what
-is shown), ``actions`` (override, rollback, start a generation), ``curation`` (the response
-set's curated replies and blocks: block, lift), ``intents`` (the catalogue of intents and its
-edits, the served response set), and the view models behind the pages: ``overview``,
-``charts``, ``niches``, ``detail``.
+Modules: ``guard`` (sign-in state, CSRF, headers, error pages, the one answer to a
+refusal), ``signin``, ``pages`` (what is shown), ``actions`` (override, rollback, start a
+generation), ``curation`` (the response set's curated replies and blocks: block, lift),
+``intents`` (the catalogue of intents and its edits, the served response set), and the view
+models behind the pages: ``overview``, ``charts``, ``niches``, ``detail``.
 """
 
 from __future__ import annotations

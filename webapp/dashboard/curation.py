@@ -5,7 +5,8 @@ reason.
 The work is done by the functions the API and the command line use (models.curation): they
 hold every rule (a pattern RE2 cannot compile is refused with what to write instead; a lift
 needs a reason and a block in force) and write the audit log. A refusal is shown on the page
-with its HTTP status (422, 404, 409), as the API answers it.
+with its HTTP status (422, 404, 409), as the API answers it, by the dashboard's one handler
+(webapp/dashboard/guard.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from flask import request
 from flask import url_for
 from sqlalchemy import select
 
-from core.actions import ActionRefused
 from core.schema import BlockKind
 from core.schema import CuratedReply
 from core.schema import ReplyBlock
@@ -33,7 +33,7 @@ from models.served import ServedIntent
 from models.served import served_listing
 from webapp.dashboard.blueprint import bp
 from webapp.dashboard.guard import current_reviewer
-from webapp.serving import NoModelError
+from webapp.dashboard.guard import refusals_shown_on
 from webapp.state import services
 
 
@@ -53,11 +53,9 @@ def block() -> Any:
         reason = clean_text(request.form.get("reason", ""), REASON, "reason")
     except InvalidText as exc:
         return _page(error=str(exc), status=400)
-    try:
-        with services().db.session() as session:
-            add_block(session, kind, value, reason, current_reviewer().actor)
-    except ActionRefused as exc:
-        return _page(error=str(exc), status=exc.status)
+    refusals_shown_on(_page)
+    with services().db.session() as session:
+        add_block(session, kind, value, reason, current_reviewer().actor)
     flash(
         f"Blocked {'pattern' if kind == 'pattern' else 'reply'} “{value}”: web servers stop "
         "suggesting it within seconds; the block and its reason are in the audit log.",
@@ -73,12 +71,10 @@ def lift(block_id: int) -> Any:
         reason = clean_text(request.form.get("reason", ""), REASON, "reason")
     except InvalidText as exc:
         return _page(error=str(exc), status=400, lifting=block_id)
-    try:
-        with services().db.session() as session:
-            row = lift_block(session, block_id, reason, current_reviewer().actor)
-            value = row.value
-    except ActionRefused as exc:
-        return _page(error=str(exc), status=exc.status, lifting=block_id)
+    refusals_shown_on(lambda message, status: _page(message, status, lifting=block_id))
+    with services().db.session() as session:
+        row = lift_block(session, block_id, reason, current_reviewer().actor)
+        value = row.value
     flash(
         f"Lifted the block of “{value}”: web servers suggest what it blocked again within "
         "seconds; the lift and its reason are in the audit log.",
@@ -90,10 +86,7 @@ def lift(block_id: int) -> Any:
 def _page(error: str | None = None, status: int = 200, lifting: int | None = None) -> Any:
     """The page, with the form's values kept and ``error`` shown when an action failed."""
     svc = services()
-    try:
-        loaded = svc.holder.get()
-    except NoModelError:
-        loaded = None
+    loaded = svc.holder.find()
     with svc.db.session() as session:
         curated = session.scalars(select(CuratedReply).order_by(CuratedReply.id)).all()
         blocks = session.scalars(select(ReplyBlock).order_by(ReplyBlock.id.desc())).all()

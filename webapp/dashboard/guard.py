@@ -1,4 +1,5 @@
-"""Who is signed in, CSRF protection, security headers and HTML error pages.
+"""Who is signed in, CSRF protection, security headers, HTML error pages, and the
+dashboard's one answer to a refused action.
 
 A session holds the API key's id and role, never the key itself (the cookie is signed, not
 encrypted). Every request looks the key up again, so revoking a key or changing its role
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response
@@ -22,7 +24,9 @@ from flask import request
 from flask import session
 from flask import url_for
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
+from core.actions import ActionRefused
 from core.schema import ApiKey
 from webapp.auth import STAFF
 from webapp.auth import Caller
@@ -79,8 +83,21 @@ def sign_in_session(caller: Caller) -> None:
     csrf_token()
 
 
+# A page that shows a refusal: called with the message and the HTTP status, it returns the
+# response (the page the form was on, again, with the message).
+RefusalPage = Callable[[str, int], Any]
+
+
 def error_page(status: int, title: str, message: str) -> tuple[str, int]:
     return render_template("dashboard/error.html", title=title, message=message), status
+
+
+def refusals_shown_on(page: RefusalPage) -> None:
+    """Name the page that answers a refusal of the action this request runs from here on:
+    the one handler (below) calls it with the refusal's message and status. A view names it
+    before it acts, so that the action is called as any front end calls it, without a
+    ``try``; a view that names none answers a refusal with the error page."""
+    g.refusal_page = page
 
 
 @bp.context_processor
@@ -138,6 +155,17 @@ def _headers(response: Response) -> Response:
         # Pages show who may do what right now; a back button must not show a stale copy.
         response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.errorhandler(ActionRefused)
+def _refused(error: ActionRefused) -> Any:
+    # The rules of state-changing actions live with the actions (core/actions.py); this is
+    # the dashboard's answer to every refusal, whichever view called the action.
+    page: RefusalPage | None = g.get("refusal_page")
+    if page is None:
+        status = error.status
+        return error_page(status, f"{status} {HTTP_STATUS_CODES.get(status, '')}", str(error))
+    return page(str(error), error.status)
 
 
 @bp.errorhandler(Exception)

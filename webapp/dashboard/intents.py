@@ -5,8 +5,9 @@ intent are on the response set's page (webapp/dashboard/curation.py).
 Every form carries the CSRF token (webapp/dashboard/guard.py refuses a POST without it) and a
 reason, checked by the one text validation as the other forms' reasons are (400 when it is
 missing). The work is done by the functions the API and the command line call
-(models.intent_edits): a refusal (core/actions.py) is shown on the page, with its HTTP status,
-and the form keeps what was typed.
+(models.intent_edits): a refusal (core/actions.py) is shown on the page, with its HTTP status
+(by the dashboard's one handler, webapp/dashboard/guard.py), and the form keeps what was
+typed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from flask import request
 from flask import url_for
 from sqlalchemy.orm import Session
 
-from core.actions import ActionRefused
 from core.text import CURATION
 from core.text import REASON
 from core.text import InvalidText
@@ -41,6 +41,7 @@ from models.intent_edits import rename_intent
 from webapp.dashboard.blueprint import bp
 from webapp.dashboard.guard import current_reviewer
 from webapp.dashboard.guard import error_page
+from webapp.dashboard.guard import refusals_shown_on
 from webapp.state import services
 
 # An edit of one intent: (session, config, name, reason, actor, form) -> the intent after it.
@@ -105,21 +106,19 @@ def add_intent_form() -> Any:
     form = request.form
     replies = [line.strip() for line in form.get("replies", "").splitlines() if line.strip()]
     svc = services()
-    try:
-        with svc.db.session() as session:
-            state = add_intent(
-                session,
-                svc.settings.response_set,
-                form.get("name", ""),
-                form.get("group", ""),
-                form.get("tone", ""),
-                form.get("stance") or None,
-                replies,
-                reason,
-                current_reviewer().actor,
-            )
-    except ActionRefused as exc:
-        return _list_page(str(exc), exc.status)
+    refusals_shown_on(_list_page)
+    with svc.db.session() as session:
+        state = add_intent(
+            session,
+            svc.settings.response_set,
+            form.get("name", ""),
+            form.get("group", ""),
+            form.get("tone", ""),
+            form.get("stance") or None,
+            replies,
+            reason,
+            current_reviewer().actor,
+        )
     flash(f"Intent {state.name!r} added; the addition and its reason are in the audit log.")
     return redirect(url_for("dashboard.intent", name=state.name), code=303)
 
@@ -177,6 +176,7 @@ def _edit(name: str, action: str, edit: Edit, done: str) -> Any:
     """Check the reason, run ``edit`` (models.intent_edits), and show the intent's page: on
     success after a redirect with ``done``, on a refusal with its message and status."""
     svc = services()
+    refusals_shown_on(lambda message, status: _intent_page(name, message, status, action))
     try:
         reason = _reason()
         with svc.db.session() as session:
@@ -190,7 +190,5 @@ def _edit(name: str, action: str, edit: Edit, done: str) -> Any:
             )
     except (InvalidText, _Invalid) as exc:
         return _intent_page(name, str(exc), 400, action)
-    except ActionRefused as exc:
-        return _intent_page(name, str(exc), exc.status, action)
     flash(done.format(name=state.name) + " The change and its reason are in the audit log.")
     return redirect(url_for("dashboard.intent", name=state.name), code=303)

@@ -37,7 +37,6 @@ from webapp.dashboard.charts import build_charts
 from webapp.dashboard.charts import charted
 from webapp.dashboard.detail import response_set_report
 from webapp.serving import ModelHolder
-from webapp.serving import NoModelError
 from worker.evaluation import everyday_benchmark
 from worker.settings import Settings
 
@@ -240,10 +239,13 @@ def showcase(
     subset = EverydayBenchmark(benchmark.version, tuple(messages), benchmark.vocabulary)
     found: dict[str, Any] = {"rows": [], "production_note": "", "candidate_note": ""}
     production_lists: list[list[Shown]] | None = None
-    try:
-        production_lists = _lists(holder.get().model, subset)
-    except NoModelError as exc:
-        found["production_note"] = f"Production is not loaded in this process: {exc}"
+    loaded = holder.find()
+    if loaded is not None:
+        production_lists = _lists(loaded.model, subset)
+    else:
+        found["production_note"] = (
+            f"Production is not loaded in this process: {holder.absent_reason}"
+        )
     candidate_lists: list[list[Shown]] | None = None
     if candidate is not None:
         try:
