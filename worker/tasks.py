@@ -22,9 +22,9 @@ from celery import shared_task
 from celery.signals import task_postrun
 from celery.signals import task_prerun
 
+from core.generations import get_generation
 from core.logs import bind
 from core.logs import unbind
-from core.schema import Generation
 from core.schema import GenerationStatus
 from worker.celery_app import SOFT_LIMIT
 from worker.celery_app import TIME_LIMIT
@@ -200,7 +200,7 @@ def advance(generation_id: int) -> str | None:
     Redis stays away longer."""
     ctx = pipeline_context()
     with ctx.db.session() as session:
-        generation = session.get_one(Generation, generation_id)
+        generation = get_generation(session, generation_id)
         if not GenerationStatus(generation.status).active:
             return None
         stage = PIPELINE.next_stage(generation.stage_runs)
