@@ -13,6 +13,8 @@ from flask import current_app
 from flask import url_for
 from sqlalchemy import select
 
+from core.generations import get_generation
+from core.generations import newest_first
 from core.schema import AuditEntry
 from core.schema import Generation
 from safeguards.gate import upgrade_generation
@@ -22,7 +24,6 @@ from webapp.auth import current_caller
 from webapp.errors import BODY_ERRORS
 from webapp.errors import RATE_LIMITED
 from webapp.errors import STAFF_ONLY
-from webapp.errors import ApiError
 from webapp.schemas import AuditOut
 from webapp.schemas import AuditQuery
 from webapp.schemas import GenerationDetailOut
@@ -109,8 +110,7 @@ def start() -> tuple[dict[str, Any], int, dict[str, str]]:
 @bp.doc(summary="Every generation, newest first", responses=STAFF_ERRORS)
 def index() -> dict[str, Any]:
     with services().db.session() as session:
-        rows = session.scalars(select(Generation).order_by(Generation.number.desc()))
-        return {"generations": [generation_summary(g) for g in rows]}
+        return {"generations": [generation_summary(g) for g in newest_first(session)]}
 
 
 @bp.get("/generations/<int:generation_id>")
@@ -122,10 +122,8 @@ def index() -> dict[str, Any]:
 )
 def show(generation_id: int) -> dict[str, Any]:
     with services().db.session() as session:
-        generation = session.get(Generation, generation_id)
-        if generation is None:
-            raise ApiError(404, f"no generation with id {generation_id}")
-        return generation_summary(generation, detail=True)
+        # GenerationNotFound is answered by webapp/errors.py (404).
+        return generation_summary(get_generation(session, generation_id), detail=True)
 
 
 @bp.post("/models/<version>/promote")
