@@ -177,11 +177,10 @@ def generation_statuses(session: Session) -> list[tuple[int, int, str]]:
     """``(id, number, status)`` of every generation after the baseline, in no particular
     order: these columns alone, for the /metrics scrape (webapp/observe.py), which reads them
     on every scrape and needs neither the evaluations nor the stages' rows."""
-    return list(
-        session.execute(
-            select(Generation.id, Generation.number, Generation.status).where(Generation.number > 0)
-        ).tuples()
+    rows = session.execute(
+        select(Generation.id, Generation.number, Generation.status).where(Generation.number > 0)
     )
+    return [(generation_id, number, status) for generation_id, number, status in rows]
 
 
 def stage_seconds(session: Session, generation_ids: Iterable[int]) -> dict[int, dict[str, float]]:
