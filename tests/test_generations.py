@@ -262,7 +262,9 @@ def generation_queries(source: str) -> list[int]:
             callee = node.func
             name = callee.attr if isinstance(callee, ast.Attribute) else getattr(callee, "id", "")
             if name in QUERY_CALLS and any(
-                isinstance(inner, ast.Name) and inner.id in MODELS for inner in ast.walk(node)
+                (isinstance(inner, ast.Name) and inner.id in MODELS)
+                or (isinstance(inner, ast.Attribute) and inner.attr in MODELS)
+                for inner in ast.walk(node)
             ):
                 found.add(node.lineno)
         elif (
@@ -304,10 +306,11 @@ def reads(session, n):
     select(Example).where(Example.generation == Generation.number)
     session.execute(text("SELECT id FROM generations WHERE number > 0"))
     session.execute(update(GenerationStage).values(progress=1))
+    session.get(schema.Generation, n)
 def allowed(session, generation: Generation) -> Generation:
     session.add(Generation(number=0))
     session.get(ModelVersion, generation.id)
     """Read from generations, newest first."""
     return generation
 '''
-    assert generation_queries(source) == list(range(4, 14))
+    assert generation_queries(source) == list(range(4, 15))
