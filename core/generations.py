@@ -1,5 +1,6 @@
 """The generation store: every query of the generations table and of its stages' rows, the
-lock that lets one generation run at a time, and a generation's status.
+lock that lets one generation run at a time, a generation's status, and the errors raised
+when a generation cannot be found, started or go on.
 
 One generation runs at a time, across every web server and worker: while it is queued or
 running its ``lock`` column holds :data:`ACTIVE`, and the column's unique constraint refuses a
@@ -10,8 +11,8 @@ worker/promotion.py, core/reservoir.py, the dashboard), so the value lives here 
 The other modules read generations through the functions below (as Superset's DAOs serve
 its models), never with queries of their own, so that how a generation is found is written
 once; tests/test_generations.py checks that no module outside this one queries these tables.
-A read returns ORM rows attached to the caller's session, their stages' rows loaded with
-them (``Generation.stage_runs``), in one round trip for the rows and one for their stages.
+A read that returns generations returns ORM rows attached to the caller's session, with
+their stages' rows (``Generation.stage_runs``) loaded in one more round trip for all of them.
 """
 
 from __future__ import annotations
