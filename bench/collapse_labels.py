@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import select
 
+from core.db import Database
+from core.generations import oldest_first
+from core.schema import SyntheticCandidate
 from models.encoder import Encoder
 from worker.settings import load_settings
 from worker.simulation import simulation_rows
@@ -41,44 +44,46 @@ def main() -> None:
     real = {e.message: e.reply for e in traffic_order(rows, settings)[1]}
     cache = settings.with_overrides(data_dir=args.run / "cache").embedding_cache
     encoder = Encoder.from_config(settings.encoder, cache)
-    out = []
-    with sqlite3.connect(args.run / args.policy / "replyguard.sqlite3") as db:
-        generations = db.execute(
-            "SELECT id, number FROM generations WHERE number > 0 ORDER BY number"
-        ).fetchall()
-        for generation_id, number in generations:
-            # Each stage's counts, from its row in the stage table (migration 0006).
-            counts = {
-                stage: json.loads(stage_counts)
-                for stage, stage_counts in db.execute(
-                    "SELECT stage, counts FROM generation_stages WHERE generation_id = ?",
-                    (generation_id,),
-                )
-            }
-            pairs = db.execute(
-                "SELECT message, reply FROM synthetic_candidates WHERE generation_id = ?",
-                (generation_id,),
-            ).fetchall()
-            labelled = [(reply, real[message]) for message, reply in pairs if message in real]
-            cosine = np.array([])
-            if labelled:
-                written = encoder.encode([w for w, _ in labelled])
-                truth = encoder.encode([t for _, t in labelled])
-                cosine = (written * truth).sum(axis=1)
-            out.append(
-                {
-                    "generation": number,
-                    "synthesize": counts.get("synthesize", {}),
-                    "filter_removed": counts.get("filter", {}).get("removed", {}),
-                    "dedup_removed": counts.get("deduplicate", {}).get("removed", {}),
-                    "mix": counts.get("mix", {}),
-                    "label_cosine_to_real_reply": float(cosine.mean()) if len(cosine) else None,
-                    "labels_matching_real_reply": (
-                        float((cosine >= settings.match_threshold).mean()) if len(cosine) else None
-                    ),
-                }
+    # The policy's own database (its SQLite file), whatever DATABASE_URL says.
+    db = Database(settings.with_overrides(data_dir=args.run / args.policy, database_url=""))
+    with db.session() as session:
+        # Each generation after the baseline: its number, each stage's counts, its replies.
+        generations = [
+            (
+                g.number,
+                {name: run.counts for name, run in g.stage_runs.items()},
+                session.execute(
+                    select(SyntheticCandidate.message, SyntheticCandidate.reply).where(
+                        SyntheticCandidate.generation_id == g.id
+                    )
+                ).all(),
             )
-            print(json.dumps(out[-1]), flush=True)
+            for g in oldest_first(session)
+            if g.number > 0
+        ]
+    db.dispose()
+    out = []
+    for number, counts, pairs in generations:
+        labelled = [(reply, real[message]) for message, reply in pairs if message in real]
+        cosine = np.array([])
+        if labelled:
+            written = encoder.encode([w for w, _ in labelled])
+            truth = encoder.encode([t for _, t in labelled])
+            cosine = (written * truth).sum(axis=1)
+        out.append(
+            {
+                "generation": number,
+                "synthesize": counts.get("synthesize", {}),
+                "filter_removed": counts.get("filter", {}).get("removed", {}),
+                "dedup_removed": counts.get("deduplicate", {}).get("removed", {}),
+                "mix": counts.get("mix", {}),
+                "label_cosine_to_real_reply": float(cosine.mean()) if len(cosine) else None,
+                "labels_matching_real_reply": (
+                    float((cosine >= settings.match_threshold).mean()) if len(cosine) else None
+                ),
+            }
+        )
+        print(json.dumps(out[-1]), flush=True)
     target = FIGURES / f"collapse_labels-{args.run.name}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(

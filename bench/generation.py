@@ -24,10 +24,10 @@ from pathlib import Path
 
 from bench.common import BENCH_DEMO
 from core.demo import load_demo
+from core.generations import get_generation
 from core.ingest import ExampleIn
 from core.ingest import add_examples
 from core.provenance import Provenance
-from core.schema import Generation
 from core.schema import IncomingMessage
 from worker.baseline import train_baseline
 from worker.context import PipelineContext
@@ -78,7 +78,7 @@ def run(scale: int, root: Path) -> dict[str, object]:
     status = run_generation(ctx, generation_id)
     total = time.perf_counter() - start
     with ctx.db.session() as session:
-        generation = session.get_one(Generation, generation_id)
+        generation = get_generation(session, generation_id)
         stages = {s: round(generation.stages[s]["seconds"], 2) for s in STAGES}
         counts = generation.stages["synthesize"]["counts"]
         reasons = generation.decision.get("reasons", [])

@@ -1,21 +1,33 @@
-"""The generation store: a generation's lock and status, and its stages' rows.
+"""The generation store: every query of the generations table and of its stages' rows, the
+lock that lets one generation run at a time, a generation's status, and the errors raised
+when a generation cannot be found, started or go on.
 
 One generation runs at a time, across every web server and worker: while it is queued or
 running its ``lock`` column holds :data:`ACTIVE`, and the column's unique constraint refuses a
 second one (NULLs never collide, so finished generations hold nothing). Everything that
 starts, ends or asks for the active generation goes through this module (worker/pipeline.py,
 worker/promotion.py, core/reservoir.py, the dashboard), so the value lives here only.
+
+The other modules read generations through the functions below (as Superset's DAOs serve
+its models), never with queries of their own, so that how a generation is found is written
+once; tests/test_generations.py checks that no module outside this one queries these tables.
+A read that returns generations returns ORM rows attached to the caller's session, with
+their stages' rows (``Generation.stage_runs``) loaded in one more round trip for all of them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from core.actions import Conflict
+from core.actions import NotFound
 from core.schema import Generation
 from core.schema import GenerationStage
 from core.schema import GenerationStatus
@@ -23,11 +35,180 @@ from core.schema import StageStatus
 
 # The lock column's value while a generation is queued or running.
 ACTIVE = "active"
+# The statuses of generations whose candidate the promote stage made production.
+PROMOTED = (GenerationStatus.PASSED.value, GenerationStatus.WARNED.value)
+# The statuses of generations that have not ended.
+UNFINISHED = (GenerationStatus.QUEUED.value, GenerationStatus.RUNNING.value)
+
+
+class GenerationError(Conflict):
+    """A generation cannot start or go on; the message says why and what to do."""
+
+
+class GenerationBusy(GenerationError):
+    """Another generation is queued or running."""
+
+    code = "generation_running"
+
+
+class GenerationNotFound(NotFound, GenerationError):
+    """No generation has the id (or the number) given."""
+
+
+# ---------------------------------------------------------------------------------------
+# Reads
+
+
+def get_generation(session: Session, generation_id: int) -> Generation:
+    """The generation with id ``generation_id``.
+
+    Raises:
+        GenerationNotFound: there is none ("no generation with id <id>").
+    """
+    generation = session.get(Generation, generation_id)
+    if generation is None:
+        raise GenerationNotFound(f"no generation with id {generation_id}")
+    return generation
+
+
+def generation_numbered(session: Session, number: int) -> Generation:
+    """The generation numbered ``number`` (0 is the clean baseline).
+
+    Raises:
+        GenerationNotFound: there is none ("no generation numbered <number>").
+    """
+    generation = session.scalars(
+        select(Generation).where(Generation.number == number)
+    ).one_or_none()
+    if generation is None:
+        raise GenerationNotFound(f"no generation numbered {number}")
+    return generation
 
 
 def active_generation(session: Session) -> Generation | None:
     """The generation that is queued or running, or None."""
     return session.scalars(select(Generation).where(Generation.lock == ACTIVE)).one_or_none()
+
+
+def baseline_generation(session: Session) -> Generation | None:
+    """Generation 0, the clean baseline (worker/baseline.py), or None before it is trained."""
+    return session.scalars(select(Generation).where(Generation.number == 0)).one_or_none()
+
+
+def latest_generation(session: Session) -> Generation | None:
+    """The generation with the highest number after the baseline, whatever its status; None
+    when there is none (the baseline alone, or an empty database)."""
+    return session.scalars(
+        select(Generation).where(Generation.number > 0).order_by(Generation.number.desc()).limit(1)
+    ).first()
+
+
+def previous_generation(session: Session, number: int) -> Generation | None:
+    """The generation numbered just below ``number`` (the highest number below it, whatever
+    its status; the baseline for generation 1), or None when there is none."""
+    return session.scalars(
+        select(Generation)
+        .where(Generation.number < number)
+        .order_by(Generation.number.desc())
+        .limit(1)
+    ).first()
+
+
+def promoted_before(session: Session, number: int) -> list[Generation]:
+    """The generations numbered below ``number`` that passed or warned (their candidate was
+    promoted), oldest first: the history the gate holds a candidate to. The baseline is one
+    of them (it is recorded as passed)."""
+    return list(
+        session.scalars(
+            select(Generation)
+            .where(Generation.number < number, Generation.status.in_(PROMOTED))
+            .order_by(Generation.number)
+        )
+    )
+
+
+def newest_first(session: Session) -> list[Generation]:
+    """Every generation, the baseline included, the highest number first (empty when there
+    is none)."""
+    return list(session.scalars(select(Generation).order_by(Generation.number.desc())))
+
+
+def oldest_first(session: Session) -> list[Generation]:
+    """Every generation, the baseline included, from generation 0 up (empty when there is
+    none)."""
+    return list(session.scalars(select(Generation).order_by(Generation.number)))
+
+
+def generation_of(session: Session, version: str) -> Generation | None:
+    """The generation whose candidate model version is ``version`` (for the baseline's
+    version, generation 0), or None for a version no generation trained."""
+    return session.scalars(
+        select(Generation).where(Generation.candidate_version == version)
+    ).one_or_none()
+
+
+def generations_of(session: Session, versions: Iterable[str]) -> dict[str, Generation]:
+    """:func:`generation_of` for many versions in one query: the generation of each of
+    ``versions`` that a generation trained, by version (the others are left out)."""
+    rows = session.scalars(
+        select(Generation).where(Generation.candidate_version.in_(list(versions)))
+    )
+    # candidate_version is never NULL here (NULL matches no IN list); the condition only
+    # narrows its type for the keys.
+    return {g.candidate_version: g for g in rows if g.candidate_version is not None}
+
+
+def next_number(session: Session) -> int:
+    """The number the next generation gets: one more than the highest so far (1 when there is
+    none, or only the baseline)."""
+    return int(session.scalar(select(func.max(Generation.number))) or 0) + 1
+
+
+def unfinished_ids(session: Session) -> list[int]:
+    """The ids of the generations whose status is queued or running, by id (after a restore:
+    those that were running when the backup was taken)."""
+    return list(
+        session.scalars(
+            select(Generation.id).where(Generation.status.in_(UNFINISHED)).order_by(Generation.id)
+        )
+    )
+
+
+def generation_statuses(session: Session) -> list[tuple[int, int, str]]:
+    """``(id, number, status)`` of every generation after the baseline, in no particular
+    order: these columns alone, for the /metrics scrape (webapp/observe.py), which reads them
+    on every scrape and needs neither the evaluations nor the stages' rows."""
+    rows = session.execute(
+        select(Generation.id, Generation.number, Generation.status).where(Generation.number > 0)
+    )
+    return [(generation_id, number, status) for generation_id, number, status in rows]
+
+
+def stage_seconds(session: Session, generation_ids: Iterable[int]) -> dict[int, dict[str, float]]:
+    """The seconds each finished stage of the generations with ``generation_ids`` took
+    (recorded by :func:`finish_run`): by generation id, then by stage in the order the stages
+    started. Stages without recorded seconds, and so generations with no finished stage, are
+    left out; no ids, no query."""
+    found: dict[int, dict[str, float]] = {}
+    ids = list(generation_ids)
+    if not ids:
+        return found
+    rows = session.execute(
+        select(GenerationStage.generation_id, GenerationStage.stage, GenerationStage.seconds)
+        .where(
+            GenerationStage.generation_id.in_(ids),
+            GenerationStage.status == StageStatus.DONE.value,
+        )
+        .order_by(GenerationStage.id)
+    )
+    for generation_id, stage, seconds in rows:
+        if seconds is not None:
+            found.setdefault(generation_id, {})[stage] = seconds
+    return found
+
+
+# ---------------------------------------------------------------------------------------
+# The lock, a generation's status and its stages' rows
 
 
 def holds_lock(generation: Generation) -> bool:

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from core.backup import DATA_FOLDERS
 from core.backup import DATABASE_FILES
 from core.backup import BackupError
@@ -33,10 +31,9 @@ from core.backup import verify_files
 from core.backup import write_manifest
 from core.db import Database
 from core.files import fsync_path
+from core.generations import unfinished_ids
 from core.progress import BYTES
 from core.progress import Progress
-from core.schema import Generation
-from core.schema import GenerationStatus
 from core.settings import CoreSettings
 from models.artifact import ArtifactError
 from models.artifact import verify
@@ -186,15 +183,7 @@ def _report(settings: CoreSettings, manifest: dict[str, Any], replaced: list[str
                     verify(artifact_dir(settings, current), current.checksum)
                 except ArtifactError as exc:
                     raise BackupError(f"restored, but production cannot be served: {exc}") from None
-            unfinished = list(
-                session.scalars(
-                    select(Generation.id).where(
-                        Generation.status.in_(
-                            [GenerationStatus.QUEUED.value, GenerationStatus.RUNNING.value]
-                        )
-                    )
-                )
-            )
+            unfinished = unfinished_ids(session)
             return RestoreReport(
                 production=current.version if current else None,
                 examples=int(manifest["counts"].get("examples", 0)),

@@ -13,6 +13,8 @@ from flask import current_app
 from flask import url_for
 from sqlalchemy import select
 
+from core.generations import get_generation
+from core.generations import newest_first
 from core.schema import AuditEntry
 from core.schema import Generation
 from safeguards.gate import upgrade_generation
@@ -33,7 +35,6 @@ from webapp.state import services
 from worker.dispatch import queue_generation
 from worker.promotion import override
 from worker.promotion import rollback
-from worker.stages.base import get_generation
 
 bp = APIBlueprint("generations", __name__, url_prefix="/v1", tag="Generations")
 
@@ -109,8 +110,7 @@ def start() -> tuple[dict[str, Any], int, dict[str, str]]:
 @bp.doc(summary="Every generation, newest first", responses=STAFF_ERRORS)
 def index() -> dict[str, Any]:
     with services().db.session() as session:
-        rows = session.scalars(select(Generation).order_by(Generation.number.desc()))
-        return {"generations": [generation_summary(g) for g in rows]}
+        return {"generations": [generation_summary(g) for g in newest_first(session)]}
 
 
 @bp.get("/generations/<int:generation_id>")

@@ -45,17 +45,15 @@ from prometheus_client.metrics_core import HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from core import logs
 from core.db import Database
+from core.generations import generation_statuses
+from core.generations import stage_seconds
 from core.metrics_files import MULTIPROC_VARIABLE
-from core.schema import Generation
-from core.schema import GenerationStage
 from core.schema import GenerationStatus
-from core.schema import StageStatus
 from models.registry import production
 from safeguards.metrics import Evaluation
 from webapp import metrics
@@ -248,26 +246,9 @@ class DatabaseCollector:
         return [up, *families]
 
     def _generations(self, session: Session) -> list[Metric]:
-        rows = session.execute(
-            select(Generation.id, Generation.number, Generation.status).where(Generation.number > 0)
-        ).all()
+        rows = generation_statuses(session)
         unread = [gid for gid, _, status in rows if gid not in self._settled]
-        stages: dict[int, dict[str, float]] = {}
-        if unread:
-            # The recorded seconds of each finished stage (worker/pipeline.py finish_stage).
-            found = session.execute(
-                select(
-                    GenerationStage.generation_id, GenerationStage.stage, GenerationStage.seconds
-                )
-                .where(
-                    GenerationStage.generation_id.in_(unread),
-                    GenerationStage.status == StageStatus.DONE.value,
-                )
-                .order_by(GenerationStage.id)
-            )
-            for gid, stage, value in found:
-                if value is not None:
-                    stages.setdefault(gid, {})[stage] = value
+        stages = stage_seconds(session, unread)
         verdicts = dict.fromkeys(VERDICTS.values(), 0)
         active = 0
         seconds: dict[str, list[float]] = {}

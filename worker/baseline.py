@@ -10,9 +10,8 @@ import hashlib
 from collections import Counter
 from collections.abc import Sequence
 
-from sqlalchemy import select
-
 from core.actions import Conflict
+from core.generations import baseline_generation
 from core.reservoir import ensure_anchor
 from core.reservoir import ensure_benchmark
 from core.schema import Generation
@@ -36,7 +35,7 @@ class NoTrainingData(Conflict):
 
 def baseline_version(ctx: PipelineContext) -> str | None:
     with ctx.db.session() as session:
-        row = session.scalars(select(Generation).where(Generation.number == 0)).one_or_none()
+        row = baseline_generation(session)
         return row.candidate_version if row else None
 
 

@@ -36,6 +36,8 @@ from sqlalchemy.orm import Session
 
 from core import webhooks
 from core.db import Database
+from core.generations import generation_of
+from core.generations import get_generation
 from core.schema import AuditEntry
 from core.schema import DeliveryStatus
 from core.schema import Generation
@@ -208,8 +210,8 @@ def send_test(db: Database, settings: Settings, actor: str) -> list[tuple[str, w
 def _generation_event(
     session: Session, settings: Settings, generation_id: int
 ) -> tuple[str, dict[str, Any]] | None:
-    generation = session.get(Generation, generation_id)
-    if generation is None or GenerationStatus(generation.status).active:
+    generation = get_generation(session, generation_id)
+    if GenerationStatus(generation.status).active:
         return None
     return f"generation.{generation.status}", {
         **_generation_fields(session, generation),
@@ -230,9 +232,7 @@ def _production_event(
     ).first()
     if entry is None:
         return None
-    generation = session.scalars(
-        select(Generation).where(Generation.candidate_version == version)
-    ).one_or_none()
+    generation = generation_of(session, version)
     fields: dict[str, Any] = {"generation": None, "decision": None, "models": {}}
     if generation is not None:
         fields = _generation_fields(session, generation)

@@ -24,17 +24,20 @@ from collections.abc import Iterator
 from collections.abc import Mapping
 from contextlib import contextmanager
 
-from sqlalchemy import func
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.actions import Invalid
+from core.generations import GenerationBusy
+from core.generations import GenerationError
+from core.generations import GenerationNotFound
 from core.generations import active_generation
 from core.generations import end_generation
 from core.generations import fail_run
 from core.generations import finish_run
+from core.generations import get_generation
 from core.generations import new_generation
+from core.generations import next_number
 from core.generations import record_progress
 from core.generations import reopen
 from core.generations import reopen_run
@@ -54,9 +57,6 @@ from worker.stages import EncodeStage
 from worker.stages import EvaluateStage
 from worker.stages import FilterStage
 from worker.stages import GateStage
-from worker.stages import GenerationBusy
-from worker.stages import GenerationError
-from worker.stages import GenerationNotFound
 from worker.stages import MixStage
 from worker.stages import PromoteStage
 from worker.stages import SnapshotStage
@@ -64,7 +64,6 @@ from worker.stages import Stage
 from worker.stages import SynthesizeStage
 from worker.stages import TrainStage
 from worker.stages.base import generation_dir
-from worker.stages.base import get_generation
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +159,7 @@ def start_generation(ctx: PipelineContext, actor: str) -> int:
         running = active_generation(session)
         if running is not None:
             raise GenerationBusy(_busy_message(running))
-        number = int(session.scalar(select(func.max(Generation.number))) or 0) + 1
+        number = next_number(session)
     if baseline_version(ctx) is None:
         raise GenerationError(
             "no clean baseline (generation 0): `replyguard models train-baseline`"

@@ -16,6 +16,7 @@ from core.actions import Conflict
 from core.actions import Invalid
 from core.actions import NotFound
 from core.generations import end_generation
+from core.generations import generation_of
 from core.generations import holds_lock
 from core.ingest import ExampleIn
 from core.ingest import add_examples
@@ -88,9 +89,7 @@ def check_override(session: Session, version: str) -> tuple[ModelVersion, Genera
     version whose generation is not running any more (while it runs the gate has not decided,
     and the generation's own promote stage still owns the candidate)."""
     row = _version(session, version)
-    generation = session.scalars(
-        select(Generation).where(Generation.candidate_version == version)
-    ).one_or_none()
+    generation = generation_of(session, version)
     if row.status == ModelStatus.PRODUCTION.value:
         raise Conflict(f"{version} is already production")
     if row.status == ModelStatus.ARCHIVED.value:

@@ -59,6 +59,8 @@ from core.demo import DemoRow
 from core.demo import demo_rows
 from core.demo import load_examples
 from core.demo import traffic_indices
+from core.generations import generation_numbered
+from core.generations import get_generation
 from core.ingest import ExampleIn
 from core.ingest import FileExamples
 from core.ingest import insert_examples
@@ -66,7 +68,6 @@ from core.ingest import read_examples
 from core.provenance import Provenance
 from core.references import ExampleRef
 from core.schema import CandidateStatus
-from core.schema import Generation
 from core.schema import IncomingMessage
 from core.schema import SyntheticCandidate
 from models.adapter_training import train_adapter
@@ -426,7 +427,7 @@ class _PromoteAlways:
 
     def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> _PromotedAnyway:
         with ctx.db.session() as session:
-            generation = session.get_one(Generation, generation_id)
+            generation = get_generation(session, generation_id)
             verdict = generation.decision.get("verdict")
             added = accept_generation(
                 session, ctx.settings, generation, "simulate", "policy ignores the gate"
@@ -444,7 +445,7 @@ class _TrainBootstrap:
 
     def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> _BootstrapCounts:
         with ctx.db.session() as session:
-            generation = session.get_one(Generation, generation_id)
+            generation = get_generation(session, generation_id)
             parent = get_version(session, generation.parent_version or "")
             path, checksum = artifact_dir(ctx.settings, parent), parent.checksum
             number, parent_version = generation.number, parent.version
@@ -495,7 +496,7 @@ class _TrainBootstrap:
         }
 
         def record(session: Any, version: Any) -> None:
-            session.get_one(Generation, generation_id).candidate_version = version.version
+            get_generation(session, generation_id).candidate_version = version.version
 
         version = register(ctx.db, ctx.settings, tuned, number, parent_version, metadata, record)
         return _BootstrapCounts(
@@ -529,7 +530,7 @@ def _result(
     seconds: float = 0.0,
 ) -> GenerationResult:
     with ctx.db.session() as session:
-        generation = session.scalars(select(Generation).where(Generation.number == number)).one()
+        generation = generation_numbered(session, number)
         candidate = generation.metrics["candidate"]
         version = get_version(session, generation.candidate_version or "")
         manifest = read_manifest(artifact_dir(ctx.settings, version))

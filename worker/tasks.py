@@ -23,9 +23,9 @@ from celery.signals import task_postrun
 from celery.signals import task_prerun
 
 from core import webhooks
+from core.generations import get_generation
 from core.logs import bind
 from core.logs import unbind
-from core.schema import Generation
 from core.schema import GenerationStatus
 from worker.broker import NOTIFY_TASK
 from worker.celery_app import SOFT_LIMIT
@@ -202,7 +202,7 @@ def advance(generation_id: int) -> str | None:
     Redis stays away longer."""
     ctx = pipeline_context()
     with ctx.db.session() as session:
-        generation = session.get_one(Generation, generation_id)
+        generation = get_generation(session, generation_id)
         if not GenerationStatus(generation.status).active:
             return None
         stage = PIPELINE.next_stage(generation.stage_runs)

@@ -148,9 +148,9 @@ class Commands(click.Group):
 def in_cli_words(error: ActionRefused) -> str:
     """The message the command line prints for a refusal (after ``Error:``): the refusal's
     own, then the command line's hints, in the words of its options and commands."""
-    # Imported here, not at the top: loading the pipeline's modules would slow every
-    # command's --help, and a command that raised this has loaded them already.
-    from worker.stages.base import GenerationNotFound
+    # Imported here, not at the top: loading the database schema would slow every
+    # command's --help, and a command that raised this has loaded it already.
+    from core.generations import GenerationNotFound
 
     message = str(error)
     if isinstance(error, ImportFailed):

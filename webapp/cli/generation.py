@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import click
-from sqlalchemy import select
 
 from webapp.cli.base import CLI_ACTOR
 from webapp.cli.base import Context
@@ -64,10 +63,10 @@ def generation_fail(ctx: Context, generation_id: int, reason: str) -> None:
 @pass_ctx
 def generation_list(ctx: Context) -> None:
     """Every generation, newest first."""
-    from core.schema import Generation
+    from core.generations import newest_first
 
     with ctx.db.session() as session:
-        rows = list(session.scalars(select(Generation).order_by(Generation.number.desc())))
+        rows = newest_first(session)
         if not rows:
             click.echo("no generations yet: `replyguard generation start`")
         for g in rows:
@@ -84,17 +83,13 @@ def generation_list(ctx: Context) -> None:
 def generation_show(ctx: Context, generation_id: int | None) -> None:
     """Stage, progress, counts, metrics and the gate's decision of one generation (by its id,
     as `generation list` shows it; without one, the latest)."""
-    from sqlalchemy import select
-
-    from core.schema import Generation
+    from core.generations import get_generation
+    from core.generations import latest_generation
     from webapp.report import describe_generation
-    from worker.stages.base import get_generation
 
     with ctx.db.session() as session:
         if generation_id is None:
-            row = session.scalars(
-                select(Generation).where(Generation.number > 0).order_by(Generation.number.desc())
-            ).first()
+            row = latest_generation(session)
             if row is None:
                 raise click.ClickException("no generations yet: `replyguard generation start`")
         else:
@@ -110,8 +105,8 @@ def follow(ctx: Context, generation_id: int, check: Callable[[], None] | None = 
     stop signal)."""
     import time
 
+    from core.generations import get_generation
     from core.progress import Progress
-    from core.schema import Generation
     from core.schema import GenerationStatus
     from webapp.report import describe_generation
     from worker.pipeline import PIPELINE
@@ -123,7 +118,7 @@ def follow(ctx: Context, generation_id: int, check: Callable[[], None] | None = 
             if check is not None:
                 check()
             with ctx.db.session() as session:
-                row = session.get_one(Generation, generation_id)
+                row = get_generation(session, generation_id)
                 stages, status, number = dict(row.stages), row.status, row.number
             for index, name in enumerate(STAGES, start=1):
                 record = stages.get(name)
@@ -149,7 +144,7 @@ def follow(ctx: Context, generation_id: int, check: Callable[[], None] | None = 
                 # Its report: number and id, status, each stage's counts, every metric and
                 # the gate's decision (what `generation show` prints).
                 with ctx.db.session() as session:
-                    click.echo(describe_generation(session.get_one(Generation, generation_id)))
+                    click.echo(describe_generation(get_generation(session, generation_id)))
                 return status
             time.sleep(0.5)
     finally:

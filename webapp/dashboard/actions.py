@@ -19,11 +19,10 @@ from flask import redirect
 from flask import render_template
 from flask import request
 from flask import url_for
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.generations import active_generation
-from core.schema import Generation
+from core.generations import generation_of
 from core.schema import ModelVersion
 from core.text import REASON
 from core.text import InvalidText
@@ -97,9 +96,7 @@ def _production_change(version: str, kind: str, check: Check, action: Action, do
         if row is None:
             return error_page(404, "No such version", f"There is no model version {version!r}.")
         current = production(session)
-        generation = session.scalars(
-            select(Generation).where(Generation.candidate_version == version)
-        ).one_or_none()
+        generation = generation_of(session, version)
         context: dict[str, Any] = {
             "kind": kind,
             "version": row,

@@ -17,6 +17,7 @@ from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.generations import oldest_first
 from core.provenance import Provenance
 from core.schema import Example
 from core.schema import Generation
@@ -56,7 +57,7 @@ def niches_context(session: Session, metric: str) -> dict[str, Any]:
     one of them) over generations, and the examples per niche by provenance."""
     rows = _counts(session)
     evaluated: list[tuple[Generation, dict[str, Any], dict[str, Any]]] = []
-    for g in session.scalars(select(Generation).order_by(Generation.number)):
+    for g in oldest_first(session):
         metrics, decision = upgrade_generation(g.metrics, g.decision)
         if metrics.get("candidate", {}).get("details", {}).get("per_niche"):
             evaluated.append((g, metrics["candidate"], decision))

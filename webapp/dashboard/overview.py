@@ -14,7 +14,9 @@ from flask import url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.generations import generation_of
 from core.generations import holds_lock
+from core.generations import oldest_first
 from core.schema import Generation
 from core.schema import ModelVersion
 from models.artifact import ArtifactError
@@ -124,7 +126,7 @@ def overview_context(session: Session, settings: Settings, holder: ModelHolder) 
         settings: where the model artifacts are (their manifests hold the response sets).
         holder: the web process's served model: production's suggestions come from it.
     """
-    generations = list(session.scalars(select(Generation).order_by(Generation.number)))
+    generations = oldest_first(session)
     current = production(session)
     candidate = _newest_candidate(session, generations, current)
     points = charted(generations, lambda g: url_for("dashboard.generation", generation_id=g.id))
@@ -303,9 +305,7 @@ def _candidate_model(path: str, checksum: str, encoder: Encoder) -> SuggestionMo
 def _production(session: Session, row: ModelVersion | None) -> dict[str, Any] | None:
     if row is None:
         return None
-    made_by = session.scalars(
-        select(Generation).where(Generation.candidate_version == row.version)
-    ).one_or_none()
+    made_by = generation_of(session, row.version)
     return {
         "version": row.version,
         "generation": row.generation,

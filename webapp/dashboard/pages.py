@@ -9,9 +9,11 @@ from flask import render_template
 from flask import request
 from sqlalchemy import select
 
+from core.generations import GenerationNotFound
 from core.generations import active_generation
+from core.generations import generations_of
+from core.generations import get_generation
 from core.schema import AuditEntry
-from core.schema import Generation
 from core.schema import ModelStatus
 from models.registry import versions
 from webapp.dashboard.blueprint import bp
@@ -45,8 +47,9 @@ def niches() -> str:
 @bp.get("/generations/<int:generation_id>")
 def generation(generation_id: int) -> Any:
     with services().db.session() as session:
-        row = session.get(Generation, generation_id)
-        if row is None:
+        try:
+            row = get_generation(session, generation_id)
+        except GenerationNotFound:
             return _no_generation(generation_id)
         return render_template(
             "dashboard/generation.html", **generation_context(session, services().settings, row)
@@ -58,9 +61,10 @@ def progress(generation_id: int) -> Any:
     """What the generation page polls while the generation runs (the /v1 endpoint wants an
     API key header, which a page signed in with a cookie does not send)."""
     with services().db.session() as session:
-        row = session.get(Generation, generation_id)
-        if row is None:
-            return jsonify(error=f"no generation with id {generation_id}"), 404
+        try:
+            row = get_generation(session, generation_id)
+        except GenerationNotFound as exc:
+            return jsonify(error=str(exc)), 404
         return jsonify(generation_summary(row, detail=True))
 
 
@@ -68,14 +72,7 @@ def progress(generation_id: int) -> Any:
 def models() -> str:
     with services().db.session() as session:
         rows = list(reversed(versions(session)))
-        made_by = {
-            g.candidate_version: g
-            for g in session.scalars(
-                select(Generation).where(
-                    Generation.candidate_version.in_([r.version for r in rows])
-                )
-            )
-        }
+        made_by = generations_of(session, [r.version for r in rows])
         active = active_generation(session)
         has_production = any(r.status == ModelStatus.PRODUCTION.value for r in rows)
         return render_template(

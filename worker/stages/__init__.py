@@ -7,9 +7,6 @@ on to each other is in :mod:`worker.stages.records`.
 from __future__ import annotations
 
 from worker.stages.base import Counts
-from worker.stages.base import GenerationBusy
-from worker.stages.base import GenerationError
-from worker.stages.base import GenerationNotFound
 from worker.stages.base import Progress
 from worker.stages.base import Stage
 from worker.stages.base import StageResult
@@ -31,9 +28,6 @@ __all__ = [
     "EvaluateStage",
     "FilterStage",
     "GateStage",
-    "GenerationBusy",
-    "GenerationError",
-    "GenerationNotFound",
     "MixStage",
     "Progress",
     "PromoteStage",

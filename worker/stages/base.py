@@ -1,5 +1,6 @@
-"""What every stage shares: the protocol it implements, its typed result, the errors a
-generation raises, and the generation's row and folder."""
+"""What every stage shares: the protocol it implements, its typed result, and the
+generation's folder. (The generation's row, and the errors a generation raises, are the
+generation store's: core/generations.py.)"""
 
 from __future__ import annotations
 
@@ -10,29 +11,10 @@ from pathlib import Path
 from typing import Any
 from typing import Protocol
 
-from sqlalchemy.orm import Session
-
-from core.actions import Conflict
-from core.actions import NotFound
-from core.schema import Generation
 from worker.context import PipelineContext
 
 # Called with the share of the stage done, 0 to 1; the runner writes it at most once a second.
 Progress = Callable[[float], None]
-
-
-class GenerationError(Conflict):
-    """A generation cannot start or go on; the message says why and what to do."""
-
-
-class GenerationBusy(GenerationError):
-    """Another generation is queued or running."""
-
-    code = "generation_running"
-
-
-class GenerationNotFound(NotFound, GenerationError):
-    """No generation has the id given."""
 
 
 class StageResult(Protocol):
@@ -76,14 +58,6 @@ class Stage(Protocol):
 
         Raises whatever fails; the runner records the generation failed in this stage."""
         ...
-
-
-def get_generation(session: Session, generation_id: int) -> Generation:
-    """The generation's row; raises GenerationNotFound."""
-    generation = session.get(Generation, generation_id)
-    if generation is None:
-        raise GenerationNotFound(f"no generation with id {generation_id}")
-    return generation
 
 
 def generation_dir(ctx: PipelineContext, generation_id: int) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.generations import get_generation
 from core.references import ExampleRef
 from core.schema import CandidateStatus
 from core.schema import SyntheticCandidate
@@ -14,7 +15,6 @@ from worker.data import example_pools
 from worker.faults import fault_point
 from worker.stages.base import Counts
 from worker.stages.base import Progress
-from worker.stages.base import get_generation
 from worker.stages.encode import precomputed
 from worker.stages.records import read_snapshot
 from worker.stages.staging import reset

@@ -20,6 +20,7 @@ import numpy as np
 from sqlalchemy import select
 
 from core.files import atomic_write
+from core.generations import get_generation
 from core.schema import Example
 from core.schema import SyntheticCandidate
 from core.text import text_hash
@@ -29,7 +30,6 @@ from worker.faults import fault_point
 from worker.stages.base import Counts
 from worker.stages.base import Progress
 from worker.stages.base import generation_dir
-from worker.stages.base import get_generation
 from worker.stages.records import read_snapshot
 
 CHUNK_SIZE = 512

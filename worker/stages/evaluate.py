@@ -6,14 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from core.generations import GenerationError
+from core.generations import get_generation
 from worker.baseline import baseline_version
 from worker.context import PipelineContext
 from worker.data import example_pools
 from worker.evaluation import VersionEvaluator
 from worker.faults import fault_point
-from worker.stages.base import GenerationError
 from worker.stages.base import Progress
-from worker.stages.base import get_generation
 from worker.stages.records import read_snapshot
 
 # The models compared, by their role in the gate's decision.

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
-from core.schema import Generation
-from core.schema import GenerationStatus
+from core.generations import get_generation
+from core.generations import promoted_before
 from safeguards.gate import decide
 from safeguards.metrics import Evaluation
 from worker.context import PipelineContext
 from worker.faults import fault_point
 from worker.stages.base import Counts
 from worker.stages.base import Progress
-from worker.stages.base import get_generation
 from worker.stages.records import SNAPSHOT
 
 
@@ -38,16 +35,7 @@ class GateStage:
             fresh = int(generation.stage_runs[SNAPSHOT].counts["fresh_human"])
             history = [
                 Evaluation.from_dict(g.metrics["candidate"])
-                for g in session.scalars(
-                    select(Generation)
-                    .where(
-                        Generation.number < generation.number,
-                        Generation.status.in_(
-                            [GenerationStatus.PASSED.value, GenerationStatus.WARNED.value]
-                        ),
-                    )
-                    .order_by(Generation.number)
-                )
+                for g in promoted_before(session, generation.number)
                 if g.metrics.get("candidate")
             ]
         decision = decide(

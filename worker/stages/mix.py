@@ -9,6 +9,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core.generations import GenerationError
+from core.generations import get_generation
 from core.provenance import Provenance
 from core.references import ExampleRef
 from core.reservoir import member_ids
@@ -21,9 +23,7 @@ from worker.context import PipelineContext
 from worker.data import Row
 from worker.data import example_pools
 from worker.faults import fault_point
-from worker.stages.base import GenerationError
 from worker.stages.base import Progress
-from worker.stages.base import get_generation
 from worker.stages.records import TrainingItem
 from worker.stages.records import TrainingRow
 from worker.stages.records import read_snapshot

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from dataclasses import replace
 
 from core.generations import finish_run
+from core.generations import get_generation
 from core.generations import stage_run
 from models.registry import production
 from safeguards.gate import Decision
@@ -18,7 +19,6 @@ from worker.promotion import accept_generation
 from worker.promotion import block_generation
 from worker.stages.base import Counts
 from worker.stages.base import Progress
-from worker.stages.base import get_generation
 
 
 @dataclass(frozen=True)

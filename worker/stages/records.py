@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.files import atomic_write
+from core.generations import GenerationError
 from core.provenance import Provenance
 from core.references import ExampleRef
 from core.references import PromptRef
@@ -26,7 +27,6 @@ from core.schema import Example
 from core.schema import Generation
 from core.schema import SyntheticCandidate
 from worker.context import PipelineContext
-from worker.stages.base import GenerationError
 from worker.stages.base import generation_dir
 
 SNAPSHOT = "snapshot"

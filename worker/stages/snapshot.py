@@ -11,11 +11,13 @@ from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.generations import GenerationError
+from core.generations import get_generation
+from core.generations import previous_generation
 from core.generations import stage_run
 from core.provenance import Provenance
 from core.references import PromptRef
 from core.schema import Example
-from core.schema import Generation
 from core.schema import IncomingMessage
 from core.text import normalize
 from models.registry import production
@@ -23,9 +25,7 @@ from worker.context import PipelineContext
 from worker.data import example_pools
 from worker.faults import fault_point
 from worker.stages.base import Counts
-from worker.stages.base import GenerationError
 from worker.stages.base import Progress
-from worker.stages.base import get_generation
 from worker.stages.records import SNAPSHOT
 from worker.stages.records import Snapshot
 
@@ -121,9 +121,7 @@ def prompt_pool(
 
 
 def _previous_watermark(session: Session, number: int) -> int:
-    previous = session.scalars(
-        select(Generation).where(Generation.number < number).order_by(Generation.number.desc())
-    ).first()
+    previous = previous_generation(session, number)
     if previous is None:
         return 0
     run = previous.stage_runs.get(SNAPSHOT)

@@ -12,6 +12,7 @@ from sqlalchemy import delete
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.generations import get_generation
 from core.references import PromptRef
 from core.schema import Example
 from core.schema import IncomingMessage
@@ -25,7 +26,6 @@ from worker.context import PipelineContext
 from worker.faults import fault_point
 from worker.stages.base import Counts
 from worker.stages.base import Progress
-from worker.stages.base import get_generation
 from worker.stages.records import BATCH
 from worker.stages.records import read_snapshot
 

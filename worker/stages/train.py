@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from core.generations import get_generation
 from core.provenance import Provenance
 from core.schema import ModelStatus
 from core.schema import ModelVersion
@@ -22,7 +23,6 @@ from worker.data import Row
 from worker.faults import fault_point
 from worker.stages.base import Counts
 from worker.stages.base import Progress
-from worker.stages.base import get_generation
 from worker.stages.records import read_training_set
 from worker.stages.records import resolve
 
