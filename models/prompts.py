@@ -56,7 +56,7 @@ class IntentPrompts:
         texts = [prompt for _, prompt in pairs]
         if not texts:
             return cls.empty(encoder.dim)
-        embeddings = encoder.encode(texts, show_progress, what="messages the intents answer")
+        embeddings = encoder.encode(texts, show_progress, what="messages of the intent catalogue")
         return cls(
             tuple(i.name for i, _ in pairs),
             tuple(texts),

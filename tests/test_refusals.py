@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 
 from core.actions import Conflict
 from core.actions import Unavailable
+from core.generations import GenerationNotFound
 from core.ingest import NO_PROVENANCE
 from core.ingest import ImportFailed
 from core.ingest import NothingToImport
@@ -29,7 +30,6 @@ from webapp.cli import main
 from webapp.cli.base import in_cli_words
 from webapp.errors import in_api_words
 from worker.baseline import NoTrainingData
-from worker.stages import GenerationNotFound
 
 # What no message written in core may say: each is a front end's word for its own option.
 FRONT_END_WORDS = ("--skip-invalid", "skip_invalid", "--provenance")
