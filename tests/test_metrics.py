@@ -114,8 +114,14 @@ def test_suggestions_are_counted_as_served_or_abstained(
     client: FlaskClient, client_headers: dict[str, str]
 ) -> None:
     before = scrape(client)
-    # A greeting the demo corpus answers, and letters no model is confident about.
-    messages = ["Hello", "Good morning", "zqxv jkwp", "qqq zzz xxv", "Hello"]
+    # A greeting the demo corpus answers, and text no chat intent answers.
+    messages = [
+        "Hello",
+        "Good morning",
+        "the derivative of x squared is two x",
+        "the derivative of x squared is two x",
+        "Hello",
+    ]
     triggered = []
     for message in messages:
         response = client.post(SUGGEST, json={"message": message}, headers=client_headers)

@@ -339,7 +339,7 @@ def test_a_kill_after_the_promotion_commits_leaves_no_stage_running(
     for stage in STAGES[:-1]:
         run_stage(ctx, generation_id, stage)
 
-    def killed(*_: Any) -> None:
+    def killed(*_: Any, **__: Any) -> None:
         raise Killed
 
     # The worker dies after the promote stage's transaction, before its own bookkeeping.

@@ -73,13 +73,18 @@ def test_the_web_worker_hook_sets_one_thread_and_freezes_the_loaded_objects(
         "import gc, json\n"
         "import faiss\n"
         "from threadpoolctl import threadpool_info\n"
+        "from types import SimpleNamespace as NS\n"
         "from webapp import gunicorn_conf\n"
-        "gunicorn_conf.post_worker_init(None)\n"
+        "from webapp.state import EXTENSION\n"
+        "watched = []\n"
+        "holder = NS(watch=lambda: watched.append(True))\n"
+        "gunicorn_conf.post_worker_init(NS(wsgi=NS(extensions={EXTENSION: NS(holder=holder)})))\n"
         "blas = [p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas']\n"
         "print(json.dumps({'faiss': faiss.omp_get_max_threads(), 'blas': blas,\n"
-        "                  'frozen': gc.get_freeze_count() > 0}))",
+        "                  'frozen': gc.get_freeze_count() > 0, 'watched': watched}))",
         tmp_path,
     )
     assert state["faiss"] == 1
     assert state["blas"] and set(state["blas"]) == {1}  # type: ignore[arg-type]
     assert state["frozen"] is True
+    assert state["watched"] == [True]  # production is checked on a timer from then on

@@ -291,6 +291,7 @@ def run_stage(
                 result.as_counts(),
                 time.perf_counter() - started,
                 attempt,
+                ends_generation=stage == pipeline.names[-1],
             )
         return True
 
@@ -401,25 +402,24 @@ def finish_stage(
     counts: dict[str, object],
     seconds: float,
     attempt: int | None = None,
+    ends_generation: bool = False,
 ) -> bool:
     """Record a stage done after ``seconds`` with its ``counts``, and log it (the line's
-    ``duration_ms`` and ``counts``, docs/operations.md); return True.
+    ``duration_ms`` and ``counts``, docs/operations.md); return True. ``ends_generation``:
+    the stage (the last) recorded itself done when it ended the generation; only the line
+    is logged.
 
     With ``attempt`` (what :func:`begin_stage` returned), only when that attempt is the
     one running (:func:`current_attempt`): a superseded run's late completion records
     nothing, is logged, and returns False, and its caller must not move the generation on."""
     with ctx.db.session() as session:
         generation = get_generation(session, generation_id)
-        run = generation.stage_runs.get(stage)
-        # A stage that ends the generation (promote) records itself done in the same
-        # transaction; its attempt has nothing left to record but the line.
-        recorded = (
-            run is not None
-            and run.status == StageStatus.DONE.value
-            and (attempt is None or run.attempts == attempt)
-        )
-        if not recorded:
-            if attempt is not None:
+        if attempt is not None:
+            run = generation.stage_runs.get(stage)
+            # A stage that ends the generation (promote) records itself done in the same
+            # transaction as it ends it; the runner then has only the line to log. Any other
+            # completion of a stage that is no longer running is late, and records nothing.
+            if not (ends_generation and run is not None and run.attempts == attempt):
                 stale = current_attempt(session, generation_id, stage, attempt)
                 if stale:
                     log.warning(
@@ -429,6 +429,8 @@ def finish_stage(
                         stale,
                     )
                     return False
+                finish_run(stage_run(generation, stage), dict(counts), seconds)
+        else:
             finish_run(stage_run(generation, stage), dict(counts), seconds)
     log.info("stage %s done", stage, extra={"duration_ms": round(seconds * 1000), "counts": counts})
     return True
