@@ -36,6 +36,7 @@ from webapp.launch import wait_ready
 from webapp.launch import worker_command
 from worker.broker import embedded_redis_pid
 from worker.broker import restart_embedded_redis
+from worker.broker import server_running
 from worker.broker import stop_embedded_redis
 from worker.celery_app import sender
 from worker.context import PipelineContext
@@ -174,19 +175,23 @@ class RedisChild(Child):
         self.pid = embedded_redis_pid(settings)
 
     def start(self) -> None:
+        """Start the server again unless it runs.
+
+        Raises:
+            RuntimeError: no server runs after the start (the supervisor tries again later).
+        """
         if not self.alive():
             url = restart_embedded_redis(self.settings)
             if url != self.settings.redis_url:
                 # Only when the socket's path is too long to be fixed (worker/broker.py).
                 log.error("the embedded redis-server came back at another address: %s", url)
         self.pid = embedded_redis_pid(self.settings)
+        if not self.pid:
+            raise RuntimeError("no redis-server runs after the start")
         log.info("the embedded redis-server runs (pid %s)", self.pid)
 
     def alive(self) -> bool:
-        try:
-            return bool(self.pid) and psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
-        except psutil.Error:
-            return False
+        return server_running(self.pid)
 
     def finish(self, deadline: float) -> list[str]:
         stop_embedded_redis()

