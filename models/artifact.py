@@ -125,6 +125,7 @@ def load_model(
                 tuple(listed["intents"]),
                 tuple(listed["texts"]),
                 np.load(directory / "prompt_embeddings.npy"),
+                tuple(listed.get("general", ())),
             )
         # Models written before intents existed: each reply its own unnamed cluster, tone
         # unknown, source mined (models.bank.ResponseBank).
@@ -210,7 +211,11 @@ def _write_files(model: SuggestionModel, directory: Path) -> None:
     np.save(directory / "bank_embeddings.npy", model.bank_embeddings)
     np.save(directory / "message_embeddings.npy", model.message_embeddings)
     np.save(directory / "message_reply_ids.npy", model.message_reply_ids)
-    prompts = {"intents": model.prompts.intents, "texts": model.prompts.texts}
+    prompts = {
+        "intents": model.prompts.intents,
+        "texts": model.prompts.texts,
+        "general": model.prompts.general,
+    }
     (directory / "prompts.json").write_text(json.dumps(prompts, ensure_ascii=False))
     np.save(directory / "prompt_embeddings.npy", model.prompts.embeddings)
     if model.tone.classifier is not None:

@@ -47,6 +47,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 from pydantic import ConfigDict
+from pydantic import StrictBool
 from pydantic import StrictInt
 from pydantic import StrictStr
 from pydantic import ValidationError
@@ -127,6 +128,9 @@ class Intent:
         replies: its canonical replies, 2 to 6, in the catalogue's order.
         prompts: incoming messages one of its replies answers well (models.prompts); none
             for an intent a reviewer added until someone writes them.
+        general: for a sympathetic intent, whether its replies suit any bad news ("So sorry
+            to hear that"); one that is not answers only the news its prompts describe
+            ("Get well soon", "Sorry for your loss": models.tone.SPECIFIC_SYMPATHY_MATCH).
     """
 
     name: str
@@ -135,6 +139,7 @@ class Intent:
     stance: Stance | None
     replies: tuple[str, ...]
     prompts: tuple[str, ...] = ()
+    general: bool = False
 
 
 @dataclass(frozen=True)
@@ -230,6 +235,7 @@ class _Entry(BaseModel):
     stance: Stance | None = None
     replies: list[StrictStr]
     prompts: list[StrictStr] = []
+    general: StrictBool = False
 
     @field_validator("stance", mode="before")
     @classmethod
@@ -317,6 +323,7 @@ def _parse(text: str, source: str) -> Catalogue:
                 entry.stance,
                 tuple(entry.replies),
                 tuple(entry.prompts),
+                entry.general,
             )
         )
     catalogue = Catalogue(shape.version, tuple(intents))
@@ -389,6 +396,11 @@ def validate(
             )
         if intent.stance is not None and intent.stance not in {s.value for s in Stance}:
             problems.append(f"{label} has an unknown stance {intent.stance!r} (yes, no, or none)")
+        if intent.general and intent.tone != Tone.SYMPATHETIC:
+            problems.append(
+                f"{label} is general but its tone is {intent.tone}: only a sympathetic "
+                "intent answers any bad news"
+            )
         if not MIN_REPLIES <= len(intent.replies) <= MAX_REPLIES:
             problems.append(
                 f"{label} has {len(intent.replies)} replies; "

@@ -31,11 +31,16 @@ class IntentPrompts:
             row per intent).
         texts: (p,) the prompts.
         embeddings: (p, d) float32 unit rows, the encoder's embedding of each prompt.
+        general: the sympathetic intents whose replies suit any bad news (the catalogue's
+            ``general``); the other sympathetic intents with prompts answer only news close
+            to their prompts (models.tone.SPECIFIC_SYMPATHY_MATCH). Empty for a model trained
+            before the catalogue said which.
     """
 
     intents: tuple[str, ...]
     texts: tuple[str, ...]
     embeddings: np.ndarray
+    general: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not len(self.intents) == len(self.texts) == len(self.embeddings):
@@ -54,13 +59,14 @@ class IntentPrompts:
         """Every prompt of ``catalogue`` (none when it is None), encoded by ``encoder``."""
         pairs = list(catalogue.prompts()) if catalogue is not None else []
         texts = [prompt for _, prompt in pairs]
-        if not texts:
+        if catalogue is None or not texts:
             return cls.empty(encoder.dim)
         embeddings = encoder.encode(texts, show_progress, what="messages of the intent catalogue")
         return cls(
             tuple(i.name for i, _ in pairs),
             tuple(texts),
             np.asarray(embeddings, dtype=np.float32),
+            tuple(i.name for i in catalogue.intents if i.general),
         )
 
     @classmethod

@@ -43,6 +43,7 @@ from models.prompts import IntentMatcher
 from models.prompts import IntentPrompts
 from models.response_set import SAME_MEANING
 from models.response_set import surface_key
+from models.tone import SPECIFIC_SYMPATHY_MATCH
 from models.tone import ToneClassifier
 from models.tone import ToneDetector
 
@@ -253,6 +254,16 @@ class SuggestionModel:
         self._sympathetic = np.flatnonzero(
             np.asarray([t == Tone.SYMPATHETIC.value for t in bank.tones], dtype=bool)
         )
+        # (m,) the sympathetic replies that answer only the news their intent's prompts
+        # describe: shown on a sensitive message only when it is close to one of them.
+        general, prompted = set(self.prompts.general), set(self.prompts.intents)
+        self._specific = np.asarray(
+            [
+                tone == Tone.SYMPATHETIC.value and intent in prompted and intent not in general
+                for tone, intent in zip(bank.tones, bank.intents, strict=True)
+            ],
+            dtype=bool,
+        )
         self._stances = list(bank.stances)
         # (p, m): 1 where a distress prototype votes for the reply's intent (models.tone).
         voted = [set(intents) for intents in self.tone.replies]
@@ -386,6 +397,11 @@ class SuggestionModel:
             # test" got "Oh no, I'm so sorry" while these were allowed elsewhere.
             sympathetic = np.isin(ids, self._sympathetic)
             allowed &= sympathetic if delicate else ~sympathetic
+            if delicate:
+                # "Sorry for your loss" for a stroke, "Get some rest" for a lost job: a
+                # sympathetic reply for one kind of news needs a message close to that news.
+                close = cands.intent[order] >= SPECIFIC_SYMPATHY_MATCH
+                allowed &= ~self._specific[ids] | close
             out.append(self._diverse(ids[allowed], scores[order][allowed], k))
         return out
 

@@ -45,6 +45,14 @@ from models.encoder import Encoder
 # The classifier's probability at or above which a message is sensitive (ToneClassifier).
 CLASSIFIER_THRESHOLD = 0.85
 
+# The intent signal (models.prompts: the highest cosine between a message and the intent's
+# prompts) a sensitive message needs before a sympathetic intent that is not ``general``
+# (models.catalogue.Intent) may answer it. Chosen on the catalogue's prompts, not on the
+# benchmark: at 0.70, 0.8% of the prompts of the other sympathetic intents come this close
+# to an intent's prompts (`python -m bench.sympathy_match`, docs/benchmarks.md "Which
+# sympathy"); the prompts of one intent are written to differ, so its own rarely do.
+SPECIFIC_SYMPATHY_MATCH = 0.70
+
 # Idioms that sound like distress and are not; removed before the lexicon is matched.
 IDIOMS = tuple(
     re.compile(p)

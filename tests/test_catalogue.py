@@ -277,7 +277,14 @@ def build(intents: list[dict[str, Any]]) -> Catalogue:
     return Catalogue(
         1,
         tuple(
-            Intent(e["name"], e["group"], e["tone"], e["stance"], tuple(e["replies"]))
+            Intent(
+                e["name"],
+                e["group"],
+                e["tone"],
+                e["stance"],
+                tuple(e["replies"]),
+                general=e.get("general", False),
+            )
             for e in intents
         ),
     )
@@ -370,6 +377,26 @@ def test_a_cheerful_sympathetic_reply_and_a_yes_without_a_no_are_named() -> None
     assert "'So sorry!'" in problems[0] and "exclamation mark" in problems[0]
     assert "'Sorry lol'" in problems[1] and "'lol'" in problems[1]
     assert "group 'plans'" in problems[2] and "'sure'" in problems[2]
+
+
+def test_only_a_sympathetic_intent_is_general() -> None:
+    intents = [
+        *GOOD,
+        {**entry("sorry", ["So sorry", "Thinking of you"], tone="sympathetic"), "general": True},
+        {**entry("cool", ["Cool", "Nice one"], tone="positive"), "general": True},
+    ]
+    problems = validate(build(intents))
+    assert problems == [
+        "intent 'cool' is general but its tone is positive: only a sympathetic intent "
+        "answers any bad news"
+    ]
+
+
+def test_the_shipped_catalogue_has_general_and_specific_sympathy() -> None:
+    sympathetic = [i for i in load_catalogue().intents if i.tone == Tone.SYMPATHETIC]
+    general = {i.name for i in sympathetic if i.general}
+    assert "sorry_to_hear" in general and "sorry_for_your_loss" not in general
+    assert 0 < len(general) < len(sympathetic)
 
 
 def test_a_malformed_file_is_refused_naming_the_entry(tmp_path: Path) -> None:

@@ -85,6 +85,30 @@ def test_sad_news_gets_sympathetic_suggestions_or_none(kind: str, model: Suggest
         assert shown, "no sympathetic reply reached the threshold for a death"
 
 
+# Sympathy written for one kind of news (models.catalogue: not ``general``).
+FOR_A_DEATH = {"sorry_for_your_loss", "condolences", "rest_in_peace"}
+FOR_AN_ILLNESS = {"get_well_soon", "rest_up", "feeling_better_question"}
+
+
+def test_news_of_one_kind_gets_no_sympathy_written_for_another(model: SuggestionModel) -> None:
+    """Before: "dad had a stroke last night" got "I'm so sorry for your loss", a lost job
+    "Get some rest" (the death's replies are the nearest sympathy to much sad news)."""
+    more = {
+        "illness": ["my uncle had a stroke, he's in intensive care", "dad's having heart surgery"],
+        "lost job": ["they made my whole team redundant"],
+        "breakup": ["she left me last night"],
+    }
+    for kind, messages in SAD_NEWS.items():
+        wrong = (set() if kind == "death" else FOR_A_DEATH) | (
+            set() if kind == "illness" else FOR_AN_ILLNESS
+        )
+        for message in [*messages, *more.get(kind, [])]:
+            intents = {s.intent for s in model.suggest(message, k=5)}
+            assert not intents & wrong, (message, intents & wrong)
+    # Close to the news it is written for, it is offered.
+    assert FOR_A_DEATH & {s.intent for s in model.suggest("my dad died this morning", k=5)}
+
+
 def test_without_the_tone_rule_sad_news_would_get_other_tones(model: SuggestionModel) -> None:
     # What the tone rule removes: the nearest replies by score alone are not all sympathetic.
     message = "I got laid off today"
