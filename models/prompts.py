@@ -21,6 +21,11 @@ import numpy as np
 from models.catalogue import Catalogue
 from models.encoder import Encoder
 
+# The cosine to the nearest prompt below which a message matches no intent. Chosen on the
+# prompts alone: 97% of them have another prompt at least this close, each left out of the
+# set (`python -m bench.prompt_thresholds`, docs/benchmarks.md "Which sympathy").
+INTENT_MATCH_FLOOR = 0.40
+
 
 @dataclass(frozen=True)
 class IntentPrompts:
@@ -104,11 +109,15 @@ class IntentMatcher:
 
         Returns:
             (n, count) float32 in [0, 1]: the highest cosine between the message and a prompt
-            of the intent, clipped at 0; 0 for an intent without prompts.
+            of the intent, clipped at 0; 0 for an intent without prompts, and 0 for every
+            intent when no prompt at all comes within :data:`INTENT_MATCH_FLOOR`.
         """
         out = np.zeros((len(messages), self.count), dtype=np.float32)
         if not len(self._codes) or not len(messages):
             return out
         sims = messages @ self._embeddings.T
         out[:, self._present] = np.maximum.reduceat(sims, self._starts, axis=1)
+        # A message no prompt comes near is evidence for no intent (keyboard mash is within
+        # 0.31-0.45 of short prompts such as "gm" or "mwah").
+        out[out.max(axis=1) < INTENT_MATCH_FLOOR] = 0.0
         return np.clip(out, 0.0, 1.0)

@@ -49,7 +49,7 @@ CLASSIFIER_THRESHOLD = 0.85
 # prompts) a sensitive message needs before a sympathetic intent that is not ``general``
 # (models.catalogue.Intent) may answer it. Chosen on the catalogue's prompts, not on the
 # benchmark: at 0.70, 0.8% of the prompts of the other sympathetic intents come this close
-# to an intent's prompts (`python -m bench.sympathy_match`, docs/benchmarks.md "Which
+# to an intent's prompts (`python -m bench.prompt_thresholds`, docs/benchmarks.md "Which
 # sympathy"); the prompts of one intent are written to differ, so its own rarely do.
 SPECIFIC_SYMPATHY_MATCH = 0.70
 

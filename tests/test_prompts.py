@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from models.artifact import load_model
 from models.artifact import write_model
@@ -16,6 +17,7 @@ from models.catalogue import Tone
 from models.catalogue import load_catalogue
 from models.catalogue import validate
 from models.encoder import Encoder
+from models.prompts import INTENT_MATCH_FLOOR
 from models.prompts import IntentMatcher
 from models.prompts import IntentPrompts
 from models.response_set import ResponseSetConfig
@@ -63,6 +65,18 @@ def test_an_intent_scores_the_highest_cosine_to_its_prompts(encoder: Encoder) ->
     assert IntentMatcher(prompts, {"laughing": 0}, 1).match(message).tolist() == [[0.0]]
     empty = IntentPrompts.empty(encoder.dim)
     assert IntentMatcher(empty, codes, 3).match(message).tolist() == [[0.0, 0.0, 0.0]]
+
+
+def test_a_message_no_prompt_comes_near_matches_no_intent(encoder: Encoder) -> None:
+    """Before: keyboard mash matched short prompts ("gm", "mwah") at cosine 0.31-0.45, enough
+    with the other signals to reach the triggering threshold."""
+    prompts = IntentPrompts.of(GREETINGS, encoder)
+    codes = {"good_afternoon": 0, "laughing": 1, "good_morning": 2}
+    messages = encoder.encode(["good morning!", "xq zvb wplk qqq jjjx"])
+    best = (messages @ prompts.embeddings.T).max(axis=1)
+    assert best[0] >= INTENT_MATCH_FLOOR > best[1] > 0
+    matched = IntentMatcher(prompts, codes, 3).match(messages)
+    assert matched[0].max() == pytest.approx(best[0]) and matched[1].tolist() == [0.0] * 3
 
 
 def test_prompts_rank_the_intent_that_answers_above_replies_that_sound_alike(

@@ -312,8 +312,7 @@ def test_a_curated_reply_is_served_without_training(data_dir: Path, encoder: Enc
 def test_triggering_abstains_on_nonsense_with_a_reason_and_force_answers(
     client: Any, client_headers: dict[str, str]
 ) -> None:
-    # A message unlike any chat the intents answer. (Keyboard mash used to be the example;
-    # since the intent signal it reaches the threshold: see the xfail test below.)
+    # A message unlike any chat the intents answer (keyboard mash: the test below).
     nonsense = {"message": "the derivative of x squared is two x"}
     answer = client.post("/v1/suggestions", json=nonsense, headers=client_headers).get_json()
     assert answer["triggered"] is False
@@ -334,11 +333,7 @@ def test_triggering_abstains_on_nonsense_with_a_reason_and_force_answers(
     assert all(0.0 <= s["score"] <= 1.0 for s in sure["suggestions"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known regression (issue 20 notes): keyboard mash is within cosine 0.36-0.42 of "
-    "short prompts ('hmm', 'zzz'), above the threshold chosen on real chat",
-)
+@pytest.mark.integration
 def test_keyboard_mash_gets_no_suggestion(client: Any, client_headers: dict[str, str]) -> None:
     mash = {"message": "xq zvb wplk qqq jjjx"}
     answer = client.post("/v1/suggestions", json=mash, headers=client_headers).get_json()
