@@ -70,8 +70,8 @@ PHONE = {"width": 390, "height": 844}
 # Settings under which a generation can drift (see the module docstring).
 DRIFT = {
     "synthetic_cap": 0.9,
-    "quality_min_relevance": -1.0,
-    "dedup_threshold": 1.0,
+    "quality": {"min_relevance": -1.0},
+    "dedup": {"threshold": 1.0},
     "synthesize_temperature": 0.5,
 }
 MAX_GENERATIONS = 6
