@@ -11,7 +11,7 @@ into the database by hand: every metric and reason on the pages is the pipeline'
 gate's own.
 
 Screenshots of every page are taken on every run, into a temporary folder; with
-REPLYGUARD_SCREENSHOTS=docs/screenshots they refresh the ones the README shows (so a plain
+REPLYGUARD_SCREENSHOTS=docs/screenshots they refresh the ones the README and docs/dashboard.md show (so a plain
 test run leaves the working tree clean).
 """
 
