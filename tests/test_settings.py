@@ -328,3 +328,21 @@ def test_the_settings_page_is_generated_from_the_classes() -> None:
     assert committed == settings_page.page(committed), "run: python -m worker.settings_page"
     for name in Settings.variables():
         assert f"`{name}`" in committed
+
+
+def test_a_component_given_whole_as_json_is_read_and_bad_json_is_one_line() -> None:
+    settings = load_settings(environ={"REPLYGUARD_ADAPTER": '{"epochs": 3}'})
+    assert settings.adapter == AdapterConfig(epochs=3)
+    with pytest.raises(SettingsError, match=r'field "adapter".*give a JSON object'):
+        load_settings(environ={"REPLYGUARD_ADAPTER": "{epochs"})
+
+
+def test_settings_built_directly_keep_the_environment_in_a_changed_copy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in Settings.variables():
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REPLYGUARD_SEED", "4")
+    monkeypatch.setenv("REPLYGUARD_DEFAULT_K", "2")
+    changed = Settings().with_overrides(seed=9)
+    assert (changed.default_k, changed.adapter.seed, changed.evaluation.seed) == (2, 9, 9)
