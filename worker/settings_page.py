@@ -44,6 +44,7 @@ def arguments(cls: type) -> dict[str, str]:
 
 
 def _shown(value: Any) -> str:
+    """A default as the table shows it: "empty", a JSON list or object, or the value."""
     if value == "":
         return "empty"
     if isinstance(value, bool):
@@ -54,10 +55,12 @@ def _shown(value: Any) -> str:
 
 
 def _cell(text: str) -> str:
+    """``text`` on one line, its pipes escaped, for a table cell."""
     return " ".join(text.split()).replace("|", "\\|")
 
 
 def _table(rows: list[tuple[str, Any, str]]) -> list[str]:
+    """The markdown lines of a table of (variable, default, meaning) rows."""
     lines = ["| variable | default | meaning |", "|---|---|---|"]
     lines += [
         f"| `{name}` | {_shown(default)} | {_cell(meaning)} |" for name, default, meaning in rows
