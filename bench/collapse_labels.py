@@ -79,7 +79,9 @@ def main() -> None:
                 "mix": counts.get("mix", {}),
                 "label_cosine_to_real_reply": float(cosine.mean()) if len(cosine) else None,
                 "labels_matching_real_reply": (
-                    float((cosine >= settings.match_threshold).mean()) if len(cosine) else None
+                    float((cosine >= settings.evaluation.match_threshold).mean())
+                    if len(cosine)
+                    else None
                 ),
             }
         )

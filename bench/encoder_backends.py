@@ -125,7 +125,7 @@ def trained_model(
     data_dir = work_dir / name.replace(" ", "-")
     shutil.rmtree(data_dir, ignore_errors=True)
     settings = load_settings(
-        {"data_dir": str(data_dir), "encoder_backend": encoder.backend, **BENCH_DEMO}
+        {"data_dir": str(data_dir), "encoder": {"backend": encoder.backend}, **BENCH_DEMO}
     )
     db = Database(settings)
     db.upgrade()
@@ -207,7 +207,9 @@ def main() -> None:
         vectors, gold_vectors = encode_ranked(top3, yardstick), yardstick.encode(gold)
         cosines = gold_cosines(vectors, gold_vectors)
         relevance = relevance_metrics(
-            first_match_ranks(top3, gold, cosines, settings.match_threshold), ks=(3,), depth=3
+            first_match_ranks(top3, gold, cosines, settings.evaluation.match_threshold),
+            ks=(3,),
+            depth=3,
         )
         lowest, top3_changed, top1_changed = batch_dependence(encoder, model)
         report[name] = BackendRow(

@@ -17,7 +17,7 @@ nearest message, the plain encoder's message-reply cosine):
 
 - accuracy@1/3/10 and MRR@10 against the real replies: a suggestion matches when its
   normalised text is the real reply's or their encoder cosine is at least
-  ``settings.match_threshold`` (safeguards.relevance.first_match_ranks);
+  ``settings.evaluation.match_threshold`` (safeguards.relevance.first_match_ranks);
 - the 1-of-100 ranking accuracy of the conversational-datasets benchmark (Henderson et al.
   2019, "A Repository of Conversational Datasets"): each benchmark message's real reply
   among 99 real replies of other benchmark messages, ranked by the method's score of the
@@ -237,7 +237,7 @@ def evaluate(data: BenchData, encoder: Encoder) -> dict[str, Any]:
     model, settings = data.model, data.settings
     messages = [r.message for r in data.benchmark]
     gold = [r.reply for r in data.benchmark]
-    threshold = settings.match_threshold
+    threshold = settings.evaluation.match_threshold
     steps = tqdm(total=5 + len(METHODS), desc=f"{data.name}: metrics", unit="step")
     base = encoder.encode(messages)
     gold_vecs = encoder.encode(gold)

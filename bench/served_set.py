@@ -183,7 +183,7 @@ def compare(
     settings = data.settings
     model = data.model
     after_rows = model.suggest_many(messages, k=SHOWN)
-    args = (encoder, settings.response_set.max_chars, settings.match_threshold)
+    args = (encoder, settings.response_set.max_chars, settings.evaluation.match_threshold)
     return {
         "benchmark_examples": len(messages),
         "before": {

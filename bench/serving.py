@@ -7,7 +7,7 @@ Usage:
 - ours: `replyguard`'s API under gunicorn as `replyguard serve` and docker-compose.yml run it
   (2 workers, 32 threads each, micro-batching with 2 batching threads each), with a
   client key, recording incoming messages as in production, on the configured encoder
-  backend (REPLYGUARD_ENCODER_BACKEND; default ONNX int8);
+  backend (REPLYGUARD_ENCODER__BACKEND; default ONNX int8);
 - naive: bench/naive_peer.py under the same gunicorn settings: each request encoded alone
   with sentence-transformers' defaults (PyTorch), then a flat index search;
 - ceiling: the service's encoder alone, in this process, on all cores, encoding the same

@@ -111,7 +111,7 @@ def load_model(
         raise ArtifactError(
             f"{directory}: trained with encoder {manifest['encoder']['name']}, "
             f"but this service runs {encoder.key}; a model is tied to its encoder's vectors: "
-            "set REPLYGUARD_ENCODER_BACKEND and REPLYGUARD_ENCODER_PATH back to what it was "
+            "set REPLYGUARD_ENCODER__BACKEND and REPLYGUARD_ENCODER__PATH back to what it was "
             "trained with (onnx-int8 for int8 models, torch or onnx for the others); a model "
             "of an older int8 export cannot be served by this one: train in a new data folder"
         )

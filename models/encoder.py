@@ -137,11 +137,11 @@ class Encoder:
         if not (path / "modules.json").exists() and not (path / "config.json").exists():
             raise EncoderError(
                 f"{path} is not a sentence-transformers model folder; "
-                "set REPLYGUARD_ENCODER_PATH to a local model, or leave it empty for the default"
+                "set REPLYGUARD_ENCODER__PATH to a local model, or leave it empty for the default"
             )
         if backend not in BACKENDS:
             raise EncoderError(
-                f"unknown encoder backend {backend!r}: set REPLYGUARD_ENCODER_BACKEND to one of "
+                f"unknown encoder backend {backend!r}: set REPLYGUARD_ENCODER__BACKEND to one of "
                 + ", ".join(BACKENDS)
             )
         self.path = path
@@ -316,7 +316,7 @@ def _load(path: Path, backend: str, threads: int) -> SentenceTransformerBackend 
     except OSError as exc:
         raise EncoderError(
             f"cannot write the ONNX export of {path} under {exports_root()} ({exc}): set "
-            "XDG_CACHE_HOME to a writable folder, or REPLYGUARD_ENCODER_BACKEND=torch"
+            "XDG_CACHE_HOME to a writable folder, or REPLYGUARD_ENCODER__BACKEND=torch"
         ) from exc
     # ONNX Runtime and the tokenizer alone: a web process that serves with it never imports
     # PyTorch (sentence-transformers' ONNX backend would).

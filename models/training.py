@@ -241,7 +241,7 @@ def train_model(
         raise ValueError(
             f"the response set is empty: no reply of the {len(examples)} examples passed its "
             f"rules ({final_set.report.removed}); import more data, or lower "
-            "REPLYGUARD_RESPONSE_MIN_SUPPORT for a small data set"
+            "REPLYGUARD_RESPONSE_SET__MIN_SUPPORT for a small data set"
         )
     model = _model(
         encoder, adapter, final_set, messages, chosen, config.retrieval, prompts, tone, triggering

@@ -12,7 +12,7 @@ data only) and with production:
   candidate shows any inappropriate suggestion for a sensitive message of the everyday
   benchmark (safeguards.everyday: a death, illness, injury, danger or distress gets sympathetic
   suggestions or none), whatever the references do: an absolute rule, not a tolerance
-  (``Tolerances.sensitive_rule``, on by default; REPLYGUARD_GATE_SENSITIVE_RULE=false turns it
+  (``Tolerances.sensitive_rule``, on by default; REPLYGUARD_GATE__SENSITIVE_RULE=false turns it
   off).
 - **warn** when a diversity metric has fallen for ``decline_generations`` generations in a
   row, even inside tolerance (a slow steady decline is how collapse starts), or when no
@@ -117,7 +117,7 @@ class Tolerances:
             the metric's tolerance.
         sensitive_rule: block a candidate that shows any inappropriate suggestion for a
             sensitive everyday message (``sensitive_inappropriate@3`` above 0); False leaves
-            that metric reported only (REPLYGUARD_GATE_SENSITIVE_RULE).
+            that metric reported only (REPLYGUARD_GATE__SENSITIVE_RULE).
 
     Raises:
         ValueError: a tolerance outside [0, 1), or a negative count.
@@ -149,8 +149,8 @@ class Tolerances:
     @classmethod
     def overridden(cls, per_metric: Mapping[str, float], sensitive_rule: bool = True) -> Tolerances:
         """The default tolerances, with these relative tolerances by metric name on top of
-        the registry's own (REPLYGUARD_GATE_TOLERANCES; empty: exactly the defaults), and the
-        sensitive rule on or off (REPLYGUARD_GATE_SENSITIVE_RULE).
+        the registry's own (REPLYGUARD_GATE__PER_METRIC; empty: exactly the defaults), and the
+        sensitive rule on or off (REPLYGUARD_GATE__SENSITIVE_RULE).
 
         Raises:
             ValueError: a name the metric registry does not know (a misspelt name would
@@ -540,7 +540,7 @@ def _sensitive_rule(verdict: MetricVerdict, candidate: Evaluation) -> MetricVerd
     reason = (
         f"The candidate shows an inappropriate suggestion for {count} of {total} sensitive "
         f"everyday {messages}{example}; a message about loss, illness, danger or distress "
-        "gets sympathetic suggestions or none (REPLYGUARD_GATE_SENSITIVE_RULE)."
+        "gets sympathetic suggestions or none (REPLYGUARD_GATE__SENSITIVE_RULE)."
     )
     return replace(verdict, verdict="block", reasons=(reason,))
 

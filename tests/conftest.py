@@ -186,7 +186,8 @@ def api(data_dir: Path, encoder: Encoder, redis_url: str) -> Iterator[Any]:
     from webapp import create_app
 
     app = create_app(
-        {"data_dir": str(data_dir), "redis_url": redis_url, "adapter_epochs": 8}, encoder=encoder
+        {"data_dir": str(data_dir), "redis_url": redis_url, "adapter": {"epochs": 8}},
+        encoder=encoder,
     )
     with app.extensions["replyguard"].db.session() as session:
         reviewer, _ = create_key(session, "reviewer", Role.REVIEWER, "tester")

@@ -31,12 +31,12 @@ from worker.settings import load_settings
 # Small enough to train in a few seconds, large enough for every demo niche. The demo data is
 # the small chatterbot corpus (core/demo.py): the default chitchat demo takes half a minute.
 FAST_TRAINING = {
-    "adapter_epochs": 8,
+    "adapter": {"epochs": 8},
     "demo_dataset": "chatterbot",
     # The chatterbot corpus is one-off replies: with the support rule at its default nearly
     # nothing would be served. The rule has tests of its own (tests/test_response_set.py), at
     # its default and at N-1/N.
-    "response_min_support": 1,
+    "response_set": {"min_support": 1},
 }
 
 

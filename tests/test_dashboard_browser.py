@@ -11,7 +11,7 @@ into the database by hand: every metric and reason on the pages is the pipeline'
 gate's own.
 
 Screenshots of every page are taken on every run, into a temporary folder; with
-REPLYGUARD_SCREENSHOTS=docs/screenshots they refresh the ones the README shows (so a plain
+REPLYGUARD_SCREENSHOTS=docs/screenshots they refresh the ones the README and docs/dashboard.md show (so a plain
 test run leaves the working tree clean).
 """
 
@@ -70,8 +70,8 @@ PHONE = {"width": 390, "height": 844}
 # Settings under which a generation can drift (see the module docstring).
 DRIFT = {
     "synthetic_cap": 0.9,
-    "quality_min_relevance": -1.0,
-    "dedup_threshold": 1.0,
+    "quality": {"min_relevance": -1.0},
+    "dedup": {"threshold": 1.0},
     "synthesize_temperature": 0.5,
 }
 MAX_GENERATIONS = 6

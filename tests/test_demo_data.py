@@ -88,7 +88,7 @@ def test_default_demo_is_skewed_as_documented() -> None:
     settings = default_settings()
     rows = demo_rows(settings)
     sizes = Counter(example.niche for _, example in rows)
-    # Exactly the table in docs/demo-data.md, which the README links to.
+    # Exactly the table in docs/demo-data.md, which the README and docs/cli.md link to.
     assert dict(sizes) == documented_sizes()
     assert len(sizes) == 35
     assert abs(len(rows) - settings.demo_pairs) <= len(sizes)

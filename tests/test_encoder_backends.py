@@ -144,7 +144,7 @@ def test_a_model_is_refused_by_an_encoder_of_the_other_kind(
 ) -> None:
     model = _small_model(encoder)
     checksum = write_model(model, tmp_path / "v1", {})
-    with pytest.raises(ArtifactError, match="REPLYGUARD_ENCODER_BACKEND"):
+    with pytest.raises(ArtifactError, match="REPLYGUARD_ENCODER__BACKEND"):
         load_model(tmp_path / "v1", torch_encoder, checksum)
     loaded, _ = load_model(tmp_path / "v1", encoder, checksum)
     assert np.allclose(loaded.bank_embeddings, model.bank_embeddings)

@@ -79,7 +79,7 @@ def test_disk_cache_round_trip(tmp_path: Path) -> None:
 
 
 def test_encoder_refuses_a_folder_that_is_no_model(tmp_path: Path) -> None:
-    with pytest.raises(EncoderError, match="REPLYGUARD_ENCODER_PATH"):
+    with pytest.raises(EncoderError, match="REPLYGUARD_ENCODER__PATH"):
         Encoder(tmp_path)
 
 

@@ -334,7 +334,7 @@ def test_a_kill_after_the_promotion_commits_leaves_no_stage_running(
 ) -> None:
     import worker.pipeline as pipeline
 
-    ctx = PipelineContext(settings.with_overrides(adapter_epochs=1), db, encoder)
+    ctx = PipelineContext(settings.with_overrides(adapter={"epochs": 1}), db, encoder)
     generation_id = start_generation(ctx, "tester")
     for stage in STAGES[:-1]:
         run_stage(ctx, generation_id, stage)
@@ -379,9 +379,9 @@ def test_no_stage_starts_while_another_process_runs_the_generation(
 def test_the_gate_decides_with_the_tolerances_of_the_settings(
     ctx: PipelineContext, db: Database
 ) -> None:
-    # REPLYGUARD_GATE_TOLERANCES reaches the gate stage: the decision is made, and stored,
+    # REPLYGUARD_GATE__PER_METRIC reaches the gate stage: the decision is made, and stored,
     # with Vendi's tolerance from the settings and every other one from safeguards.gate.
-    settings = ctx.settings.with_overrides(gate_tolerances={"vendi": 0.5})
+    settings = ctx.settings.with_overrides(gate={"per_metric": {"vendi": 0.5}})
     loose = PipelineContext(settings, db, ctx.encoder)
     generation_id = start_generation(loose, "tester")
     for stage in STAGES[: STAGES.index("gate") + 1]:

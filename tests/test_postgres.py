@@ -250,7 +250,7 @@ def _demo_subset(per_niche: int = DEMO_PER_NICHE) -> list[tuple[str, ExampleIn]]
 
 
 def test_a_whole_generation_runs_on_postgres(tmp_path: Path, pg_url: str, encoder: Encoder) -> None:
-    settings = make_settings(tmp_path / "data", database_url=pg_url, adapter_epochs=4)
+    settings = make_settings(tmp_path / "data", database_url=pg_url, adapter={"epochs": 4})
     ctx = PipelineContext.from_settings(settings, encoder)
     try:
         assert ctx.db.engine.dialect.name == "postgresql"

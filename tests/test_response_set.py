@@ -178,7 +178,7 @@ def test_a_personal_detail_or_random_text_one_client_sends_is_never_suggested(
     data_dir: Path, encoder: Encoder
 ) -> None:
     # Support 2 here so the small test corpus keeps a response set; one key is one source.
-    overrides = {"response_min_support": 2}
+    overrides = {"response_set": {"min_support": 2}}
     app = _app(data_dir, encoder, **overrides)
     client = app.test_client()
     one_key = _key(app, "client")

@@ -59,7 +59,9 @@ def test_an_evaluation_stored_before_schema_2_is_reused_and_a_stale_one_is_not(
     assert reused.value("tail_mrr@10") == measured.value("tail_mrr@10")
 
     # Measured another way (another match threshold): evaluated again and stored anew.
-    stricter = PipelineContext(settings.with_overrides(match_threshold=0.9), db, encoder)
+    stricter = PipelineContext(
+        settings.with_overrides(evaluation={"match_threshold": 0.9}), db, encoder
+    )
     again = VersionEvaluator(stricter, pools)("v1")
     assert again.value("vendi") == measured.value("vendi")
     assert again.details["config"]["match_threshold"] == 0.9

@@ -43,7 +43,7 @@ class GateStage:
             Evaluation.from_dict(metrics["production"]),
             Evaluation.from_dict(metrics["baseline"]),
             history,
-            ctx.settings.tolerances,
+            ctx.settings.gate,
             fresh,
         )
         with ctx.db.session() as session:
