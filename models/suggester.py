@@ -357,7 +357,8 @@ class SuggestionModel:
     ) -> list[list[Suggestion]]:
         """Top-k suggestions of different intents for each message (one encoder pass for
         all), best first, never the message said back and never a blocked reply; for a
-        sensitive message (models.tone) only sympathetic replies, for any other none. Which of them to show is
+        sensitive message (models.tone) only sympathetic replies, for any other none, and
+        for a message that may be sad news (``unsure``) nothing at all. Which of them to show is
         :attr:`triggering`'s call (``triggering.shown(suggestions)``: every one shown
         reaches the threshold)."""
         base = self.encoder.encode(messages)
@@ -386,17 +387,22 @@ class SuggestionModel:
     ) -> list[list[Suggestion]]:
         weights = weights or self.weights
         niches = niches or [None] * len(messages)
-        sensitive = self.tone.sensitive_many(list(messages), base)
+        sensitive, unsure = self.tone.judge_many(list(messages), base)
         extra = [self._sympathetic if s else None for s in sensitive]
-        out = []
-        for message, vector, cands, niche, delicate in zip(
+        out: list[list[Suggestion]] = []
+        for message, vector, cands, niche, delicate, doubtful in zip(
             messages,
             base,
             self.candidates_for_embeddings(base, extra),
             niches,
             sensitive,
+            unsure,
             strict=True,
         ):
+            if doubtful:
+                # Maybe sad news: sympathy would be wrong if it is not, anything else if it is.
+                out.append([])
+                continue
             match = None
             if niche is not None:
                 match = np.array([niche in self._niche_sets[r] for r in cands.ids], np.float32)

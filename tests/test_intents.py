@@ -33,6 +33,7 @@ from models.response_set import surface_key
 from models.suggester import Suggestion
 from models.suggester import SuggestionModel
 from models.suggester import Triggering
+from models.tone import UNSURE_THRESHOLD
 from tests.helpers import make_settings
 
 # One message of each kind of sad news the issue names, and more of the same kinds.
@@ -107,6 +108,28 @@ def test_news_of_one_kind_gets_no_sympathy_written_for_another(model: Suggestion
             assert not intents & wrong, (message, intents & wrong)
     # Close to the news it is written for, it is offered.
     assert FOR_A_DEATH & {s.intent for s in model.suggest("my dad died this morning", k=5)}
+
+
+def test_a_message_that_may_be_sad_news_gets_no_suggestion(model: SuggestionModel) -> None:
+    """Before: "my marriage is over" or "we lost the baby", which the classifier puts below
+    its threshold, got ordinary suggestions ("Congrats on the baby!")."""
+    messages = [
+        "my marriage is over",
+        "im not ok",
+        "my sister won't talk to me anymore",
+        "my brother's been arrested",
+        "see you at 8",
+    ]
+    embeddings = model.encoder.encode(messages)
+    sensitive, unsure = model.tone.judge_many(messages, embeddings)
+    assert model.tone.classifier is not None
+    probability = model.tone.classifier.probability(embeddings)
+    assert unsure.any() and not unsure[-1]
+    for message, p, s, u in zip(messages, probability, sensitive, unsure, strict=True):
+        assert u == (not s and p >= UNSURE_THRESHOLD), message
+        if u:
+            assert model.suggest(message, k=5) == [], message
+    assert model.suggest("see you at 8", k=3)
 
 
 def test_without_the_tone_rule_sad_news_would_get_other_tones(model: SuggestionModel) -> None:

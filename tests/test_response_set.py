@@ -334,6 +334,17 @@ def test_triggering_abstains_on_nonsense_with_a_reason_and_force_answers(
 
 
 @pytest.mark.integration
+def test_a_message_that_may_be_sad_news_gets_none_even_forced_and_says_why(
+    client: Any, client_headers: dict[str, str]
+) -> None:
+    for force in (False, True):
+        body = {"message": "my marriage is over", "force": force}
+        answer = client.post("/v1/suggestions", json=body, headers=client_headers).get_json()
+        assert answer["triggered"] is False and answer["suggestions"] == []
+        assert answer["reason"].startswith("no reply fits this message"), answer["reason"]
+
+
+@pytest.mark.integration
 def test_keyboard_mash_gets_no_suggestion(client: Any, client_headers: dict[str, str]) -> None:
     mash = {"message": "xq zvb wplk qqq jjjx"}
     answer = client.post("/v1/suggestions", json=mash, headers=client_headers).get_json()
