@@ -259,14 +259,14 @@ def evaluate(data: BenchData, encoder: Encoder) -> dict[str, Any]:
         KNN: ScoringWeights(dual=0.0, knn=1.0, prior=0.0, intent=0.0),
     }
     plain = SuggestionModel(
-        encoder,
-        Adapter.identity(base.shape[1]),
-        model.bank,
-        model.bank_embeddings,
-        model.message_embeddings,
-        model.message_reply_ids,
-        ScoringWeights(dual=1.0, knn=0.0, prior=0.0, intent=0.0),
-        model.retrieval,
+        encoder=encoder,
+        adapter=Adapter.identity(base.shape[1]),
+        bank=model.bank,
+        bank_embeddings=model.bank_embeddings,
+        message_embeddings=model.message_embeddings,
+        message_reply_ids=model.message_reply_ids,
+        weights=ScoringWeights(dual=1.0, knn=0.0, prior=0.0, intent=0.0),
+        retrieval=model.retrieval,
     )
 
     def ranked(name: str) -> list[list[str]]:

@@ -339,36 +339,62 @@ class _Entry:
     support: float = 0.0
 
 
-def build_response_set(
-    replies: Sequence[str],
-    embeddings: np.ndarray,
-    niches: Sequence[str],
-    conversations: Sequence[str | None],
-    human: Sequence[bool],
-    config: ResponseSetConfig,
-    curation: Curation,
-    encode: Callable[[list[str]], np.ndarray],
-    inherited: Sequence[str] = (),
-    catalogue: Catalogue | None = None,
-    propagation: PropagationConfig | None = None,
-) -> ResponseSet:
-    """Build the response set from training rows and the catalogue, organised by intent.
+@dataclass(frozen=True)
+class ReplyRows:
+    """The training rows as the response set reads them: one entry per row in each column.
 
-    Args:
-        replies: (n,) each training row's reply.
+    Attributes:
+        replies: (n,) each row's reply.
         embeddings: (n, d) float32, unit rows: the encoder embedding of each reply.
         niches: (n,) each row's niche.
         conversations: (n,) the independent source of each row (None: the row alone).
         human: (n,) whether the row was written by a person (provenance ``human``); only
             these count toward support, so neither a model's own replies nor suggestions a
             user merely tapped can make a reply "written by many".
+
+    Raises:
+        ValueError: the columns are not all of one length.
+    """
+
+    replies: Sequence[str]
+    embeddings: np.ndarray
+    niches: Sequence[str]
+    conversations: Sequence[str | None]
+    human: Sequence[bool]
+
+    def __post_init__(self) -> None:
+        lengths = {
+            "replies": len(self.replies),
+            "embeddings": len(self.embeddings),
+            "niches": len(self.niches),
+            "conversations": len(self.conversations),
+            "human": len(self.human),
+        }
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"the reply rows' columns differ in length: {lengths}")
+
+
+def build_response_set(
+    rows: ReplyRows,
+    *,
+    config: ResponseSetConfig,
+    curation: Curation,
+    encode: Callable[[list[str]], np.ndarray],
+    inherited_replies: Sequence[str] = (),
+    catalogue: Catalogue | None = None,
+    propagation: PropagationConfig | None = None,
+) -> ResponseSet:
+    """Build the response set from training rows and the catalogue, organised by intent.
+
+    Args:
+        rows: the training rows' replies, embeddings, niches, conversations and provenance.
         config: the rules' parameters.
         curation: curated replies and blocks.
         encode: embeds catalogue and curated texts: list of str -> (k, d) float32 unit rows
             (called once for the catalogue and once for new curated replies).
-        inherited: the parent model's served replies. A cluster holding one of them stays
-            served below ``min_support`` (rules 1-4 still apply, so a new block removes it):
-            what was vetted once stays vetted, and a generation whose rows a model wrote
+        inherited_replies: the parent model's served replies. A cluster holding one of them
+            stays served below ``min_support`` (rules 1-4 still apply, so a new block removes
+            it): what was vetted once stays vetted, and a generation whose rows a model wrote
             (the collapse experiment's ``replace``) keeps the set it was built on, "the
             response set held as it is". With human data accumulating, support never falls,
             so in the production pipeline this changes nothing.
@@ -389,7 +415,7 @@ def build_response_set(
     verdicts: dict[str, Rule | None] = {}
     groups: dict[str, _Group] = {}
     row_keys: list[str | None] = []
-    for row, reply in enumerate(replies):
+    for row, reply in enumerate(rows.replies):
         normal = normalize(reply)
         if normal not in verdicts:
             verdicts[normal] = refusal(reply, config, curation)
@@ -403,13 +429,13 @@ def build_response_set(
         group = groups.get(key)
         if group is None:
             group = groups[key] = _Group(first_row=row)
-        source = conversations[row] or f"row:{row}"
+        source = rows.conversations[row] or f"row:{row}"
         group.texts.setdefault(reply.strip(), set())
-        if human[row]:
+        if rows.human[row]:
             group.texts[reply.strip()].add(source)
             group.conversations.add(source)
-        if niches[row] not in group.niches:
-            group.niches.append(niches[row])
+        if rows.niches[row] not in group.niches:
+            group.niches.append(rows.niches[row])
         row_keys.append(key)
     report.replies = len(verdicts)
 
@@ -421,7 +447,7 @@ def build_response_set(
 
     keys = sorted(mined_keys, key=lambda k: (-len(groups[k].conversations), k))
     leaders = _cluster(
-        embeddings[[groups[k].first_row for k in keys]] if keys else embeddings[:0],
+        rows.embeddings[[groups[k].first_row for k in keys]] if keys else rows.embeddings[:0],
         config.cluster_threshold,
     )
     clusters: dict[int, list[str]] = {}
@@ -429,7 +455,7 @@ def build_response_set(
         clusters.setdefault(int(leader), []).append(key)
     report.clusters = len(clusters)
 
-    vetted = {surface_key(t) for t in inherited}
+    vetted = {surface_key(t) for t in inherited_replies}
     for members in clusters.values():
         support: set[str] = set()
         for key in members:
@@ -448,7 +474,7 @@ def build_response_set(
                 sorted({n for k in members for n in groups[k].niches}),
                 float(len(support)),
                 Source.MINED,
-                embeddings[best.first_row],
+                rows.embeddings[best.first_row],
                 support=float(len(support)),
             )
         )
@@ -464,10 +490,10 @@ def build_response_set(
     row_ids = np.asarray(
         [bank_id_of_key.get(k, -1) if k is not None else -1 for k in row_keys], dtype=np.int64
     )
-    report.rows_joined = _rows_to_catalogue(row_ids, embeddings, entries)
+    report.rows_joined = _rows_to_catalogue(row_ids, rows.embeddings, entries)
     count_array = np.asarray([e.count for e in entries], dtype=np.float32)
     prior = _intent_prior(entries, config.min_support)
-    dim = embeddings.shape[1]
+    dim = rows.embeddings.shape[1]
     vectors = [e.vector for e in entries]
     matrix = np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, dim), np.float32)
     report.served = len(entries)

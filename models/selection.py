@@ -368,8 +368,8 @@ def closeness_search(
 
     The closeness is how near the best of the top three bank replies comes to the real
     reply (mean cosine, :func:`closeness`): what the gate's primary metric, similarity@3,
-    measures on the benchmark. Recorded beside the choice (the manifest's
-    ``training.validation_mrr``); the choice itself is by 1-of-100 (:func:`select`).
+    measures on the benchmark. Recorded beside the choice (the training report's
+    ``held_out_similarity_at_3``); the choice itself is by 1-of-100 (:func:`select`).
 
     Args:
         cands: each held-out message's candidates (models.suggester.Candidates).

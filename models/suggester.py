@@ -204,7 +204,25 @@ class Candidates:
 
 
 class SuggestionModel:
-    """A trained, loadable suggestion model.
+    """A trained, loadable suggestion model (built by models.training, loaded by
+    models.artifact).
+
+    Args:
+        encoder: the base encoder of messages and replies (its dimension: d).
+        adapter: the message tower's map on the encoder's rows.
+        bank: the response set's replies (m of them).
+        bank_embeddings: (m, d) float32 unit rows: each reply's encoder embedding.
+        message_embeddings: (v, d) float32 unit rows: the training messages that vote for
+            replies (the nearest-message signal).
+        message_reply_ids: (v,) int64: the bank id each of those messages votes for.
+        weights: the signals' weights.
+        retrieval: how suggestions are found.
+        bank_index, message_index: FAISS indexes of the two matrices (a loaded model's);
+            None builds them.
+        triggering: when to answer; None answers every message (threshold 0).
+        prompts: the catalogue's prompts (the intent signal); None: none.
+        tone_classifier: tells sensitive messages (models.tone); None: the nearest-prototype
+            rule.
 
     Example:
         >>> model.suggest("are we still on for lunch?", k=3)  # doctest: +SKIP
@@ -213,6 +231,7 @@ class SuggestionModel:
 
     def __init__(
         self,
+        *,
         encoder: Encoder,
         adapter: Adapter,
         bank: ResponseBank,
@@ -225,7 +244,7 @@ class SuggestionModel:
         message_index: faiss.Index | None = None,
         triggering: Triggering | None = None,
         prompts: IntentPrompts | None = None,
-        tone: ToneClassifier | None = None,
+        tone_classifier: ToneClassifier | None = None,
     ) -> None:
         self.encoder = encoder
         self.adapter = adapter
@@ -247,7 +266,7 @@ class SuggestionModel:
         self._surface = [surface_key(t) for t in bank.texts]
         self.prompts = prompts if prompts is not None else IntentPrompts.empty(encoder.dim)
         # Which messages only sympathetic replies may answer (models.tone).
-        self.tone = ToneDetector(encoder, classifier=tone)
+        self.tone = ToneDetector(encoder, classifier=tone_classifier)
         codes: dict[str, int] = {}
         # (m,) each reply's intent as a number: one reply per number in a list.
         self._intent_codes = np.asarray(
@@ -485,18 +504,18 @@ class SuggestionModel:
             sources=[*self.bank.sources, *sources],
         )
         model = SuggestionModel(
-            self.encoder,
-            self.adapter,
-            bank,
-            np.vstack([self.bank_embeddings, embeddings]).astype(np.float32),
-            self.message_embeddings,
-            self.message_reply_ids,
-            self.weights,
-            self.retrieval,
+            encoder=self.encoder,
+            adapter=self.adapter,
+            bank=bank,
+            bank_embeddings=np.vstack([self.bank_embeddings, embeddings]).astype(np.float32),
+            message_embeddings=self.message_embeddings,
+            message_reply_ids=self.message_reply_ids,
+            weights=self.weights,
+            retrieval=self.retrieval,
             message_index=self.message_index,
             triggering=self.triggering,
             prompts=self.prompts,
-            tone=self.tone.classifier,
+            tone_classifier=self.tone.classifier,
         )
         model.blocked_ids = self.blocked_ids
         return model

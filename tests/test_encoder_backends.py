@@ -130,7 +130,7 @@ def _small_model(encoder: Encoder) -> SuggestionModel:
     model, _ = train_model(
         encoder,
         examples,
-        TrainingConfig(
+        config=TrainingConfig(
             adapter=AdapterConfig(epochs=1),
             response_set=ResponseSetConfig(min_support=1),
             target_coverage=1.0,

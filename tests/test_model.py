@@ -50,7 +50,7 @@ def train(
     return train_model(
         encoder,
         rows,
-        TrainingConfig(adapter=config, response_set=ALL_REPLIES, target_coverage=1.0),
+        config=TrainingConfig(adapter=config, response_set=ALL_REPLIES, target_coverage=1.0),
     )
 
 
