@@ -32,7 +32,7 @@ from bench.common import prepare
 from models.catalogue import Tone
 from models.encoder import Encoder
 from models.prompts import IntentPrompts
-from models.response_set import surface_key
+from models.reply_rules import surface_key
 from models.suggester import SuggestionModel
 
 ROOT = Path(__file__).resolve().parent.parent

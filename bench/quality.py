@@ -59,11 +59,11 @@ from core.ranking import one_of_100
 from core.text import normalize
 from models.adapter import Adapter
 from models.encoder import Encoder
-from models.selection import bank_entries
-from models.selection import knn_votes
-from models.selection import pair_signals
 from models.suggester import ScoringWeights
 from models.suggester import SuggestionModel
+from models.suggester import bank_entries
+from models.suggester import knn_votes
+from models.suggester import pair_signals
 from safeguards.relevance import best_similarity
 from safeguards.relevance import encode_ranked
 from safeguards.relevance import first_match_ranks
@@ -148,9 +148,9 @@ def pair_scores(
     """Each method's score of every (benchmark message i, real reply of message j) pair.
 
     The model and its signals score pairs as training's model selection does
-    (models.selection.pair_signals): the dual encoder ``adapter(message) . reply``; the
+    (models.suggester.pair_signals): the dual encoder ``adapter(message) . reply``; the
     bank-based signals (nearest messages, the popularity prior) score a reply text by the
-    response-set entry it means (models.selection.bank_entries: same text, or cosine at
+    response-set entry it means (models.suggester.bank_entries: same text, or cosine at
     least the clustering threshold), and give 0 to a text that means no entry, as they would
     in serving: they can only vote for replies in the bank; the combined model is its own
     weighted sum (its weights chosen at training) divided by the total weight, as it scores

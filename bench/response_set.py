@@ -24,9 +24,9 @@ import numpy as np
 
 from core.text import normalize
 from models.encoder import Encoder
-from models.response_set import Curation
+from models.reply_rules import Curation
+from models.reply_rules import ResponseSetConfig
 from models.response_set import ReplyRows
-from models.response_set import ResponseSetConfig
 from models.response_set import build_response_set
 from worker.settings import load_settings
 

@@ -17,13 +17,13 @@ from models.catalogue import Catalogue
 from models.catalogue import Tone
 from models.encoder import Encoder
 from models.prompts import IntentPrompts
-from models.response_set import Curation
+from models.reply_rules import Curation
+from models.reply_rules import ResponseSetConfig
+from models.reply_rules import surface_key
 from models.response_set import ReplyRows
 from models.response_set import ResponseSet
-from models.response_set import ResponseSetConfig
 from models.response_set import ResponseSetReport
 from models.response_set import build_response_set
-from models.response_set import surface_key
 from models.selection import SelectionConfig
 from models.selection import SelectionReport
 from models.selection import closeness_search

@@ -30,7 +30,7 @@ from models.onnx_export import exported_model
 from models.onnx_export import int8_recipe
 from models.registry import artifact_dir
 from models.registry import production
-from models.response_set import ResponseSetConfig
+from models.reply_rules import ResponseSetConfig
 from models.suggester import SuggestionModel
 from models.training import TrainingConfig
 from models.training import TrainingExample

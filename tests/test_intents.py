@@ -25,12 +25,12 @@ from models.intents import is_unnamed
 from models.intents import propagate
 from models.registry import artifact_dir
 from models.registry import production
-from models.response_set import Curation
+from models.reply_rules import Curation
+from models.reply_rules import ResponseSetConfig
+from models.reply_rules import refusal
+from models.reply_rules import surface_key
 from models.response_set import ReplyRows
-from models.response_set import ResponseSetConfig
 from models.response_set import build_response_set
-from models.response_set import refusal
-from models.response_set import surface_key
 from models.suggester import Suggestion
 from models.suggester import SuggestionModel
 from models.suggester import Triggering

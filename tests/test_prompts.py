@@ -20,7 +20,7 @@ from models.encoder import Encoder
 from models.prompts import INTENT_MATCH_FLOOR
 from models.prompts import IntentMatcher
 from models.prompts import IntentPrompts
-from models.response_set import ResponseSetConfig
+from models.reply_rules import ResponseSetConfig
 from models.training import TrainingConfig
 from models.training import TrainingExample
 from models.training import train_model

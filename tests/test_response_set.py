@@ -17,12 +17,12 @@ from models.artifact import load_model
 from models.encoder import Encoder
 from models.registry import artifact_dir
 from models.registry import get_version
-from models.response_set import Block
-from models.response_set import CuratedReply
-from models.response_set import Curation
+from models.reply_rules import Block
+from models.reply_rules import CuratedReply
+from models.reply_rules import Curation
+from models.reply_rules import ResponseSetConfig
 from models.response_set import ReplyRows
 from models.response_set import ResponseSet
-from models.response_set import ResponseSetConfig
 from models.response_set import build_response_set
 from tests.helpers import FAST_TRAINING
 from worker.context import PipelineContext

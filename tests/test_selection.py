@@ -29,7 +29,7 @@ from models.artifact import read_manifest
 from models.encoder import Encoder
 from models.registry import artifact_dir
 from models.registry import production
-from models.response_set import ResponseSetConfig
+from models.reply_rules import ResponseSetConfig
 from models.selection import SelectionConfig
 from models.suggester import ScoringWeights
 from models.training import Inherited
