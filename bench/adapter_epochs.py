@@ -32,7 +32,7 @@ from bench.common import prepare
 from core.ranking import one_of_100
 from models.adapter_training import train_adapter
 from models.encoder import Encoder
-from models.response_set import surface_key
+from models.reply_rules import surface_key
 from worker.settings import load_settings
 
 EPOCHS = (0, 1, 2, 5, 10, 30)

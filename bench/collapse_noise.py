@@ -32,7 +32,9 @@ import numpy as np
 from bench.common import prepare
 from core.db import Database
 from models.encoder import Encoder
+from models.training import Inherited
 from models.training import TrainingExample
+from models.training import train_model
 from safeguards.detector import detector_metrics
 from safeguards.evaluator import BenchmarkExample
 from safeguards.evaluator import SuggestionEvaluator
@@ -67,7 +69,12 @@ def main() -> None:
         kinds: dict[str, MetricKind] = {}
         for seed in range(13, 13 + args.seeds):
             ctx = PipelineContext(data.settings.with_overrides(seed=seed), db, encoder)
-            model, _ = ctx.train(examples, weights=data.model.weights)
+            model, _ = train_model(
+                encoder,
+                examples,
+                config=ctx.training_config(),
+                inherited=Inherited(weights=data.model.weights),
+            )
             evaluation = evaluator(model)
             shown = [t for row in evaluation.suggestions for t in row[: config.diversity_k]]
             detector = detector_metrics(shown, [r.reply for r in data.benchmark])

@@ -38,9 +38,9 @@ from models.intents import Propagated
 from models.intents import PropagationConfig
 from models.intents import nearest_seed
 from models.intents import propagate
-from models.response_set import Curation
-from models.response_set import ResponseSetConfig
-from models.response_set import refusal
+from models.reply_rules import Curation
+from models.reply_rules import ResponseSetConfig
+from models.reply_rules import refusal
 from worker.settings import load_settings
 
 CHECK = Path(__file__).resolve().parent.parent / "tests" / "data" / "intent_check.tsv"

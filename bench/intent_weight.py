@@ -32,7 +32,7 @@ from bench.common import prepare
 from models.catalogue import Tone
 from models.encoder import Encoder
 from models.prompts import IntentPrompts
-from models.response_set import surface_key
+from models.reply_rules import surface_key
 from models.suggester import SuggestionModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,14 +64,14 @@ def measure(data_dir: Path) -> dict[str, Any]:
         keep = np.asarray([_fold(t) != fold for t in prompts.texts], dtype=bool)
         rows = [i for i, t in enumerate(texts) if _fold(t) == fold]
         trained = SuggestionModel(
-            model.encoder,
-            model.adapter,
-            model.bank,
-            model.bank_embeddings,
-            model.message_embeddings,
-            model.message_reply_ids,
-            model.weights,
-            model.retrieval,
+            encoder=model.encoder,
+            adapter=model.adapter,
+            bank=model.bank,
+            bank_embeddings=model.bank_embeddings,
+            message_embeddings=model.message_embeddings,
+            message_reply_ids=model.message_reply_ids,
+            weights=model.weights,
+            retrieval=model.retrieval,
             bank_index=model.bank_index,
             message_index=model.message_index,
             triggering=model.triggering,
@@ -80,7 +80,7 @@ def measure(data_dir: Path) -> dict[str, Any]:
                 tuple(np.asarray(prompts.texts)[keep]),
                 prompts.embeddings[keep],
             ),
-            tone=model.tone.classifier,
+            tone_classifier=model.tone.classifier,
         )
         asked = [texts[i] for i in rows]
         bad_news = [

@@ -59,11 +59,11 @@ from core.ranking import one_of_100
 from core.text import normalize
 from models.adapter import Adapter
 from models.encoder import Encoder
-from models.selection import bank_entries
-from models.selection import knn_votes
-from models.selection import pair_signals
 from models.suggester import ScoringWeights
 from models.suggester import SuggestionModel
+from models.suggester import bank_entries
+from models.suggester import knn_votes
+from models.suggester import pair_signals
 from safeguards.relevance import best_similarity
 from safeguards.relevance import encode_ranked
 from safeguards.relevance import first_match_ranks
@@ -148,9 +148,9 @@ def pair_scores(
     """Each method's score of every (benchmark message i, real reply of message j) pair.
 
     The model and its signals score pairs as training's model selection does
-    (models.selection.pair_signals): the dual encoder ``adapter(message) . reply``; the
+    (models.suggester.pair_signals): the dual encoder ``adapter(message) . reply``; the
     bank-based signals (nearest messages, the popularity prior) score a reply text by the
-    response-set entry it means (models.selection.bank_entries: same text, or cosine at
+    response-set entry it means (models.suggester.bank_entries: same text, or cosine at
     least the clustering threshold), and give 0 to a text that means no entry, as they would
     in serving: they can only vote for replies in the bank; the combined model is its own
     weighted sum (its weights chosen at training) divided by the total weight, as it scores
@@ -259,14 +259,14 @@ def evaluate(data: BenchData, encoder: Encoder) -> dict[str, Any]:
         KNN: ScoringWeights(dual=0.0, knn=1.0, prior=0.0, intent=0.0),
     }
     plain = SuggestionModel(
-        encoder,
-        Adapter.identity(base.shape[1]),
-        model.bank,
-        model.bank_embeddings,
-        model.message_embeddings,
-        model.message_reply_ids,
-        ScoringWeights(dual=1.0, knn=0.0, prior=0.0, intent=0.0),
-        model.retrieval,
+        encoder=encoder,
+        adapter=Adapter.identity(base.shape[1]),
+        bank=model.bank,
+        bank_embeddings=model.bank_embeddings,
+        message_embeddings=model.message_embeddings,
+        message_reply_ids=model.message_reply_ids,
+        weights=ScoringWeights(dual=1.0, knn=0.0, prior=0.0, intent=0.0),
+        retrieval=model.retrieval,
     )
 
     def ranked(name: str) -> list[list[str]]:

@@ -24,8 +24,9 @@ import numpy as np
 
 from core.text import normalize
 from models.encoder import Encoder
-from models.response_set import Curation
-from models.response_set import ResponseSetConfig
+from models.reply_rules import Curation
+from models.reply_rules import ResponseSetConfig
+from models.response_set import ReplyRows
 from models.response_set import build_response_set
 from worker.settings import load_settings
 
@@ -78,14 +79,16 @@ def main() -> None:
     embeddings = encoder.encode(replies, show_progress=True, what="replies of the sample")
     start = time.perf_counter()
     built = build_response_set(
-        replies,
-        embeddings,
-        ["chat"] * len(sample),
-        [c for _, c in sample],
-        [True] * len(sample),
-        ResponseSetConfig(),
-        Curation(),
-        encoder.encode,
+        ReplyRows(
+            replies=replies,
+            embeddings=embeddings,
+            niches=["chat"] * len(sample),
+            conversations=[c for _, c in sample],
+            human=[True] * len(sample),
+        ),
+        config=ResponseSetConfig(),
+        curation=Curation(),
+        encode=encoder.encode,
     )
     report["build"] = {
         "pairs": len(sample),

@@ -44,7 +44,7 @@ from core.content import personal_data
 from core.db import Database
 from core.schema import Example
 from models.encoder import Encoder
-from models.response_set import surface_key
+from models.reply_rules import surface_key
 from safeguards.relevance import best_similarity
 from safeguards.relevance import encode_ranked
 from safeguards.relevance import first_match_ranks

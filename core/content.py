@@ -1,7 +1,7 @@
 """What a short text contains: personal data, sensitive words, code or markup.
 
 These checks decide which replies may ever be *suggested* to other people
-(models.response_set), and the benchmarks count them in what a model serves. They are
+(models.reply_rules), and the benchmarks count them in what a model serves. They are
 deliberately strict: a reply wrongly refused costs one suggestion among thousands, a reply
 wrongly served can publish one user's telephone number to every other user.
 

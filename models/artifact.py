@@ -158,7 +158,7 @@ def load_model(
             ),
             prompts=prompts,
             # Models written before the classifier: the nearest-prototype rule.
-            tone=(
+            tone_classifier=(
                 ToneClassifier.from_dict(json.loads((directory / "tone.json").read_text()))
                 if (directory / "tone.json").is_file()
                 else None

@@ -9,6 +9,7 @@ from dataclasses import field
 import numpy as np
 
 from models.intents import unnamed_name
+from models.reply_rules import surface_key
 
 # The tone of a reply in no catalogue intent (an unnamed cluster): never shown for a
 # sensitive message, which only sympathetic replies may answer (models.tone).
@@ -69,9 +70,6 @@ class ResponseBank:
     sources: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        # Imported here: models.response_set imports this module.
-        from models.response_set import surface_key
-
         m = len(self.texts)
         if not self.intents:
             self.intents = [unnamed_name(surface_key(t)) for t in self.texts]

@@ -16,9 +16,9 @@ their replies are calm (no exclamation mark, none of :data:`CHEERFUL_WORDS`). St
 the intents that answer a question or proposal ``yes`` or ``no``; a group with a ``yes``
 intent has a ``no`` intent beside it, so a "no" can always be offered with a "yes".
 
-Every reply passes rules 1-4 of the response set (models.response_set.refusal: short and
+Every reply passes rules 1-4 of the response set (models.reply_rules.refusal: short and
 plain, no personal data, not sensitive, not blocked), and no reply is repeated, within an
-intent or across intents, up to case and punctuation (models.response_set.surface_key).
+intent or across intents, up to case and punctuation (models.reply_rules.surface_key).
 :func:`load_catalogue` reads the file with PyYAML, checks its shape with pydantic and its
 content with :func:`validate`, and refuses it with every problem listed.
 
@@ -54,11 +54,11 @@ from pydantic import ValidationError
 from pydantic import field_validator
 
 from core.content import personal_data
-from models.response_set import Curation
-from models.response_set import ResponseSetConfig
-from models.response_set import Rule
-from models.response_set import refusal
-from models.response_set import surface_key
+from models.reply_rules import Curation
+from models.reply_rules import ResponseSetConfig
+from models.reply_rules import Rule
+from models.reply_rules import refusal
+from models.reply_rules import surface_key
 
 # The file shipped in this package, and the format version this module reads.
 CATALOGUE_FILE = "catalogue.yaml"
@@ -357,9 +357,9 @@ def validate(
 
     Checks the version; each intent's name and group (snake_case, names unique), tone and
     stance (known values), number of replies (:data:`MIN_REPLIES` to :data:`MAX_REPLIES`);
-    each reply against rules 1-4 of the response set (models.response_set.refusal, the rule
+    each reply against rules 1-4 of the response set (models.reply_rules.refusal, the rule
     named), a sympathetic reply for an exclamation mark or a cheerful word; a reply repeated
-    within an intent or across intents (same :func:`models.response_set.surface_key`); and
+    within an intent or across intents (same :func:`models.reply_rules.surface_key`); and
     each group with a ``yes`` intent for a ``no`` intent beside it (Kannan et al. 2016,
     section 5: a negative reply is offered beside positive ones); each prompt for being one
     line of text of at most :data:`MAX_PROMPT_CHARS` characters, not repeated within its

@@ -26,11 +26,11 @@ from core.schema import BlockKind
 from core.schema import CuratedReply as CuratedRow
 from core.schema import ReplyBlock
 from core.text import normalize
-from models.response_set import Block
-from models.response_set import CuratedReply
-from models.response_set import Curation
-from models.response_set import ResponseSetConfig
-from models.response_set import refusal
+from models.reply_rules import Block
+from models.reply_rules import CuratedReply
+from models.reply_rules import Curation
+from models.reply_rules import ResponseSetConfig
+from models.reply_rules import refusal
 
 MAX_PATTERN_CHARS = 200
 

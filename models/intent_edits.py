@@ -51,7 +51,7 @@ from models.catalogue import Tone
 from models.catalogue import load_catalogue
 from models.catalogue import validate
 from models.curation import load_curation
-from models.response_set import ResponseSetConfig
+from models.reply_rules import ResponseSetConfig
 
 # The catalogue's rule for names and groups (models.catalogue.validate checks the same).
 SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")

@@ -2,21 +2,10 @@
 
 Not every reply that reached training, but the replies people write again and again, as
 production reply suggestion builds its response set (Kannan et al., KDD 2016, "Smart Reply",
-section 4; Henderson et al. 2017). A reply enters only when every rule holds, checked in this
-order and each counted when it removes a reply:
-
-1. ``short_and_plain``: one line, at most ``max_chars`` characters and ``max_words`` words,
-   no code or markup (core.content.looks_like_code).
-2. ``personal_data``: no email address, telephone number, URL, payment card, account or long
-   digit run, IBAN or street address (core.content.personal_data).
-3. ``sensitive``: no profanity, slur, sexual or violent word (core.content.is_sensitive).
-4. ``blocked``: not blocked by the product team (a reply or a pattern, :class:`Block`).
-5. ``written_by_many``: its meaning was written independently in at least ``min_support``
-   conversations. Replies are clustered by meaning (same text up to case and punctuation,
-   then encoder cosine at least ``cluster_threshold`` to the cluster's first member), and a
-   cluster's support is the number of distinct conversations among its human rows. All of
-   one API key's feedback is one conversation (core.schema.Example.conversation), so no
-   single client can lift a reply over the threshold, however often it sends it.
+section 4; Henderson et al. 2017). A reply enters only when every rule of models.reply_rules
+holds (short and plain, no personal data, not sensitive, not blocked, written by many),
+checked in that order and each counted when it removes a reply; rule 5, ``written_by_many``,
+is checked here, where every training row is seen.
 
 Each cluster is served as one canonical text, its member written in the most conversations.
 Curated replies (added by a reviewer) skip rule 5 but not rules 1-4.
@@ -31,58 +20,37 @@ stance; the others form unnamed clusters (``unnamed-<hash>``, tone unknown) that
 lists for a reviewer to name. A reply's prior is its intent's: log(1 + the conversations
 that wrote any of its replies), scaled to [0, 1], at least the support threshold's (the
 modest prior of a catalogue intent no row wrote).
-
-Defaults, measured on the chitchat demo corpus (131,569 reply turns, docs/benchmarks.md):
-among the replies written in at least three conversations, 99% are at most 31 characters
-and 6 words, so ``max_chars=40`` and ``max_words=8`` keep them while cutting the long,
-specific replies that repeat one person's details. ``min_support=3``: two conversations can
-still be one person (two chats of one user, or a user and a colleague pasting the same
-text); three independent ones are the smallest count that is a pattern, and on the demo it
-keeps 784 exact replies (1,707 at two). ``cluster_threshold=0.85`` is the diversity ceiling:
-at or above it two replies say the same thing ("ok"/"okay" 0.89, "haha"/"hahaha" 0.88), while
-"yes"/"no" (0.70) and "see you at 7"/"see you at 8" (0.79) stay apart.
 """
 
 from __future__ import annotations
 
-import enum
-import string
 from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
-from typing import TYPE_CHECKING
 from typing import Any
 
 import faiss
 import numpy as np
 
-# The `regex` module for Unicode properties (dashes, invisible characters) in surface_key.
-import regex
-
-from core.content import is_sensitive
-from core.content import looks_like_code
-from core.content import personal_data
 from core.ingest import DEFAULT_NICHE
-from core.patterns import BlockPattern
 from core.text import normalize
-from core.text import visible_form
 from models.bank import UNKNOWN_TONE
 from models.bank import ResponseBank
 from models.bank import Source
+from models.catalogue import Catalogue
+from models.catalogue import Intent
 from models.intents import PropagationConfig
 from models.intents import propagate
 from models.intents import unnamed_name
+from models.reply_rules import CuratedReply
+from models.reply_rules import Curation
+from models.reply_rules import ResponseSetConfig
+from models.reply_rules import Rule
+from models.reply_rules import refusal
+from models.reply_rules import surface_key
 
-if TYPE_CHECKING:
-    # models.catalogue imports this module (its rules check the catalogue's replies).
-    from models.catalogue import Catalogue
-    from models.catalogue import Intent
-
-# At or above this encoder cosine two replies say the same thing (module docstring): the
-# response set's clusters and the suggester's diversity ceiling (models.suggester), one value.
-SAME_MEANING = 0.85
 # Replies of no catalogue intent at or above this cosine to an unnamed cluster's leader are
 # one unnamed cluster (one intent in a list): between "yes"/"no" (0.70), which must stay
 # apart, and the same reply at two times, "see you at 7"/"see you at 8" (0.79), which one
@@ -93,93 +61,6 @@ UNNAMED_CLUSTER = 0.75
 # (docs/benchmarks.md "Intent propagation"; at 0.70 it is 0.937, and sampled chitchat rows
 # showed opposite stances such as "Yeah hopefully" -> "Hopefully not").
 ROW_INTENT = 0.75
-
-
-class Rule(enum.StrEnum):
-    """The rules a reply must pass to be suggested, in the order they are checked."""
-
-    SHORT_AND_PLAIN = "short_and_plain"
-    PERSONAL_DATA = "personal_data"
-    SENSITIVE = "sensitive"
-    BLOCKED = "blocked"
-    WRITTEN_BY_MANY = "written_by_many"
-
-
-@dataclass(frozen=True)
-class ResponseSetConfig:
-    """The response set's rules (module docstring says where each default comes from).
-
-    Attributes:
-        max_chars: longest reply, in characters.
-        max_words: longest reply, in words (whitespace-separated).
-        min_support: distinct conversations a reply's meaning must be written in.
-        cluster_threshold: encoder cosine at or above which two replies mean the same.
-    """
-
-    max_chars: int = 40
-    max_words: int = 8
-    min_support: int = 3
-    cluster_threshold: float = SAME_MEANING
-
-
-@dataclass(frozen=True)
-class Block:
-    """A reply (``kind="text"``) or a pattern (``kind="pattern"``) that is never suggested.
-
-    Both are matched against what a reader sees (core.text.visible_form: fullwidth letters,
-    zero-width characters, soft hyphens, odd spaces and look-alike letters undone), so that
-    "ｃａｌｌ ｍｅ" or "call\u200bme" cannot slip past a block of "call me":
-
-    - ``text``: the same reply up to case, spacing, punctuation and hyphens (:func:`block_key`:
-      "see-you-later" is "see you later");
-    - ``pattern``: a case-insensitive RE2 regular expression (core.patterns: linear time,
-      so no pattern can stall the service) found anywhere in the reply as a reader sees it,
-      or as it is written.
-
-    Raises:
-        ValueError: an unknown kind; core.patterns.PatternError (a ValueError) for a pattern
-            RE2 cannot compile, unless ``stored`` (a block added before patterns were RE2: it
-            is run with a time limit per reply, core.patterns.BlockPattern).
-    """
-
-    kind: str
-    value: str
-    stored: bool = field(default=False, compare=False)
-    _pattern: BlockPattern | None = field(default=None, init=False, repr=False, compare=False)
-    _key: str = field(default="", init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("text", "pattern"):
-            raise ValueError(f"a block is a 'text' or a 'pattern', not {self.kind!r}")
-        if self.kind == "text":
-            object.__setattr__(self, "_key", block_key(self.value))
-        else:
-            object.__setattr__(self, "_pattern", BlockPattern(self.value, self.stored))
-
-    def matches(self, text: str) -> bool:
-        """Whether this block refuses ``text``, as a reader sees it or as it is written."""
-        if self._pattern is None:
-            return block_key(text) == self._key
-        return self._pattern.found_in(dict.fromkeys((visible_form(text), text)))
-
-
-@dataclass(frozen=True)
-class CuratedReply:
-    """A reply a reviewer added: served without support, but still checked by rules 1-4."""
-
-    text: str
-    niche: str
-
-
-@dataclass(frozen=True)
-class Curation:
-    """What the product team decided: replies added and replies blocked."""
-
-    curated: tuple[CuratedReply, ...] = ()
-    blocks: tuple[Block, ...] = ()
-
-    def blocked(self, text: str) -> bool:
-        return any(b.matches(text) for b in self.blocks)
 
 
 @dataclass
@@ -259,54 +140,6 @@ class ResponseSet:
     report: ResponseSetReport
 
 
-_PUNCTUATION = str.maketrans("", "", string.punctuation + "¡¿…“”‘’")
-# Dashes, underscores and slashes join words ("see-you-later", "24/7"): read as spaces.
-_JOINING = regex.compile(r"[\p{Pd}_/~·]+")
-_INVISIBLE = regex.compile(r"\p{Default_Ignorable_Code_Point}+")
-
-
-def surface_key(text: str) -> str:
-    """The form in which two replies are the same reply: normalised (core.text.normalize)
-    without invisible characters (zero-width space, soft hyphen), with dashes, underscores
-    and slashes as spaces, without punctuation ("Thanks!" and "thanks" are one, and so are
-    "see-you-later" and "see you later"), or the normalised text when it is nothing but
-    punctuation (":)")."""
-    normal = normalize(_INVISIBLE.sub("", text))
-    bare = " ".join(_JOINING.sub(" ", normal).translate(_PUNCTUATION).split())
-    return bare or normal
-
-
-def block_key(text: str) -> str:
-    """The form a text block compares: :func:`surface_key` of what a reader sees
-    (core.text.visible_form), so look-alike letters, fullwidth forms and accents are undone
-    too ("ｓｅｅ ｙｏｕ" is "see you")."""
-    return surface_key(visible_form(text))
-
-
-def refusal(text: str, config: ResponseSetConfig, curation: Curation) -> Rule | None:
-    """The first of rules 1-4 that refuses ``text`` as a suggestion, or None when it passes.
-
-    Rule 5 (support) needs every training row and is checked by :func:`build_response_set`.
-    """
-    stripped = text.strip()
-    if (
-        not stripped
-        or "\n" in stripped
-        or "\r" in stripped
-        or len(stripped) > config.max_chars
-        or len(stripped.split()) > config.max_words
-        or looks_like_code(stripped)
-    ):
-        return Rule.SHORT_AND_PLAIN
-    if personal_data(stripped):
-        return Rule.PERSONAL_DATA
-    if is_sensitive(stripped):
-        return Rule.SENSITIVE
-    if curation.blocked(stripped):
-        return Rule.BLOCKED
-    return None
-
-
 @dataclass
 class _Group:
     """Rows whose replies share a surface key."""
@@ -339,36 +172,62 @@ class _Entry:
     support: float = 0.0
 
 
-def build_response_set(
-    replies: Sequence[str],
-    embeddings: np.ndarray,
-    niches: Sequence[str],
-    conversations: Sequence[str | None],
-    human: Sequence[bool],
-    config: ResponseSetConfig,
-    curation: Curation,
-    encode: Callable[[list[str]], np.ndarray],
-    inherited: Sequence[str] = (),
-    catalogue: Catalogue | None = None,
-    propagation: PropagationConfig | None = None,
-) -> ResponseSet:
-    """Build the response set from training rows and the catalogue, organised by intent.
+@dataclass(frozen=True)
+class ReplyRows:
+    """The training rows as the response set reads them: one entry per row in each column.
 
-    Args:
-        replies: (n,) each training row's reply.
+    Attributes:
+        replies: (n,) each row's reply.
         embeddings: (n, d) float32, unit rows: the encoder embedding of each reply.
         niches: (n,) each row's niche.
         conversations: (n,) the independent source of each row (None: the row alone).
         human: (n,) whether the row was written by a person (provenance ``human``); only
             these count toward support, so neither a model's own replies nor suggestions a
             user merely tapped can make a reply "written by many".
+
+    Raises:
+        ValueError: the columns are not all of one length.
+    """
+
+    replies: Sequence[str]
+    embeddings: np.ndarray
+    niches: Sequence[str]
+    conversations: Sequence[str | None]
+    human: Sequence[bool]
+
+    def __post_init__(self) -> None:
+        lengths = {
+            "replies": len(self.replies),
+            "embeddings": len(self.embeddings),
+            "niches": len(self.niches),
+            "conversations": len(self.conversations),
+            "human": len(self.human),
+        }
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"the reply rows' columns differ in length: {lengths}")
+
+
+def build_response_set(
+    rows: ReplyRows,
+    *,
+    config: ResponseSetConfig,
+    curation: Curation,
+    encode: Callable[[list[str]], np.ndarray],
+    inherited_replies: Sequence[str] = (),
+    catalogue: Catalogue | None = None,
+    propagation: PropagationConfig | None = None,
+) -> ResponseSet:
+    """Build the response set from training rows and the catalogue, organised by intent.
+
+    Args:
+        rows: the training rows' replies, embeddings, niches, conversations and provenance.
         config: the rules' parameters.
         curation: curated replies and blocks.
         encode: embeds catalogue and curated texts: list of str -> (k, d) float32 unit rows
             (called once for the catalogue and once for new curated replies).
-        inherited: the parent model's served replies. A cluster holding one of them stays
-            served below ``min_support`` (rules 1-4 still apply, so a new block removes it):
-            what was vetted once stays vetted, and a generation whose rows a model wrote
+        inherited_replies: the parent model's served replies. A cluster holding one of them
+            stays served below ``min_support`` (rules 1-4 still apply, so a new block removes
+            it): what was vetted once stays vetted, and a generation whose rows a model wrote
             (the collapse experiment's ``replace``) keeps the set it was built on, "the
             response set held as it is". With human data accumulating, support never falls,
             so in the production pipeline this changes nothing.
@@ -389,7 +248,7 @@ def build_response_set(
     verdicts: dict[str, Rule | None] = {}
     groups: dict[str, _Group] = {}
     row_keys: list[str | None] = []
-    for row, reply in enumerate(replies):
+    for row, reply in enumerate(rows.replies):
         normal = normalize(reply)
         if normal not in verdicts:
             verdicts[normal] = refusal(reply, config, curation)
@@ -403,13 +262,13 @@ def build_response_set(
         group = groups.get(key)
         if group is None:
             group = groups[key] = _Group(first_row=row)
-        source = conversations[row] or f"row:{row}"
+        source = rows.conversations[row] or f"row:{row}"
         group.texts.setdefault(reply.strip(), set())
-        if human[row]:
+        if rows.human[row]:
             group.texts[reply.strip()].add(source)
             group.conversations.add(source)
-        if niches[row] not in group.niches:
-            group.niches.append(niches[row])
+        if rows.niches[row] not in group.niches:
+            group.niches.append(rows.niches[row])
         row_keys.append(key)
     report.replies = len(verdicts)
 
@@ -421,7 +280,7 @@ def build_response_set(
 
     keys = sorted(mined_keys, key=lambda k: (-len(groups[k].conversations), k))
     leaders = _cluster(
-        embeddings[[groups[k].first_row for k in keys]] if keys else embeddings[:0],
+        rows.embeddings[[groups[k].first_row for k in keys]] if keys else rows.embeddings[:0],
         config.cluster_threshold,
     )
     clusters: dict[int, list[str]] = {}
@@ -429,7 +288,7 @@ def build_response_set(
         clusters.setdefault(int(leader), []).append(key)
     report.clusters = len(clusters)
 
-    vetted = {surface_key(t) for t in inherited}
+    vetted = {surface_key(t) for t in inherited_replies}
     for members in clusters.values():
         support: set[str] = set()
         for key in members:
@@ -448,7 +307,7 @@ def build_response_set(
                 sorted({n for k in members for n in groups[k].niches}),
                 float(len(support)),
                 Source.MINED,
-                embeddings[best.first_row],
+                rows.embeddings[best.first_row],
                 support=float(len(support)),
             )
         )
@@ -464,10 +323,10 @@ def build_response_set(
     row_ids = np.asarray(
         [bank_id_of_key.get(k, -1) if k is not None else -1 for k in row_keys], dtype=np.int64
     )
-    report.rows_joined = _rows_to_catalogue(row_ids, embeddings, entries)
+    report.rows_joined = _rows_to_catalogue(row_ids, rows.embeddings, entries)
     count_array = np.asarray([e.count for e in entries], dtype=np.float32)
     prior = _intent_prior(entries, config.min_support)
-    dim = embeddings.shape[1]
+    dim = rows.embeddings.shape[1]
     vectors = [e.vector for e in entries]
     matrix = np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, dim), np.float32)
     report.served = len(entries)

@@ -21,9 +21,9 @@ and every candidate is scored on the held-out tenth of training messages
 
 The score is the 1-of-100 ranking accuracy (Henderson et al. 2019, core.ranking) of the
 combined model on held-out (message, real reply) pairs, each scored as the model scores any
-pair (:func:`pair_signals`). The plain encoder (the identity, the dual signal alone) is one
-of the candidates, so the chosen model's held-out 1-of-100 is never below it. Ties go to the
-simplest candidate: fewer epochs, a smaller scale, less total weight.
+pair (models.suggester.pair_signals). The plain encoder (the identity, the dual signal alone)
+is one of the candidates, so the chosen model's held-out 1-of-100 is never below it. Ties go
+to the simplest candidate: fewer epochs, a smaller scale, less total weight.
 """
 
 from __future__ import annotations
@@ -44,10 +44,10 @@ from core.ranking import ranking_batch
 from core.ranking import ranking_columns
 from core.settings import DEFAULT_SEED
 from models.adapter import Adapter
-from models.response_set import surface_key
 from models.suggester import Candidates
 from models.suggester import ScoringWeights
 from models.suggester import SuggestionModel
+from models.suggester import pair_signals
 
 # Suggestions a client shows: closeness is measured on the best of these.
 SHOWN = 3
@@ -77,106 +77,6 @@ class SelectionConfig:
     scales: tuple[float, ...] = (0.5, 1.0)
     batch: int = BATCH
     seed: int = DEFAULT_SEED
-
-
-@dataclass(frozen=True)
-class PairSignals:
-    """Each signal's score of (message i, reply j) pairs, before the weights combine them.
-
-    Attributes:
-        dual: (n, m) the adapted message's cosine with the reply.
-        knn: (n, m) the nearest-message vote for the response-set entry the reply means (0
-            when it means none: that signal can only vote for replies in the bank).
-        prior: (n, m) that entry's prior (0 likewise).
-    """
-
-    dual: np.ndarray
-    knn: np.ndarray
-    prior: np.ndarray
-
-    def scores(self, weights: ScoringWeights) -> np.ndarray:
-        """(n, m) the weighted sum divided by the total weight, as the model scores its bank
-        (models.suggester.Candidates.normalised, unclipped: clipping only ties the order)."""
-        total = max(weights.dual + weights.knn + weights.prior, 1e-12)
-        return (
-            weights.dual * self.dual + weights.knn * self.knn + weights.prior * self.prior
-        ) / total
-
-
-def bank_entries(model: SuggestionModel, replies: np.ndarray, texts: Sequence[str]) -> np.ndarray:
-    """The response-set entry each reply text means, as the response set clusters replies.
-
-    Args:
-        model: its bank and bank embeddings.
-        replies: (m, d) float32 unit rows: the texts' encoder embeddings.
-        texts: (m,) the reply texts.
-
-    Returns:
-        (m,) int64 bank ids: the entry of the same surface text, else the nearest entry when
-        at least ``model.retrieval.diversity_ceiling`` alike (the response set's clustering
-        threshold), else -1.
-    """
-    if not len(model.bank) or not len(texts):
-        return np.full(len(texts), -1, dtype=np.int64)
-    by_key = {surface_key(t): i for i, t in enumerate(model.bank.texts)}
-    sims = replies @ model.bank_embeddings.T
-    nearest = sims.argmax(axis=1)
-    close = sims[np.arange(len(texts)), nearest] >= model.retrieval.diversity_ceiling
-    ids = np.where(close, nearest, -1)
-    for i, text in enumerate(texts):
-        ids[i] = by_key.get(surface_key(text), ids[i])
-    return ids.astype(np.int64)
-
-
-def knn_votes(model: SuggestionModel, messages: np.ndarray) -> np.ndarray:
-    """(n, bank size) float32: the model's nearest-message signal for every bank entry (0
-    for the entries no near message voted for); ``messages`` are (n, d) encoder rows."""
-    out = np.zeros((len(messages), len(model.bank)), dtype=np.float32)
-    for i, candidates in enumerate(model.candidates_for_embeddings(messages)):
-        out[i, candidates.ids] = candidates.knn
-    return out
-
-
-def pair_signals(
-    model: SuggestionModel,
-    messages: np.ndarray,
-    replies: np.ndarray,
-    texts: Sequence[str],
-    columns: np.ndarray | None = None,
-) -> PairSignals:
-    """Every signal's score of (message, reply) pairs, as the model scores any reply text:
-    the dual encoder ``adapter(message) . reply``; the bank signals score a reply by the
-    response-set entry it means (:func:`bank_entries`), and give 0 to a text that means
-    none, as they would in serving.
-
-    Args:
-        model: the suggestion model.
-        messages: (n, d) float32 unit rows, the encoder's embeddings of the messages.
-        replies: (m, d) float32 unit rows, the encoder's embeddings of the reply texts.
-        texts: (m,) the reply texts.
-        columns: None for every pair; else (n, batch) reply indices per message
-            (core.ranking.ranking_columns): only those pairs are scored, never an (n, m)
-            matrix (what 1-of-100 needs, on any number of messages).
-
-    Returns:
-        :class:`PairSignals` of (n, m) matrices, or of (n, batch) blocks with ``columns``.
-    """
-    entries = bank_entries(model, replies, texts)
-    if columns is None:
-        columns = np.broadcast_to(np.arange(len(texts)), (len(messages), len(texts)))
-        dual = model.adapter.apply(messages) @ replies.T
-    else:
-        dual = pair_block(model.adapter.apply(messages), replies, columns)
-    knn = np.zeros(columns.shape, dtype=np.float32)
-    prior = np.zeros(columns.shape, dtype=np.float32)
-    if len(model.bank):
-        meant = entries[columns]
-        member = meant >= 0
-        where = np.where(member, meant, 0)
-        votes = np.take_along_axis(knn_votes(model, messages), where, axis=1)
-        knn = np.where(member, votes, 0.0).astype(np.float32)
-        prior = np.where(member, model.bank.prior[where], 0.0).astype(np.float32)
-    return PairSignals(dual=dual.astype(np.float32), knn=knn, prior=prior)
 
 
 def scaled(adapter: Adapter, scale: float) -> Adapter:
@@ -368,8 +268,8 @@ def closeness_search(
 
     The closeness is how near the best of the top three bank replies comes to the real
     reply (mean cosine, :func:`closeness`): what the gate's primary metric, similarity@3,
-    measures on the benchmark. Recorded beside the choice (the manifest's
-    ``training.validation_mrr``); the choice itself is by 1-of-100 (:func:`select`).
+    measures on the benchmark. Recorded beside the choice (the training report's
+    ``held_out_similarity_at_3``); the choice itself is by 1-of-100 (:func:`select`).
 
     Args:
         cands: each held-out message's candidates (models.suggester.Candidates).

@@ -28,8 +28,8 @@ from models.bank import ResponseBank
 from models.catalogue import Catalogue
 from models.curation import load_curation
 from models.intent_edits import load_overlay
-from models.response_set import Curation
-from models.response_set import surface_key
+from models.reply_rules import Curation
+from models.reply_rules import surface_key
 
 T = TypeVar("T")
 

@@ -17,6 +17,11 @@ the nearest message is; the reply's prior; the intent signal), clipped at 0 and 
 maximum. Scores of one model are comparable across messages, which is what triggering
 needs: a model answers a message only when its best score reaches the threshold chosen at
 training (:class:`Triggering`), as Smart Reply does (Kannan et al. 2016, section 3).
+
+The same signals score any (message, reply text) pair, a reply outside the bank included
+(:func:`pair_signals`): what 1-of-100 ranks, in model selection at training
+(models.selection), in the evaluator (:meth:`SuggestionModel.pair_scores`) and in
+bench/quality.py.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import faiss
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from core.ranking import pair_block
 from models.adapter import Adapter
 from models.bank import UNKNOWN_TONE
 from models.bank import ResponseBank
@@ -42,8 +48,8 @@ from models.intents import propagate
 from models.intents import unnamed_name
 from models.prompts import IntentMatcher
 from models.prompts import IntentPrompts
-from models.response_set import SAME_MEANING
-from models.response_set import surface_key
+from models.reply_rules import SAME_MEANING
+from models.reply_rules import surface_key
 from models.tone import SPECIFIC_SYMPATHY_MATCH
 from models.tone import ToneClassifier
 from models.tone import ToneDetector
@@ -80,7 +86,7 @@ class RetrievalConfig:
         intent_candidates: the intents best matched by their prompts whose replies are
             scored as well, however far their texts are from the message.
         diversity_ceiling: two suggestions at or above this cosine say the same thing, and
-            only the better one is shown (models.response_set.SAME_MEANING says why 0.85).
+            only the better one is shown (models.reply_rules.SAME_MEANING says why 0.85).
         exact_index_limit: above this many rows a FAISS index is approximate (HNSW).
     """
 
@@ -204,7 +210,25 @@ class Candidates:
 
 
 class SuggestionModel:
-    """A trained, loadable suggestion model.
+    """A trained, loadable suggestion model (built by models.training, loaded by
+    models.artifact).
+
+    Args:
+        encoder: the base encoder of messages and replies (its dimension: d).
+        adapter: the message tower's map on the encoder's rows.
+        bank: the response set's replies (m of them).
+        bank_embeddings: (m, d) float32 unit rows: each reply's encoder embedding.
+        message_embeddings: (v, d) float32 unit rows: the training messages that vote for
+            replies (the nearest-message signal).
+        message_reply_ids: (v,) int64: the bank id each of those messages votes for.
+        weights: the signals' weights.
+        retrieval: how suggestions are found.
+        bank_index, message_index: FAISS indexes of the two matrices (a loaded model's);
+            None builds them.
+        triggering: when to answer; None answers every message (threshold 0).
+        prompts: the catalogue's prompts (the intent signal); None: none.
+        tone_classifier: tells sensitive messages (models.tone); None: the nearest-prototype
+            rule.
 
     Example:
         >>> model.suggest("are we still on for lunch?", k=3)  # doctest: +SKIP
@@ -213,6 +237,7 @@ class SuggestionModel:
 
     def __init__(
         self,
+        *,
         encoder: Encoder,
         adapter: Adapter,
         bank: ResponseBank,
@@ -225,7 +250,7 @@ class SuggestionModel:
         message_index: faiss.Index | None = None,
         triggering: Triggering | None = None,
         prompts: IntentPrompts | None = None,
-        tone: ToneClassifier | None = None,
+        tone_classifier: ToneClassifier | None = None,
     ) -> None:
         self.encoder = encoder
         self.adapter = adapter
@@ -247,7 +272,7 @@ class SuggestionModel:
         self._surface = [surface_key(t) for t in bank.texts]
         self.prompts = prompts if prompts is not None else IntentPrompts.empty(encoder.dim)
         # Which messages only sympathetic replies may answer (models.tone).
-        self.tone = ToneDetector(encoder, classifier=tone)
+        self.tone = ToneDetector(encoder, classifier=tone_classifier)
         codes: dict[str, int] = {}
         # (m,) each reply's intent as a number: one reply per number in a list.
         self._intent_codes = np.asarray(
@@ -333,7 +358,7 @@ class SuggestionModel:
         columns: np.ndarray | None = None,
     ) -> np.ndarray:
         """The model's score of (message, reply text) pairs, for 1-of-100
-        (models.selection.pair_signals says how a reply outside the bank is scored).
+        (:func:`pair_signals` says how a reply outside the bank is scored).
 
         Args:
             messages: (n, d) the encoder's unit rows of the messages.
@@ -341,8 +366,6 @@ class SuggestionModel:
             texts: (m,) the reply texts.
             columns: None for all (n, m) pairs; else (n, batch) reply indices per message.
         """
-        from models.selection import pair_signals  # models.selection imports this module
-
         return pair_signals(self, messages, replies, texts, columns).scores(self.weights)
 
     def suggest(self, message: str, k: int = 3, niche: str | None = None) -> list[Suggestion]:
@@ -491,18 +514,18 @@ class SuggestionModel:
             sources=[*self.bank.sources, *sources],
         )
         model = SuggestionModel(
-            self.encoder,
-            self.adapter,
-            bank,
-            np.vstack([self.bank_embeddings, embeddings]).astype(np.float32),
-            self.message_embeddings,
-            self.message_reply_ids,
-            self.weights,
-            self.retrieval,
+            encoder=self.encoder,
+            adapter=self.adapter,
+            bank=bank,
+            bank_embeddings=np.vstack([self.bank_embeddings, embeddings]).astype(np.float32),
+            message_embeddings=self.message_embeddings,
+            message_reply_ids=self.message_reply_ids,
+            weights=self.weights,
+            retrieval=self.retrieval,
             message_index=self.message_index,
             triggering=self.triggering,
             prompts=self.prompts,
-            tone=self.tone.classifier,
+            tone_classifier=self.tone.classifier,
         )
         model.blocked_ids = self.blocked_ids
         return model
@@ -587,3 +610,103 @@ class SuggestionModel:
             if float(sims.max()) >= self.retrieval.diversity_ceiling:
                 return False
         return True
+
+
+@dataclass(frozen=True)
+class PairSignals:
+    """Each signal's score of (message i, reply j) pairs, before the weights combine them.
+
+    Attributes:
+        dual: (n, m) the adapted message's cosine with the reply.
+        knn: (n, m) the nearest-message vote for the response-set entry the reply means (0
+            when it means none: that signal can only vote for replies in the bank).
+        prior: (n, m) that entry's prior (0 likewise).
+    """
+
+    dual: np.ndarray
+    knn: np.ndarray
+    prior: np.ndarray
+
+    def scores(self, weights: ScoringWeights) -> np.ndarray:
+        """(n, m) the weighted sum divided by the total weight, as the model scores its bank
+        (:meth:`Candidates.normalised`, unclipped: clipping only ties the order)."""
+        total = max(weights.dual + weights.knn + weights.prior, 1e-12)
+        return (
+            weights.dual * self.dual + weights.knn * self.knn + weights.prior * self.prior
+        ) / total
+
+
+def bank_entries(model: SuggestionModel, replies: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+    """The response-set entry each reply text means, as the response set clusters replies.
+
+    Args:
+        model: its bank and bank embeddings.
+        replies: (m, d) float32 unit rows: the texts' encoder embeddings.
+        texts: (m,) the reply texts.
+
+    Returns:
+        (m,) int64 bank ids: the entry of the same surface text, else the nearest entry when
+        at least ``model.retrieval.diversity_ceiling`` alike (the response set's clustering
+        threshold), else -1.
+    """
+    if not len(model.bank) or not len(texts):
+        return np.full(len(texts), -1, dtype=np.int64)
+    by_key = {surface_key(t): i for i, t in enumerate(model.bank.texts)}
+    sims = replies @ model.bank_embeddings.T
+    nearest = sims.argmax(axis=1)
+    close = sims[np.arange(len(texts)), nearest] >= model.retrieval.diversity_ceiling
+    ids = np.where(close, nearest, -1)
+    for i, text in enumerate(texts):
+        ids[i] = by_key.get(surface_key(text), ids[i])
+    return ids.astype(np.int64)
+
+
+def knn_votes(model: SuggestionModel, messages: np.ndarray) -> np.ndarray:
+    """(n, bank size) float32: the model's nearest-message signal for every bank entry (0
+    for the entries no near message voted for); ``messages`` are (n, d) encoder rows."""
+    out = np.zeros((len(messages), len(model.bank)), dtype=np.float32)
+    for i, candidates in enumerate(model.candidates_for_embeddings(messages)):
+        out[i, candidates.ids] = candidates.knn
+    return out
+
+
+def pair_signals(
+    model: SuggestionModel,
+    messages: np.ndarray,
+    replies: np.ndarray,
+    texts: Sequence[str],
+    columns: np.ndarray | None = None,
+) -> PairSignals:
+    """Every signal's score of (message, reply) pairs, as the model scores any reply text:
+    the dual encoder ``adapter(message) . reply``; the bank signals score a reply by the
+    response-set entry it means (:func:`bank_entries`), and give 0 to a text that means
+    none, as they would in serving.
+
+    Args:
+        model: the suggestion model.
+        messages: (n, d) float32 unit rows, the encoder's embeddings of the messages.
+        replies: (m, d) float32 unit rows, the encoder's embeddings of the reply texts.
+        texts: (m,) the reply texts.
+        columns: None for every pair; else (n, batch) reply indices per message
+            (core.ranking.ranking_columns): only those pairs are scored, never an (n, m)
+            matrix (what 1-of-100 needs, on any number of messages).
+
+    Returns:
+        :class:`PairSignals` of (n, m) matrices, or of (n, batch) blocks with ``columns``.
+    """
+    entries = bank_entries(model, replies, texts)
+    if columns is None:
+        columns = np.broadcast_to(np.arange(len(texts)), (len(messages), len(texts)))
+        dual = model.adapter.apply(messages) @ replies.T
+    else:
+        dual = pair_block(model.adapter.apply(messages), replies, columns)
+    knn = np.zeros(columns.shape, dtype=np.float32)
+    prior = np.zeros(columns.shape, dtype=np.float32)
+    if len(model.bank):
+        meant = entries[columns]
+        member = meant >= 0
+        where = np.where(member, meant, 0)
+        votes = np.take_along_axis(knn_votes(model, messages), where, axis=1)
+        knn = np.where(member, votes, 0.0).astype(np.float32)
+        prior = np.where(member, model.bank.prior[where], 0.0).astype(np.float32)
+    return PairSignals(dual=dual.astype(np.float32), knn=knn, prior=prior)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,12 +17,13 @@ from models.catalogue import Catalogue
 from models.catalogue import Tone
 from models.encoder import Encoder
 from models.prompts import IntentPrompts
-from models.response_set import Curation
+from models.reply_rules import Curation
+from models.reply_rules import ResponseSetConfig
+from models.reply_rules import surface_key
+from models.response_set import ReplyRows
 from models.response_set import ResponseSet
-from models.response_set import ResponseSetConfig
 from models.response_set import ResponseSetReport
 from models.response_set import build_response_set
-from models.response_set import surface_key
 from models.selection import SelectionConfig
 from models.selection import SelectionReport
 from models.selection import closeness_search
@@ -54,7 +56,9 @@ class TrainingExample:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """How a model is trained (worker.context builds it from the settings).
+    """How a model is trained and what it may serve: everything about a training run but its
+    examples and its parent (worker.context.PipelineContext.training_config builds it from the
+    settings and the reviewers' state in the database).
 
     Args:
         adapter: the adapter's training (its ``epochs`` is the longest checkpoint).
@@ -62,6 +66,9 @@ class TrainingConfig:
         response_set: the response set's rules.
         target_coverage: share of held-out messages the model should answer, in (0, 1].
         selection: which checkpoints and forms are scored (models.selection).
+        curation: the team's added and blocked replies (default: none).
+        catalogue: the starter catalogue of intents, served beside the mined replies and
+            seeding their intents (models.response_set.build_response_set); None: none.
     """
 
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
@@ -69,6 +76,29 @@ class TrainingConfig:
     response_set: ResponseSetConfig = field(default_factory=ResponseSetConfig)
     target_coverage: float = 0.8
     selection: SelectionConfig = field(default_factory=SelectionConfig)
+    curation: Curation = field(default_factory=Curation)
+    catalogue: Catalogue | None = None
+
+
+@dataclass(frozen=True)
+class Inherited:
+    """What a model trained from a parent keeps of it (a generation's parent: production).
+
+    Attributes:
+        adapter: the adapter training continues from; None: the identity (the plain encoder).
+        weights: signal weights kept instead of searched; None: searched.
+        served_replies: the parent's served replies, kept below the support threshold
+            (models.response_set.build_response_set's ``inherited_replies``).
+    """
+
+    adapter: Adapter | None = None
+    weights: ScoringWeights | None = None
+    served_replies: Sequence[str] = ()
+
+    @classmethod
+    def of(cls, parent: SuggestionModel) -> Inherited:
+        """All three, from ``parent``."""
+        return cls(parent.adapter, parent.weights, tuple(parent.bank.texts))
 
 
 @dataclass
@@ -80,9 +110,13 @@ class TrainingReport:
     validation_examples: int
     response_set: ResponseSetReport
     triggering: Triggering
-    # Held-out closeness (models.selection.closeness_search) of every weight combination
-    # with the chosen adapter, best first (recorded; the choice is by 1-of-100).
-    validation_mrr: list[tuple[dict[str, float], float]] = field(default_factory=list)
+    # (weights, held-out similarity@3) for every weight combination with the chosen adapter,
+    # best first: the mean over held-out messages of the highest cosine between the real
+    # reply and the first three bank replies ranked by those weights
+    # (models.selection.closeness_search), the gate's primary metric measured on the held-out
+    # tenth. Recorded beside the choice, which is by 1-of-100; empty when the weights were
+    # kept or too few examples were held out. Never written to an artifact.
+    held_out_similarity_at_3: list[tuple[dict[str, float], float]] = field(default_factory=list)
     # The chosen epochs, form and weights with the held-out 1-of-100 of the model and of the
     # plain encoder; None when there were too few examples to hold any out.
     selection: SelectionReport | None = None
@@ -91,13 +125,10 @@ class TrainingReport:
 def train_model(
     encoder: Encoder,
     examples: Sequence[TrainingExample],
+    *,
     config: TrainingConfig,
-    curation: Curation | None = None,
-    start: Adapter | None = None,
+    inherited: Inherited | None = None,
     show_progress: bool = False,
-    weights: ScoringWeights | None = None,
-    inherited: Sequence[str] = (),
-    catalogue: Catalogue | None = None,
 ) -> tuple[SuggestionModel, TrainingReport]:
     """Train the adapter, build the response set, choose the adapter's epochs and form, the
     signal weights and the triggering threshold on held-out messages, and build the model.
@@ -113,27 +144,25 @@ def train_model(
     model's response set and message index hold every example; its adapter is the chosen
     checkpoint (trained without the held-out tenth).
 
-    With ``weights`` given (a generation keeps its parent's), the weights are not searched
-    again: a new search can land on a near-equal-relevance option with very different
-    diversity, which would be noise to the gate, not a change in data. The adapter's epochs
-    and form are chosen again (checkpoints from ``start``, the parent's adapter, and the
-    identity); should none reach the plain encoder under those weights, the plain encoder
-    itself is returned (its weights: the dual signal alone). The threshold is chosen again,
-    since a new adapter moves every score.
+    With ``inherited.weights`` given (a generation keeps its parent's), the weights are not
+    searched again: a new search can land on a near-equal-relevance option with very
+    different diversity, which would be noise to the gate, not a change in data. The
+    adapter's epochs and form are chosen again (checkpoints from ``inherited.adapter``, the
+    parent's adapter, and the identity); should none reach the plain encoder under those
+    weights, the plain encoder itself is returned (its weights: the dual signal alone). The
+    threshold is chosen again, since a new adapter moves every score.
 
     With fewer than ``MIN_EXAMPLES_TO_TUNE`` examples nothing is held out: the adapter is
-    trained for ``config.adapter.epochs`` and the weights are ``weights`` or the defaults.
+    trained for ``config.adapter.epochs`` and the weights are the inherited ones or the
+    defaults.
 
     Args:
         encoder: the base encoder; every text is encoded once (its cache).
         examples: the training rows (message, reply, niche, weight, human, conversation).
-        config: adapter, retrieval, response set, target coverage and selection settings.
-        curation: the team's additions and blocks (none when None).
-        start: the adapter to continue from (a generation starts from production's).
-        weights: signal weights to keep instead of searching them.
-        inherited: the parent's served replies (see models.response_set.build_response_set).
-        catalogue: the starter catalogue of intents, served beside the mined replies and
-            seeding their intents (models.response_set.build_response_set); None: none.
+        config: the settings, curation and catalogue of this training (:class:`TrainingConfig`).
+        inherited: what the model keeps of its parent; None: nothing (trained from the
+            identity, weights searched).
+        show_progress: progress lines on the console while encoding (the command line).
 
     Returns:
         (the model, its training report with the selection's figures).
@@ -143,7 +172,8 @@ def train_model(
     """
     if not examples:
         raise ValueError("cannot train a model on zero examples")
-    curation = curation or Curation()
+    inherited = inherited or Inherited()
+    catalogue = config.catalogue
     messages = encoder.encode(
         [e.message for e in examples], show_progress, what="messages of the training set"
     )
@@ -151,10 +181,10 @@ def train_model(
         [e.reply for e in examples], show_progress, what="replies of the training set"
     )
     prompts = IntentPrompts.of(catalogue, encoder, show_progress)
-    tone = None
+    tone_classifier = None
     if catalogue is not None and len(prompts):
         sympathetic = [catalogue[name].tone == Tone.SYMPATHETIC for name in prompts.intents]
-        tone = ToneClassifier.fit(encoder, prompts.embeddings, np.asarray(sympathetic))
+        tone_classifier = ToneClassifier.fit(encoder, prompts.embeddings, np.asarray(sympathetic))
     weights_arr = np.asarray([e.weight for e in examples], dtype=np.float32)
     # Only rows a person wrote are held out: the model's own replies (synthetic) and the ones
     # users tapped (human_selected) exist because the parent answered their message, so
@@ -182,41 +212,42 @@ def train_model(
         weights_arr[fit],
         config.adapter,
         checkpoints or (config.adapter.epochs,),
-        start=start,
+        start=inherited.adapter,
     )
     adapter = snapshots[-1][1]
 
     def response_set(rows: np.ndarray) -> ResponseSet:
         chosen_rows = [e for e, keep in zip(examples, rows, strict=True) if keep]
         return build_response_set(
-            [e.reply for e in chosen_rows],
-            replies[rows],
-            [e.niche for e in chosen_rows],
-            [e.conversation for e in chosen_rows],
-            [e.human for e in chosen_rows],
-            config.response_set,
-            curation,
-            encoder.encode,
-            inherited,
-            catalogue,
+            ReplyRows(
+                replies=[e.reply for e in chosen_rows],
+                embeddings=replies[rows],
+                niches=[e.niche for e in chosen_rows],
+                conversations=[e.conversation for e in chosen_rows],
+                human=[e.human for e in chosen_rows],
+            ),
+            config=config.response_set,
+            curation=config.curation,
+            encode=encoder.encode,
+            inherited_replies=inherited.served_replies,
+            catalogue=catalogue,
         )
 
-    chosen = weights or ScoringWeights()
-    tried: list[tuple[dict[str, float], float]] = []
+    # The probe and the final model differ in their rows, adapter, weights and triggering.
+    model_over = functools.partial(
+        _model,
+        encoder=encoder,
+        retrieval=config.retrieval,
+        prompts=prompts,
+        tone_classifier=tone_classifier,
+    )
+    chosen = inherited.weights or ScoringWeights()
+    similarity_at_3: list[tuple[dict[str, float], float]] = []
     selection: SelectionReport | None = None
     triggering = Triggering(threshold=0.0, target_coverage=config.target_coverage)
     if calibrate:
         probe_set = response_set(~held_out)
-        probe = _model(
-            encoder,
-            adapter,
-            probe_set,
-            messages[~held_out],
-            chosen,
-            config.retrieval,
-            prompts,
-            tone,
-        )
+        probe = model_over(probe_set, messages[~held_out], adapter=adapter, weights=chosen)
         gold_texts = [e.reply for e, held in zip(examples, held_out, strict=True) if held]
         adapter, chosen, selection = select(
             probe,
@@ -225,13 +256,13 @@ def train_model(
             gold_texts,
             snapshots,
             config.selection,
-            weights,
-            started_from_identity=start is None,
+            inherited.weights,
+            started_from_identity=inherited.adapter is None,
         )
         probe.adapter = adapter
         cands = probe.candidates_for_embeddings(messages[held_out])
-        if weights is None:
-            tried = closeness_search(cands, replies[held_out], probe_set.embeddings)
+        if inherited.weights is None:
+            similarity_at_3 = closeness_search(cands, replies[held_out], probe_set.embeddings)
         triggering = Triggering.calibrate(
             [c.normalised(chosen).max(initial=0.0) for c in cands], config.target_coverage
         )
@@ -243,9 +274,7 @@ def train_model(
             f"rules ({final_set.report.removed}); import more data, or lower "
             "REPLYGUARD_RESPONSE_SET__MIN_SUPPORT for a small data set"
         )
-    model = _model(
-        encoder, adapter, final_set, messages, chosen, config.retrieval, prompts, tone, triggering
-    )
+    model = model_over(final_set, messages, adapter=adapter, weights=chosen, triggering=triggering)
     report = TrainingReport(
         examples=len(examples),
         bank_size=len(final_set.bank),
@@ -254,38 +283,41 @@ def train_model(
         validation_examples=int(held_out.sum()) if calibrate else 0,
         response_set=final_set.report,
         triggering=triggering,
-        validation_mrr=tried,
+        held_out_similarity_at_3=similarity_at_3,
         selection=selection,
     )
     return model, report
 
 
 def _model(
-    encoder: Encoder,
-    adapter: Adapter,
     responses: ResponseSet,
     messages: np.ndarray,
+    *,
+    encoder: Encoder,
+    adapter: Adapter,
     weights: ScoringWeights,
     retrieval: RetrievalConfig,
     prompts: IntentPrompts,
-    tone: ToneClassifier | None,
+    tone_classifier: ToneClassifier | None,
     triggering: Triggering | None = None,
 ) -> SuggestionModel:
-    """A model over ``responses``; only messages whose reply is in the set vote (kNN); the
-    catalogue's ``prompts`` give the intent signal, ``tone`` tells sensitive messages."""
+    """A model over ``responses``, whose rows line up with ``messages`` ((n, d) encoder
+    rows); only messages whose reply is in the set vote (kNN). The other arguments are
+    :class:`~models.suggester.SuggestionModel`'s; ``triggering`` None answers every message
+    (threshold 0), as a probe model must."""
     voting = responses.row_ids >= 0
     return SuggestionModel(
-        encoder,
-        adapter,
-        responses.bank,
-        responses.embeddings,
-        messages[voting],
-        responses.row_ids[voting],
-        weights,
-        retrieval,
-        triggering=triggering or Triggering(threshold=0.0, target_coverage=1.0),
+        encoder=encoder,
+        adapter=adapter,
+        bank=responses.bank,
+        bank_embeddings=responses.embeddings,
+        message_embeddings=messages[voting],
+        message_reply_ids=responses.row_ids[voting],
+        weights=weights,
+        retrieval=retrieval,
+        triggering=triggering,
         prompts=prompts,
-        tone=tone,
+        tone_classifier=tone_classifier,
     )
 
 

@@ -38,7 +38,7 @@ nor wrong either: the labels name catalogue intents only.
 
 ``safeguards`` does not import ``models`` (docs/architecture.md): the catalogue reaches this
 module as an :class:`IntentVocabulary` built by the caller from
-``models.catalogue.load_catalogue()`` and ``models.response_set.surface_key``
+``models.catalogue.load_catalogue()`` and ``models.reply_rules.surface_key``
 (``worker.evaluation.everyday_benchmark`` does).
 
 Example:
@@ -123,7 +123,7 @@ class IntentVocabulary:
         tones: intent name -> tone, in the catalogue's order.
         by_surface: surface key of a canonical reply -> its intent's name.
         surface_key: the function that gives a text's surface key
-            (``models.response_set.surface_key``).
+            (``models.reply_rules.surface_key``).
     """
 
     tones: Mapping[str, str]
@@ -138,7 +138,7 @@ class IntentVocabulary:
 
         Args:
             intents: ``load_catalogue().intents``.
-            surface_key: ``models.response_set.surface_key``.
+            surface_key: ``models.reply_rules.surface_key``.
 
         Returns:
             The vocabulary; a reply's surface form shared by two intents (the catalogue's

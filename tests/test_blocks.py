@@ -26,11 +26,11 @@ from core.schema import ReplyBlock
 from core.schema import Role
 from models.curation import load_curation
 from models.encoder import Encoder
-from models.response_set import Block
-from models.response_set import Curation
-from models.response_set import ResponseSetConfig
-from models.response_set import Rule
-from models.response_set import refusal
+from models.reply_rules import Block
+from models.reply_rules import Curation
+from models.reply_rules import ResponseSetConfig
+from models.reply_rules import Rule
+from models.reply_rules import refusal
 from tests.helpers import FAST_TRAINING
 from tests.helpers import gunicorn
 from tests.helpers import make_settings
@@ -51,7 +51,7 @@ def test_catastrophic_patterns_are_matched_in_bounded_time() -> None:
     # instead of hanging the test run.
     code = (
         "import time\n"
-        "from models.response_set import Block, Curation, ResponseSetConfig, refusal\n"
+        "from models.reply_rules import Block, Curation, ResponseSetConfig, refusal\n"
         f"patterns, replies = {CATASTROPHIC!r}, {REPLIES!r}\n"
         "curation = Curation(blocks=tuple(Block('pattern', p) for p in patterns))\n"
         "start = time.perf_counter()\n"

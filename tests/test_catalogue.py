@@ -19,12 +19,12 @@ from models.catalogue import Stance
 from models.catalogue import Tone
 from models.catalogue import load_catalogue
 from models.catalogue import validate
-from models.response_set import Block
-from models.response_set import Curation
-from models.response_set import ResponseSetConfig
-from models.response_set import Rule
-from models.response_set import refusal
-from models.response_set import surface_key
+from models.reply_rules import Block
+from models.reply_rules import Curation
+from models.reply_rules import ResponseSetConfig
+from models.reply_rules import Rule
+from models.reply_rules import refusal
+from models.reply_rules import surface_key
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,10 +7,10 @@ import pytest
 from core.content import is_sensitive
 from core.content import looks_like_code
 from core.content import personal_data
-from models.response_set import Curation
-from models.response_set import ResponseSetConfig
-from models.response_set import Rule
-from models.response_set import refusal
+from models.reply_rules import Curation
+from models.reply_rules import ResponseSetConfig
+from models.reply_rules import Rule
+from models.reply_rules import refusal
 
 PERSONAL = [
     ("text me at 415-555-0199", "phone"),

@@ -30,7 +30,7 @@ from models.onnx_export import exported_model
 from models.onnx_export import int8_recipe
 from models.registry import artifact_dir
 from models.registry import production
-from models.response_set import ResponseSetConfig
+from models.reply_rules import ResponseSetConfig
 from models.suggester import SuggestionModel
 from models.training import TrainingConfig
 from models.training import TrainingExample
@@ -130,7 +130,7 @@ def _small_model(encoder: Encoder) -> SuggestionModel:
     model, _ = train_model(
         encoder,
         examples,
-        TrainingConfig(
+        config=TrainingConfig(
             adapter=AdapterConfig(epochs=1),
             response_set=ResponseSetConfig(min_support=1),
             target_coverage=1.0,

@@ -36,10 +36,10 @@ from models.intent_edits import enable_intent
 from models.intent_edits import load_overlay
 from models.intent_edits import rename_intent
 from models.intent_edits import revision
-from models.response_set import Block
-from models.response_set import CuratedReply
-from models.response_set import Curation
-from models.response_set import ResponseSetConfig
+from models.reply_rules import Block
+from models.reply_rules import CuratedReply
+from models.reply_rules import Curation
+from models.reply_rules import ResponseSetConfig
 from models.served import ReplySource
 from models.served import served_by_intent
 

@@ -25,11 +25,12 @@ from models.intents import is_unnamed
 from models.intents import propagate
 from models.registry import artifact_dir
 from models.registry import production
-from models.response_set import Curation
-from models.response_set import ResponseSetConfig
+from models.reply_rules import Curation
+from models.reply_rules import ResponseSetConfig
+from models.reply_rules import refusal
+from models.reply_rules import surface_key
+from models.response_set import ReplyRows
 from models.response_set import build_response_set
-from models.response_set import refusal
-from models.response_set import surface_key
 from models.suggester import Suggestion
 from models.suggester import SuggestionModel
 from models.suggester import Triggering
@@ -253,14 +254,16 @@ def test_a_mined_paraphrase_of_a_catalogue_reply_joins_that_intent(encoder: Enco
     replies += ["i'm from ohio"] * 3
     rows = len(replies)
     built = build_response_set(
-        replies,
-        encoder.encode(replies),
-        ["chat"] * rows,
-        [f"c{i}" for i in range(rows)],
-        [True] * rows,
-        ResponseSetConfig(),
-        Curation(),
-        encoder.encode,
+        ReplyRows(
+            replies=replies,
+            embeddings=encoder.encode(replies),
+            niches=["chat"] * rows,
+            conversations=[f"c{i}" for i in range(rows)],
+            human=[True] * rows,
+        ),
+        config=ResponseSetConfig(),
+        curation=Curation(),
+        encode=encoder.encode,
         catalogue=load_catalogue(),
     )
     bank = built.bank

@@ -11,7 +11,7 @@ from models.adapter import AdapterConfig
 from models.encoder import DiskCache
 from models.encoder import Encoder
 from models.encoder import EncoderError
-from models.response_set import ResponseSetConfig
+from models.reply_rules import ResponseSetConfig
 from models.suggester import SuggestionModel
 from models.training import TrainingConfig
 from models.training import TrainingExample
@@ -50,7 +50,7 @@ def train(
     return train_model(
         encoder,
         rows,
-        TrainingConfig(adapter=config, response_set=ALL_REPLIES, target_coverage=1.0),
+        config=TrainingConfig(adapter=config, response_set=ALL_REPLIES, target_coverage=1.0),
     )
 
 

@@ -20,7 +20,7 @@ from models.encoder import Encoder
 from models.prompts import INTENT_MATCH_FLOOR
 from models.prompts import IntentMatcher
 from models.prompts import IntentPrompts
-from models.response_set import ResponseSetConfig
+from models.reply_rules import ResponseSetConfig
 from models.training import TrainingConfig
 from models.training import TrainingExample
 from models.training import train_model
@@ -86,8 +86,10 @@ def test_prompts_rank_the_intent_that_answers_above_replies_that_sound_alike(
     "Morning to you too"; the prompts put the intent that answers it first, and the
     model's artifact keeps them."""
     rows = [TrainingExample("hello there", "Hi!", "chat")] * 4
-    config = TrainingConfig(response_set=ResponseSetConfig(min_support=1), target_coverage=1.0)
-    model, _ = train_model(encoder, rows, config, catalogue=GREETINGS)
+    config = TrainingConfig(
+        response_set=ResponseSetConfig(min_support=1), target_coverage=1.0, catalogue=GREETINGS
+    )
+    model, _ = train_model(encoder, rows, config=config)
     plain = encoder.encode(["good morning!", "Good afternoon!", "Morning to you too"])
     assert plain[0] @ plain[1] > plain[0] @ plain[2]
     assert model.suggest("good morning!", k=1)[0].intent == "good_morning"
@@ -109,8 +111,10 @@ def test_a_model_written_before_prompts_loads_without_the_intent_signal(
     """Its triggering threshold was chosen without the intent signal's weight, so it scores
     as it did: weight 0, no prompts."""
     rows = [TrainingExample("hello there", "Hi!", "chat")] * 4
-    config = TrainingConfig(response_set=ResponseSetConfig(min_support=1), target_coverage=1.0)
-    model, _ = train_model(encoder, rows, config, catalogue=GREETINGS)
+    config = TrainingConfig(
+        response_set=ResponseSetConfig(min_support=1), target_coverage=1.0, catalogue=GREETINGS
+    )
+    model, _ = train_model(encoder, rows, config=config)
     write_model(model, tmp_path / "old", {})
     manifest = json.loads((tmp_path / "old" / "manifest.json").read_text())
     del manifest["weights"]["intent"]

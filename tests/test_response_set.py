@@ -17,11 +17,12 @@ from models.artifact import load_model
 from models.encoder import Encoder
 from models.registry import artifact_dir
 from models.registry import get_version
-from models.response_set import Block
-from models.response_set import CuratedReply
-from models.response_set import Curation
+from models.reply_rules import Block
+from models.reply_rules import CuratedReply
+from models.reply_rules import Curation
+from models.reply_rules import ResponseSetConfig
+from models.response_set import ReplyRows
 from models.response_set import ResponseSet
-from models.response_set import ResponseSetConfig
 from models.response_set import build_response_set
 from tests.helpers import FAST_TRAINING
 from worker.context import PipelineContext
@@ -37,17 +38,21 @@ def build(
     rows: list[Row],
     config: ResponseSetConfig | None = None,
     curation: Curation | None = None,
+    inherited_replies: tuple[str, ...] = (),
 ) -> ResponseSet:
     replies = [r for r, _, _ in rows]
     return build_response_set(
-        replies,
-        encoder.encode(replies),
-        ["chat"] * len(rows),
-        [c for _, c, _ in rows],
-        [h for _, _, h in rows],
-        config or ResponseSetConfig(),
-        curation or Curation(),
-        encoder.encode,
+        ReplyRows(
+            replies=replies,
+            embeddings=encoder.encode(replies),
+            niches=["chat"] * len(rows),
+            conversations=[c for _, c, _ in rows],
+            human=[h for _, _, h in rows],
+        ),
+        config=config or ResponseSetConfig(),
+        curation=curation or Curation(),
+        encode=encoder.encode,
+        inherited_replies=inherited_replies,
     )
 
 
@@ -371,17 +376,22 @@ def test_the_message_is_never_suggested_back(
 def test_a_reply_the_parent_served_stays_served_unless_blocked(encoder: Encoder) -> None:
     # Rows a model wrote never add support; the parent's vetted replies stay in the set.
     rows = written("fair enough", 4, human=False) + written("sounds great", 4, human=False)
-    replies = [r for r, _, _ in rows]
-    result = build_response_set(
-        replies,
-        encoder.encode(replies),
-        ["chat"] * len(rows),
-        [c for _, c, _ in rows],
-        [h for _, _, h in rows],
-        ResponseSetConfig(),
-        Curation(blocks=(Block("text", "sounds great"),)),
-        encoder.encode,
-        inherited=["Fair enough!", "sounds great"],
+    result = build(
+        encoder,
+        rows,
+        curation=Curation(blocks=(Block("text", "sounds great"),)),
+        inherited_replies=("Fair enough!", "sounds great"),
     )
     assert result.bank.texts == ["fair enough"]
     assert result.report.removed["blocked"] == 1
+
+
+def test_reply_rows_refuse_columns_of_different_lengths() -> None:
+    with pytest.raises(ValueError, match="differ in length"):
+        ReplyRows(
+            replies=["ok", "sure"],
+            embeddings=np.zeros((2, 4), np.float32),
+            niches=["chat"],
+            conversations=[None, None],
+            human=[True, True],
+        )

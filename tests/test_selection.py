@@ -29,9 +29,10 @@ from models.artifact import read_manifest
 from models.encoder import Encoder
 from models.registry import artifact_dir
 from models.registry import production
-from models.response_set import ResponseSetConfig
+from models.reply_rules import ResponseSetConfig
 from models.selection import SelectionConfig
 from models.suggester import ScoringWeights
+from models.training import Inherited
 from models.training import TrainingConfig
 from models.training import TrainingExample
 from models.training import TrainingReport
@@ -102,7 +103,7 @@ def test_an_adapter_that_over_fits_is_never_returned(encoder: Encoder) -> None:
     examples = noisy_examples()
     assert _held_out(examples).sum() >= 60
     adapter = AdapterConfig(epochs=30, batch_size=32, learning_rate=0.02)
-    model, report = train_model(encoder, examples, config(adapter))
+    model, report = train_model(encoder, examples, config=config(adapter))
     selection = report.selection
     assert selection is not None
     figures = selection.as_dict()
@@ -127,7 +128,9 @@ def test_kept_weights_under_which_every_adapter_is_worse_fall_back_to_the_plain_
     # Only the nearest-message vote, kept (as a generation keeps its parent's weights): it
     # cannot rank replies outside the bank, so no adapter reaches the plain encoder.
     kept = ScoringWeights(dual=0.0, knn=1.0, prior=0.0)
-    model, report = train_model(encoder, examples, config(adapter), weights=kept)
+    model, report = train_model(
+        encoder, examples, config=config(adapter), inherited=Inherited(weights=kept)
+    )
     assert report.selection is not None
     figures = report.selection.as_dict()
     assert figures["fell_back_to_plain_encoder"] is True
@@ -174,7 +177,7 @@ def mapped_examples() -> list[TrainingExample]:
 def test_an_adapter_that_helps_is_chosen(encoder: Encoder) -> None:
     examples = mapped_examples()
     assert _held_out(examples).sum() >= 20
-    model, report = train_model(encoder, examples, config(AdapterConfig(epochs=30)))
+    model, report = train_model(encoder, examples, config=config(AdapterConfig(epochs=30)))
     assert report.selection is not None
     figures = report.selection.as_dict()
     assert figures["epochs"] > 0 and figures["form"] != "identity"

@@ -13,7 +13,7 @@ from core.settings import CoreSettings
 from core.settings import SettingsError
 from models.adapter import AdapterConfig
 from models.encoder import EncoderConfig
-from models.response_set import ResponseSetConfig
+from models.reply_rules import ResponseSetConfig
 from models.suggester import RetrievalConfig
 from safeguards.dedup import DedupConfig
 from safeguards.evaluator import EvaluationConfig

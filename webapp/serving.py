@@ -44,8 +44,8 @@ from models.intent_edits import Overlay
 from models.intent_edits import load_overlay
 from models.intent_edits import revision as intents_revision
 from models.registry import production
-from models.response_set import Curation
-from models.response_set import surface_key
+from models.reply_rules import Curation
+from models.reply_rules import surface_key
 from models.suggester import ReplyLabel
 from models.suggester import SuggestionModel
 from webapp import metrics

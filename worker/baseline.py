@@ -22,6 +22,7 @@ from models.registry import promote
 from models.registry import register
 from models.training import TrainingExample
 from models.training import TrainingReport
+from models.training import train_model
 from worker.context import PipelineContext
 from worker.data import Row
 from worker.data import example_pools
@@ -75,8 +76,11 @@ def train_baseline(ctx: PipelineContext, actor: str) -> tuple[ModelVersion, Trai
             "no human examples to train on: run `replyguard data load-demo` or "
             "`replyguard data import FILE --provenance human` first"
         )
-    model, report = ctx.train(
-        [TrainingExample(r.message, r.reply, r.niche, conversation=r.conversation) for r in rows]
+    model, report = train_model(
+        ctx.encoder,
+        [TrainingExample(r.message, r.reply, r.niche, conversation=r.conversation) for r in rows],
+        config=ctx.training_config(),
+        show_progress=ctx.show_progress,
     )
     metadata = training_metadata(rows, report, benchmark_examples=len(pools.benchmark))
     version = register(ctx.db, ctx.settings, model, generation=0, parent=None, metadata=metadata)

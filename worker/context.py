@@ -5,20 +5,12 @@ each hold one; every stage of a generation takes it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from core.db import Database
-from models.adapter import Adapter
 from models.curation import load_curation
 from models.encoder import Encoder
 from models.intent_edits import load_overlay
 from models.selection import SelectionConfig
-from models.suggester import ScoringWeights
-from models.suggester import SuggestionModel
 from models.training import TrainingConfig
-from models.training import TrainingExample
-from models.training import TrainingReport
-from models.training import train_model
 from worker.settings import Settings
 
 
@@ -52,41 +44,24 @@ class PipelineContext:
             )
         return self._encoder
 
-    def train(
-        self,
-        examples: Sequence[TrainingExample],
-        start: Adapter | None = None,
-        weights: ScoringWeights | None = None,
-        inherited: Sequence[str] = (),
-    ) -> tuple[SuggestionModel, TrainingReport]:
-        """Train a model with the settings' configuration, the team's current curation and
-        the catalogue of intents as reviewers left it (the starter catalogue with their edits:
-        models.intent_edits; models.training.train_model says what goes in and out)."""
+    def training_config(self) -> TrainingConfig:
+        """How this service trains a model now: the settings' adapter, retrieval, response
+        set, target coverage and seed, the team's current curation, and the catalogue of
+        intents as reviewers left it (the starter catalogue with their edits:
+        models.intent_edits). Read from the database at each call, so a training takes the
+        curation and edits made up to its start."""
+        settings = self.settings
         with self.db.session() as session:
             curation = load_curation(session)
             catalogue = load_overlay(session).catalogue()
-        return train_model(
-            self.encoder,
-            examples,
-            self.training_config,
-            curation,
-            start=start,
-            show_progress=self.show_progress,
-            weights=weights,
-            inherited=inherited,
-            catalogue=catalogue,
-        )
-
-    @property
-    def training_config(self) -> TrainingConfig:
-        """The settings' adapter, retrieval, response-set, coverage and seed for training."""
-        settings = self.settings
         return TrainingConfig(
             adapter=settings.adapter,
             retrieval=settings.retrieval,
             response_set=settings.response_set,
             target_coverage=settings.triggering_target_coverage,
             selection=SelectionConfig(seed=settings.seed),
+            curation=curation,
+            catalogue=catalogue,
         )
 
     @classmethod

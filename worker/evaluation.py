@@ -14,7 +14,7 @@ from models.artifact import read_manifest
 from models.catalogue import load_catalogue
 from models.registry import artifact_dir
 from models.registry import get_version
-from models.response_set import surface_key
+from models.reply_rules import surface_key
 from models.suggester import SuggestionModel
 from safeguards.evaluator import SuggestionEvaluator
 from safeguards.everyday import EverydayBenchmark
@@ -28,7 +28,7 @@ from worker.data import ExamplePools
 
 def catalogue_vocabulary() -> IntentVocabulary:
     """The shipped intent catalogue (models/catalogue.yaml) as the everyday benchmark reads
-    it: each intent's tone, and its replies by surface form (models.response_set.surface_key).
+    it: each intent's tone, and its replies by surface form (models.reply_rules.surface_key).
 
     Raises:
         models.catalogue.InvalidCatalogue: the shipped catalogue is broken.

@@ -28,7 +28,7 @@ from core.settings import CoreSettings
 from core.settings import SettingsError
 from models.adapter import AdapterConfig
 from models.encoder import EncoderConfig
-from models.response_set import ResponseSetConfig
+from models.reply_rules import ResponseSetConfig
 from models.suggester import RetrievalConfig
 from safeguards.dedup import DedupConfig
 from safeguards.evaluator import EvaluationConfig
@@ -52,7 +52,7 @@ class Settings(CoreSettings):
     retrieval: RetrievalConfig = RetrievalConfig()
     """How suggestions are retrieved (`models.suggester.RetrievalConfig`)."""
     response_set: ResponseSetConfig = ResponseSetConfig()
-    """Which replies the response set serves (`models.response_set.ResponseSetConfig`)."""
+    """Which replies the response set serves (`models.reply_rules.ResponseSetConfig`)."""
     quality: QualityConfig = QualityConfig()
     """The quality rules a synthetic reply must pass (`safeguards.quality.QualityConfig`)."""
     dedup: DedupConfig = DedupConfig()

@@ -473,17 +473,17 @@ class _TrainBootstrap:
                 start=model.adapter,
             )
         tuned = SuggestionModel(
-            ctx.encoder,
-            adapter,
-            model.bank,
-            model.bank_embeddings,
-            np.vstack([model.message_embeddings, messages]),
-            np.concatenate([model.message_reply_ids, ids]),
-            model.weights,
-            model.retrieval,
+            encoder=ctx.encoder,
+            adapter=adapter,
+            bank=model.bank,
+            bank_embeddings=model.bank_embeddings,
+            message_embeddings=np.vstack([model.message_embeddings, messages]),
+            message_reply_ids=np.concatenate([model.message_reply_ids, ids]),
+            weights=model.weights,
+            retrieval=model.retrieval,
             triggering=model.triggering,
             prompts=model.prompts,
-            tone=model.tone.classifier,
+            tone_classifier=model.tone.classifier,
         )
         metadata = {
             "training": {

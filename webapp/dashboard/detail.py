@@ -34,7 +34,7 @@ RULE_LABELS = {
     "reply_length": "reply too short or too long",
     "low_relevance": "reply unrelated to the message",
 }
-# The response set's rules (models.response_set.Rule), as the generation page names them.
+# The response set's rules (models.reply_rules.Rule), as the generation page names them.
 RESPONSE_RULE_LABELS = {
     "short_and_plain": "longer than a short one-line reply, or code and markup",
     "personal_data": "personal data (telephone, email, URL, card, account, address)",

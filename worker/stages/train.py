@@ -16,7 +16,9 @@ from models.artifact import load_model
 from models.registry import artifact_dir
 from models.registry import get_version
 from models.registry import register
+from models.training import Inherited
 from models.training import TrainingExample
+from models.training import train_model
 from worker.baseline import training_metadata
 from worker.context import PipelineContext
 from worker.data import Row
@@ -64,11 +66,12 @@ class TrainStage:
             )
             for row, item in zip(rows, training_set, strict=True)
         ]
-        model, report = ctx.train(
+        model, report = train_model(
+            ctx.encoder,
             examples,
-            start=parent_model.adapter,
-            weights=parent_model.weights,
-            inherited=parent_model.bank.texts,
+            config=ctx.training_config(),
+            inherited=Inherited.of(parent_model),
+            show_progress=ctx.show_progress,
         )
         metadata = training_metadata(
             [
