@@ -26,6 +26,7 @@ import re
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,9 +130,7 @@ def _start(root: Path, pg_ctl: Path, as_root: bool) -> PostgreSQLExecutor:
     try:
         server.start()
         server.password = secrets.token_hex(16)
-        with psycopg.connect(
-            host=server.unixsocketdir, port=server.port, user=USER, dbname="postgres"
-        ) as admin:
+        with _first_connection(server) as admin:
             admin.execute(
                 sql.SQL("ALTER USER {} PASSWORD {}").format(
                     sql.Identifier(USER), sql.Literal(server.password)
@@ -144,6 +143,23 @@ def _start(root: Path, pg_ctl: Path, as_root: bool) -> PostgreSQLExecutor:
         detail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
         raise PostgresUnavailable(f"the PostgreSQL server did not start: {exc}\n{detail}") from exc
     return server
+
+
+def _first_connection(server: PostgreSQLExecutor, wait: float = 60) -> psycopg.Connection:
+    """The first connection to a server just started. pytest-postgresql's start returns once
+    the postmaster runs, which can be before it accepts connections: on a loaded machine
+    the first connection got "the database system is starting up" 20 ms before the server
+    logged it was ready (and every PostgreSQL test then errored). Retried for ``wait`` s."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return psycopg.connect(
+                host=server.unixsocketdir, port=server.port, user=USER, dbname="postgres"
+            )
+        except psycopg.OperationalError as exc:
+            if "starting up" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 @contextlib.contextmanager

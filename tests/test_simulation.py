@@ -51,7 +51,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ],
         # The tests' fast training (tests/helpers.py), support rule included: a slice of
         # one-off chatterbot replies would leave the response set empty at its default.
-        env={f"REPLYGUARD_{name.upper()}": str(value) for name, value in FAST_TRAINING.items()},
+        env={
+            f"REPLYGUARD_{name.upper()}": json.dumps(value) if isinstance(value, dict) else value
+            for name, value in FAST_TRAINING.items()
+        },
     )
     assert result.exit_code == 0, result.output
     assert f"skipped line {bad_line}: 'reply' is missing" in result.output
