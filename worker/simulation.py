@@ -71,7 +71,6 @@ from core.schema import CandidateStatus
 from core.schema import IncomingMessage
 from core.schema import SyntheticCandidate
 from models.adapter_training import train_adapter
-from models.artifact import load_model
 from models.artifact import read_manifest
 from models.encoder import Encoder
 from models.registry import artifact_dir
@@ -93,8 +92,8 @@ from worker.settings import Settings
 from worker.stages import Counts
 from worker.stages import DeduplicateStage
 from worker.stages import FilterStage
+from worker.stages import GenerationRun
 from worker.stages import MixStage
-from worker.stages import Progress
 from worker.stages import PromoteStage
 from worker.stages import TrainStage
 from worker.stages.filter import FilterCounts
@@ -370,9 +369,9 @@ class _KeepEverything:
     name = FilterStage.name
     label = "Quality rules (none: every reply kept)"
 
-    def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> FilterCounts:
-        with ctx.db.session() as session:
-            kept = mark_kept(session, generation_id)
+    def run(self, run: GenerationRun) -> FilterCounts:
+        with run.ctx.db.session() as session:
+            kept = mark_kept(session, run.generation_id)
         return FilterCounts(checked=kept, kept=kept, removed={})
 
 
@@ -382,7 +381,7 @@ class _NoDeduplication:
     name = DeduplicateStage.name
     label = "Duplicate removal (none)"
 
-    def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> _Skipped:
+    def run(self, run: GenerationRun) -> _Skipped:
         return _Skipped()
 
 
@@ -392,9 +391,9 @@ class _MixReplace:
     name = MixStage.name
     label = "Training on the model's replies only"
 
-    def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> _MixedAnyway:
-        refs = _kept_refs(ctx, generation_id)
-        write_training_set(ctx, generation_id, [TrainingItem(ref, 1.0) for ref in refs])
+    def run(self, run: GenerationRun) -> _MixedAnyway:
+        refs = _kept_refs(run)
+        write_training_set(run.folder, [TrainingItem(ref, 1.0) for ref in refs])
         return _MixedAnyway(human=0, synthetic=len(refs), human_share=0.0)
 
 
@@ -404,14 +403,13 @@ class _MixAccumulate:
     name = MixStage.name
     label = "Mixing everything, uncapped"
 
-    def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> _MixedAnyway:
-        with ctx.db.session() as session:
-            pools = example_pools(session)
+    def run(self, run: GenerationRun) -> _MixedAnyway:
+        pools = run.examples()
         stored = [
             ExampleRef.example(r.id) for r in pools.human + pools.human_selected + pools.synthetic
         ]
-        refs = stored + _kept_refs(ctx, generation_id)
-        write_training_set(ctx, generation_id, [TrainingItem(ref, 1.0) for ref in refs])
+        refs = stored + _kept_refs(run)
+        write_training_set(run.folder, [TrainingItem(ref, 1.0) for ref in refs])
         return _MixedAnyway(
             human=len(pools.human),
             synthetic=len(refs) - len(pools.human),
@@ -425,14 +423,16 @@ class _PromoteAlways:
     name = PromoteStage.name
     label = "Promote (whatever the gate said)"
 
-    def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> _PromotedAnyway:
-        with ctx.db.session() as session:
-            generation = get_generation(session, generation_id)
+    def run(self, run: GenerationRun) -> _PromotedAnyway:
+        with run.ctx.db.session() as session:
+            generation = run.generation(session)
             verdict = generation.decision.get("verdict")
             added = accept_generation(
-                session, ctx.settings, generation, "simulate", "policy ignores the gate"
+                session, run.ctx.settings, generation, "simulate", "policy ignores the gate"
             )
-        return _PromotedAnyway(verdict=verdict, promoted=True, synthetic_added=added)
+            counts = _PromotedAnyway(verdict=verdict, promoted=True, synthetic_added=added)
+            run.record_done(session, generation, counts)
+        return counts
 
 
 class _TrainBootstrap:
@@ -443,12 +443,9 @@ class _TrainBootstrap:
     name = TrainStage.name
     label = "Fine-tuning production on its own replies"
 
-    def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> _BootstrapCounts:
+    def run(self, run: GenerationRun) -> _BootstrapCounts:
+        ctx, generation_id = run.ctx, run.generation_id
         with ctx.db.session() as session:
-            generation = get_generation(session, generation_id)
-            parent = get_version(session, generation.parent_version or "")
-            path, checksum = artifact_dir(ctx.settings, parent), parent.checksum
-            number, parent_version = generation.number, parent.version
             pairs = session.execute(
                 select(SyntheticCandidate.message, SyntheticCandidate.reply)
                 .where(
@@ -457,7 +454,7 @@ class _TrainBootstrap:
                 )
                 .order_by(SyntheticCandidate.id)
             ).all()
-        model, _ = load_model(path, ctx.encoder, checksum)
+        model = run.parent_model()
         reply_id = {text: i for i, text in enumerate(model.bank.texts)}
         ids = np.asarray([reply_id[reply] for _, reply in pairs], dtype=np.int64)
         adapter, losses = model.adapter, list[float]()
@@ -498,15 +495,17 @@ class _TrainBootstrap:
         def record(session: Any, version: Any) -> None:
             get_generation(session, generation_id).candidate_version = version.version
 
-        version = register(ctx.db, ctx.settings, tuned, number, parent_version, metadata, record)
+        version = register(
+            ctx.db, ctx.settings, tuned, run.number, run.parent_version, metadata, record
+        )
         return _BootstrapCounts(
             examples=len(pairs), bank_size=len(model.bank), candidate=version.version
         )
 
 
-def _kept_refs(ctx: PipelineContext, generation_id: int) -> list[ExampleRef]:
-    with ctx.db.session() as session:
-        return [ExampleRef.candidate(i) for i in kept_ids(session, generation_id)]
+def _kept_refs(run: GenerationRun) -> list[ExampleRef]:
+    with run.ctx.db.session() as session:
+        return [ExampleRef.candidate(i) for i in kept_ids(session, run.generation_id)]
 
 
 # No quality rules, no deduplication, every candidate promoted.

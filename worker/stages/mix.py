@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import select
 
 from core.generations import GenerationError
-from core.generations import get_generation
 from core.provenance import Provenance
 from core.references import ExampleRef
 from core.reservoir import member_ids
@@ -19,14 +18,10 @@ from core.schema import ReservoirRole
 from core.schema import SyntheticCandidate
 from safeguards.mixing import MixCounts
 from safeguards.mixing import mix_training_set
-from worker.context import PipelineContext
 from worker.data import Row
-from worker.data import example_pools
-from worker.faults import fault_point
-from worker.stages.base import Progress
+from worker.stages.base import GenerationRun
 from worker.stages.records import TrainingItem
 from worker.stages.records import TrainingRow
-from worker.stages.records import read_snapshot
 from worker.stages.records import write_training_set
 
 
@@ -46,15 +41,14 @@ class MixStage:
     name = "mix"
     label = "Mixing with human data"
 
-    def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> MixStageCounts:
+    def run(self, run: GenerationRun) -> MixStageCounts:
         """Write the training set: every human example up to the watermark, then the
         model-influenced ones (feedback, earlier synthetic examples, this generation's kept
         replies) within the cap. Raises GenerationError when an anchor example is missing
         from it (the reservoir's promise; a mixing change that breaks it must not train
         silently)."""
-        with ctx.db.session() as session:
-            watermark = read_snapshot(get_generation(session, generation_id)).watermark
-            pools = example_pools(session, watermark)
+        pools, watermark, settings = run.examples(), run.snapshot.watermark, run.ctx.settings
+        with run.ctx.db.session() as session:
             anchor = member_ids(session, ReservoirRole.ANCHOR)
             kept = session.execute(
                 select(
@@ -64,7 +58,7 @@ class MixStage:
                     SyntheticCandidate.niche,
                 )
                 .where(
-                    SyntheticCandidate.generation_id == generation_id,
+                    SyntheticCandidate.generation_id == run.generation_id,
                     SyntheticCandidate.status == CandidateStatus.KEPT.value,
                 )
                 .order_by(SyntheticCandidate.id)
@@ -77,8 +71,8 @@ class MixStage:
             stored_rows(pools.human),
             stored_rows(pools.human_selected),
             synthetic,
-            synthetic_cap=ctx.settings.synthetic_cap,
-            seed=ctx.settings.seed,
+            synthetic_cap=settings.synthetic_cap,
+            seed=settings.seed,
         )
         items = [
             TrainingItem(row.ref, float(weight))
@@ -88,8 +82,7 @@ class MixStage:
         missing = [i for i in anchor if i <= watermark and ExampleRef.example(i) not in trained]
         if missing:
             raise GenerationError(f"{len(missing)} anchor example(s) left out of the training set")
-        write_training_set(ctx, generation_id, items)
-        fault_point(ctx.settings.data_dir, self.name)
+        write_training_set(run.folder, items)
         return MixStageCounts(result.counts, len(anchor))
 
 

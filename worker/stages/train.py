@@ -12,17 +12,13 @@ from core.provenance import Provenance
 from core.schema import ModelStatus
 from core.schema import ModelVersion
 from core.text import pair_hash
-from models.artifact import load_model
-from models.registry import artifact_dir
 from models.registry import get_version
 from models.registry import register
 from models.training import TrainingExample
 from worker.baseline import training_metadata
-from worker.context import PipelineContext
 from worker.data import Row
-from worker.faults import fault_point
 from worker.stages.base import Counts
-from worker.stages.base import Progress
+from worker.stages.base import GenerationRun
 from worker.stages.records import read_training_set
 from worker.stages.records import resolve
 
@@ -41,18 +37,15 @@ class TrainStage:
     name = "train"
     label = "Training the candidate"
 
-    def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> TrainCounts:
+    def run(self, run: GenerationRun) -> TrainCounts:
         """Train the candidate from production's weights on the mixed set; write its
         artifact and record it on the generation, in one transaction that also marks the
         candidate of an interrupted run of this stage failed."""
-        training_set = read_training_set(ctx, generation_id)
+        ctx, generation_id = run.ctx, run.generation_id
+        training_set = read_training_set(run.folder)
         with ctx.db.session() as session:
-            generation = get_generation(session, generation_id)
-            parent = get_version(session, generation.parent_version or "")
-            parent_path, parent_checksum = artifact_dir(ctx.settings, parent), parent.checksum
-            number, parent_version = generation.number, parent.version
             rows = resolve(session, [item.ref for item in training_set])
-        parent_model, _ = load_model(parent_path, ctx.encoder, parent_checksum)
+        parent_model = run.parent_model()
         examples = [
             TrainingExample(
                 row.message,
@@ -88,8 +81,9 @@ class TrainStage:
                 get_version(session, generation.candidate_version).status = ModelStatus.FAILED.value
             generation.candidate_version = version.version
 
-        version = register(ctx.db, ctx.settings, model, number, parent_version, metadata, record)
-        fault_point(ctx.settings.data_dir, self.name)
+        version = register(
+            ctx.db, ctx.settings, model, run.number, run.parent_version, metadata, record
+        )
         return TrainCounts(
             examples=len(examples),
             bank_size=report.bank_size,
