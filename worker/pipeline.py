@@ -27,6 +27,7 @@ from core.generations import GenerationBusy
 from core.generations import GenerationError
 from core.generations import GenerationNotFound
 from core.generations import active_generation
+from core.generations import baseline_version
 from core.generations import end_generation
 from core.generations import get_generation
 from core.generations import new_generation
@@ -39,7 +40,6 @@ from core.schema import GenerationStage
 from core.schema import GenerationStatus
 from core.schema import StageStatus
 from models.registry import production
-from worker.baseline import baseline_version
 from worker.context import PipelineContext
 from worker.data import ExamplePools
 from worker.faults import fault_point
@@ -153,10 +153,10 @@ def start_generation(ctx: PipelineContext, actor: str) -> int:
         if running is not None:
             raise GenerationBusy(_busy_message(running))
         number = next_number(session)
-    if baseline_version(ctx) is None:
-        raise GenerationError(
-            "no clean baseline (generation 0): `replyguard models train-baseline`"
-        )
+        if baseline_version(session) is None:
+            raise GenerationError(
+                "no clean baseline (generation 0): `replyguard models train-baseline`"
+            )
     try:
         with ctx.db.session() as session:
             generation = new_generation(number, actor)

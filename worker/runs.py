@@ -38,7 +38,9 @@ from worker.stages.base import generation_dir
 if TYPE_CHECKING:
     from worker.pipeline import Pipeline
 
-log = logging.getLogger(__name__)
+# The runner's lines ("stage train started", "... done") under the runner's name, which
+# docs/operations.md documents and log queries select on.
+log = logging.getLogger("worker.pipeline")
 
 # Progress is written at most this often, so a busy stage does not hammer the database.
 PROGRESS_EVERY_SECONDS = 1.0

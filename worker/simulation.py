@@ -99,7 +99,7 @@ from worker.stages import TrainStage
 from worker.stages.filter import FilterCounts
 from worker.stages.records import TrainingItem
 from worker.stages.records import write_training_set
-from worker.stages.staging import kept_ids
+from worker.stages.staging import kept
 from worker.stages.staging import mark_kept
 
 Policy = Literal["replace", "accumulate", "guarded", "bootstrap", "ablation"]
@@ -505,7 +505,7 @@ class _TrainBootstrap:
 
 def _kept_refs(run: GenerationRun) -> list[ExampleRef]:
     with run.ctx.db.session() as session:
-        return [ExampleRef.candidate(i) for i in kept_ids(session, run.generation_id)]
+        return [reply.ref for reply in kept(session, run.generation_id)]
 
 
 # No quality rules, no deduplication, every candidate promoted.

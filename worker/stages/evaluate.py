@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.generations import GenerationError
-from worker.baseline import baseline_version
+from core.generations import baseline_version
 from worker.evaluation import VersionEvaluator
 from worker.stages.base import GenerationRun
 
@@ -34,7 +34,8 @@ class EvaluateStage:
         to the snapshot's watermark make them, and store the evaluations on the generation.
         Raises GenerationError when one of them is missing."""
         candidate, parent = run.candidate_version, run.parent_version
-        baseline = baseline_version(run.ctx)
+        with run.ctx.db.session() as session:
+            baseline = baseline_version(session)
         if candidate is None or parent is None or baseline is None:
             raise GenerationError("evaluate needs the candidate, the parent and the baseline")
         versions = dict(zip(ROLES, (candidate, parent, baseline), strict=True))

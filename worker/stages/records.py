@@ -4,7 +4,8 @@
   stored on its stage row; every later stage reads the examples up to the watermark.
 - :class:`TrainingItem`: an example of the training set and its weight, written by the mix
   stage to ``training_set.json`` in the generation's folder and read by the train stage.
-- :class:`TrainingRow`: an example's text, niche and provenance, resolved from its reference.
+- :func:`resolve`: the examples (worker.data.ReplyExample) the training set's references
+  point at.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from core.references import PromptRef
 from core.schema import Example
 from core.schema import Generation
 from core.schema import SyntheticCandidate
+from worker.data import ReplyExample
 
 SNAPSHOT = "snapshot"
 # Rows asked for per query when resolving references (SQLite allows 999 parameters).
@@ -84,22 +86,10 @@ def read_training_set(folder: Path) -> list[TrainingItem]:
     return [TrainingItem(ExampleRef.parse(item["ref"]), float(item["weight"])) for item in data]
 
 
-@dataclass(frozen=True)
-class TrainingRow:
-    """A training example's content: a stored example, or a kept synthetic reply of this
-    generation."""
-
-    ref: ExampleRef
-    message: str
-    reply: str
-    niche: str
-    provenance: Provenance
-    conversation: str | None = None
-
-
-def resolve(session: Session, refs: Sequence[ExampleRef]) -> list[TrainingRow]:
-    """The rows ``refs`` point at, in their order; raises KeyError for a missing row."""
-    found: dict[ExampleRef, TrainingRow] = {}
+def resolve(session: Session, refs: Sequence[ExampleRef]) -> list[ReplyExample]:
+    """The examples and staged replies ``refs`` point at, in their order; raises KeyError
+    for a missing row."""
+    found: dict[ExampleRef, ReplyExample] = {}
     example_ids = [r.id for r in refs if r.kind == "example"]
     candidate_ids = [r.id for r in refs if r.kind == "candidate"]
     for start in range(0, len(example_ids), BATCH):
@@ -107,7 +97,7 @@ def resolve(session: Session, refs: Sequence[ExampleRef]) -> list[TrainingRow]:
             select(Example).where(Example.id.in_(example_ids[start : start + BATCH]))
         ):
             ref = ExampleRef.example(e.id)
-            found[ref] = TrainingRow(
+            found[ref] = ReplyExample(
                 ref, e.message, e.reply, e.niche, Provenance(e.provenance), e.conversation
             )
     for start in range(0, len(candidate_ids), BATCH):
@@ -117,5 +107,5 @@ def resolve(session: Session, refs: Sequence[ExampleRef]) -> list[TrainingRow]:
             )
         ):
             ref = ExampleRef.candidate(c.id)
-            found[ref] = TrainingRow(ref, c.message, c.reply, c.niche, Provenance.SYNTHETIC)
+            found[ref] = ReplyExample(ref, c.message, c.reply, c.niche, Provenance.SYNTHETIC)
     return [found[ref] for ref in refs]

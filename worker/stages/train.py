@@ -3,20 +3,17 @@ registered with its artifact."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
 from core.generations import get_generation
-from core.provenance import Provenance
 from core.schema import ModelStatus
 from core.schema import ModelVersion
-from core.text import pair_hash
 from models.registry import get_version
 from models.registry import register
-from models.training import TrainingExample
-from worker.baseline import training_metadata
-from worker.data import Row
+from models.training import training_metadata
 from worker.stages.base import Counts
 from worker.stages.base import GenerationRun
 from worker.stages.records import read_training_set
@@ -47,15 +44,7 @@ class TrainStage:
             rows = resolve(session, [item.ref for item in training_set])
         parent_model = run.parent_model()
         examples = [
-            TrainingExample(
-                row.message,
-                row.reply,
-                row.niche,
-                item.weight,
-                row.provenance is Provenance.HUMAN,
-                row.conversation,
-            )
-            for row, item in zip(rows, training_set, strict=True)
+            row.for_training(item.weight) for row, item in zip(rows, training_set, strict=True)
         ]
         model, report = ctx.train(
             examples,
@@ -63,26 +52,16 @@ class TrainStage:
             weights=parent_model.weights,
             inherited=parent_model.bank.texts,
         )
-        metadata = training_metadata(
-            [
-                Row(0, r.message, r.reply, r.niche, r.provenance, pair_hash(r.message, r.reply))
-                for r in rows
-            ],
-            report,
-            generation_id=generation_id,
-        )
-
-        def record(session: Session, version: ModelVersion) -> None:
-            generation = get_generation(session, generation_id)
-            if generation.candidate_version is not None:
-                # The candidate of a run of this stage that was killed before it recorded
-                # itself done: superseded, so that nothing can promote it (the registry
-                # refuses failed).
-                get_version(session, generation.candidate_version).status = ModelStatus.FAILED.value
-            generation.candidate_version = version.version
+        metadata = training_metadata(examples, report, generation_id=generation_id)
 
         version = register(
-            ctx.db, ctx.settings, model, run.number, run.parent_version, metadata, record
+            ctx.db,
+            ctx.settings,
+            model,
+            run.number,
+            run.parent_version,
+            metadata,
+            record_candidate(generation_id),
         )
         return TrainCounts(
             examples=len(examples),
@@ -91,3 +70,18 @@ class TrainStage:
             response_set_removed=report.response_set.removed,
             triggering_threshold=report.triggering.threshold,
         )
+
+
+def record_candidate(generation_id: int) -> Callable[[Session, ModelVersion], None]:
+    """What models.registry.register runs in the transaction that makes a new version a
+    candidate: the version becomes the candidate of generation ``generation_id``, and the
+    candidate of a run of the train stage that was killed before it recorded itself done is
+    marked failed (superseded: the registry refuses to promote a failed version)."""
+
+    def record(session: Session, version: ModelVersion) -> None:
+        generation = get_generation(session, generation_id)
+        if generation.candidate_version is not None:
+            get_version(session, generation.candidate_version).status = ModelStatus.FAILED.value
+        generation.candidate_version = version.version
+
+    return record
