@@ -68,7 +68,9 @@ class GenerationRun:
         frozen: what the snapshot stage froze (None before it ran; :attr:`snapshot`).
         progress: the stage reports the share it has done through it.
         pools: the examples read so far, by watermark; the runner shares it between the
-            stages it runs in one process, since the examples up to a watermark never change.
+            stages it runs in one process, since the examples up to a watermark do not change
+            while a generation runs (examples are never edited, and the reservoir is not
+            rebuilt under a running generation: core/reservoir.py).
     """
 
     ctx: PipelineContext
