@@ -25,6 +25,7 @@ from core.generations import get_generation
 from core.generations import record_progress
 from core.generations import stage_run
 from core.generations import start_run
+from core.logs import log_context
 from core.schema import Generation
 from core.schema import GenerationStatus
 from core.schema import StageStatus
@@ -142,7 +143,9 @@ def begin_stage(
         run = GenerationRun.of(
             ctx, generation, name, attempt, _ProgressReporter(ctx, generation_id, name), pools
         )
-    log.info("stage %s started", name)
+    # Bound here too: a caller that asked for the next stage did not know which it would be.
+    with log_context(stage=name):
+        log.info("stage %s started", name)
     return run
 
 
