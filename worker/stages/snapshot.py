@@ -115,8 +115,11 @@ def prompt_pool(
 
 
 def _previous_watermark(session: Session, number: int) -> int:
+    """The watermark of the generation before ``number``; 0 when that is the clean baseline
+    (generation 0), whose snapshot only sets its training data aside: the first generation
+    counts every human example as fresh, so its gate does not warn that none arrived."""
     previous = previous_generation(session, number)
-    if previous is None:
+    if previous is None or previous.number == 0:
         return 0
     run = previous.stage_runs.get(SNAPSHOT)
     return int(run.data.get("watermark", 0)) if run is not None else 0
