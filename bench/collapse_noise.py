@@ -33,7 +33,6 @@ from bench.common import prepare
 from core.db import Database
 from models.encoder import Encoder
 from models.training import Inherited
-from models.training import TrainingExample
 from models.training import train_model
 from safeguards.detector import detector_metrics
 from safeguards.evaluator import BenchmarkExample
@@ -57,10 +56,7 @@ def main() -> None:
         encoder = Encoder.from_config(settings.encoder, settings.embedding_cache)
         data = prepare(args.data.name if args.data else "demo", Path(tmp), encoder, args.data)
         db = Database(data.settings)
-        examples = [
-            TrainingExample(r.message, r.reply, r.niche, conversation=r.conversation)
-            for r in data.train
-        ]
+        examples = [r.for_training() for r in data.train]
         benchmark = [BenchmarkExample(r.message, r.reply, r.niche) for r in data.benchmark]
         counts = dict(Counter(r.niche for r in data.train + data.benchmark))
         config = data.settings.evaluation

@@ -24,7 +24,7 @@ from models.registry import production
 from models.suggester import SuggestionModel
 from worker.baseline import train_baseline
 from worker.context import PipelineContext
-from worker.data import Row
+from worker.data import ReplyExample
 from worker.data import example_pools
 from worker.settings import Settings
 from worker.settings import load_settings
@@ -68,8 +68,8 @@ class BenchData:
     settings: Settings
     model: SuggestionModel
     manifest: dict[str, Any]
-    train: list[Row]
-    benchmark: list[Row]
+    train: list[ReplyExample]
+    benchmark: list[ReplyExample]
 
 
 def prepare(

@@ -266,7 +266,7 @@ def in_use(settings: CoreSettings) -> list[str]:
     """What is using ``settings``' data folder now, one line each: every live process of the
     service on record there (web servers and their workers, Celery workers, beat, Flower,
     `replyguard run`: core/processes.py), and every generation whose stage lock a live
-    process holds (worker/pipeline.py stage_guard). Empty when nothing is."""
+    process holds (worker/runs.py stage_guard). Empty when nothing is."""
     found = [str(p) for p in live_processes(settings.data_dir)]
     generations = settings.data_dir / "generations"
     for lock in sorted(generations.glob("*/stage.lock")) if generations.is_dir() else []:

@@ -95,6 +95,15 @@ def baseline_generation(session: Session) -> Generation | None:
     return session.scalars(select(Generation).where(Generation.number == 0)).one_or_none()
 
 
+def baseline_version(session: Session) -> str | None:
+    """The clean baseline's model version once generation 0 passed; None before (not
+    trained yet, or its training still running or failed)."""
+    row = baseline_generation(session)
+    if row is None or row.status != GenerationStatus.PASSED.value:
+        return None
+    return row.candidate_version
+
+
 def latest_generation(session: Session) -> Generation | None:
     """The generation with the highest number after the baseline, whatever its status; None
     when there is none (the baseline alone, or an empty database)."""

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from typing import Any
 
 import numpy as np
 
+from core.provenance import Provenance
 from core.text import normalize
+from core.text import pair_hash
 from models.adapter import Adapter
 from models.adapter import AdapterConfig
 from models.catalogue import Catalogue
@@ -44,14 +48,21 @@ MIN_EXAMPLES_TO_TUNE = 50
 
 @dataclass(frozen=True)
 class TrainingExample:
+    """A (message, reply) pair to train on, with its niche, its weight in the loss (mean 1
+    over a training set), who wrote the reply, and the independent source that wrote it
+    (core.schema.Example.conversation)."""
+
     message: str
     reply: str
     niche: str
     weight: float = 1.0
-    # Written by a person (provenance human); only these count toward a reply's support.
-    human: bool = True
-    # The independent source that wrote the reply (core.schema.Example.conversation).
+    provenance: Provenance = Provenance.HUMAN
     conversation: str | None = None
+
+    @property
+    def human(self) -> bool:
+        """Written by a person: only these count toward a reply's support."""
+        return self.provenance is Provenance.HUMAN
 
 
 @dataclass(frozen=True)
@@ -122,6 +133,41 @@ class TrainingReport:
     selection: SelectionReport | None = None
 
 
+def training_metadata(
+    examples: Sequence[TrainingExample], report: TrainingReport, **extra: object
+) -> dict[str, Any]:
+    """The ``training`` section of a model's manifest (models.registry.register writes it):
+    what it was trained on and what training chose.
+
+    Args:
+        examples: the examples the model was trained on.
+        report: what :func:`train_model` returned with the model.
+        extra: more entries of the section (``generation_id``, ``benchmark_examples``).
+
+    Returns:
+        ``{"training": {...}}``: the fingerprint (SHA-256 of the examples' sorted pair
+        hashes, core.text.pair_hash: the same set of pairs, the same fingerprint), the
+        counts by provenance and by niche, the held-out examples, the final loss, the
+        response set's report and the selection's (None: too few examples to hold out).
+    """
+    hashes = sorted(pair_hash(e.message, e.reply) for e in examples)
+    return {
+        "training": {
+            "fingerprint": hashlib.sha256("".join(hashes).encode()).hexdigest(),
+            "examples": len(examples),
+            "provenance_counts": dict(Counter(e.provenance.value for e in examples)),
+            "niche_counts": dict(Counter(e.niche for e in examples)),
+            "validation_examples": report.validation_examples,
+            "final_loss": report.epoch_losses[-1] if report.epoch_losses else None,
+            "response_set": report.response_set.as_dict(),
+            # The chosen epochs, form and weights, with the held-out 1-of-100 of the model
+            # and of the plain encoder (models.selection); None: too few examples.
+            "selection": report.selection.as_dict() if report.selection else None,
+            **extra,
+        }
+    }
+
+
 def train_model(
     encoder: Encoder,
     examples: Sequence[TrainingExample],
@@ -158,7 +204,8 @@ def train_model(
 
     Args:
         encoder: the base encoder; every text is encoded once (its cache).
-        examples: the training rows (message, reply, niche, weight, human, conversation).
+        examples: the training rows (message, reply, niche, weight, provenance,
+            conversation).
         config: the settings, curation and catalogue of this training (:class:`TrainingConfig`).
         inherited: what the model keeps of its parent; None: nothing (trained from the
             identity, weights searched).

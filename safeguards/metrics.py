@@ -59,6 +59,10 @@ SCHEMA_VERSION = 2
 # The registry
 
 
+# How the collapse experiment's report shows a metric (MetricSpec.collapse).
+CollapseView = Literal["", "table", "plot", "plot by niche"]
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     """What a metric name means.
@@ -77,6 +81,10 @@ class MetricSpec:
         by_niche: whether the metric is also measured per niche group (``head_``,
             ``tail_``): the held-out benchmark's relevance metrics are, the everyday
             benchmark's are not (it has no niches).
+        collapse: how the collapse experiment's report (``replyguard simulate``) shows it:
+            ``"table"``, a column of its per-generation tables; ``"plot"``, a chart too;
+            ``"plot by niche"``, a chart and a column for the metric and for each niche
+            group of it; ``""``, not at all.
     """
 
     name: str
@@ -86,6 +94,7 @@ class MetricSpec:
     gated: bool = True
     tolerance: float | None = None
     by_niche: bool = True
+    collapse: CollapseView = ""
 
     def at(self, name: str, k: str = "") -> MetricSpec:
         """This spec for one concrete name (``k`` filled into the label)."""
@@ -117,12 +126,14 @@ METRICS: tuple[MetricSpec, ...] = (
         "relevance",
         "closeness of the best top-{k} suggestion to the real reply (mean cosine)",
         gated=False,
+        collapse="plot by niche",
     ),
     MetricSpec(
         "accuracy@k",
         "relevance",
         "a top-{k} suggestion matches the real reply (accuracy@{k})",
         gated=False,
+        collapse="table",
     ),
     MetricSpec(
         "mrr@k",
@@ -174,6 +185,7 @@ METRICS: tuple[MetricSpec, ...] = (
         "relevance",
         "share of messages the model answers (coverage)",
         tolerance=0.07,
+        collapse="plot",
     ),
     # The everyday benchmark (safeguards.everyday): what a person would tap among the
     # suggestions shown for labelled everyday messages, and what would be wrong to show.
@@ -220,22 +232,30 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     # Diversity: all held. The tolerances given here are for the metrics that move more
     # between retrains than the kind's 5% allows (3 sd of the difference of two retrains).
-    MetricSpec("distinct_1", "diversity", "Word variety (distinct-1)", tolerance=0.12),
-    MetricSpec("distinct_2", "diversity", "Phrase variety (distinct-2)", tolerance=0.11),
-    MetricSpec("distinct_share", "diversity", "Suggestion variety (distinct share)"),
-    MetricSpec("entropy", "diversity", "Spread of suggestions (entropy)"),
+    MetricSpec(
+        "distinct_1", "diversity", "Word variety (distinct-1)", tolerance=0.12, collapse="table"
+    ),
+    MetricSpec(
+        "distinct_2", "diversity", "Phrase variety (distinct-2)", tolerance=0.11, collapse="plot"
+    ),
+    MetricSpec(
+        "distinct_share", "diversity", "Suggestion variety (distinct share)", collapse="plot"
+    ),
+    MetricSpec("entropy", "diversity", "Spread of suggestions (entropy)", collapse="plot"),
     MetricSpec("entropy_norm", "diversity", "Spread of suggestions (normalised entropy)"),
     MetricSpec(
         "vendi",
         "diversity",
         "Effective number of different suggestions (Vendi score)",
         tolerance=0.07,
+        collapse="plot",
     ),
     MetricSpec(
         "pairwise_distance",
         "diversity",
         "Difference between suggestions shown together (pairwise distance)",
         tolerance=0.07,
+        collapse="table",
     ),
     # Of the everyday benchmark's suggestions: reported beside the held ones, not held.
     MetricSpec("everyday_intents", "diversity", "Intents served on everyday messages", gated=False),
@@ -287,6 +307,29 @@ def metric_label(name: str) -> str:
     name the registry does not know."""
     spec = metric_spec(name)
     return spec.label if spec is not None else name
+
+
+def collapse_metrics(k: int, charted: bool = False) -> list[str]:
+    """The metrics the collapse experiment's report shows (:attr:`MetricSpec.collapse`), in
+    the registry's order: a ``@k`` family at cut-off ``k``, a ``"plot by niche"`` metric
+    followed by its niche groups' (``head_``, ``tail_``).
+
+    Args:
+        k: the cut-off, e.g. 3 (the suggestions a user is shown).
+        charted: only the metrics that get a chart; else every one of the tables.
+
+    Returns:
+        Concrete names, e.g. ``["similarity@3", "head_similarity@3", ...]``.
+    """
+    names: list[str] = []
+    for spec in METRICS:
+        if not spec.collapse or (charted and spec.collapse == "table"):
+            continue
+        name = spec.name.replace("@k", f"@{k}")
+        names.append(name)
+        if spec.collapse == "plot by niche":
+            names += [group.prefix + name for group in GROUPS]
+    return names
 
 
 def default_tolerances() -> dict[str, float]:

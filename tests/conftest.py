@@ -163,14 +163,16 @@ def start_worker(
     data_dir: Path, redis_url: str
 ) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """``start(**env)`` starts one more Celery worker on the test's data folder and Redis
-    (its log: ``worker-<n>.log`` in the data folder) and waits until it answers; every worker
-    still running is stopped after the test."""
+    (its log: ``worker-<n>.log`` in the data folder) and waits until it answers (unless
+    ``wait=False``: a worker that takes a task at once cannot answer while it runs it);
+    every worker still running is stopped after the test."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(**env: str) -> subprocess.Popen[bytes]:
+    def start(wait: bool = True, **env: str) -> subprocess.Popen[bytes]:
         process = launch_worker(data_dir, redis_url, data_dir / f"worker-{len(started)}.log", **env)
         started.append(process)
-        wait_for_worker(redis_url, process, workers=sum(p.poll() is None for p in started))
+        if wait:
+            wait_for_worker(redis_url, process, workers=sum(p.poll() is None for p in started))
         return process
 
     yield start

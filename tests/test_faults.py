@@ -240,11 +240,8 @@ def test_a_worker_killed_in_every_stage_in_turn_resumes_to_the_same_decision(
     humans = human_examples(db)
     assert reference.status == "passed", reference.decision["reasons"]
 
-    def worker_pausing_in(stage: str) -> Any:
-        return start_worker(
-            **WORKER_ENV,
-            REPLYGUARD_FAULT_PAUSE_STAGE=stage,
-        )
+    def worker_pausing_in(stage: str, wait: bool = True) -> Any:
+        return start_worker(wait, **WORKER_ENV, REPLYGUARD_FAULT_PAUSE_STAGE=stage)
 
     worker = worker_pausing_in(STAGES[0])
     generation_id = client.post("/v1/generations", headers=reviewer).json["generation_id"]
@@ -278,11 +275,18 @@ def test_a_worker_killed_in_every_stage_in_turn_resumes_to_the_same_decision(
             # And the team imports a batch of examples that makes the rarest niche common.
             humans += import_into_the_tail(client, reviewer, db, reference)
 
-        worker = worker_pausing_in(STAGES[number + 1] if number + 1 < len(STAGES) else "")
+        # Resumed before the next worker starts: a worker started first can take the killed
+        # one's encode chunks from the queue (redelivered, as they were never acknowledged),
+        # and a generation whose stage live workers run is rightly not resumed
+        # (GenerationBusy): the test then failed on a loaded machine. The worker is not
+        # waited for: it takes the resumed stage at once, and the next round (or the end)
+        # waits for what it does.
         resumed = queue_resume(
             app.extensions["celery"], app.extensions["replyguard"].pipeline, generation_id, "tester"
         )
         assert resumed == stage
+        following = STAGES[number + 1] if number + 1 < len(STAGES) else ""
+        worker = worker_pausing_in(following, wait=False)
 
     final = wait_for(db, generation_id, lambda g: g.status in FINAL)
     assert final.status != "failed", final.error

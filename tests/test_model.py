@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.provenance import Provenance
 from models.adapter import AdapterConfig
 from models.encoder import DiskCache
 from models.encoder import Encoder
@@ -183,7 +184,13 @@ def test_the_triggering_threshold_is_calibrated_on_human_rows_only(encoder: Enco
     config = AdapterConfig(epochs=1, batch_size=8)
     _, human_only = train(encoder, rows, config)
     mixed_rows = [
-        TrainingExample(e.message, e.reply, e.niche, human=i % 2 == 0) for i, e in enumerate(rows)
+        TrainingExample(
+            e.message,
+            e.reply,
+            e.niche,
+            provenance=Provenance.HUMAN if i % 2 == 0 else Provenance.SYNTHETIC,
+        )
+        for i, e in enumerate(rows)
     ]
     _, mixed = train(encoder, mixed_rows, config)
     assert human_only.validation_examples > 0

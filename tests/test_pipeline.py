@@ -438,7 +438,8 @@ def test_resume_and_fail_are_refused_while_encode_chunks_hold_the_lock_shared(
         run_stage(ctx, generation_id, stage)
     with stage_guard(ctx, generation_id) as free:
         assert free
-        assert begin_stage(ctx, generation_id, "encode") == 1
+        run = begin_stage(ctx, generation_id, "encode")
+        assert run is not None and run.attempt == 1
     with (
         stage_guard(ctx, generation_id, shared=True) as chunk_0,
         stage_guard(ctx, generation_id, shared=True) as chunk_1,
@@ -479,12 +480,15 @@ def test_a_late_completion_of_a_superseded_stage_run_records_nothing(
         run_stage(ctx, generation_id, stage)
     with stage_guard(ctx, generation_id) as free:
         assert free
-        first = begin_stage(ctx, generation_id, "encode")
-        counts = EncodeStage().plan(ctx, generation_id).as_counts()
+        run = begin_stage(ctx, generation_id, "encode")
+        assert run is not None
+        first, counts = run.attempt, EncodeStage().plan(run).as_counts()
     # The worker of attempt 1 died; the generation is resumed and encode starts again.
     assert resume_generation(ctx, generation_id, "tester") == "encode"
     with stage_guard(ctx, generation_id) as free:
-        second = begin_stage(ctx, generation_id, "encode")
+        rerun = begin_stage(ctx, generation_id, "encode")
+    assert rerun is not None
+    second = rerun.attempt
     assert (first, second) == (1, 2)
 
     with app.app_context():

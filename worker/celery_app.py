@@ -50,7 +50,7 @@ TIME_LIMIT = SOFT_LIMIT + SOFT_LIMIT_MARGIN
 # they end) to another worker after this many seconds: above the longest time limit, so a
 # stage that runs within its limits is never delivered twice. Celery's solo pool, which
 # `replyguard worker` runs, does not enforce time limits, so a stage may still outlive this;
-# the stage guard (worker.pipeline.stage_guard) then keeps the second delivery from running
+# the stage guard (worker.runs.stage_guard) then keeps the second delivery from running
 # it again while the first runs.
 VISIBILITY_TIMEOUT = TIME_LIMIT + SOFT_LIMIT_MARGIN
 

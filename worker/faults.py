@@ -1,9 +1,12 @@
 """Fault injection: a place inside each stage where a test can stop a worker and kill it.
 
 Off unless the test-only variable ``REPLYGUARD_FAULT_PAUSE_STAGE`` names a stage when the
-process starts (tests/test_faults.py sets it on the Celery workers it starts). Each stage
-calls :func:`fault_point` once, where it has written part of its work and not yet recorded
-itself done, which is where "a stage killed half-way leaves nothing half-kept" is at stake.
+process starts (tests/test_faults.py sets it on the Celery workers it starts). The runner
+(worker/pipeline.py) calls :func:`fault_point` after each stage has written its work and
+before it records the stage done, which is where "a stage killed half-way leaves nothing
+half-kept" is at stake; the stage that records itself done as it ends the generation
+(promote) passes it inside that transaction (``GenerationRun.record_done``), and the encode
+stage after each chunk it writes, on whichever worker.
 When off, a call costs one string comparison.
 """
 

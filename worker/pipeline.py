@@ -4,10 +4,11 @@
              -> gate -> promote
 
 ``PIPELINE`` below declares that order; each stage is a module of worker/stages/. This module
-runs them: it starts, resumes and fails generations, and records each stage's start, progress,
-counts, timing or error in its row of ``generation_stages`` (core/generations.py). Every stage
-is safe to run twice: a stage that finished is skipped, and a stage that was interrupted
-starts again from its own beginning. Nothing reaches production except through the last
+runs them: it starts, resumes and fails generations, and runs a stage: under the generation's
+lock, it records the stage started (which hands the stage its ``GenerationRun``), runs it,
+passes its fault point, and records it done or the generation failed (the bookkeeping is
+worker/runs.py's). Every stage is safe to run twice: a stage that finished is skipped, and a
+stage that was interrupted starts again from its own beginning. Nothing reaches production except through the last
 stage, and only when the gate said pass or warn. The Celery tasks (``worker.tasks``), the
 command line and the collapse experiment (``worker.simulation``, with some stages swapped
 for its policy's) all run stages through :func:`run_stage`.
@@ -15,43 +16,39 @@ for its policy's) all run stages through :func:`run_stage`.
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
-import socket
 import time
-from collections.abc import Iterator
 from collections.abc import Mapping
-from contextlib import contextmanager
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from core.actions import Invalid
 from core.generations import GenerationBusy
 from core.generations import GenerationError
 from core.generations import GenerationNotFound
 from core.generations import active_generation
+from core.generations import baseline_version
 from core.generations import end_generation
-from core.generations import fail_run
-from core.generations import finish_run
 from core.generations import get_generation
 from core.generations import new_generation
 from core.generations import next_number
-from core.generations import record_progress
 from core.generations import reopen
 from core.generations import reopen_run
-from core.generations import stage_run
-from core.generations import start_run
 from core.logs import log_context
 from core.schema import Generation
 from core.schema import GenerationStage
 from core.schema import GenerationStatus
 from core.schema import StageStatus
 from models.registry import production
-from worker.baseline import baseline_version
 from worker.context import PipelineContext
+from worker.data import ExamplePools
+from worker.faults import fault_point
 from worker.notify import when_generation_ends
+from worker.runs import begin_stage
+from worker.runs import fail_stage
+from worker.runs import finish_stage
+from worker.runs import refuse_while_running
+from worker.runs import stage_guard
 from worker.stages import DeduplicateStage
 from worker.stages import EncodeStage
 from worker.stages import EvaluateStage
@@ -63,12 +60,8 @@ from worker.stages import SnapshotStage
 from worker.stages import Stage
 from worker.stages import SynthesizeStage
 from worker.stages import TrainStage
-from worker.stages.base import generation_dir
 
 log = logging.getLogger(__name__)
-
-# Progress is written at most this often, so a busy stage does not hammer the database.
-PROGRESS_EVERY_SECONDS = 1.0
 
 
 class Pipeline:
@@ -160,10 +153,10 @@ def start_generation(ctx: PipelineContext, actor: str) -> int:
         if running is not None:
             raise GenerationBusy(_busy_message(running))
         number = next_number(session)
-    if baseline_version(ctx) is None:
-        raise GenerationError(
-            "no clean baseline (generation 0): `replyguard models train-baseline`"
-        )
+        if baseline_version(session) is None:
+            raise GenerationError(
+                "no clean baseline (generation 0): `replyguard models train-baseline`"
+            )
     try:
         with ctx.db.session() as session:
             generation = new_generation(number, actor)
@@ -195,7 +188,7 @@ def resume_generation(
         other = active_generation(session)
         if other is not None and other.id != generation.id:
             raise GenerationBusy(_busy_message(other))
-        _refuse_while_running(ctx, generation, "resumed")
+        refuse_while_running(ctx, generation, "resumed")
         reopen(generation)
         stage = pipeline.next_stage(generation.stage_runs)
         if stage is not None and stage in generation.stage_runs:
@@ -217,7 +210,7 @@ def mark_failed(ctx: PipelineContext, generation_id: int, reason: str) -> None:
         when_generation_ends(session, ctx.settings, generation)
         if not GenerationStatus(generation.status).active and generation.status != "failed":
             raise GenerationError(f"generation {generation.number} finished ({generation.status})")
-        _refuse_while_running(ctx, generation, "marked failed")
+        refuse_while_running(ctx, generation, "marked failed")
         end_generation(
             generation, GenerationStatus.FAILED, f"{generation.stage or 'queued'}: {reason}"
         )
@@ -228,259 +221,95 @@ def mark_failed(ctx: PipelineContext, generation_id: int, reason: str) -> None:
 
 
 def run_generation(ctx: PipelineContext, generation_id: int, pipeline: Pipeline = PIPELINE) -> str:
-    """Run every remaining stage in this process; return the final status.
+    """Run every remaining stage in this process; return the final status. The stages share
+    the examples they read (:meth:`GenerationRun.examples`).
 
     Raises GenerationBusy when another live process is running a stage of it."""
-    while run_next_stage(ctx, generation_id, pipeline) is not None:
+    pools: dict[int, ExamplePools] = {}
+    while run_next_stage(ctx, generation_id, pipeline, pools) is not None:
         pass
     with ctx.db.session() as session:
         return get_generation(session, generation_id).status
 
 
 def run_next_stage(
-    ctx: PipelineContext, generation_id: int, pipeline: Pipeline = PIPELINE
+    ctx: PipelineContext,
+    generation_id: int,
+    pipeline: Pipeline = PIPELINE,
+    pools: dict[int, ExamplePools] | None = None,
 ) -> str | None:
     """Run the next unfinished stage; return its name, or None when nothing is left.
+    ``pools``: the examples read by the stages run before (:class:`GenerationRun`).
 
     Raises GenerationBusy when another live process is running a stage of the generation."""
-    with ctx.db.session() as session:
-        generation = get_generation(session, generation_id)
-        if not GenerationStatus(generation.status).active:
-            return None
-        stage = pipeline.next_stage(generation.stage_runs)
-    if stage is None:
-        return None
-    if not run_stage(ctx, generation_id, stage, pipeline):
-        raise GenerationBusy(f"stage {stage} of generation id {generation_id} is running elsewhere")
-    return stage
+    ran = _run_guarded(ctx, generation_id, pipeline, None, pools)
+    if ran is _BUSY:
+        raise GenerationBusy(f"a stage of generation id {generation_id} is running elsewhere")
+    return ran
 
 
 def run_stage(
     ctx: PipelineContext, generation_id: int, stage: str, pipeline: Pipeline = PIPELINE
 ) -> bool:
     """Run one stage of ``pipeline``, recording it; a stage that is done already is skipped.
-    Every line it logs carries the generation's id and the stage (core/logs.py).
 
     Returns False, having done nothing, when another live process is running a stage of
     this generation (a second delivery of a task, a resume of a generation that was not
     interrupted): the caller must not queue the next stage, the running one will. True
     otherwise (the stage ran, or there was nothing to do). Re-raises what the stage raised,
     after recording the generation failed."""
-    with log_context(generation_id=generation_id, stage=stage):
+    return _run_guarded(ctx, generation_id, pipeline, stage, None) is not _BUSY
+
+
+# What :func:`_run_guarded` returns when another live process holds the stage guard.
+_BUSY = "<busy>"
+
+
+def _run_guarded(
+    ctx: PipelineContext,
+    generation_id: int,
+    pipeline: Pipeline,
+    stage: str | None,
+    pools: dict[int, ExamplePools] | None,
+) -> str | None:
+    """Under the stage guard: begin ``stage`` (None: the next unfinished one), run it, pass
+    its fault point, record it done (or the generation failed, and re-raise). Every line it
+    logs carries the generation's id and the stage (core/logs.py).
+
+    Returns the stage run; None when there was nothing to run; ``_BUSY`` when another live
+    process holds the guard (nothing done)."""
+    with log_context(generation_id=generation_id, **({"stage": stage} if stage else {})):
         with stage_guard(ctx, generation_id) as free:
             if not free:
                 log.warning(
-                    "stage %s not started: another process is running this generation", stage
+                    "stage %s not started: another process runs this generation",
+                    stage or "(the next)",
                 )
-                return False
-            attempt = begin_stage(ctx, generation_id, stage)
-            if attempt is None:
-                return True
-            started = time.perf_counter()
-            try:
-                result = pipeline[stage].run(
-                    ctx, generation_id, _ProgressReporter(ctx, generation_id, stage)
+                return _BUSY
+            run = begin_stage(ctx, generation_id, stage, pipeline=pipeline, pools=pools)
+            if run is None:
+                return None
+            with log_context(stage=run.stage):
+                started = time.perf_counter()
+                try:
+                    result = pipeline[run.stage].run(run)
+                    if not run.recorded:
+                        # The stage's work is written and the stage not yet recorded done:
+                        # where a kill must lose nothing (worker/faults.py).
+                        fault_point(ctx.settings.data_dir, run.stage)
+                except BaseException as exc:
+                    fail_stage(ctx, generation_id, run.stage, exc, run.attempt)
+                    raise
+                finish_stage(
+                    ctx,
+                    generation_id,
+                    run.stage,
+                    result.as_counts(),
+                    time.perf_counter() - started,
+                    run.attempt,
+                    recorded=run.recorded,
                 )
-            except BaseException as exc:
-                fail_stage(ctx, generation_id, stage, exc, attempt)
-                raise
-            finish_stage(
-                ctx,
-                generation_id,
-                stage,
-                result.as_counts(),
-                time.perf_counter() - started,
-                attempt,
-                ends_generation=stage == pipeline.names[-1],
-            )
-        return True
-
-
-# How long a shared holder (an encode chunk) waits for the lock: resume and fail take it
-# exclusively for an instant to see whether anyone holds it; a stage runner holds it for
-# the whole stage, and a chunk that finds one is from a superseded encode run.
-SHARED_WAIT_SECONDS = 5.0
-
-
-@contextmanager
-def stage_guard(ctx: PipelineContext, generation_id: int, shared: bool = False) -> Iterator[bool]:
-    """The generation's stage lock, held while one of its stages runs: yields True when this
-    process holds it, False when another live process does.
-
-    An exclusive ``flock`` on ``<data folder>/generations/<id>/stage.lock``, which every
-    worker shares with the data folder (artifacts and encode chunks live there too). The
-    kernel releases it when its holder exits, however it exits (SIGKILL included), so
-    "held" means "held by a live process" without heartbeats, and a task delivered again
-    after its worker died takes the stage over.
-
-    ``shared``: the encode stage's chunk tasks and its chord's callback, which run on any
-    number of workers at once after the planning task let go of the exclusive lock, hold it
-    shared, so that a resume or a fail (which try it exclusively) is refused while any of
-    them runs. A shared holder waits up to SHARED_WAIT_SECONDS for an exclusive holder
-    to let go. Raises OSError when the folder is not writable."""
-    fd = os.open(generation_dir(ctx, generation_id) / "stage.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-        deadline = time.monotonic() + (SHARED_WAIT_SECONDS if shared else 0.0)
-        while True:
-            try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    yield False
-                    return
-                time.sleep(0.05)
-        yield True
-    finally:
-        os.close(fd)
-
-
-def _refuse_while_running(ctx: PipelineContext, generation: Generation, action: str) -> None:
-    """Raise GenerationBusy when a live process runs a stage of the generation: it was not
-    interrupted, and ``action`` ("resumed", "marked failed") would race that process."""
-    with stage_guard(ctx, generation.id) as free:
-        if free:
-            return
-    run = generation.stage_runs.get(generation.stage)
-    worker = run.worker if run is not None and run.worker else "?"
-    if generation.stage == EncodeStage.name:
-        # The chunks of the encode stage run on any workers, holding the lock shared.
-        who, runs = f"in live workers, which encode its chunks (planned by {worker})", "they run"
-    else:
-        who, runs = f"in a live worker ({worker})", "that worker runs"
-    raise GenerationBusy(
-        f"generation {generation.number} (id {generation.id}) is running stage "
-        f"{generation.stage} {who}: it cannot be {action} while {runs} it, and nothing was "
-        f"interrupted. Wait for it (`replyguard generation show {generation.id}`); if a "
-        "worker hangs, stop that worker, which frees the generation, then try again"
-    )
-
-
-def begin_stage(ctx: PipelineContext, generation_id: int, stage: str) -> int | None:
-    """Record that a stage starts; return the number of this attempt (1, 2, ...), or None
-    when there is nothing to do (done, or finished).
-
-    The caller holds :func:`stage_guard`. A stage found ``running`` was interrupted (its
-    process died and released the guard): it starts again from its beginning, and its
-    record counts the attempt. The attempt number is what :func:`finish_stage` and
-    :func:`fail_stage` are given back, so that a late completion of a superseded attempt
-    (an encode chord whose generation was resumed meanwhile) records nothing."""
-    with ctx.db.session() as session:
-        generation = get_generation(session, generation_id)
-        if not GenerationStatus(generation.status).active:
-            return None
-        run = generation.stage_runs.get(stage)
-        if run is not None and run.status == StageStatus.DONE.value:
-            return None
-        attempt = start_run(generation, stage, f"{socket.gethostname()}:{os.getpid()}").attempts
-    log.info("stage %s started", stage)
-    return attempt
-
-
-def current_attempt(session: Session, generation_id: int, stage: str, attempt: int) -> str:
-    """Empty when attempt ``attempt`` of ``stage`` is the one running now; otherwise why it
-    is not (the generation ended, the stage is done or was resumed, a later attempt runs),
-    for the log line of a completion that is ignored."""
-    generation = get_generation(session, generation_id)
-    if not GenerationStatus(generation.status).active:
-        return f"the generation is {generation.status}"
-    run = generation.stage_runs.get(stage)
-    if run is None or run.status != StageStatus.RUNNING.value:
-        return f"the stage is {run.status if run is not None else 'not started'}"
-    if run.attempts != attempt:
-        return f"attempt {run.attempts} runs now"
-    if generation.stage != stage:
-        return f"the generation moved on to {generation.stage}"
-    return ""
-
-
-def finish_stage(
-    ctx: PipelineContext,
-    generation_id: int,
-    stage: str,
-    counts: dict[str, object],
-    seconds: float,
-    attempt: int | None = None,
-    ends_generation: bool = False,
-) -> bool:
-    """Record a stage done after ``seconds`` with its ``counts``, and log it (the line's
-    ``duration_ms`` and ``counts``, docs/operations.md); return True. ``ends_generation``:
-    the stage (the last) recorded itself done when it ended the generation; only the line
-    is logged.
-
-    With ``attempt`` (what :func:`begin_stage` returned), only when that attempt is the
-    one running (:func:`current_attempt`): a superseded run's late completion records
-    nothing, is logged, and returns False, and its caller must not move the generation on."""
-    with ctx.db.session() as session:
-        generation = get_generation(session, generation_id)
-        if attempt is not None:
-            run = generation.stage_runs.get(stage)
-            # A stage that ends the generation (promote) records itself done in the same
-            # transaction as it ends it; the runner then has only the line to log. Any other
-            # completion of a stage that is no longer running is late, and records nothing.
-            if not (ends_generation and run is not None and run.attempts == attempt):
-                stale = current_attempt(session, generation_id, stage, attempt)
-                if stale:
-                    log.warning(
-                        "stage %s attempt %s finished late (%s): not recorded",
-                        stage,
-                        attempt,
-                        stale,
-                    )
-                    return False
-                finish_run(stage_run(generation, stage), dict(counts), seconds)
-        else:
-            finish_run(stage_run(generation, stage), dict(counts), seconds)
-    log.info("stage %s done", stage, extra={"duration_ms": round(seconds * 1000), "counts": counts})
-    return True
-
-
-def fail_stage(
-    ctx: PipelineContext,
-    generation_id: int,
-    stage: str,
-    exc: BaseException,
-    attempt: int | None = None,
-) -> None:
-    """Record the generation failed in ``stage`` because of ``exc``: it ends and frees the
-    lock (``replyguard generation resume`` runs the stage again). With ``attempt``, only
-    when that attempt is the one running: a superseded run's failure is logged only."""
-    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    with ctx.db.session() as session:
-        if attempt is not None:
-            stale = current_attempt(session, generation_id, stage, attempt)
-            if stale:
-                log.warning(
-                    "stage %s attempt %s failed late (%s): %s; not recorded",
-                    stage,
-                    attempt,
-                    stale,
-                    reason,
-                )
-                return
-        log.error("generation %s failed in %s: %s", generation_id, stage, reason)
-        generation = get_generation(session, generation_id)
-        when_generation_ends(session, ctx.settings, generation)
-        end_generation(generation, GenerationStatus.FAILED, f"{stage}: {reason}")
-        fail_run(stage_run(generation, stage), reason)
-
-
-class _ProgressReporter:
-    """A stage's :data:`~worker.stages.Progress`: writes the share done to the stage's row,
-    at most every PROGRESS_EVERY_SECONDS (and always at 1)."""
-
-    def __init__(self, ctx: PipelineContext, generation_id: int, stage: str) -> None:
-        self.ctx, self.generation_id, self.stage = ctx, generation_id, stage
-        self._written = 0.0
-
-    def __call__(self, fraction: float) -> None:
-        now = time.monotonic()
-        if now - self._written < PROGRESS_EVERY_SECONDS and fraction < 1.0:
-            return
-        self._written = now
-        with self.ctx.db.session() as session:
-            record_progress(session, self.generation_id, self.stage, fraction)
+        return run.stage
 
 
 def _busy_message(generation: Generation) -> str:

@@ -5,7 +5,7 @@ the next stage, so any worker can pick up any stage, and a generation whose work
 be resumed from the stage it was in. Tasks are acknowledged late: a worker killed mid-stage
 leaves the message to be delivered again (by Redis, after the visibility timeout of
 worker/celery_app.py). A task delivered while another worker still runs a stage of the same
-generation does nothing (worker.pipeline.stage_guard), so no stage runs twice at once.
+generation does nothing (worker.runs.stage_guard), so no stage runs twice at once.
 """
 
 from __future__ import annotations
@@ -34,13 +34,13 @@ from worker.celery_app import pipeline_context
 from worker.pipeline import PIPELINE
 from worker.pipeline import STAGES
 from worker.pipeline import GenerationBusy
-from worker.pipeline import begin_stage
-from worker.pipeline import current_attempt
-from worker.pipeline import fail_stage
-from worker.pipeline import finish_stage
 from worker.pipeline import run_stage
-from worker.pipeline import stage_guard
 from worker.pipeline import start_generation
+from worker.runs import begin_stage
+from worker.runs import current_attempt
+from worker.runs import fail_stage
+from worker.runs import finish_stage
+from worker.runs import stage_guard
 from worker.stages import EncodeStage
 from worker.stages.encode import encode_chunk
 
@@ -87,26 +87,28 @@ def encode_stage(generation_id: int) -> int:
 
     Every task of the chord carries the attempt it belongs to: the chunks and the callback
     hold the stage lock shared while they run (so `generation resume` and `fail` are
-    refused meanwhile, pipeline.stage_guard), and those of an attempt that was superseded
+    refused meanwhile, runs.stage_guard), and those of an attempt that was superseded
     (the generation was resumed, or failed) do nothing."""
     ctx = pipeline_context()
     with stage_guard(ctx, generation_id) as free:
         if not free:
             return 0
-        attempt = begin_stage(ctx, generation_id, _ENCODE.name)
-        if attempt is not None:
+        run = begin_stage(ctx, generation_id, _ENCODE.name)
+        if run is not None:
             try:
-                plan = _ENCODE.plan(ctx, generation_id)
+                plan = _ENCODE.plan(run)
             except BaseException as exc:
-                fail_stage(ctx, generation_id, _ENCODE.name, exc, attempt)
+                fail_stage(ctx, generation_id, _ENCODE.name, exc, run.attempt)
                 raise
-    if attempt is None:
+    if run is None:
         # Done already: move on once the lock is let go (the next stage's task, on any
         # worker, takes it, and would otherwise find it held and do nothing).
         advance(generation_id)
         return 0
-    header = [encode_chunk_task.s(generation_id, index, attempt) for index in range(plan.chunks)]
-    callback = encode_done.si(generation_id, plan.as_counts(), time.time(), attempt)
+    header = [
+        encode_chunk_task.s(generation_id, index, run.attempt) for index in range(plan.chunks)
+    ]
+    callback = encode_done.si(generation_id, plan.as_counts(), time.time(), run.attempt)
     if header:
         chord(header)(callback)
     else:

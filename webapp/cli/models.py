@@ -113,11 +113,11 @@ def train_clean_baseline(ctx: Context, actor: str) -> None:
     """
     from worker.baseline import train_baseline
 
-    version, report = train_baseline(ctx.pipeline, actor)
+    version, trained = train_baseline(ctx.pipeline, actor)
     click.echo(
-        f"signal weights {report.weights.as_dict()}; answers "
-        f"{report.triggering.held_out_coverage:.0%} of held-out messages "
-        f"(threshold {report.triggering.threshold:.3f})"
+        f"signal weights {trained.weights}; answers "
+        f"{trained.held_out_coverage:.0%} of held-out messages "
+        f"(threshold {trained.triggering_threshold:.3f})"
     )
     _show_model(ctx, version.version)
 

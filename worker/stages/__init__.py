@@ -7,6 +7,7 @@ on to each other is in :mod:`worker.stages.records`.
 from __future__ import annotations
 
 from worker.stages.base import Counts
+from worker.stages.base import GenerationRun
 from worker.stages.base import Progress
 from worker.stages.base import Stage
 from worker.stages.base import StageResult
@@ -28,6 +29,7 @@ __all__ = [
     "EvaluateStage",
     "FilterStage",
     "GateStage",
+    "GenerationRun",
     "MixStage",
     "Progress",
     "PromoteStage",

@@ -20,17 +20,14 @@ import numpy as np
 from sqlalchemy import select
 
 from core.files import atomic_write
-from core.generations import get_generation
-from core.schema import Example
 from core.schema import SyntheticCandidate
 from core.text import text_hash
 from models.encoder import Encoder
 from worker.context import PipelineContext
 from worker.faults import fault_point
 from worker.stages.base import Counts
-from worker.stages.base import Progress
+from worker.stages.base import GenerationRun
 from worker.stages.base import generation_dir
-from worker.stages.records import read_snapshot
 
 CHUNK_SIZE = 512
 
@@ -46,18 +43,18 @@ class EncodeStage:
     name = "encode"
     label = "Embedding the texts to compare"
 
-    def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> EncodeCounts:
+    def run(self, run: GenerationRun) -> EncodeCounts:
         """Plan, then encode every chunk one after another (the inline run)."""
-        plan = self.plan(ctx, generation_id)
+        plan = self.plan(run)
         for index in range(plan.chunks):
-            encode_chunk(ctx, generation_id, index)
-            progress((index + 1) / plan.chunks)
+            encode_chunk(run.ctx, run.generation_id, index)
+            run.progress((index + 1) / plan.chunks)
         return plan
 
-    def plan(self, ctx: PipelineContext, generation_id: int) -> EncodeCounts:
+    def plan(self, run: GenerationRun) -> EncodeCounts:
         """Write the plan (:func:`plan_texts`); return its chunks and texts, which are also
         the stage's counts, however its chunks are then encoded."""
-        texts = plan_texts(ctx, generation_id)
+        texts = plan_texts(run)
         return EncodeCounts(chunks=(texts + CHUNK_SIZE - 1) // CHUNK_SIZE, texts=texts)
 
 
@@ -67,24 +64,21 @@ def chunk_dir(ctx: PipelineContext, generation_id: int) -> Path:
     return path
 
 
-def plan_texts(ctx: PipelineContext, generation_id: int) -> int:
+def plan_texts(run: GenerationRun) -> int:
     """Write the list of distinct texts to encode; return how many there are.
 
     The texts are the generation's synthetic replies and the examples stored up to its
     snapshot's watermark, so planning again (a resumed or redelivered encode stage) writes
     the same plan, and chunks already encoded stay valid."""
-    with ctx.db.session() as session:
-        watermark = read_snapshot(get_generation(session, generation_id)).watermark
+    with run.ctx.db.session() as session:
         staged = session.execute(
             select(SyntheticCandidate.message, SyntheticCandidate.reply).where(
-                SyntheticCandidate.generation_id == generation_id
+                SyntheticCandidate.generation_id == run.generation_id
             )
         ).all()
-        stored = session.execute(
-            select(Example.message, Example.reply).where(Example.id <= watermark)
-        ).all()
+    stored = [(r.message, r.reply) for r in run.examples().stored]
     texts = sorted({t for pair in [*staged, *stored] for t in pair})
-    atomic_write(chunk_dir(ctx, generation_id) / "plan.json", json.dumps(texts).encode())
+    atomic_write(chunk_dir(run.ctx, run.generation_id) / "plan.json", json.dumps(texts).encode())
     return len(texts)
 
 

@@ -7,14 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.generations import GenerationError
-from core.generations import get_generation
-from worker.baseline import baseline_version
-from worker.context import PipelineContext
-from worker.data import example_pools
+from core.generations import baseline_version
 from worker.evaluation import VersionEvaluator
-from worker.faults import fault_point
-from worker.stages.base import Progress
-from worker.stages.records import read_snapshot
+from worker.stages.base import GenerationRun
 
 # The models compared, by their role in the gate's decision.
 ROLES = ("candidate", "production", "baseline")
@@ -34,24 +29,21 @@ class EvaluateStage:
     name = "evaluate"
     label = "Evaluation on the benchmark"
 
-    def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> EvaluateCounts:
+    def run(self, run: GenerationRun) -> EvaluateCounts:
         """Evaluate the three models (:data:`ROLES`), with the rare niches as the examples up
         to the snapshot's watermark make them, and store the evaluations on the generation.
         Raises GenerationError when one of them is missing."""
-        with ctx.db.session() as session:
-            generation = get_generation(session, generation_id)
-            candidate, parent = generation.candidate_version, generation.parent_version
-            pools = example_pools(session, read_snapshot(generation).watermark)
-        baseline = baseline_version(ctx)
+        candidate, parent = run.candidate_version, run.parent_version
+        with run.ctx.db.session() as session:
+            baseline = baseline_version(session)
         if candidate is None or parent is None or baseline is None:
             raise GenerationError("evaluate needs the candidate, the parent and the baseline")
         versions = dict(zip(ROLES, (candidate, parent, baseline), strict=True))
-        evaluate_version = VersionEvaluator(ctx, pools)
+        evaluate_version = VersionEvaluator(run.ctx, run.examples())
         evaluations = {role: evaluate_version(v) for role, v in versions.items()}
-        with ctx.db.session() as session:
-            get_generation(session, generation_id).metrics = {
+        with run.ctx.db.session() as session:
+            run.generation(session).metrics = {
                 role: {"version": versions[role], **ev.to_dict(include_suggestions=False)}
                 for role, ev in evaluations.items()
             }
-        fault_point(ctx.settings.data_dir, self.name)
         return EvaluateCounts({role: ev.value(ev.primary) for role, ev in evaluations.items()})

@@ -9,10 +9,8 @@ from core.schema import CandidateStatus
 from core.schema import SyntheticCandidate
 from safeguards.quality import default_rules
 from safeguards.quality import filter_examples
-from worker.context import PipelineContext
-from worker.faults import fault_point
 from worker.stages.base import Counts
-from worker.stages.base import Progress
+from worker.stages.base import GenerationRun
 from worker.stages.encode import precomputed
 from worker.stages.staging import reset
 from worker.stages.staging import staged
@@ -30,21 +28,20 @@ class FilterStage:
     name = "filter"
     label = "Quality rules"
 
-    def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> FilterCounts:
+    def run(self, run: GenerationRun) -> FilterCounts:
         """Remove synthetic replies that break a quality rule (each rule counted apart).
 
         Its input is every reply the generation staged, whatever an interrupted run of this
         stage marked: a rerun judges and counts them all again."""
-        with ctx.db.session() as session:
-            rows = staged(session, generation_id)
-        rules = default_rules(ctx.settings.quality, precomputed(ctx, generation_id))
+        with run.ctx.db.session() as session:
+            rows = staged(session, run.generation_id)
+        rules = default_rules(run.ctx.settings.quality, precomputed(run.ctx, run.generation_id))
         result = filter_examples(rows, rules)
         removed = {rejected.example.id: rejected.rule for rejected in result.removed}
-        with ctx.db.session() as session:
+        with run.ctx.db.session() as session:
             reset(session, rows)
             for row_id, rule in removed.items():
                 row = session.get_one(SyntheticCandidate, row_id)
                 row.status = CandidateStatus.REMOVED.value
                 row.removed_by = rule
-        fault_point(ctx.settings.data_dir, self.name)
         return FilterCounts(checked=len(rows), kept=result.kept_count, removed=result.counts)

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.generations import get_generation
 from core.generations import promoted_before
 from safeguards.gate import decide
 from safeguards.metrics import Evaluation
-from worker.context import PipelineContext
-from worker.faults import fault_point
 from worker.stages.base import Counts
-from worker.stages.base import Progress
+from worker.stages.base import GenerationRun
 from worker.stages.records import SNAPSHOT
 
 
@@ -25,17 +22,17 @@ class GateStage:
     name = "gate"
     label = "The gate decides"
 
-    def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> GateCounts:
+    def run(self, run: GenerationRun) -> GateCounts:
         """Decide on the evaluate stage's evaluations, against the candidates of the
         generations promoted before and the fresh human examples of the snapshot; store the
         decision on the generation."""
-        with ctx.db.session() as session:
-            generation = get_generation(session, generation_id)
+        with run.ctx.db.session() as session:
+            generation = run.generation(session)
             metrics = generation.metrics
             fresh = int(generation.stage_runs[SNAPSHOT].counts["fresh_human"])
             history = [
                 Evaluation.from_dict(g.metrics["candidate"])
-                for g in promoted_before(session, generation.number)
+                for g in promoted_before(session, run.number)
                 if g.metrics.get("candidate")
             ]
         decision = decide(
@@ -43,10 +40,9 @@ class GateStage:
             Evaluation.from_dict(metrics["production"]),
             Evaluation.from_dict(metrics["baseline"]),
             history,
-            ctx.settings.gate,
+            run.ctx.settings.gate,
             fresh,
         )
-        with ctx.db.session() as session:
-            get_generation(session, generation_id).decision = decision.to_dict()
-        fault_point(ctx.settings.data_dir, self.name)
+        with run.ctx.db.session() as session:
+            run.generation(session).decision = decision.to_dict()
         return GateCounts(verdict=decision.verdict, reasons=len(decision.reasons))

@@ -4,7 +4,8 @@
   stored on its stage row; every later stage reads the examples up to the watermark.
 - :class:`TrainingItem`: an example of the training set and its weight, written by the mix
   stage to ``training_set.json`` in the generation's folder and read by the train stage.
-- :class:`TrainingRow`: an example's text, niche and provenance, resolved from its reference.
+- :func:`resolve`: the examples (worker.data.ReplyExample) the training set's references
+  point at.
 """
 
 from __future__ import annotations
@@ -19,15 +20,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.files import atomic_write
-from core.generations import GenerationError
 from core.provenance import Provenance
 from core.references import ExampleRef
 from core.references import PromptRef
 from core.schema import Example
 from core.schema import Generation
 from core.schema import SyntheticCandidate
-from worker.context import PipelineContext
-from worker.stages.base import generation_dir
+from worker.data import ReplyExample
 
 SNAPSHOT = "snapshot"
 # Rows asked for per query when resolving references (SQLite allows 999 parameters).
@@ -53,11 +52,11 @@ class Snapshot:
         return cls(int(data["watermark"]), prompts)
 
 
-def read_snapshot(generation: Generation) -> Snapshot:
-    """The snapshot ``generation`` froze; raises GenerationError before its snapshot ran."""
+def snapshot_of(generation: Generation) -> Snapshot | None:
+    """The snapshot ``generation`` froze; None before its snapshot stage ran."""
     run = generation.stage_runs.get(SNAPSHOT)
     if run is None or "watermark" not in run.data:
-        raise GenerationError(f"generation {generation.number} has no snapshot yet")
+        return None
     return Snapshot.from_data(run.data)
 
 
@@ -69,40 +68,28 @@ class TrainingItem:
     weight: float
 
 
-def training_set_path(ctx: PipelineContext, generation_id: int) -> Path:
-    return generation_dir(ctx, generation_id) / "training_set.json"
+# The training set's file in the generation's folder.
+TRAINING_SET = "training_set.json"
 
 
-def write_training_set(
-    ctx: PipelineContext, generation_id: int, items: Sequence[TrainingItem]
-) -> None:
-    """Write the training set atomically (a rerun of the mix stage replaces it whole)."""
+def write_training_set(folder: Path, items: Sequence[TrainingItem]) -> None:
+    """Write the training set into the generation's ``folder`` atomically (a rerun of the
+    mix stage replaces it whole)."""
     data = [{"ref": str(item.ref), "weight": float(item.weight)} for item in items]
-    atomic_write(training_set_path(ctx, generation_id), json.dumps(data).encode())
+    atomic_write(folder / TRAINING_SET, json.dumps(data).encode())
 
 
-def read_training_set(ctx: PipelineContext, generation_id: int) -> list[TrainingItem]:
-    """The training set the mix stage wrote; raises OSError when it has not run."""
-    data = json.loads(training_set_path(ctx, generation_id).read_text())
+def read_training_set(folder: Path) -> list[TrainingItem]:
+    """The training set the mix stage wrote into the generation's ``folder``; raises
+    OSError when it has not run."""
+    data = json.loads((folder / TRAINING_SET).read_text())
     return [TrainingItem(ExampleRef.parse(item["ref"]), float(item["weight"])) for item in data]
 
 
-@dataclass(frozen=True)
-class TrainingRow:
-    """A training example's content: a stored example, or a kept synthetic reply of this
-    generation."""
-
-    ref: ExampleRef
-    message: str
-    reply: str
-    niche: str
-    provenance: Provenance
-    conversation: str | None = None
-
-
-def resolve(session: Session, refs: Sequence[ExampleRef]) -> list[TrainingRow]:
-    """The rows ``refs`` point at, in their order; raises KeyError for a missing row."""
-    found: dict[ExampleRef, TrainingRow] = {}
+def resolve(session: Session, refs: Sequence[ExampleRef]) -> list[ReplyExample]:
+    """The examples and staged replies ``refs`` point at, in their order; raises KeyError
+    for a missing row."""
+    found: dict[ExampleRef, ReplyExample] = {}
     example_ids = [r.id for r in refs if r.kind == "example"]
     candidate_ids = [r.id for r in refs if r.kind == "candidate"]
     for start in range(0, len(example_ids), BATCH):
@@ -110,7 +97,7 @@ def resolve(session: Session, refs: Sequence[ExampleRef]) -> list[TrainingRow]:
             select(Example).where(Example.id.in_(example_ids[start : start + BATCH]))
         ):
             ref = ExampleRef.example(e.id)
-            found[ref] = TrainingRow(
+            found[ref] = ReplyExample(
                 ref, e.message, e.reply, e.niche, Provenance(e.provenance), e.conversation
             )
     for start in range(0, len(candidate_ids), BATCH):
@@ -120,5 +107,5 @@ def resolve(session: Session, refs: Sequence[ExampleRef]) -> list[TrainingRow]:
             )
         ):
             ref = ExampleRef.candidate(c.id)
-            found[ref] = TrainingRow(ref, c.message, c.reply, c.niche, Provenance.SYNTHETIC)
+            found[ref] = ReplyExample(ref, c.message, c.reply, c.niche, Provenance.SYNTHETIC)
     return [found[ref] for ref in refs]

@@ -12,7 +12,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.generations import GenerationError
-from core.generations import get_generation
 from core.generations import previous_generation
 from core.generations import stage_run
 from core.provenance import Provenance
@@ -21,11 +20,8 @@ from core.schema import Example
 from core.schema import IncomingMessage
 from core.text import normalize
 from models.registry import production
-from worker.context import PipelineContext
-from worker.data import example_pools
-from worker.faults import fault_point
 from worker.stages.base import Counts
-from worker.stages.base import Progress
+from worker.stages.base import GenerationRun
 from worker.stages.records import SNAPSHOT
 from worker.stages.records import Snapshot
 
@@ -50,26 +46,24 @@ class SnapshotStage:
     name = SNAPSHOT
     label = "Snapshot of the data and prompts"
 
-    def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> SnapshotCounts:
+    def run(self, run: GenerationRun) -> SnapshotCounts:
         """Record the parent (production now), the watermark (the newest example's id) and
         the prompts (:func:`prompt_pool`) on the generation. Raises GenerationError when
         there is no production model."""
-        with ctx.db.session() as session:
-            generation = get_generation(session, generation_id)
+        settings = run.ctx.settings
+        with run.ctx.db.session() as session:
             parent = production(session)
             if parent is None:
                 raise GenerationError("no production model")
             watermark = int(session.scalar(select(func.max(Example.id))) or 0)
-            pools = example_pools(session, watermark)
-            previous = _previous_watermark(session, generation.number)
+            pools = run.examples(watermark)
+            previous = _previous_watermark(session, run.number)
             benchmark_messages = {normalize(r.message) for r in pools.benchmark}
-            rng = np.random.default_rng([ctx.settings.seed, generation.number, PROMPT_SAMPLE])
-            prompts = prompt_pool(
-                session, benchmark_messages, ctx.settings.synthesize_max_prompts, rng
-            )
+            rng = np.random.default_rng([settings.seed, run.number, PROMPT_SAMPLE])
+            prompts = prompt_pool(session, benchmark_messages, settings.synthesize_max_prompts, rng)
+            generation = run.generation(session)
             generation.parent_version = parent.version
             stage_run(generation, SNAPSHOT).data = Snapshot(watermark, tuple(prompts)).to_data()
-        fault_point(ctx.settings.data_dir, SNAPSHOT)
         return SnapshotCounts(
             parent=parent.version,
             watermark=watermark,
@@ -121,8 +115,11 @@ def prompt_pool(
 
 
 def _previous_watermark(session: Session, number: int) -> int:
+    """The watermark of the generation before ``number``; 0 when that is the clean baseline
+    (generation 0), whose snapshot only sets its training data aside: the first generation
+    counts every human example as fresh, so its gate does not warn that none arrived."""
     previous = previous_generation(session, number)
-    if previous is None:
+    if previous is None or previous.number == 0:
         return 0
     run = previous.stage_runs.get(SNAPSHOT)
     return int(run.data.get("watermark", 0)) if run is not None else 0

@@ -3,41 +3,55 @@ deduplicate stages judge them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from sqlalchemy import Select
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from core.provenance import Provenance
+from core.references import ExampleRef
 from core.schema import CandidateStatus
 from core.schema import SyntheticCandidate
+from worker.data import ReplyExample
 from worker.stages.records import BATCH
 
 
-@dataclass(frozen=True)
-class Staged:
-    """A staged synthetic reply: its row id, the prompt and the reply production wrote."""
-
-    id: int
-    message: str
-    reply: str
-
-
-def staged(session: Session, generation_id: int, passed_filter: bool = False) -> list[Staged]:
+def staged(session: Session, generation_id: int, passed_filter: bool = False) -> list[ReplyExample]:
     """The generation's synthetic replies in the order they were written; with
     ``passed_filter``, only those no quality rule removed (deduplication's input)."""
-    query = select(
-        SyntheticCandidate.id, SyntheticCandidate.message, SyntheticCandidate.reply
-    ).where(SyntheticCandidate.generation_id == generation_id)
+    query = _replies(generation_id)
     if passed_filter:
         query = query.where(
             (SyntheticCandidate.status != CandidateStatus.REMOVED.value)
             | (SyntheticCandidate.removed_by == "duplicate")
         )
-    return [Staged(*row) for row in session.execute(query.order_by(SyntheticCandidate.id))]
+    return _read(session, query)
 
 
-def reset(session: Session, rows: list[Staged]) -> None:
+def kept(session: Session, generation_id: int) -> list[ReplyExample]:
+    """The generation's kept replies (what it may train on), in the order they were
+    written."""
+    query = _replies(generation_id).where(SyntheticCandidate.status == CandidateStatus.KEPT.value)
+    return _read(session, query)
+
+
+def _replies(generation_id: int) -> Select[int, str, str, str]:
+    return select(
+        SyntheticCandidate.id,
+        SyntheticCandidate.message,
+        SyntheticCandidate.reply,
+        SyntheticCandidate.niche,
+    ).where(SyntheticCandidate.generation_id == generation_id)
+
+
+def _read(session: Session, query: Select[int, str, str, str]) -> list[ReplyExample]:
+    return [
+        ReplyExample(ExampleRef.candidate(i), m, r, n, Provenance.SYNTHETIC)
+        for i, m, r, n in session.execute(query.order_by(SyntheticCandidate.id))
+    ]
+
+
+def reset(session: Session, rows: list[ReplyExample]) -> None:
     """Undo what an interrupted run of the stage marked on its input, in the transaction that
     writes the stage's own marks: a stage's marks are all its own run's, or none."""
     for start in range(0, len(rows), BATCH):
@@ -62,17 +76,3 @@ def mark_kept(session: Session, generation_id: int) -> int:
         .values(status=CandidateStatus.KEPT.value)
     )
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-def kept_ids(session: Session, generation_id: int) -> list[int]:
-    """Ids of the generation's kept replies, in the order they were written."""
-    return list(
-        session.scalars(
-            select(SyntheticCandidate.id)
-            .where(
-                SyntheticCandidate.generation_id == generation_id,
-                SyntheticCandidate.status == CandidateStatus.KEPT.value,
-            )
-            .order_by(SyntheticCandidate.id)
-        )
-    )

@@ -12,22 +12,15 @@ from sqlalchemy import delete
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.generations import get_generation
 from core.references import PromptRef
 from core.schema import Example
 from core.schema import IncomingMessage
 from core.schema import SyntheticCandidate
 from core.text import pair_hash
-from models.artifact import load_model
 from models.curation import load_curation
-from models.registry import artifact_dir
-from models.registry import get_version
-from worker.context import PipelineContext
-from worker.faults import fault_point
 from worker.stages.base import Counts
-from worker.stages.base import Progress
+from worker.stages.base import GenerationRun
 from worker.stages.records import BATCH
-from worker.stages.records import read_snapshot
 
 # Prompts suggested for in one call of the model.
 PROMPTS_PER_CALL = 256
@@ -47,7 +40,7 @@ class SynthesizeStage:
     name = "synthesize"
     label = "Production writes synthetic replies"
 
-    def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> SynthesizeCounts:
+    def run(self, run: GenerationRun) -> SynthesizeCounts:
         """The production model writes a reply for every prompt it is confident about (its
         triggering threshold), never a reply blocked since it was trained; staged, not yet
         examples. Labelling only what the model would answer is the usual confidence filter
@@ -55,23 +48,15 @@ class SynthesizeStage:
 
         Idempotent: a rerun replaces what an interrupted run staged, with the same seeded
         sampling."""
+        ctx, generation_id, snapshot = run.ctx, run.generation_id, run.snapshot
         with ctx.db.session() as session:
-            generation = get_generation(session, generation_id)
-            snapshot = read_snapshot(generation)
-            parent = get_version(session, generation.parent_version or "")
-            path, checksum, version = (
-                artifact_dir(ctx.settings, parent),
-                parent.checksum,
-                parent.version,
-            )
-            number = generation.number
             texts = _prompt_texts(session, snapshot.prompts)
             curation = load_curation(session)
         # Retention may have trimmed incoming messages since the snapshot: they are dropped.
         prompts = [p for p in snapshot.prompts if p in texts]
-        model, _ = load_model(path, ctx.encoder, checksum)
+        model = run.parent_model()
         temperature = ctx.settings.synthesize_temperature
-        rng = np.random.default_rng([ctx.settings.seed, number])
+        rng = np.random.default_rng([ctx.settings.seed, run.number])
         rows: list[SyntheticCandidate] = []
         abstained = blocked = 0
         for start in range(0, len(prompts), PROMPTS_PER_CALL):
@@ -98,17 +83,16 @@ class SynthesizeStage:
                         reply=choice.text,
                         niche=niche,
                         prompt_source=str(prompt),
-                        model_version=version,
+                        model_version=run.parent_version,
                         content_hash=pair_hash(message, choice.text),
                     )
                 )
-            progress(min(1.0, (start + PROMPTS_PER_CALL) / max(len(prompts), 1)))
+            run.progress(min(1.0, (start + PROMPTS_PER_CALL) / max(len(prompts), 1)))
         with ctx.db.session() as session:
             session.execute(
                 delete(SyntheticCandidate).where(SyntheticCandidate.generation_id == generation_id)
             )
             session.add_all(rows)
-        fault_point(ctx.settings.data_dir, self.name)
         return SynthesizeCounts(
             prompts=len(prompts), written=len(rows), abstained=abstained, blocked=blocked
         )

@@ -3,28 +3,21 @@ registered with its artifact."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
 from core.generations import get_generation
-from core.provenance import Provenance
 from core.schema import ModelStatus
 from core.schema import ModelVersion
-from core.text import pair_hash
-from models.artifact import load_model
-from models.registry import artifact_dir
 from models.registry import get_version
 from models.registry import register
 from models.training import Inherited
-from models.training import TrainingExample
 from models.training import train_model
-from worker.baseline import training_metadata
-from worker.context import PipelineContext
-from worker.data import Row
-from worker.faults import fault_point
+from models.training import training_metadata
 from worker.stages.base import Counts
-from worker.stages.base import Progress
+from worker.stages.base import GenerationRun
 from worker.stages.records import read_training_set
 from worker.stages.records import resolve
 
@@ -43,28 +36,17 @@ class TrainStage:
     name = "train"
     label = "Training the candidate"
 
-    def run(self, ctx: PipelineContext, generation_id: int, progress: Progress) -> TrainCounts:
+    def run(self, run: GenerationRun) -> TrainCounts:
         """Train the candidate from production's weights on the mixed set; write its
         artifact and record it on the generation, in one transaction that also marks the
         candidate of an interrupted run of this stage failed."""
-        training_set = read_training_set(ctx, generation_id)
+        ctx, generation_id = run.ctx, run.generation_id
+        training_set = read_training_set(run.folder)
         with ctx.db.session() as session:
-            generation = get_generation(session, generation_id)
-            parent = get_version(session, generation.parent_version or "")
-            parent_path, parent_checksum = artifact_dir(ctx.settings, parent), parent.checksum
-            number, parent_version = generation.number, parent.version
             rows = resolve(session, [item.ref for item in training_set])
-        parent_model, _ = load_model(parent_path, ctx.encoder, parent_checksum)
+        parent_model = run.parent_model()
         examples = [
-            TrainingExample(
-                row.message,
-                row.reply,
-                row.niche,
-                item.weight,
-                row.provenance is Provenance.HUMAN,
-                row.conversation,
-            )
-            for row, item in zip(rows, training_set, strict=True)
+            row.for_training(item.weight) for row, item in zip(rows, training_set, strict=True)
         ]
         model, report = train_model(
             ctx.encoder,
@@ -73,26 +55,17 @@ class TrainStage:
             inherited=Inherited.of(parent_model),
             show_progress=ctx.show_progress,
         )
-        metadata = training_metadata(
-            [
-                Row(0, r.message, r.reply, r.niche, r.provenance, pair_hash(r.message, r.reply))
-                for r in rows
-            ],
-            report,
-            generation_id=generation_id,
+        metadata = training_metadata(examples, report, generation_id=generation_id)
+
+        version = register(
+            ctx.db,
+            ctx.settings,
+            model,
+            run.number,
+            run.parent_version,
+            metadata,
+            record_candidate(generation_id),
         )
-
-        def record(session: Session, version: ModelVersion) -> None:
-            generation = get_generation(session, generation_id)
-            if generation.candidate_version is not None:
-                # The candidate of a run of this stage that was killed before it recorded
-                # itself done: superseded, so that nothing can promote it (the registry
-                # refuses failed).
-                get_version(session, generation.candidate_version).status = ModelStatus.FAILED.value
-            generation.candidate_version = version.version
-
-        version = register(ctx.db, ctx.settings, model, number, parent_version, metadata, record)
-        fault_point(ctx.settings.data_dir, self.name)
         return TrainCounts(
             examples=len(examples),
             bank_size=report.bank_size,
@@ -100,3 +73,18 @@ class TrainStage:
             response_set_removed=report.response_set.removed,
             triggering_threshold=report.triggering.threshold,
         )
+
+
+def record_candidate(generation_id: int) -> Callable[[Session, ModelVersion], None]:
+    """What models.registry.register runs in the transaction that makes a new version a
+    candidate: the version becomes the candidate of generation ``generation_id``, and the
+    candidate of a run of the train stage that was killed before it recorded itself done is
+    marked failed (superseded: the registry refuses to promote a failed version)."""
+
+    def record(session: Session, version: ModelVersion) -> None:
+        generation = get_generation(session, generation_id)
+        if generation.candidate_version is not None:
+            get_version(session, generation.candidate_version).status = ModelStatus.FAILED.value
+        generation.candidate_version = version.version
+
+    return record
