@@ -34,11 +34,11 @@ from models.training import train_model
 from models.training import training_metadata
 from worker.context import PipelineContext
 from worker.evaluation import VersionEvaluator
-from worker.pipeline import Pipeline
 from worker.pipeline import resume_generation
 from worker.pipeline import run_generation
 from worker.stages.base import Counts
 from worker.stages.base import GenerationRun
+from worker.stages.base import Pipeline
 from worker.stages.evaluate import EvaluateCounts
 from worker.stages.records import SNAPSHOT
 from worker.stages.records import Snapshot

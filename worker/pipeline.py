@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
 
 from sqlalchemy.exc import IntegrityError
 
@@ -36,9 +35,7 @@ from core.generations import reopen
 from core.generations import reopen_run
 from core.logs import log_context
 from core.schema import Generation
-from core.schema import GenerationStage
 from core.schema import GenerationStatus
-from core.schema import StageStatus
 from models.registry import production
 from worker.context import PipelineContext
 from worker.data import ExamplePools
@@ -57,50 +54,11 @@ from worker.stages import GateStage
 from worker.stages import MixStage
 from worker.stages import PromoteStage
 from worker.stages import SnapshotStage
-from worker.stages import Stage
 from worker.stages import SynthesizeStage
 from worker.stages import TrainStage
+from worker.stages.base import Pipeline
 
 log = logging.getLogger(__name__)
-
-
-class Pipeline:
-    """Stages in the order they run, each found by its name.
-
-    Args:
-        stages: the stages, in order; their names must differ.
-
-    Raises:
-        ValueError: two stages share a name.
-    """
-
-    def __init__(self, *stages: Stage) -> None:
-        self.names = tuple(stage.name for stage in stages)
-        if len(set(self.names)) != len(self.names):
-            raise ValueError(f"stage names repeat: {self.names}")
-        self._stages = {stage.name: stage for stage in stages}
-
-    def __getitem__(self, name: str) -> Stage:
-        return self._stages[name]
-
-    def with_stages(self, *replacements: Stage) -> Pipeline:
-        """The same order with each of ``replacements`` in the place of the stage of its
-        name (the collapse experiment's policies). Raises KeyError for a name not in it."""
-        swapped = dict(self._stages)
-        for stage in replacements:
-            if stage.name not in swapped:
-                raise KeyError(f"no stage {stage.name!r} to replace in {self.names}")
-            swapped[stage.name] = stage
-        return Pipeline(*(swapped[name] for name in self.names))
-
-    def next_stage(self, runs: Mapping[str, GenerationStage]) -> str | None:
-        """The first stage that is not done, by the generation's stage rows; None when every
-        stage is."""
-        for name in self.names:
-            run = runs.get(name)
-            if run is None or run.status != StageStatus.DONE.value:
-                return name
-        return None
 
 
 PIPELINE = Pipeline(

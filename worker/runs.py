@@ -13,7 +13,6 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
@@ -34,10 +33,8 @@ from worker.data import ExamplePools
 from worker.notify import when_generation_ends
 from worker.stages import EncodeStage
 from worker.stages.base import GenerationRun
+from worker.stages.base import Pipeline
 from worker.stages.base import generation_dir
-
-if TYPE_CHECKING:
-    from worker.pipeline import Pipeline
 
 # The runner's lines ("stage train started", "... done") under the runner's name, which
 # docs/operations.md documents and log queries select on.

@@ -17,7 +17,6 @@ from models.adapter_training import train_adapter
 from models.registry import register
 from models.suggester import SuggestionModel
 from worker.pipeline import PIPELINE
-from worker.pipeline import Pipeline
 from worker.promotion import accept_generation
 from worker.stages import Counts
 from worker.stages import DeduplicateStage
@@ -26,6 +25,7 @@ from worker.stages import GenerationRun
 from worker.stages import MixStage
 from worker.stages import PromoteStage
 from worker.stages import TrainStage
+from worker.stages.base import Pipeline
 from worker.stages.filter import FilterCounts
 from worker.stages.records import TrainingItem
 from worker.stages.records import write_training_set

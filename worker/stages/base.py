@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
@@ -20,6 +21,8 @@ from core.generations import finish_run
 from core.generations import get_generation
 from core.generations import stage_run
 from core.schema import Generation
+from core.schema import GenerationStage
+from core.schema import StageStatus
 from models.artifact import load_model
 from models.registry import artifact_dir
 from models.registry import get_version
@@ -194,3 +197,42 @@ def generation_dir(ctx: PipelineContext, generation_id: int) -> Path:
     path = ctx.settings.data_dir / "generations" / str(generation_id)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+class Pipeline:
+    """Stages in the order they run, each found by its name.
+
+    Args:
+        stages: the stages, in order; their names must differ.
+
+    Raises:
+        ValueError: two stages share a name.
+    """
+
+    def __init__(self, *stages: Stage) -> None:
+        self.names = tuple(stage.name for stage in stages)
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"stage names repeat: {self.names}")
+        self._stages = {stage.name: stage for stage in stages}
+
+    def __getitem__(self, name: str) -> Stage:
+        return self._stages[name]
+
+    def with_stages(self, *replacements: Stage) -> Pipeline:
+        """The same order with each of ``replacements`` in the place of the stage of its
+        name (the collapse experiment's policies). Raises KeyError for a name not in it."""
+        swapped = dict(self._stages)
+        for stage in replacements:
+            if stage.name not in swapped:
+                raise KeyError(f"no stage {stage.name!r} to replace in {self.names}")
+            swapped[stage.name] = stage
+        return Pipeline(*(swapped[name] for name in self.names))
+
+    def next_stage(self, runs: Mapping[str, GenerationStage]) -> str | None:
+        """The first stage that is not done, by the generation's stage rows; None when every
+        stage is."""
+        for name in self.names:
+            run = runs.get(name)
+            if run is None or run.status != StageStatus.DONE.value:
+                return name
+        return None
