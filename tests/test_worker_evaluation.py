@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from core.db import Database
 from models.encoder import Encoder
 from models.registry import get_version
@@ -63,7 +65,8 @@ def test_an_evaluation_stored_before_schema_2_is_reused_and_a_stale_one_is_not(
         settings.with_overrides(evaluation={"match_threshold": 0.9}), db, encoder
     )
     again = VersionEvaluator(stricter, pools)("v1")
-    assert again.value("vendi") == measured.value("vendi")
+    # The same figure up to rounding: the two evaluations encode in batches of another shape.
+    assert again.value("vendi") == pytest.approx(measured.value("vendi"), rel=1e-9)
     assert again.details["config"]["match_threshold"] == 0.9
     with db.session() as session:
         kept = get_version(session, "v1").evaluation
