@@ -51,7 +51,7 @@ def test_run_serves_then_stops_its_children_and_redis_on_sigterm(tmp_path: Path)
         os.environ,
         REPLYGUARD_DATA_DIR=str(data_dir),
         REPLYGUARD_DEMO_DATASET="chatterbot",
-        REPLYGUARD_RESPONSE_MIN_SUPPORT="1",
+        REPLYGUARD_RESPONSE_SET__MIN_SUPPORT="1",
         HF_HUB_OFFLINE="1",
     )
     env.pop("REDIS_URL", None)
@@ -106,7 +106,7 @@ def running(
         os.environ,
         REPLYGUARD_DATA_DIR=str(data_dir),
         REPLYGUARD_DEMO_DATASET="chatterbot",
-        REPLYGUARD_RESPONSE_MIN_SUPPORT="1",
+        REPLYGUARD_RESPONSE_SET__MIN_SUPPORT="1",
         HF_HUB_OFFLINE="1",
         **env,
     )
