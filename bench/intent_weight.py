@@ -31,12 +31,10 @@ from tqdm import tqdm
 from bench.common import prepare
 from models.catalogue import Tone
 from models.encoder import Encoder
-from models.prompts import IntentPrompts
 from models.reply_rules import surface_key
-from models.suggester import SuggestionModel
 
 ROOT = Path(__file__).resolve().parent.parent
-WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0)
+WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0)
 FOLDS = 5
 
 
@@ -63,24 +61,13 @@ def measure(data_dir: Path) -> dict[str, Any]:
     for fold in tqdm(range(FOLDS), desc="folds"):
         keep = np.asarray([_fold(t) != fold for t in prompts.texts], dtype=bool)
         rows = [i for i, t in enumerate(texts) if _fold(t) == fold]
-        trained = SuggestionModel(
-            encoder=model.encoder,
-            adapter=model.adapter,
-            bank=model.bank,
-            bank_embeddings=model.bank_embeddings,
-            message_embeddings=model.message_embeddings,
-            message_reply_ids=model.message_reply_ids,
-            weights=model.weights,
-            retrieval=model.retrieval,
-            bank_index=model.bank_index,
-            message_index=model.message_index,
-            triggering=model.triggering,
-            prompts=IntentPrompts(
-                tuple(np.asarray(prompts.intents)[keep]),
-                tuple(np.asarray(prompts.texts)[keep]),
-                prompts.embeddings[keep],
-            ),
-            tone_classifier=model.tone.classifier,
+        trained = model.replaced(
+            prompts=dataclasses.replace(
+                prompts,
+                intents=tuple(np.asarray(prompts.intents)[keep]),
+                texts=tuple(np.asarray(prompts.texts)[keep]),
+                embeddings=prompts.embeddings[keep],
+            )
         )
         asked = [texts[i] for i in rows]
         bad_news = [

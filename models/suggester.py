@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict
 from dataclasses import dataclass
+from typing import Any
 
 import faiss
 import numpy as np
@@ -67,10 +68,11 @@ class ScoringWeights:
     knn_temperature: float = 0.05
     # Added to replies seen in the niche the client named.
     niche_bonus: float = 0.1
-    # The intent signal (models.prompts): as much as the dual encoder, whose cosines it
-    # shares a scale with. Not searched at training (see the module docstring); a model
-    # written before it existed loads with 0 (models.artifact).
-    intent: float = 1.0
+    # The intent signal (models.prompts): chosen on the catalogue's prompts alone, 5-fold
+    # (`python -m bench.intent_weight`: hit@3 0.143 at 0, 0.209 at 1, 0.222 at 3, 0.220 at 5;
+    # docs/benchmarks.md "Intent prototypes"). Not searched at training (see the module
+    # docstring); a model written before it existed loads with 0 (models.artifact).
+    intent: float = 3.0
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -182,6 +184,8 @@ class Candidates:
     knn: np.ndarray
     prior: np.ndarray
     intent: np.ndarray
+    # Each candidate's cosine to the nearest prompt of its intent (models.prompts.IntentMatch).
+    nearest_prompt: np.ndarray
 
     def combined(
         self, weights: ScoringWeights, niche_match: np.ndarray | None = None
@@ -327,14 +331,15 @@ class SuggestionModel:
         _, dual_ids = search(self.bank_index, adapted, self.retrieval.candidates)
         knn_sims, knn_rows = search(self.message_index, base, self.retrieval.knn_neighbours)
         matched = self._matcher.match(base)
-        best = min(self.retrieval.intent_candidates, matched.shape[1])
+        signal = matched.signal
+        best = min(self.retrieval.intent_candidates, signal.shape[1])
         result = []
         for i in range(len(base)):
             valid = knn_rows[i] >= 0
             neighbour_replies = self.message_reply_ids[knn_rows[i][valid]]
             more = extra[i] if extra is not None and extra[i] is not None else dual_ids[i][:0]
-            top = np.argpartition(-matched[i], best - 1)[:best] if best else np.arange(0)
-            answering = [self._members[c] for c in top.tolist() if matched[i, c] > 0]
+            top = np.argpartition(-signal[i], best - 1)[:best] if best else np.arange(0)
+            answering = [self._members[c] for c in top.tolist() if signal[i, c] > 0]
             ids = np.unique(
                 np.concatenate([dual_ids[i][dual_ids[i] >= 0], neighbour_replies, more, *answering])
             )
@@ -346,8 +351,17 @@ class SuggestionModel:
             # nothing seen before gets little from this signal, whatever the share.
             nearest = max(float(knn_sims[i][valid].max(initial=0.0)), 0.0)
             knn *= nearest / max(float(votes.sum()), 1e-12)
-            intent = matched[i, self._intent_codes[ids]]
-            result.append(Candidates(ids, dual, knn, self.bank.prior[ids], intent))
+            codes = self._intent_codes[ids]
+            result.append(
+                Candidates(
+                    ids,
+                    dual,
+                    knn,
+                    self.bank.prior[ids],
+                    intent=signal[i, codes],
+                    nearest_prompt=matched.nearest[i, codes],
+                )
+            )
         return result
 
     def pair_scores(
@@ -448,7 +462,7 @@ class SuggestionModel:
             if delicate:
                 # "Sorry for your loss" for a stroke, "Get some rest" for a lost job: a
                 # sympathetic reply for one kind of news needs a message close to that news.
-                close = cands.intent[order] >= SPECIFIC_SYMPATHY_MATCH
+                close = cands.nearest_prompt[order] >= SPECIFIC_SYMPATHY_MATCH
                 allowed &= ~self._specific[ids] | close
             out.append(self._diverse(ids[allowed], scores[order][allowed], k))
         return out
@@ -513,20 +527,42 @@ class SuggestionModel:
             stances=[*self.bank.stances, *stances],
             sources=[*self.bank.sources, *sources],
         )
-        model = SuggestionModel(
-            encoder=self.encoder,
-            adapter=self.adapter,
+        return self.replaced(
             bank=bank,
             bank_embeddings=np.vstack([self.bank_embeddings, embeddings]).astype(np.float32),
-            message_embeddings=self.message_embeddings,
-            message_reply_ids=self.message_reply_ids,
-            weights=self.weights,
-            retrieval=self.retrieval,
-            message_index=self.message_index,
-            triggering=self.triggering,
-            prompts=self.prompts,
-            tone_classifier=self.tone.classifier,
+            bank_index=None,
         )
+
+    def replaced(self, **changes: Any) -> SuggestionModel:
+        """A copy of this model with some constructor arguments changed (the others, the
+        indexes and the blocked replies kept), like :func:`dataclasses.replace`.
+
+        Args:
+            changes: keyword arguments of :class:`SuggestionModel`; ``bank_index=None`` or
+                ``message_index=None`` rebuilds that index (needed with a new matrix).
+
+        Raises:
+            TypeError: a name that is not an argument of the constructor.
+        """
+        arguments: dict[str, Any] = {
+            "encoder": self.encoder,
+            "adapter": self.adapter,
+            "bank": self.bank,
+            "bank_embeddings": self.bank_embeddings,
+            "message_embeddings": self.message_embeddings,
+            "message_reply_ids": self.message_reply_ids,
+            "weights": self.weights,
+            "retrieval": self.retrieval,
+            "bank_index": self.bank_index,
+            "message_index": self.message_index,
+            "triggering": self.triggering,
+            "prompts": self.prompts,
+            "tone_classifier": self.tone.classifier,
+        }
+        unknown = set(changes) - set(arguments)
+        if unknown:
+            raise TypeError(f"not an argument of SuggestionModel: {', '.join(sorted(unknown))}")
+        model = SuggestionModel(**{**arguments, **changes})
         model.blocked_ids = self.blocked_ids
         return model
 

@@ -334,9 +334,10 @@ def labelled(name: str) -> tuple[list[str], np.ndarray]:
 
 @pytest.mark.parametrize(
     ("name", "precision", "recall"),
-    # Measured: 0.912 / 0.973 on the set the thresholds were chosen with, and 0.819 / 0.792 on
-    # the one written apart from everything (the nearest-prototype rule there: 0.823 / 0.658).
-    [("tone_messages.tsv", 0.9, 0.95), ("tone_heldout.tsv", 0.8, 0.77)],
+    # Measured: 0.948 / 0.973 on the set the thresholds were chosen with, and 0.842 / 0.842 on
+    # the one written apart from everything (0.819 / 0.792 before the classifier learned from
+    # models/tone_examples.tsv; the nearest-prototype rule there: 0.823 / 0.658).
+    [("tone_messages.tsv", 0.93, 0.95), ("tone_heldout.tsv", 0.82, 0.82)],
 )
 def test_the_served_tone_detector_on_labelled_messages(
     model: SuggestionModel, name: str, precision: float, recall: float

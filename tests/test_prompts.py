@@ -50,21 +50,32 @@ GREETINGS = Catalogue(
 )
 
 
-def test_an_intent_scores_the_highest_cosine_to_its_prompts(encoder: Encoder) -> None:
+def test_an_intent_scores_the_cosine_to_its_prototype_and_keeps_its_nearest_prompt(
+    encoder: Encoder,
+) -> None:
+    """The signal is the cosine to the normalised mean of the intent's prompts (Snell et al.
+    2017); the nearest prompt's cosine is kept beside it for the thresholds of nearness."""
     prompts = IntentPrompts.of(GREETINGS, encoder)
     assert prompts.intents == ("good_morning",) * 3 + ("good_afternoon",) * 2
     codes = {"good_afternoon": 0, "laughing": 1, "good_morning": 2}
     message = encoder.encode(["good morning!"])
     matched = IntentMatcher(prompts, codes, 3).match(message)
     sims = (message @ prompts.embeddings.T)[0]
-    assert matched.shape == (1, 3)
-    assert np.isclose(matched[0, 2], sims[:3].max())
-    assert np.isclose(matched[0, 0], sims[3:].max())
-    assert matched[0, 1] == 0.0  # no prompts
+    morning = prompts.embeddings[:3].sum(axis=0)
+    afternoon = prompts.embeddings[3:].sum(axis=0)
+    assert matched.signal.shape == matched.nearest.shape == (1, 3)
+    assert np.isclose(matched.signal[0, 2], message[0] @ morning / np.linalg.norm(morning))
+    assert np.isclose(matched.signal[0, 0], message[0] @ afternoon / np.linalg.norm(afternoon))
+    assert np.isclose(matched.nearest[0, 2], sims[:3].max())
+    assert np.isclose(matched.nearest[0, 0], sims[3:].max())
+    # The mean of several prompts is nearer a paraphrase than most of its prompts are.
+    assert matched.signal[0, 2] > np.median(sims[:3])
+    assert matched.signal[0, 1] == matched.nearest[0, 1] == 0.0  # no prompts
     # An intent the response set does not serve is left out; no prompts at all: zeros.
-    assert IntentMatcher(prompts, {"laughing": 0}, 1).match(message).tolist() == [[0.0]]
-    empty = IntentPrompts.empty(encoder.dim)
-    assert IntentMatcher(empty, codes, 3).match(message).tolist() == [[0.0, 0.0, 0.0]]
+    alone = IntentMatcher(prompts, {"laughing": 0}, 1).match(message)
+    assert alone.signal.tolist() == alone.nearest.tolist() == [[0.0]]
+    empty = IntentMatcher(IntentPrompts.empty(encoder.dim), codes, 3).match(message)
+    assert empty.signal.tolist() == empty.nearest.tolist() == [[0.0, 0.0, 0.0]]
 
 
 def test_a_message_no_prompt_comes_near_matches_no_intent(encoder: Encoder) -> None:
@@ -76,7 +87,8 @@ def test_a_message_no_prompt_comes_near_matches_no_intent(encoder: Encoder) -> N
     best = (messages @ prompts.embeddings.T).max(axis=1)
     assert best[0] >= INTENT_MATCH_FLOOR > best[1] > 0
     matched = IntentMatcher(prompts, codes, 3).match(messages)
-    assert matched[0].max() == pytest.approx(best[0]) and matched[1].tolist() == [0.0] * 3
+    assert matched.nearest[0].max() == pytest.approx(best[0]) and matched.signal[0].max() > 0
+    assert matched.signal[1].tolist() == matched.nearest[1].tolist() == [0.0] * 3
 
 
 def test_prompts_rank_the_intent_that_answers_above_replies_that_sound_alike(
