@@ -89,8 +89,16 @@ def shown(model: Any, suggestions: list[Any]) -> list[Any]:
     return suggestions if triggering.answers(suggestions) else []
 
 
+def silence(model: Any, suggestions: list[Any]) -> str | None:
+    """Why a client is shown nothing (models.suggester.Triggering.silence), None when it is
+    shown something or the model's code predates the method."""
+    triggering = model.triggering
+    return triggering.silence(suggestions) if hasattr(triggering, "silence") else None
+
+
 def read(model: Any) -> list[dict[str, Any]]:
-    """Each message with every suggestion of the top three and whether it is shown."""
+    """Each message with every suggestion of the top three, whether it is shown, and why
+    nothing is shown when nothing is."""
     rows = []
     bank = model.bank
     for message, suggestions in zip(
@@ -101,6 +109,7 @@ def read(model: Any) -> list[dict[str, Any]]:
             {
                 "message": message,
                 "threshold": model.triggering.threshold,
+                "silent": silence(model, suggestions),
                 "suggestions": [
                     {
                         "text": s.text,
@@ -127,7 +136,9 @@ def table(before: Path, after: Path) -> str:
 
     def cell(row: dict[str, Any]) -> str:
         texts = [s["text"] for s in row["suggestions"] if s["shown"]]
-        return " / ".join(t.replace("|", "/") for t in texts) or "(nothing)"
+        # Files written before "silent" was recorded say only that nothing was shown.
+        said = f"silent: {row['silent']}" if row.get("silent") else "(nothing)"
+        return " / ".join(t.replace("|", "/") for t in texts) or said
 
     old = json.loads(before.read_text())["rows"]
     new = json.loads(after.read_text())["rows"]
@@ -162,6 +173,9 @@ def main() -> None:
             + ("" if s["shown"] else " [hidden]")
             for s in row["suggestions"]
         ]
+        if row["silent"]:
+            # Hidden candidates alone do not say why none is shown.
+            texts.append(f"silent: {row['silent']}")
         print(f"{row['message'][:48]:<48} -> {' | '.join(texts) or '-'}")
 
 

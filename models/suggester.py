@@ -122,6 +122,14 @@ class Suggestion:
     intent: str | None = None
 
 
+# Triggering.silence's text for a message the model returned no suggestion for. A constant
+# too because a stored evaluation keeps only texts: an empty stored list says the same.
+NO_REPLY_FITS = (
+    "no reply fits this message: sad news gets sympathetic replies or none, and a "
+    "message that may be sad news gets none"
+)
+
+
 @dataclass(frozen=True)
 class Triggering:
     """When the model answers at all, and which suggestions it shows.
@@ -163,6 +171,33 @@ class Triggering:
     def answers(self, suggestions: Sequence[Suggestion]) -> bool:
         """Whether any suggestion reaches the threshold (the model answers the message)."""
         return any(s.score >= self.threshold for s in suggestions)
+
+    def silence(self, suggestions: Sequence[Suggestion]) -> str | None:
+        """Why a person is shown no suggestion for a message, in words; None when they are
+        shown some. The one place that says it: the API's ``reason``, the dashboard's silent
+        cells and bench/suggestions_read.py all show this text.
+
+        Args:
+            suggestions: the model's suggestions for the message (``suggest``'s list, before
+                :meth:`shown`).
+
+        Returns:
+            None when at least one suggestion reaches the threshold (the model answers).
+            :data:`NO_REPLY_FITS` when the model returned no suggestion at all: every
+            candidate was left out, because the message is sad news (sensitive) and none of
+            the sympathetic replies fits it, or it may be sad news (``unsure``: nothing, not
+            even with ``force``), or every reply that would fit is blocked (``suggest_many``).
+            "not confident: ..." with the threshold and the best score when the model has
+            suggestions but none reaches the threshold (``force`` would show them).
+        """
+        if self.answers(suggestions):
+            return None
+        if not suggestions:
+            return NO_REPLY_FITS
+        return (
+            f"not confident: no suggestion reached this model's threshold "
+            f"{self.threshold:.3f} (best {suggestions[0].score:.3f})"
+        )
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)

@@ -629,9 +629,34 @@ def test_the_overview_shows_what_production_suggests_for_the_everyday_messages(
         shown = [html.unescape(t).strip() for t in re.findall(r"<li[^>]*>([^<]*)<small", cell)]
         assert shown == texts, message
         if not texts:
-            assert "(no suggestion)" in cell, message
+            assert "silent: " in cell, message
     # Each suggestion is shown with its intent.
     assert any(expected) and 'class="intent"' in table.group(1)
+
+
+def test_a_silent_model_says_why_on_the_overview(
+    app: APIFlask, reviewer: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An everyday message that may be sad news: the model suggests nothing for it.
+    monkeypatch.setattr(overview, "SHOWCASE", (*SHOWCASE, "my marriage is over"))
+    model = app.extensions["replyguard"].holder.get().model
+    silences = [model.triggering.silence(row) for row in model.suggest_many(overview.SHOWCASE)]
+    page = text(reviewer.get("/dashboard/"))
+    table = re.search(r'<table class="metrics" id="showcase">(.*?)</table>', page, re.S)
+    assert table, "no everyday messages on the overview"
+    cells = re.findall(r"</th>\s*<td>(.*?)</td>", table.group(1), re.S)
+    assert len(cells) == len(overview.SHOWCASE)
+    for message, cell, silence in zip(overview.SHOWCASE, cells, silences, strict=True):
+        said = html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+        assert said.startswith("silent: ") == (silence is not None), (message, said)
+        if silence is not None:
+            assert said == f"silent: {silence}", message
+    assert (
+        html.unescape(cells[-1]).count(
+            "silent: no reply fits this message: sad news gets sympathetic replies or none"
+        )
+        == 1
+    )
 
 
 def test_the_showcase_refuses_a_message_the_everyday_benchmark_does_not_have(

@@ -24,6 +24,9 @@ from models.reply_rules import ResponseSetConfig
 from models.response_set import ReplyRows
 from models.response_set import ResponseSet
 from models.response_set import build_response_set
+from models.suggester import NO_REPLY_FITS
+from models.suggester import Suggestion
+from models.suggester import Triggering
 from tests.helpers import FAST_TRAINING
 from worker.context import PipelineContext
 from worker.pipeline import run_generation
@@ -347,6 +350,37 @@ def test_a_message_that_may_be_sad_news_gets_none_even_forced_and_says_why(
         answer = client.post("/v1/suggestions", json=body, headers=client_headers).get_json()
         assert answer["triggered"] is False and answer["suggestions"] == []
         assert answer["reason"].startswith("no reply fits this message"), answer["reason"]
+
+
+@pytest.mark.integration
+def test_the_served_model_says_why_it_shows_nothing_and_only_then(app: Any) -> None:
+    model = app.extensions["replyguard"].holder.get().model
+    triggering = model.triggering
+    sad, nonsense, hello = model.suggest_many(
+        ["my marriage is over", "the derivative of x squared is two x", "Hello, how are you?"],
+        k=3,
+    )
+    # May be sad news: no suggestion at all.
+    assert sad == [] and triggering.silence(sad) == NO_REPLY_FITS
+    assert NO_REPLY_FITS.startswith("no reply fits this message")
+    # Suggestions, none reaching the threshold.
+    assert nonsense and not triggering.shown(nonsense)
+    assert triggering.silence(nonsense) == (
+        f"not confident: no suggestion reached this model's threshold "
+        f"{triggering.threshold:.3f} (best {nonsense[0].score:.3f})"
+    )
+    assert triggering.shown(hello) and triggering.silence(hello) is None
+
+
+def test_silence_is_none_once_a_suggestion_reaches_the_threshold() -> None:
+    triggering = Triggering(threshold=0.5, target_coverage=0.9)
+    below = [Suggestion(0, "ok", 0.42), Suggestion(1, "sure", 0.3)]
+    assert triggering.silence([]) == NO_REPLY_FITS
+    assert triggering.silence(below) == (
+        "not confident: no suggestion reached this model's threshold 0.500 (best 0.420)"
+    )
+    # The third reaches it: that one is shown, so nothing needs explaining.
+    assert triggering.silence([*below, Suggestion(2, "yes", 0.5)]) is None
 
 
 @pytest.mark.integration

@@ -60,20 +60,10 @@ def suggest(body: dict[str, Any]) -> dict[str, Any]:
         svc.incoming.record(body["message"], body["niche"])
     triggering = loaded.model.triggering
     triggered = triggering.answers(suggestions)
-    reason = None
-    if not triggered and not suggestions:
-        # Every candidate was left out: a sensitive message none of whose sympathetic replies
-        # fits, one that may be sad news, or blocks (models.suggester).
-        reason = (
-            "no reply fits this message: sad news gets sympathetic replies or none, and a "
-            "message that may be sad news gets none"
-        )
-    elif not triggered:
-        reason = (
-            f"not confident: no suggestion reached this model's threshold "
-            f"{triggering.threshold:.3f} (best {suggestions[0].score:.3f}); "
-            'send "force": true to get them anyway'
-        )
+    reason = triggering.silence(suggestions)
+    if reason is not None and suggestions:
+        # Not confident: only an API client can ask for the candidates anyway.
+        reason += '; send "force": true to get them anyway'
     # Every suggestion shown reaches the threshold; "force" shows every candidate.
     shown = suggestions if body["force"] else triggering.shown(suggestions)
     metrics.SUGGESTIONS.labels("served" if triggered else "abstained").inc()

@@ -20,6 +20,7 @@ from core.text import normalize
 from models.artifact import ArtifactError
 from models.artifact import read_manifest
 from models.registry import artifact_dir
+from models.suggester import NO_REPLY_FITS
 from safeguards.evaluator import benchmark_fingerprint
 from safeguards.gate import upgrade_generation
 from safeguards.metrics import Evaluation
@@ -235,8 +236,16 @@ def _duplicate(session: Session, row: SyntheticCandidate) -> Duplicate:
 
 def tail_samples(session: Session, generation: Generation) -> dict[str, Any]:
     """Production's and the candidate's top suggestions for benchmark messages of the rarest
-    niches, from the suggestions each version's evaluation stored."""
-    found: dict[str, Any] = {"rows": [], "note": "", "production": None, "candidate": None}
+    niches, from the suggestions each version's evaluation stored. "silent" says why a list
+    is empty: an evaluation stores each message's ranked texts, before triggering, so an
+    empty one is a message the model returned nothing for (Triggering.silence)."""
+    found: dict[str, Any] = {
+        "rows": [],
+        "note": "",
+        "production": None,
+        "candidate": None,
+        "silent": NO_REPLY_FITS,
+    }
     production_version = generation.parent_version
     candidate_version = generation.candidate_version
     if not production_version or not candidate_version:

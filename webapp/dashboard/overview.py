@@ -28,6 +28,7 @@ from models.suggester import SuggestionModel
 from safeguards.everyday import INAPPROPRIATE
 from safeguards.everyday import SENSITIVE_INAPPROPRIATE
 from safeguards.everyday import SENSITIVE_TAPPABLE
+from safeguards.everyday import SHOWN
 from safeguards.everyday import TAPPABLE
 from safeguards.everyday import EverydayBenchmark
 from safeguards.everyday import EverydayMessage
@@ -109,13 +110,16 @@ class Shown:
 @dataclass(frozen=True)
 class ShowcaseRow:
     """An everyday message and what each model shows for it (empty: the model is silent;
-    None: no such model, or it could not be loaded)."""
+    None: no such model, or it could not be loaded), and why a silent model is silent
+    (models.suggester.Triggering.silence; None when it shows something or is absent)."""
 
     message: str
     situation: str
     sensitive: bool
     production: list[Shown] | None
     candidate: list[Shown] | None
+    production_silence: str | None = None
+    candidate_silence: str | None = None
 
 
 def overview_context(session: Session, settings: Settings, holder: ModelHolder) -> dict[str, Any]:
@@ -241,20 +245,22 @@ def showcase(
     subset = EverydayBenchmark(benchmark.version, tuple(messages), benchmark.vocabulary)
     found: dict[str, Any] = {"rows": [], "production_note": "", "candidate_note": ""}
     production_lists: list[list[Shown]] | None = None
+    production_silences: list[str | None] = [None] * len(messages)
     loaded = holder.find()
     if loaded is not None:
-        production_lists = _lists(loaded.model, subset)
+        production_lists, production_silences = _lists(loaded.model, subset)
     else:
         found["production_note"] = (
             f"Production is not loaded in this process: {holder.absent_reason}"
         )
     candidate_lists: list[list[Shown]] | None = None
+    candidate_silences: list[str | None] = [None] * len(messages)
     if candidate is not None:
         try:
             model = _candidate_model(
                 str(artifact_dir(settings, candidate)), candidate.checksum, holder.encoder
             )
-            candidate_lists = _lists(model, subset)
+            candidate_lists, candidate_silences = _lists(model, subset)
         except ArtifactError as exc:
             log.warning("overview: candidate %s cannot be loaded: %s", candidate.version, exc)
             found["candidate_note"] = f"{candidate.version} cannot be loaded from its artifact."
@@ -266,17 +272,25 @@ def showcase(
                 message.sensitive,
                 production_lists[i] if production_lists is not None else None,
                 candidate_lists[i] if candidate_lists is not None else None,
+                production_silences[i],
+                candidate_silences[i],
             )
         )
     return found
 
 
-def _lists(model: SuggestionModel, subset: EverydayBenchmark) -> list[list[Shown]]:
+def _lists(
+    model: SuggestionModel, subset: EverydayBenchmark
+) -> tuple[list[list[Shown]], list[str | None]]:
     """What ``model`` shows for each message (its triggering applied, nothing forced: as the
-    everyday benchmark counts it), each suggestion with its intent and verdict."""
+    everyday benchmark counts it), each suggestion with its intent and verdict; and, per
+    message, why it shows nothing (None where it shows something)."""
     vocabulary = subset.vocabulary
+    rows = model.suggest_many(subset.texts(), k=SHOWN)
+    # The same reason the API gives a client, so a silent cell says why in the same words.
+    silences = [model.triggering.silence(row) for row in rows]
     out = []
-    for message, row in zip(subset.messages, shown_lists(model, subset), strict=True):
+    for message, row in zip(subset.messages, shown_lists(model, subset, rows), strict=True):
         shown = []
         for text, served_as in row:
             intent = vocabulary.resolve(text, served_as)
@@ -285,7 +299,7 @@ def _lists(model: SuggestionModel, subset: EverydayBenchmark) -> list[list[Shown
             )
             shown.append(Shown(text, intent or "no intent", verdict))
         out.append(shown)
-    return out
+    return out, silences
 
 
 @functools.lru_cache(maxsize=2)
