@@ -127,6 +127,9 @@ class IntentMatcher:
         )
         # The intents that have prompts, and where each one's rows start (for reduceat).
         self._present, self._starts = np.unique(self._codes, return_index=True)
+        # (count,) bool: whether each intent has prompts (one without has no intent signal).
+        self.prompted = np.zeros(count, dtype=bool)
+        self.prompted[self._present] = True
         # (present, d) each intent's prototype: the mean of its prompts, made unit length.
         self._prototypes = np.zeros((len(self._present), prompts.embeddings.shape[1]), np.float32)
         if len(self._codes):

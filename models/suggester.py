@@ -221,6 +221,9 @@ class Candidates:
     intent: np.ndarray
     # Each candidate's cosine to the nearest prompt of its intent (models.prompts.IntentMatch).
     nearest_prompt: np.ndarray
+    # Whether the candidate's intent has prompts at all: for one without (a reviewer's new
+    # intent, a curated reply, an unnamed mined cluster) the intent signal is unknown, not 0.
+    prompted: np.ndarray
 
     def combined(
         self, weights: ScoringWeights, niche_match: np.ndarray | None = None
@@ -238,13 +241,16 @@ class Candidates:
     def normalised(
         self, weights: ScoringWeights, niche_match: np.ndarray | None = None
     ) -> np.ndarray:
-        """The combined score divided by the signals' total weight, clipped to [0, 1]."""
-        total = max(weights.dual + weights.knn + weights.prior + weights.intent, 1e-12)
-        return np.clip(self.combined(weights, niche_match) / total, 0.0, 1.0)
+        """The combined score divided by the total weight of the signals that apply to each
+        candidate, clipped to [0, 1]: the intent signal's weight counts only for a candidate
+        whose intent has prompts, so a reply of an intent without any (a reviewer's new one)
+        is scored by the other signals alone, not pulled down by an unknown taken as 0."""
+        total = weights.dual + weights.knn + weights.prior + weights.intent * self.prompted
+        return np.clip(self.combined(weights, niche_match) / np.maximum(total, 1e-12), 0.0, 1.0)
 
     def ranked(self, weights: ScoringWeights) -> np.ndarray:
         """Candidate reply ids, best first (ties broken by the dual score, then by id)."""
-        order = np.lexsort((self.ids, -self.dual, -self.combined(weights)))
+        order = np.lexsort((self.ids, -self.dual, -self.normalised(weights)))
         return self.ids[order]
 
 
@@ -395,6 +401,7 @@ class SuggestionModel:
                     self.bank.prior[ids],
                     intent=signal[i, codes],
                     nearest_prompt=matched.nearest[i, codes],
+                    prompted=self._matcher.prompted[codes],
                 )
             )
         return result

@@ -21,6 +21,8 @@ from models.prompts import INTENT_MATCH_FLOOR
 from models.prompts import IntentMatcher
 from models.prompts import IntentPrompts
 from models.reply_rules import ResponseSetConfig
+from models.suggester import Candidates
+from models.suggester import ScoringWeights
 from models.training import TrainingConfig
 from models.training import TrainingExample
 from models.training import train_model
@@ -174,3 +176,22 @@ def test_every_shipped_intent_has_prompts_none_copied_from_the_everyday_benchmar
     nearest = (messages @ prompts.embeddings.T).max(axis=0)
     close = [t for t, s in zip(prompts.texts, nearest, strict=True) if s >= 0.9]
     assert not close
+
+
+def test_a_reply_of_an_intent_without_prompts_is_scored_by_the_other_signals_alone() -> None:
+    """A reviewer's new intent has no prompts: its intent signal is unknown, not 0. Counted as
+    0 at weight 3 it scored a quarter of its dual score and was never shown (the test of a
+    reviewer's new intent in tests/test_response_set.py caught it)."""
+    zeros = np.zeros(2, dtype=np.float32)
+    candidates = Candidates(
+        ids=np.array([0, 1]),
+        dual=np.array([0.6, 0.6], dtype=np.float32),
+        knn=zeros,
+        prior=zeros,
+        intent=np.array([0.0, 0.5], dtype=np.float32),
+        nearest_prompt=np.array([0.0, 0.55], dtype=np.float32),
+        prompted=np.array([False, True]),
+    )
+    weights = ScoringWeights(dual=1.0, knn=0.0, prior=0.0, intent=3.0)
+    assert candidates.normalised(weights).tolist() == pytest.approx([0.6, (0.6 + 1.5) / 4])
+    assert candidates.ranked(weights).tolist() == [0, 1]
