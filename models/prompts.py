@@ -106,6 +106,11 @@ class IntentMatch:
     signal: np.ndarray
     nearest: np.ndarray
 
+    @property
+    def matched(self) -> np.ndarray:
+        """(n,) bool: whether each message matches any intent (a prompt within the floor)."""
+        return np.asarray(self.nearest.max(axis=1, initial=0.0) > 0.0)
+
 
 class IntentMatcher:
     """How well messages match each intent of a response set, by the intents' prompts.

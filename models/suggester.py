@@ -221,8 +221,9 @@ class Candidates:
     intent: np.ndarray
     # Each candidate's cosine to the nearest prompt of its intent (models.prompts.IntentMatch).
     nearest_prompt: np.ndarray
-    # Whether the candidate's intent has prompts at all: for one without (a reviewer's new
-    # intent, a curated reply, an unnamed mined cluster) the intent signal is unknown, not 0.
+    # Whether the intent signal counts for the candidate: False for a reply whose intent has
+    # no prompts (a reviewer's new intent, a curated reply, an unnamed mined cluster) when the
+    # message matches some intent: its signal is then unknown, not 0.
     prompted: np.ndarray
 
     def combined(
@@ -373,6 +374,7 @@ class SuggestionModel:
         knn_sims, knn_rows = search(self.message_index, base, self.retrieval.knn_neighbours)
         matched = self._matcher.match(base)
         signal = matched.signal
+        any_intent = matched.matched
         best = min(self.retrieval.intent_candidates, signal.shape[1])
         result = []
         for i in range(len(base)):
@@ -401,7 +403,9 @@ class SuggestionModel:
                     self.bank.prior[ids],
                     intent=signal[i, codes],
                     nearest_prompt=matched.nearest[i, codes],
-                    prompted=self._matcher.prompted[codes],
+                    # A message no prompt comes near matched no intent (the floor): that
+                    # is evidence against every intent, so every reply's signal counts as 0.
+                    prompted=self._matcher.prompted[codes] | ~any_intent[i],
                 )
             )
         return result

@@ -195,3 +195,22 @@ def test_a_reply_of_an_intent_without_prompts_is_scored_by_the_other_signals_alo
     weights = ScoringWeights(dual=1.0, knn=0.0, prior=0.0, intent=3.0)
     assert candidates.normalised(weights).tolist() == pytest.approx([0.6, (0.6 + 1.5) / 4])
     assert candidates.ranked(weights).tolist() == [0, 1]
+
+
+def test_the_intent_signal_counts_for_every_reply_of_a_message_no_intent_matches(
+    encoder: Encoder,
+) -> None:
+    """A reply of an intent without prompts is scored without the intent signal only when
+    the message matches some intent; a message no prompt comes near (the floor) is evidence
+    against every intent, so its unprompted replies are not lifted above the others (before:
+    "the derivative of x squared is two x" got the mined reply "2", above the threshold)."""
+    rows = [TrainingExample("hello there", "Hi!", "chat")] * 4
+    config = TrainingConfig(
+        response_set=ResponseSetConfig(min_support=1), target_coverage=1.0, catalogue=GREETINGS
+    )
+    model, _ = train_model(encoder, rows, config=config)
+    greeting, mash = model.candidates(["good morning!", "xq zvb wplk qqq jjjx"])
+    with_prompts = {"good_morning", "good_afternoon"}
+    expected = [model.bank.intents[i] in with_prompts for i in greeting.ids]
+    assert greeting.prompted.tolist() == expected and not all(expected)  # "Haha", "Hi!"
+    assert mash.prompted.all() and not mash.intent.any()
