@@ -98,7 +98,7 @@ DISTRESS = re.compile(
     r"\b("
     # death
     r"pass(ed|es|ing)? away|passed on|died|dies|dying|dead|death|deceased|funeral|"
-    r"killed|suicide|took (his|her|their|my) own life|didn'?t make it|lost (my |our |his |her )?"
+    r"killed|suicide|took (his|her|their|my) own life|didn'?t make it|lost (my |our |his |her |the )?"
     r"(mom|mum|dad|father|mother|son|daughter|husband|wife|brother|sister|grandma|grandpa|"
     r"grandmother|grandfather|grandad|granddad|nan|nanna|gran|aunt|uncle|cousin|friend|baby|"
     r"dog|cat|pet|horse)|"

@@ -39,7 +39,8 @@ from tests.helpers import make_settings
 
 # One message of each kind of sad news the issue names, and more of the same kinds.
 SAD_NEWS = {
-    "death": ["my grandma passed away this morning", "my dad died last night"],
+    # "we lost the baby" got "Congrats on the baby!" until the lexicon read "lost the".
+    "death": ["my grandma passed away this morning", "my dad died last night", "we lost the baby"],
     "illness": ["I've been diagnosed with cancer", "my mum is in hospital with pneumonia"],
     "lost job": ["I got laid off today", "I lost my job this morning"],
     "breakup": ["my girlfriend broke up with me", "we're getting divorced"],
