@@ -3,15 +3,17 @@
 1. Dual encoder: the adapted message embedding against each reply's embedding.
 2. Nearest messages: the replies that similar training messages received, weighted by how
    similar those messages are (a soft vote).
-3. Intent: how near the message comes to a message the reply's intent answers (the
-   catalogue's prompts, models.prompts).
+3. Intent: how near the message comes to the prototype of the reply's intent, the mean of
+   the messages it answers (the catalogue's prompts, models.prompts).
 
 The first two are measured apart and together by ``bench/quality.py``, and their weights
 chosen on held-out training data when the model is trained (see ``models.training``). The
 intent signal's weight is not: held-out pairs of a corpus name no catalogue intent, so they
-cannot judge it; it is measured on the everyday benchmark (docs/benchmarks.md).
+cannot judge it; it is chosen on the catalogue's prompts (``bench/intent_weight.py``) and
+measured on the everyday benchmark (docs/benchmarks.md).
 
-The score a client receives is in [0, 1]: the weighted mean of the signals, each of which is
+The score a client receives is in [0, 1]: the weighted mean of the signals that apply to the
+reply (an intent without prompts has no intent signal), each of which is
 at most 1 (the dual-encoder cosine; the nearest messages' vote share scaled by how similar
 the nearest message is; the reply's prior; the intent signal), clipped at 0 and 1. 1 means every signal at its
 maximum. Scores of one model are comparable across messages, which is what triggering

@@ -58,8 +58,9 @@ CLASSIFIER_THRESHOLD = 0.85
 # sets, which were read before (docs/benchmarks.md "Unsure: silence").
 UNSURE_THRESHOLD = 0.70
 
-# The intent signal (models.prompts: the highest cosine between a message and the intent's
-# prompts) a sensitive message needs before a sympathetic intent that is not ``general``
+# The cosine to the intent's nearest prompt (models.prompts.IntentMatch.nearest; the intent
+# signal itself is the prototype's) a sensitive message needs before a sympathetic intent
+# that is not ``general``
 # (models.catalogue.Intent) may answer it. Chosen on the catalogue's prompts, not on the
 # benchmark: at 0.70, 0.8% of the prompts of the other sympathetic intents come this close
 # to an intent's prompts (`python -m bench.prompt_thresholds`, docs/benchmarks.md "Which
