@@ -72,14 +72,6 @@ RECOGNISERS: dict[str, Recogniser] = {
 }
 
 
-def _subset(prompts: IntentPrompts, keep: np.ndarray) -> IntentPrompts:
-    return IntentPrompts(
-        tuple(np.asarray(prompts.intents)[keep]),
-        tuple(np.asarray(prompts.texts)[keep]),
-        prompts.embeddings[keep],
-    )
-
-
 def _hits(scores: np.ndarray, gold: list[set[int]]) -> int:
     best = np.argsort(-scores, axis=1)[:, :SHOWN]
     return sum(bool(set(row.tolist()) & wanted) for row, wanted in zip(best, gold, strict=True))
@@ -107,7 +99,7 @@ def measure() -> dict[str, Any]:
         hits = 0
         for k in range(FOLDS):
             rows_k = asked[fold[asked] == k]
-            scores = recognise(_subset(prompts, fold != k), prompts.embeddings[rows_k], codes)
+            scores = recognise(prompts.subset(fold != k), prompts.embeddings[rows_k], codes)
             hits += _hits(scores, [gold_of[keys[i]] for i in rows_k])
         found = _hits(recognise(prompts, messages, codes), everyday_gold)
         rows.append(

@@ -61,14 +61,7 @@ def measure(data_dir: Path) -> dict[str, Any]:
     for fold in tqdm(range(FOLDS), desc="folds"):
         keep = np.asarray([_fold(t) != fold for t in prompts.texts], dtype=bool)
         rows = [i for i, t in enumerate(texts) if _fold(t) == fold]
-        trained = model.replaced(
-            prompts=dataclasses.replace(
-                prompts,
-                intents=tuple(np.asarray(prompts.intents)[keep]),
-                texts=tuple(np.asarray(prompts.texts)[keep]),
-                embeddings=prompts.embeddings[keep],
-            )
-        )
+        trained = model.replaced(prompts=prompts.subset(keep))
         asked = [texts[i] for i in rows]
         bad_news = [
             all(tone.get(i) == Tone.SYMPATHETIC.value for i in gold[surface_key(t)]) for t in asked

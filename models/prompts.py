@@ -84,6 +84,16 @@ class IntentPrompts:
             tuple(i.name for i in catalogue.intents if i.general),
         )
 
+    def subset(self, keep: np.ndarray) -> IntentPrompts:
+        """The prompts where ``keep`` ((p,) bool) is True, the general intents kept (what a
+        benchmark leaves a fold out with)."""
+        return IntentPrompts(
+            tuple(np.asarray(self.intents)[keep]),
+            tuple(np.asarray(self.texts)[keep]),
+            self.embeddings[keep],
+            self.general,
+        )
+
     @classmethod
     def empty(cls, dim: int) -> IntentPrompts:
         """No prompts (a model trained before them, or without a catalogue)."""
